@@ -1,0 +1,4 @@
+//! The CPU path: every operation on arrow-rs's own kernels. It gives the answers the GPU
+//! path is held to, and runs wherever there is no GPU.
+
+pub(crate) mod filter;

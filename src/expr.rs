@@ -1,0 +1,454 @@
+//! Expressions: column references, literals, arithmetic, comparisons, boolean logic.
+//!
+//! Build them with [`col`] and [`lit`] and the methods on [`Expr`] (`+ - * /` through the
+//! std operators, [`Expr::gt`], [`Expr::between`], [`Expr::in_list`], [`Expr::and`] ...).
+//! Logic is SQL's three-valued logic: `NULL AND false` is false, `NULL OR true` is true,
+//! anything else with a NULL is NULL. Integer `+ - *` wrap on overflow, as DataFusion's
+//! arithmetic does; integer `/` by zero is [`crate::Error::DivideByZero`], as arrow's `div`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Date64Array, Float32Array, Float64Array, Int16Array,
+    Int32Array, Int64Array, Int8Array, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray, UInt16Array, UInt32Array, UInt64Array,
+    UInt8Array,
+};
+use arrow::datatypes::{DataType, TimeUnit};
+
+/// A literal value in an expression.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::ScalarValue;
+/// use arrow::datatypes::DataType;
+/// assert_eq!(ScalarValue::from(3i64).data_type(), DataType::Int64);
+/// assert_eq!(ScalarValue::Date32(18_628).data_type(), DataType::Date32);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum ScalarValue {
+    Boolean(bool),
+    Int8(i8),
+    Int16(i16),
+    Int32(i32),
+    Int64(i64),
+    UInt8(u8),
+    UInt16(u16),
+    UInt32(u32),
+    UInt64(u64),
+    Float32(f32),
+    Float64(f64),
+    /// Days since the UNIX epoch.
+    Date32(i32),
+    /// Milliseconds since the UNIX epoch.
+    Date64(i64),
+    /// A timestamp in the given unit, with an optional time zone.
+    Timestamp(i64, TimeUnit, Option<Arc<str>>),
+}
+
+macro_rules! scalar_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for ScalarValue {
+            fn from(v: $t) -> Self { ScalarValue::$v(v) }
+        }
+    )*};
+}
+scalar_from!(bool => Boolean, i8 => Int8, i16 => Int16, i32 => Int32, i64 => Int64,
+    u8 => UInt8, u16 => UInt16, u32 => UInt32, u64 => UInt64, f32 => Float32, f64 => Float64);
+
+impl ScalarValue {
+    /// The Arrow type of this value.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            ScalarValue::Boolean(_) => DataType::Boolean,
+            ScalarValue::Int8(_) => DataType::Int8,
+            ScalarValue::Int16(_) => DataType::Int16,
+            ScalarValue::Int32(_) => DataType::Int32,
+            ScalarValue::Int64(_) => DataType::Int64,
+            ScalarValue::UInt8(_) => DataType::UInt8,
+            ScalarValue::UInt16(_) => DataType::UInt16,
+            ScalarValue::UInt32(_) => DataType::UInt32,
+            ScalarValue::UInt64(_) => DataType::UInt64,
+            ScalarValue::Float32(_) => DataType::Float32,
+            ScalarValue::Float64(_) => DataType::Float64,
+            ScalarValue::Date32(_) => DataType::Date32,
+            ScalarValue::Date64(_) => DataType::Date64,
+            ScalarValue::Timestamp(_, unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+        }
+    }
+
+    /// A one-row array holding this value.
+    pub fn to_array(&self) -> ArrayRef {
+        match self {
+            ScalarValue::Boolean(v) => Arc::new(BooleanArray::from(vec![*v])),
+            ScalarValue::Int8(v) => Arc::new(Int8Array::from(vec![*v])),
+            ScalarValue::Int16(v) => Arc::new(Int16Array::from(vec![*v])),
+            ScalarValue::Int32(v) => Arc::new(Int32Array::from(vec![*v])),
+            ScalarValue::Int64(v) => Arc::new(Int64Array::from(vec![*v])),
+            ScalarValue::UInt8(v) => Arc::new(UInt8Array::from(vec![*v])),
+            ScalarValue::UInt16(v) => Arc::new(UInt16Array::from(vec![*v])),
+            ScalarValue::UInt32(v) => Arc::new(UInt32Array::from(vec![*v])),
+            ScalarValue::UInt64(v) => Arc::new(UInt64Array::from(vec![*v])),
+            ScalarValue::Float32(v) => Arc::new(Float32Array::from(vec![*v])),
+            ScalarValue::Float64(v) => Arc::new(Float64Array::from(vec![*v])),
+            ScalarValue::Date32(v) => Arc::new(Date32Array::from(vec![*v])),
+            ScalarValue::Date64(v) => Arc::new(Date64Array::from(vec![*v])),
+            ScalarValue::Timestamp(v, unit, tz) => match unit {
+                TimeUnit::Second => {
+                    Arc::new(TimestampSecondArray::from(vec![*v]).with_timezone_opt(tz.clone()))
+                }
+                TimeUnit::Millisecond => Arc::new(
+                    TimestampMillisecondArray::from(vec![*v]).with_timezone_opt(tz.clone()),
+                ),
+                TimeUnit::Microsecond => Arc::new(
+                    TimestampMicrosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()),
+                ),
+                TimeUnit::Nanosecond => Arc::new(
+                    TimestampNanosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()),
+                ),
+            },
+        }
+    }
+
+    /// The value's bits as the GPU stores them: integers sign- or zero-extended to 64 bits,
+    /// floats as their IEEE bits (f32 in the low word), booleans as 0 or 1.
+    pub(crate) fn gpu_bits(&self) -> u64 {
+        match self {
+            ScalarValue::Boolean(v) => *v as u64,
+            ScalarValue::Int8(v) => *v as i64 as u64,
+            ScalarValue::Int16(v) => *v as i64 as u64,
+            ScalarValue::Int32(v) | ScalarValue::Date32(v) => *v as i64 as u64,
+            ScalarValue::Int64(v) | ScalarValue::Date64(v) | ScalarValue::Timestamp(v, _, _) => {
+                *v as u64
+            }
+            ScalarValue::UInt8(v) => *v as u64,
+            ScalarValue::UInt16(v) => *v as u64,
+            ScalarValue::UInt32(v) => *v as u64,
+            ScalarValue::UInt64(v) => *v,
+            ScalarValue::Float32(v) => v.to_bits() as u64,
+            ScalarValue::Float64(v) => v.to_bits(),
+        }
+    }
+
+    /// This value as `to`, when `to` holds it exactly (an integer that fits, a float that
+    /// round-trips, a timestamp of the same unit); `None` otherwise.
+    pub(crate) fn cast_exact(&self, to: &DataType) -> Option<ScalarValue> {
+        use ScalarValue as S;
+        if &self.data_type() == to {
+            return Some(self.clone());
+        }
+        let int: Option<i128> = match self {
+            S::Int8(v) => Some(*v as i128),
+            S::Int16(v) => Some(*v as i128),
+            S::Int32(v) => Some(*v as i128),
+            S::Int64(v) => Some(*v as i128),
+            S::UInt8(v) => Some(*v as i128),
+            S::UInt16(v) => Some(*v as i128),
+            S::UInt32(v) => Some(*v as i128),
+            S::UInt64(v) => Some(*v as i128),
+            _ => None,
+        };
+        if let Some(i) = int {
+            return match to {
+                DataType::Int8 => i8::try_from(i).ok().map(S::Int8),
+                DataType::Int16 => i16::try_from(i).ok().map(S::Int16),
+                DataType::Int32 => i32::try_from(i).ok().map(S::Int32),
+                DataType::Int64 => i64::try_from(i).ok().map(S::Int64),
+                DataType::UInt8 => u8::try_from(i).ok().map(S::UInt8),
+                DataType::UInt16 => u16::try_from(i).ok().map(S::UInt16),
+                DataType::UInt32 => u32::try_from(i).ok().map(S::UInt32),
+                DataType::UInt64 => u64::try_from(i).ok().map(S::UInt64),
+                DataType::Float32 => {
+                    let f = i as f32;
+                    (f as i128 == i && f.is_finite()).then_some(S::Float32(f))
+                }
+                DataType::Float64 => {
+                    let f = i as f64;
+                    (f as i128 == i && f.is_finite()).then_some(S::Float64(f))
+                }
+                _ => None,
+            };
+        }
+        match (self, to) {
+            (S::Float64(v), DataType::Float32) => {
+                let f = *v as f32;
+                (f as f64).to_bits().eq(&v.to_bits()).then_some(S::Float32(f))
+            }
+            (S::Float32(v), DataType::Float64) => Some(S::Float64(*v as f64)),
+            (S::Timestamp(v, unit, _), DataType::Timestamp(to_unit, tz)) if unit == to_unit => {
+                Some(S::Timestamp(*v, *unit, tz.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ScalarValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScalarValue::Boolean(v) => write!(f, "{v}"),
+            ScalarValue::Int8(v) => write!(f, "{v}i8"),
+            ScalarValue::Int16(v) => write!(f, "{v}i16"),
+            ScalarValue::Int32(v) => write!(f, "{v}"),
+            ScalarValue::Int64(v) => write!(f, "{v}i64"),
+            ScalarValue::UInt8(v) => write!(f, "{v}u8"),
+            ScalarValue::UInt16(v) => write!(f, "{v}u16"),
+            ScalarValue::UInt32(v) => write!(f, "{v}u32"),
+            ScalarValue::UInt64(v) => write!(f, "{v}u64"),
+            ScalarValue::Float32(v) => write!(f, "{v:?}f32"),
+            ScalarValue::Float64(v) => write!(f, "{v:?}"),
+            ScalarValue::Date32(v) => write!(f, "date32({v})"),
+            ScalarValue::Date64(v) => write!(f, "date64({v})"),
+            ScalarValue::Timestamp(v, u, _) => write!(f, "timestamp({v}, {u:?})"),
+        }
+    }
+}
+
+/// Arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Comparison operators, with arrow-rs's `cmp` semantics (floats in total order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CmpOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+/// An expression over the columns of a batch.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{col, lit};
+/// let e = (col("price") * lit(2)).gt(lit(100)).and(col("qty").between(lit(1), lit(10)));
+/// assert_eq!(e.to_string(), "(((price * 2) > 100) AND (qty BETWEEN 1 AND 10))");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A column of the batch, by name.
+    Column(String),
+    /// A literal value.
+    Literal(ScalarValue),
+    /// `left op right` on numbers.
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    /// `left op right` comparing two values.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// Three-valued AND.
+    And(Box<Expr>, Box<Expr>),
+    /// Three-valued OR.
+    Or(Box<Expr>, Box<Expr>),
+    /// Three-valued NOT.
+    Not(Box<Expr>),
+    /// `IS NULL` (never null itself).
+    IsNull(Box<Expr>),
+    /// `IS NOT NULL` (never null itself).
+    IsNotNull(Box<Expr>),
+    /// `expr BETWEEN low AND high`, both ends included.
+    Between(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `expr IN (list)`.
+    InList(Box<Expr>, Vec<Expr>),
+}
+
+/// A reference to the column named `name`.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::col;
+/// assert_eq!(col("a").to_string(), "a");
+/// ```
+pub fn col(name: impl Into<String>) -> Expr {
+    Expr::Column(name.into())
+}
+
+/// A literal: `lit(5)` is an Int32, `lit(5i64)` an Int64, `lit(1.5)` a Float64,
+/// `lit(ScalarValue::Date32(..))` a date. An integer literal compared with or added to a
+/// column takes the column's type when it fits there.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{col, lit};
+/// let e = col("x").lt_eq(lit(7u8));
+/// assert_eq!(e.to_string(), "(x <= 7u8)");
+/// ```
+pub fn lit(value: impl Into<ScalarValue>) -> Expr {
+    Expr::Literal(value.into())
+}
+
+impl Expr {
+    fn cmp(self, op: CmpOp, other: Expr) -> Expr {
+        Expr::Cmp(op, Box::new(self), Box::new(other))
+    }
+    /// `self = other`.
+    pub fn eq(self, other: Expr) -> Expr {
+        self.cmp(CmpOp::Eq, other)
+    }
+    /// `self != other`.
+    pub fn not_eq(self, other: Expr) -> Expr {
+        self.cmp(CmpOp::NotEq, other)
+    }
+    /// `self < other`.
+    pub fn lt(self, other: Expr) -> Expr {
+        self.cmp(CmpOp::Lt, other)
+    }
+    /// `self <= other`.
+    pub fn lt_eq(self, other: Expr) -> Expr {
+        self.cmp(CmpOp::LtEq, other)
+    }
+    /// `self > other`.
+    pub fn gt(self, other: Expr) -> Expr {
+        self.cmp(CmpOp::Gt, other)
+    }
+    /// `self >= other`.
+    pub fn gt_eq(self, other: Expr) -> Expr {
+        self.cmp(CmpOp::GtEq, other)
+    }
+    /// `self AND other` (three-valued).
+    pub fn and(self, other: Expr) -> Expr {
+        Expr::And(Box::new(self), Box::new(other))
+    }
+    /// `self OR other` (three-valued).
+    pub fn or(self, other: Expr) -> Expr {
+        Expr::Or(Box::new(self), Box::new(other))
+    }
+    /// `NOT self` (three-valued). Also available as the `!` operator.
+    pub fn not(self) -> Expr {
+        Expr::Not(Box::new(self))
+    }
+    /// `self IS NULL`.
+    pub fn is_null(self) -> Expr {
+        Expr::IsNull(Box::new(self))
+    }
+    /// `self IS NOT NULL`.
+    pub fn is_not_null(self) -> Expr {
+        Expr::IsNotNull(Box::new(self))
+    }
+    /// `self BETWEEN low AND high` (both ends included): `self >= low AND self <= high`.
+    pub fn between(self, low: Expr, high: Expr) -> Expr {
+        Expr::Between(Box::new(self), Box::new(low), Box::new(high))
+    }
+    /// `self IN (list)`: true when `self` equals an item, false when it equals none, null
+    /// when `self` is null. An empty list is false.
+    pub fn in_list(self, list: Vec<Expr>) -> Expr {
+        Expr::InList(Box::new(self), list)
+    }
+
+    /// The names of the columns this expression reads, in order of first mention.
+    pub fn columns(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.visit(&mut |e| {
+            if let Expr::Column(name) = e {
+                if !out.contains(&name.as_str()) {
+                    out.push(name.as_str());
+                }
+            }
+        });
+        out
+    }
+
+    fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        f(self);
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.visit(f);
+                r.visit(f);
+            }
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => e.visit(f),
+            Expr::Between(e, lo, hi) => {
+                e.visit(f);
+                lo.visit(f);
+                hi.visit(f);
+            }
+            Expr::InList(e, list) => {
+                e.visit(f);
+                list.iter().for_each(|x| x.visit(f));
+            }
+        }
+    }
+}
+
+macro_rules! arith_operator {
+    ($tr:ident, $method:ident, $op:ident) => {
+        impl std::ops::$tr for Expr {
+            type Output = Expr;
+            fn $method(self, rhs: Expr) -> Expr {
+                Expr::Arith(ArithOp::$op, Box::new(self), Box::new(rhs))
+            }
+        }
+    };
+}
+arith_operator!(Add, add, Add);
+arith_operator!(Sub, sub, Sub);
+arith_operator!(Mul, mul, Mul);
+arith_operator!(Div, div, Div);
+
+impl std::ops::Not for Expr {
+    type Output = Expr;
+    fn not(self) -> Expr {
+        Expr::Not(Box::new(self))
+    }
+}
+
+impl fmt::Display for ArithOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+        })
+    }
+}
+
+impl fmt::Display for CmpOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CmpOp::Eq => "=",
+            CmpOp::NotEq => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
+        })
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Column(n) => write!(f, "{n}"),
+            Expr::Literal(v) => write!(f, "{v}"),
+            Expr::Arith(op, l, r) => write!(f, "({l} {op} {r})"),
+            Expr::Cmp(op, l, r) => write!(f, "({l} {op} {r})"),
+            Expr::And(l, r) => write!(f, "({l} AND {r})"),
+            Expr::Or(l, r) => write!(f, "({l} OR {r})"),
+            Expr::Not(e) => write!(f, "(NOT {e})"),
+            Expr::IsNull(e) => write!(f, "({e} IS NULL)"),
+            Expr::IsNotNull(e) => write!(f, "({e} IS NOT NULL)"),
+            Expr::Between(e, lo, hi) => write!(f, "({e} BETWEEN {lo} AND {hi})"),
+            Expr::InList(e, list) => {
+                write!(f, "({e} IN (")?;
+                for (i, x) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{x}")?;
+                }
+                f.write_str("))")
+            }
+        }
+    }
+}

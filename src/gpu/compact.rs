@@ -1,0 +1,129 @@
+//! Stream compaction: keep the rows whose mask bit is set, in order, in every column.
+//!
+//! Reduce-then-scan in four stages (`shaders/compact_*.wgsl`), per chunk: count kept rows per
+//! block of mask words; scan the block counts in one workgroup; turn them into per-word
+//! output offsets; scatter each column's kept values. No workgroup waits on another, so it
+//! is correct on every WebGPU adapter. Chunks are independent: chunk c of the output holds
+//! the kept rows of chunk c of the input.
+
+use super::column::{ColumnChunk, GpuColumn, Layout};
+use super::shader::{self, assemble};
+use super::{GpuContext, WORKGROUP_SIZE};
+use crate::error::Result;
+
+/// The offsets recorded for a compaction, waiting for the kept counts to be read back.
+pub(crate) struct CompactPlan {
+    params: Vec<wgpu::Buffer>,
+    word_offsets: Vec<wgpu::Buffer>,
+    /// One u32 per chunk: how many rows it keeps.
+    pub totals: wgpu::Buffer,
+}
+
+/// Records stages 1 to 3 for every chunk into `encoder`.
+pub(crate) fn record_offsets(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    masks: &[ColumnChunk],
+    chunk_rows: &[u32],
+) -> Result<CompactPlan> {
+    let count = ctx.pipeline("compact_count", || assemble(shader::COMPACT_COUNT, &[]))?;
+    let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
+    let offsets = ctx.pipeline("compact_offsets", || assemble(shader::COMPACT_OFFSETS, &[]))?;
+    let totals = ctx.storage_zeroed("totals", chunk_rows.len() as u64 * 4);
+    let mut plan = CompactPlan { params: Vec::new(), word_offsets: Vec::new(), totals };
+    for (slot, (mask, &rows)) in masks.iter().zip(chunk_rows).enumerate() {
+        let words = rows.div_ceil(32);
+        let blocks = words.div_ceil(WORKGROUP_SIZE);
+        let params = ctx.params([rows, words, mask.validity.is_some() as u32, 0]);
+        let valid = mask.validity.as_ref().unwrap_or(&mask.data);
+        let block_counts = ctx.storage_zeroed("block counts", blocks as u64 * 4);
+        let word_offsets = ctx.storage_zeroed("word offsets", words as u64 * 4);
+        let scan_params = ctx.params([blocks, slot as u32, 0, 0]);
+        if rows > 0 {
+            let bg = ctx.bind(&count, &[&params, &mask.data, valid, &block_counts]);
+            ctx.dispatch(encoder, &count, &bg, words as u64);
+            let bg = ctx.bind(&scan, &[&scan_params, &block_counts, &plan.totals]);
+            ctx.dispatch(encoder, &scan, &bg, WORKGROUP_SIZE as u64);
+            let bg = ctx.bind(&offsets, &[&params, &mask.data, valid, &block_counts, &word_offsets]);
+            ctx.dispatch(encoder, &offsets, &bg, words as u64);
+        }
+        plan.params.push(params);
+        plan.word_offsets.push(word_offsets);
+    }
+    Ok(plan)
+}
+
+/// The WGSL types and the store statement of stage 4 for a layout.
+fn scatter_variant(layout: Layout) -> (&'static str, [(&'static str, &'static str); 3]) {
+    let atomic = "array<atomic<u32>>";
+    let words = "array<u32>";
+    match layout {
+        Layout::Bits => ("bits", [
+            ("SRC", words),
+            ("DST", atomic),
+            ("STORE", "if (((src[row >> 5u] >> (row & 31u)) & 1u) != 0u) { atomicOr(&dst[o >> 5u], 1u << (o & 31u)); }"),
+        ]),
+        Layout::Bytes(1) => ("b8", [
+            ("SRC", words),
+            ("DST", atomic),
+            ("STORE", "let v = (src[row >> 2u] >> ((row & 3u) * 8u)) & 0xffu; atomicOr(&dst[o >> 2u], v << ((o & 3u) * 8u));"),
+        ]),
+        Layout::Bytes(2) => ("b16", [
+            ("SRC", words),
+            ("DST", atomic),
+            ("STORE", "let v = (src[row >> 1u] >> ((row & 1u) * 16u)) & 0xffffu; atomicOr(&dst[o >> 1u], v << ((o & 1u) * 16u));"),
+        ]),
+        Layout::Bytes(4) => ("b32", [("SRC", words), ("DST", words), ("STORE", "dst[o] = src[row];")]),
+        Layout::Bytes(_) => ("b64", [
+            ("SRC", "array<vec2<u32>>"),
+            ("DST", "array<vec2<u32>>"),
+            ("STORE", "dst[o] = src[row];"),
+        ]),
+    }
+}
+
+/// Records stage 4 for every column and submits; `kept[c]` is chunk c's kept row count.
+/// Chunks that keep nothing are left out of the result.
+pub(crate) fn scatter(
+    ctx: &GpuContext,
+    plan: &CompactPlan,
+    masks: &[ColumnChunk],
+    chunk_rows: &[u32],
+    kept: &[u32],
+    columns: &[GpuColumn],
+) -> Result<Vec<GpuColumn>> {
+    let mut encoder = ctx.encoder();
+    let mut scatter_one = |layout: Layout, src: &wgpu::Buffer, c: usize| -> Result<wgpu::Buffer> {
+        let (name, defs) = scatter_variant(layout);
+        let pipeline = ctx.pipeline(&format!("compact_scatter:{name}"), || assemble(shader::COMPACT_SCATTER, &defs))?;
+        let dst = ctx.storage_zeroed("compacted", layout.bytes(kept[c] as usize));
+        let mask = &masks[c];
+        let valid = mask.validity.as_ref().unwrap_or(&mask.data);
+        let bg = ctx.bind(&pipeline, &[&plan.params[c], &mask.data, valid, &plan.word_offsets[c], src, &dst]);
+        ctx.dispatch(&mut encoder, &pipeline, &bg, chunk_rows[c] as u64);
+        Ok(dst)
+    };
+    let mut out = Vec::with_capacity(columns.len());
+    for column in columns {
+        let layout = column.layout();
+        let mut chunks = Vec::with_capacity(column.chunks.len());
+        for (c, chunk) in column.chunks.iter().enumerate() {
+            if kept[c] == 0 {
+                continue; // the output drops empty chunks
+            }
+            if kept[c] == chunk_rows[c] {
+                chunks.push(chunk.clone()); // every row kept: share the buffers
+                continue;
+            }
+            let data = scatter_one(layout, &chunk.data, c)?;
+            let validity = match &chunk.validity {
+                Some(v) => Some(scatter_one(Layout::Bits, v, c)?),
+                None => None,
+            };
+            chunks.push(ColumnChunk { data, validity });
+        }
+        out.push(GpuColumn { data_type: column.data_type.clone(), chunks });
+    }
+    ctx.submit(encoder)?;
+    Ok(out)
+}

@@ -1,0 +1,404 @@
+//! The GPU side: device and queue, the pipeline cache, buffers, readback, and the host side
+//! of each kernel (one module per operation).
+
+pub(crate) mod column;
+pub(crate) mod compact;
+pub(crate) mod filter;
+pub(crate) mod predicate;
+pub(crate) mod shader;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+/// Threads per workgroup in every kernel (`WG` in `shaders/common/dispatch.wgsl`). 256 is
+/// the largest size WebGPU guarantees and a multiple of every subgroup width in use.
+pub(crate) const WORKGROUP_SIZE: u32 = 256;
+
+/// Storage-buffer bindings are sized up to at least this, so that an empty chunk still
+/// binds (a binding of zero bytes is invalid).
+const MIN_BUFFER_BYTES: u64 = 16;
+
+/// What the engine knows of its adapter.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{Backend, Engine};
+/// if let Ok(engine) = Engine::new(Backend::Gpu) {
+///     let info = engine.adapter().unwrap();
+///     println!("{} on {:?}, f64 in shaders: {}", info.name, info.backend, info.shader_f64);
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    /// The adapter's name (`llvmpipe (LLVM 15.0.6, 256 bits)`, `NVIDIA H100 ...`).
+    pub name: String,
+    /// The wgpu backend (Vulkan, Gl, Metal, Dx12).
+    pub backend: wgpu::Backend,
+    /// Discrete, integrated, virtual, CPU (a software driver) or other.
+    pub device_type: wgpu::DeviceType,
+    /// The driver and its version.
+    pub driver: String,
+    /// The features the device was opened with.
+    pub features: wgpu::Features,
+    /// The limits the device was opened with.
+    pub limits: wgpu::Limits,
+    /// Whether WGSL may use `i64`/`u64` (SHADER_INT64).
+    pub shader_int64: bool,
+    /// Whether WGSL may use `f64` (SHADER_F64).
+    pub shader_f64: bool,
+    /// Whether subgroup operations are available.
+    pub subgroups: bool,
+    /// The largest column chunk in bytes: the smaller of the storage-binding and buffer
+    /// limits, or the engine's `max_chunk_bytes` when that is lower.
+    pub max_chunk_bytes: u64,
+}
+
+impl AdapterSummary {
+    /// Whether the "GPU" is a software driver running on the CPU (llvmpipe, WARP, ...):
+    /// right answers, emulated speed.
+    pub fn is_software(&self) -> bool {
+        self.device_type == wgpu::DeviceType::Cpu
+    }
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({:?}, {:?}{}), driver {}; int64: {}, f64: {}, subgroups: {}; max storage binding {} MiB",
+            self.name,
+            self.backend,
+            self.device_type,
+            if self.is_software() { ", software driver: speed is an emulation's" } else { "" },
+            self.driver,
+            self.shader_int64,
+            self.shader_f64,
+            self.subgroups,
+            self.limits.max_storage_buffer_binding_size >> 20,
+        )
+    }
+}
+
+/// Options for opening a device.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceRequest {
+    pub backends: wgpu::Backends,
+    pub adapter_name: Option<String>,
+    pub max_chunk_bytes: Option<u64>,
+}
+
+/// An open device, its queue, and the pipelines compiled on it.
+pub(crate) struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.summary.name).finish()
+    }
+}
+
+/// The adapters wgpu finds for `backends`, best first (discrete, integrated, virtual, CPU).
+pub(crate) fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle().with_env()
+    });
+    let mut adapters: Vec<_> = pollster::block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .filter(|a| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS))
+        .collect();
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    // Vulkan before GL on the same device: GL lacks the 64-bit shader types.
+    let backend_rank = |a: &wgpu::Adapter| match a.get_info().backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    adapters.sort_by_key(|a| (rank(a), backend_rank(a)));
+    adapters
+}
+
+impl GpuContext {
+    /// Opens the best adapter that matches `req` (wgpu's `WGPU_BACKEND` and
+    /// `WGPU_ADAPTER_NAME` narrow the search too).
+    pub(crate) fn open(req: &DeviceRequest) -> Result<GpuContext> {
+        let backends = wgpu::Backends::from_env().unwrap_or(req.backends) & req.backends;
+        let wanted_name = req
+            .adapter_name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .map(|n| n.to_lowercase());
+        let adapter = enumerate(backends)
+            .into_iter()
+            .find(|a| wanted_name.as_ref().is_none_or(|n| a.get_info().name.to_lowercase().contains(n)))
+            .ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    " (backends {backends:?}{})",
+                    wanted_name.map(|n| format!(", name containing '{n}'")).unwrap_or_default()
+                ))
+            })?;
+        Self::from_adapter(adapter, req.max_chunk_bytes)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter, max_chunk_bytes: Option<u64>) -> Result<GpuContext> {
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::SHADER_INT64
+            | wgpu::Features::SHADER_F64
+            | wgpu::Features::SHADER_INT64_ATOMIC_MIN_MAX
+            | wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("arrow-wgpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("opening {}: {e}", info.name)))?;
+        // wgpu's default handler panics; errors are caught in scopes around each operation.
+        device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = lost_flag.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        let binding_limit = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            backend: info.backend,
+            device_type: info.device_type,
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            shader_int64: features.contains(wgpu::Features::SHADER_INT64),
+            shader_f64: features.contains(wgpu::Features::SHADER_F64),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            features,
+            limits,
+            max_chunk_bytes: max_chunk_bytes.map_or(binding_limit, |m| m.min(binding_limit)),
+        };
+        Ok(GpuContext { device, queue, summary, pipelines: Mutex::new(HashMap::new()), lost })
+    }
+
+    /// Rows per chunk: the most rows whose widest (8-byte) column fits one binding, a
+    /// multiple of 32 so that every chunk's bitmaps start on a word.
+    pub(crate) fn rows_per_chunk(&self) -> usize {
+        let rows = (self.summary.max_chunk_bytes / 8) as usize / 32 * 32;
+        rows.clamp(32, u32::MAX as usize / 64 * 32)
+    }
+
+    /// The compute pipeline cached under `key`, built from `source()` on the first call.
+    pub(crate) fn pipeline(
+        &self,
+        key: &str,
+        source: impl FnOnce() -> String,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut cache = self.pipelines.lock().map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
+        if let Some(p) = cache.get(key) {
+            return Ok(p.clone());
+        }
+        let source = source();
+        let pipeline = self.scoped(|| {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(key),
+                source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+            });
+            Ok(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            }))
+        })?;
+        let pipeline = Arc::new(pipeline);
+        cache.insert(key.to_string(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Runs `f`, turning any wgpu error it causes into an [`Error`].
+    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_lost()?;
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let out = f();
+        let errors = [
+            pollster::block_on(internal.pop()),
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+        ];
+        self.check_lost()?;
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(e.into());
+        }
+        out
+    }
+
+    fn check_lost(&self) -> Result<()> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(why) => Err(Error::DeviceLost(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// A storage buffer holding `bytes` (padded to 4 bytes, at least `MIN_BUFFER_BYTES`).
+    pub(crate) fn storage_from_bytes(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        let size = (bytes.len() as u64).div_ceil(4) * 4;
+        let size = size.max(MIN_BUFFER_BYTES);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: true,
+        });
+        buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::Gpu(format!("mapping a new buffer: {e}")))?
+            .slice(..bytes.len())
+            .copy_from_slice(bytes);
+        buffer.unmap();
+        Ok(buffer)
+    }
+
+    /// A zeroed storage buffer of at least `bytes` bytes.
+    pub(crate) fn storage_zeroed(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (bytes.div_ceil(4) * 4).max(MIN_BUFFER_BYTES),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer of four u32 parameters.
+    pub(crate) fn params(&self, values: [u32; 4]) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&values),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    /// Binds `buffers` in order to bindings 0.. of group 0 of `pipeline`.
+    pub(crate) fn bind(&self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
+    /// Records a dispatch of at least `threads` threads (one per row or word) in a 2-D grid,
+    /// since one dimension holds at most 65535 workgroups.
+    pub(crate) fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bind_group: &wgpu::BindGroup,
+        threads: u64,
+    ) {
+        let groups = threads.div_ceil(WORKGROUP_SIZE as u64).max(1);
+        let max_x = self.summary.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let x = groups.min(max_x);
+        let y = groups.div_ceil(x);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(x as u32, y as u32, 1);
+    }
+
+    /// Submits `encoder` and, when a profile is being taken, waits for it.
+    pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.queue.submit([encoder.finish()]);
+        if crate::profile::active() {
+            self.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Blocks until the queue is idle.
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::DeviceLost(e.to_string()))
+    }
+
+    pub(crate) fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+
+    /// Copies the first `len` bytes of each buffer back to the host: one staging buffer and
+    /// one map for all of them.
+    pub(crate) fn read_many(&self, parts: &[(&wgpu::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut total = 0u64;
+        for (_, len) in parts {
+            offsets.push(total);
+            total += len.div_ceil(8) * 8;
+        }
+        if total == 0 {
+            return Ok(parts.iter().map(|_| Vec::new()).collect());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: total,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.encoder();
+        for ((buffer, len), offset) in parts.iter().zip(&offsets) {
+            let len = len.div_ceil(4) * 4;
+            if len > 0 {
+                encoder.copy_buffer_to_buffer(buffer, 0, &staging, *offset, len);
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::DeviceLost("readback never completed".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?;
+        let out = parts
+            .iter()
+            .zip(&offsets)
+            .map(|((_, len), off)| view[*off as usize..(*off + *len) as usize].to_vec())
+            .collect();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}

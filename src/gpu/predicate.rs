@@ -1,0 +1,383 @@
+//! WGSL generation for predicates: a type-checked expression becomes one kernel that reads
+//! each column once per row. The pipeline is cached by the expression's *shape* (operators,
+//! types, which columns have nulls), never by literal values, which travel in a buffer.
+
+use std::fmt::Write;
+
+use arrow::datatypes::DataType;
+
+use crate::error::{Error, Result};
+use crate::expr::{ArithOp, CmpOp};
+use crate::plan::{int_info, Typed};
+
+/// How a value lives in a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repr {
+    Bool,
+    /// Signed integers up to 32 bits and Date32, sign-extended into an `i32`.
+    I32,
+    /// Unsigned integers up to 32 bits, zero-extended into a `u32`.
+    U32,
+    /// Float32 bits in a `u32`.
+    F32,
+    /// Int64, Date64 and timestamps as `vec2<u32>` (low, high).
+    I64,
+    U64,
+    /// Float64 bits as `vec2<u32>`.
+    F64,
+}
+
+fn repr(dt: &DataType) -> Option<Repr> {
+    Some(match dt {
+        DataType::Boolean => Repr::Bool,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Date32 => Repr::I32,
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Repr::U32,
+        DataType::Float32 => Repr::F32,
+        DataType::Int64 | DataType::Date64 | DataType::Timestamp(..) => Repr::I64,
+        DataType::UInt64 => Repr::U64,
+        DataType::Float64 => Repr::F64,
+        _ => return None,
+    })
+}
+
+impl Repr {
+    fn wgsl(self) -> &'static str {
+        match self {
+            Repr::Bool => "bool",
+            Repr::I32 => "i32",
+            Repr::U32 | Repr::F32 => "u32",
+            Repr::I64 | Repr::U64 | Repr::F64 => "vec2<u32>",
+        }
+    }
+}
+
+/// Why `expr` can't run on the GPU, if it can't. WGSL float arithmetic may flush
+/// subnormals and divides within 2.5 ULP, so it can't promise arrow's bits: float
+/// arithmetic and casts to floats stay on the CPU. Comparisons of floats are exact (bits).
+pub(crate) fn unsupported_reason(expr: &Typed) -> Option<String> {
+    let mut reason = None;
+    expr.walk(&mut |e| {
+        if reason.is_some() {
+            return;
+        }
+        match e {
+            Typed::Arith(op, _, _, dt) if matches!(dt, DataType::Float32 | DataType::Float64) => {
+                reason = Some(format!(
+                    "float arithmetic ({op} on {dt}) is not bit-exact in WGSL (subnormals may flush, division is within 2.5 ULP)"
+                ))
+            }
+            Typed::Cast(_, to) if int_info(to).is_none() => {
+                reason = Some(format!("casts to {to} are not bit-exact in WGSL"))
+            }
+            Typed::Column(..) | Typed::Literal(_) if repr(&e.data_type()).is_none() => {
+                reason = Some(format!("values of type {} are not supported in GPU expressions", e.data_type()))
+            }
+            _ => {}
+        }
+    });
+    reason
+}
+
+/// A generated predicate kernel for one shape.
+pub(crate) struct PredicateKernel {
+    /// The cache key: the expression's shape.
+    pub key: String,
+    /// The WGSL source.
+    pub source: String,
+    /// Literal values as 32-bit words, in the order the kernel reads them.
+    pub literals: Vec<u32>,
+    /// Batch columns bound after the outputs, each with whether its validity is bound.
+    pub columns: Vec<(usize, bool)>,
+    /// Whether the kernel reports division errors through a flags buffer.
+    pub has_flags: bool,
+}
+
+/// Flag bits the kernel ORs into `flags[0]`.
+pub(crate) const FLAG_DIVIDE_BY_ZERO: u32 = 1;
+pub(crate) const FLAG_OVERFLOW: u32 = 2;
+
+struct Gen<'a> {
+    body: String,
+    key: String,
+    literals: Vec<u32>,
+    next: usize,
+    /// For each batch column: (binding slot in `columns`, has validity).
+    has_nulls: &'a dyn Fn(usize) -> bool,
+    columns: Vec<(usize, bool)>,
+    has_flags: bool,
+}
+
+/// Generates the kernel for `expr`; `has_nulls(i)` says whether column `i`'s chunk has a
+/// validity bitmap to bind.
+pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Result<PredicateKernel> {
+    if let Some(reason) = unsupported_reason(expr) {
+        return Err(Error::UnsupportedOnGpu { operation: "filter", reason });
+    }
+    let mut g = Gen {
+        body: String::new(),
+        key: String::new(),
+        literals: Vec::new(),
+        next: 0,
+        has_nulls,
+        columns: Vec::new(),
+        has_flags: false,
+    };
+    let (value, ok, r) = g.node(expr)?;
+    debug_assert_eq!(r, Repr::Bool);
+    let mut bindings = String::new();
+    let mut slot = 3;
+    if !g.literals.is_empty() {
+        writeln!(bindings, "@group(0) @binding({slot}) var<storage, read> lits: array<u32>;").unwrap();
+        slot += 1;
+    }
+    if g.has_flags {
+        writeln!(bindings, "@group(0) @binding({slot}) var<storage, read_write> flags: array<atomic<u32>>;").unwrap();
+        slot += 1;
+    }
+    for (i, (col, valid)) in g.columns.iter().enumerate() {
+        let elem = match repr(&column_type(expr, *col)) {
+            Some(Repr::I64 | Repr::U64 | Repr::F64) => "vec2<u32>",
+            _ => "u32",
+        };
+        writeln!(bindings, "@group(0) @binding({slot}) var<storage, read> c{i}: array<{elem}>;").unwrap();
+        slot += 1;
+        if *valid {
+            writeln!(bindings, "@group(0) @binding({slot}) var<storage, read> c{i}_valid: array<u32>;").unwrap();
+            slot += 1;
+        }
+    }
+    let source = super::shader::assemble(
+        super::shader::PREDICATE,
+        &[("BINDINGS", &bindings), ("BODY", &g.body), ("OK", &ok), ("VALUE", &value)],
+    );
+    Ok(PredicateKernel {
+        key: format!("predicate:{}", g.key),
+        source,
+        literals: g.literals,
+        columns: g.columns,
+        has_flags: g.has_flags,
+    })
+}
+
+fn column_type(expr: &Typed, col: usize) -> DataType {
+    let mut found = DataType::Null;
+    expr.walk(&mut |e| {
+        if let Typed::Column(i, dt) = e {
+            if *i == col {
+                found = dt.clone();
+            }
+        }
+    });
+    found
+}
+
+impl Gen<'_> {
+    fn fresh(&mut self) -> usize {
+        self.next += 1;
+        self.next
+    }
+
+    /// Emits `let v{n}` / `let ok{n}` for `e`; returns their names and the value's repr.
+    fn node(&mut self, e: &Typed) -> Result<(String, String, Repr)> {
+        let dt = e.data_type();
+        let r = repr(&dt).ok_or_else(|| Error::UnsupportedOnGpu {
+            operation: "filter",
+            reason: format!("{dt} in an expression"),
+        })?;
+        let (value, ok): (String, String) = match e {
+            Typed::Column(index, dt) => {
+                let slot = match self.columns.iter().position(|(c, _)| c == index) {
+                    Some(s) => s,
+                    None => {
+                        self.columns.push((*index, (self.has_nulls)(*index)));
+                        self.columns.len() - 1
+                    }
+                };
+                let valid = self.columns[slot].1;
+                write!(self.key, "c{slot}:{dt}{}", if valid { "?" } else { "" }).unwrap();
+                let c = format!("c{slot}");
+                let value = match dt {
+                    DataType::Boolean => format!("(({c}[row >> 5u] >> (row & 31u)) & 1u) != 0u"),
+                    DataType::Int8 => format!("extractBits(bitcast<i32>({c}[row >> 2u]), (row & 3u) * 8u, 8u)"),
+                    DataType::Int16 => format!("extractBits(bitcast<i32>({c}[row >> 1u]), (row & 1u) * 16u, 16u)"),
+                    DataType::UInt8 => format!("extractBits({c}[row >> 2u], (row & 3u) * 8u, 8u)"),
+                    DataType::UInt16 => format!("extractBits({c}[row >> 1u], (row & 1u) * 16u, 16u)"),
+                    DataType::Int32 | DataType::Date32 => format!("bitcast<i32>({c}[row])"),
+                    _ => format!("{c}[row]"),
+                };
+                let ok = if valid {
+                    format!("(({c}_valid[row >> 5u] >> (row & 31u)) & 1u) != 0u")
+                } else {
+                    "true".to_string()
+                };
+                // Boolean values are false wherever they are null (AND/OR rely on it).
+                let value = if r == Repr::Bool && valid { format!("({value}) && ({ok})") } else { value };
+                (value, ok)
+            }
+            Typed::Literal(v) => {
+                write!(self.key, "lit:{dt}").unwrap();
+                let o = self.literals.len();
+                let bits = v.gpu_bits();
+                self.literals.push(bits as u32);
+                let value = match r {
+                    Repr::Bool => format!("lits[{o}] != 0u"),
+                    Repr::I32 => format!("bitcast<i32>(lits[{o}])"),
+                    Repr::U32 | Repr::F32 => format!("lits[{o}]"),
+                    Repr::I64 | Repr::U64 | Repr::F64 => {
+                        self.literals.push((bits >> 32) as u32);
+                        format!("vec2<u32>(lits[{o}], lits[{}])", o + 1)
+                    }
+                };
+                (value, "true".to_string())
+            }
+            Typed::Cast(inner, to) => {
+                write!(self.key, "cast<{to}>(").unwrap();
+                let (v, ok, from) = self.node(inner)?;
+                self.key.push(')');
+                let value = match (from, r) {
+                    (a, b) if a == b => v,
+                    (Repr::U32, Repr::I32) => format!("bitcast<i32>({v})"),
+                    (Repr::I32, Repr::I64) => format!("i64_from_i32({v})"),
+                    (Repr::U32, Repr::I64 | Repr::U64) => format!("vec2<u32>({v}, 0u)"),
+                    (a, b) => {
+                        return Err(Error::UnsupportedOnGpu {
+                            operation: "filter",
+                            reason: format!("cast from {a:?} to {b:?}"),
+                        })
+                    }
+                };
+                (value, ok)
+            }
+            Typed::Arith(op, l, rt, dt) => {
+                write!(self.key, "{op:?}<{dt}>(").unwrap();
+                let (lv, lok, _) = self.node(l)?;
+                self.key.push(',');
+                let (rv, rok, _) = self.node(rt)?;
+                self.key.push(')');
+                let ok = format!("({lok}) && ({rok})");
+                (self.arith(*op, dt, r, &lv, &rv, &ok)?, ok)
+            }
+            Typed::Cmp(op, l, rt) => {
+                write!(self.key, "{op:?}(").unwrap();
+                let (lv, lok, lr) = self.node(l)?;
+                self.key.push(',');
+                let (rv, rok, _) = self.node(rt)?;
+                self.key.push(')');
+                let sym = match op {
+                    CmpOp::Eq => "==",
+                    CmpOp::NotEq => "!=",
+                    CmpOp::Lt => "<",
+                    CmpOp::LtEq => "<=",
+                    CmpOp::Gt => ">",
+                    CmpOp::GtEq => ">=",
+                };
+                let test = match lr {
+                    Repr::Bool => format!("u32({lv}) {sym} u32({rv})"),
+                    Repr::I32 | Repr::U32 => format!("{lv} {sym} {rv}"),
+                    Repr::F32 => format!("f32_key({lv}) {sym} f32_key({rv})"),
+                    Repr::I64 => format!("i64_cmp({lv}, {rv}) {sym} 0"),
+                    Repr::U64 => format!("u64_cmp({lv}, {rv}) {sym} 0"),
+                    Repr::F64 => format!("u64_cmp(f64_key({lv}), f64_key({rv})) {sym} 0"),
+                };
+                let ok = format!("({lok}) && ({rok})");
+                (format!("({ok}) && ({test})"), ok)
+            }
+            Typed::And(l, rt) | Typed::Or(l, rt) => {
+                let and = matches!(e, Typed::And(..));
+                self.key.push_str(if and { "and(" } else { "or(" });
+                let (lv, lok, _) = self.node(l)?;
+                self.key.push(',');
+                let (rv, rok, _) = self.node(rt)?;
+                self.key.push(')');
+                // Null booleans carry value false, so: AND is known when both are known or
+                // either is false; OR when both are known or either is true.
+                if and {
+                    (
+                        format!("{lv} && {rv}"),
+                        format!("({lok} && {rok}) || ({lok} && !{lv}) || ({rok} && !{rv})"),
+                    )
+                } else {
+                    (format!("{lv} || {rv}"), format!("({lok} && {rok}) || {lv} || {rv}"))
+                }
+            }
+            Typed::Not(inner) => {
+                self.key.push_str("not(");
+                let (v, ok, _) = self.node(inner)?;
+                self.key.push(')');
+                (format!("{ok} && !{v}"), ok)
+            }
+            Typed::IsNull(inner) | Typed::IsNotNull(inner) => {
+                let null = matches!(e, Typed::IsNull(_));
+                self.key.push_str(if null { "isnull(" } else { "isnotnull(" });
+                let (_, ok, _) = self.node(inner)?;
+                self.key.push(')');
+                (if null { format!("!{ok}") } else { ok }, "true".to_string())
+            }
+        };
+        let n = self.fresh();
+        let ty = r.wgsl();
+        writeln!(self.body, "        let v{n}: {ty} = {value};").unwrap();
+        writeln!(self.body, "        let ok{n}: bool = {ok};").unwrap();
+        Ok((format!("v{n}"), format!("ok{n}"), r))
+    }
+
+    /// Integer arithmetic in the width of `dt`: `+ - *` wrap, `/` truncates and flags
+    /// division by zero and MIN / -1 where both operands are valid.
+    fn arith(&mut self, op: ArithOp, dt: &DataType, r: Repr, l: &str, rv: &str, ok: &str) -> Result<String> {
+        let (_, bits) = int_info(dt).ok_or_else(|| Error::UnsupportedOnGpu {
+            operation: "filter",
+            reason: format!("arithmetic on {dt}"),
+        })?;
+        let n = self.fresh();
+        Ok(match (r, op) {
+            (Repr::I32 | Repr::U32, ArithOp::Add | ArithOp::Sub | ArithOp::Mul) => {
+                let sym = match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    _ => "*",
+                };
+                if bits < 32 {
+                    format!("extractBits({l} {sym} {rv}, 0u, {bits}u)")
+                } else {
+                    format!("{l} {sym} {rv}")
+                }
+            }
+            (Repr::I32, ArithOp::Div) => {
+                self.has_flags = true;
+                let min = format!("extractBits(bitcast<i32>(0x80000000u), {}u, {bits}u)", 32 - bits);
+                write!(
+                    self.body,
+                    "        let d{n} = {rv};\n        if ({ok}) {{ if (d{n} == 0) {{ atomicOr(&flags[0], {FLAG_DIVIDE_BY_ZERO}u); }} else if (d{n} == -1 && {l} == {min}) {{ atomicOr(&flags[0], {FLAG_OVERFLOW}u); }} }}\n"
+                )
+                .unwrap();
+                format!("select({l} / select(d{n}, 1, d{n} == 0), 0, d{n} == 0)")
+            }
+            (Repr::U32, ArithOp::Div) => {
+                self.has_flags = true;
+                write!(
+                    self.body,
+                    "        let d{n} = {rv};\n        if (({ok}) && d{n} == 0u) {{ atomicOr(&flags[0], {FLAG_DIVIDE_BY_ZERO}u); }}\n"
+                )
+                .unwrap();
+                format!("select({l} / select(d{n}, 1u, d{n} == 0u), 0u, d{n} == 0u)")
+            }
+            (Repr::I64 | Repr::U64, ArithOp::Add) => format!("u64_add({l}, {rv})"),
+            (Repr::I64 | Repr::U64, ArithOp::Sub) => format!("u64_sub({l}, {rv})"),
+            (Repr::I64 | Repr::U64, ArithOp::Mul) => format!("u64_mul({l}, {rv})"),
+            (Repr::I64 | Repr::U64, ArithOp::Div) => {
+                self.has_flags = true;
+                let signed = r == Repr::I64;
+                write!(self.body, "        let d{n} = {rv};\n        let z{n} = all(d{n} == vec2<u32>(0u, 0u));\n        if ({ok}) {{ if (z{n}) {{ atomicOr(&flags[0], {FLAG_DIVIDE_BY_ZERO}u); }}").unwrap();
+                if signed {
+                    write!(self.body, " else if (all(d{n} == vec2<u32>(0xffffffffu, 0xffffffffu)) && all({l} == vec2<u32>(0u, 0x80000000u))) {{ atomicOr(&flags[0], {FLAG_OVERFLOW}u); }}").unwrap();
+                }
+                self.body.push_str(" }\n");
+                let f = if signed { "i64_div" } else { "u64_div" };
+                format!("select({f}({l}, select(d{n}, vec2<u32>(1u, 0u), z{n})), vec2<u32>(0u, 0u), z{n})")
+            }
+            _ => {
+                return Err(Error::UnsupportedOnGpu { operation: "filter", reason: format!("{op:?} on {dt}") })
+            }
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! # arrow-wgpu
+//!
+//! Arrow columns on the GPU: record batches are uploaded into wgpu buffers and WGSL compute
+//! shaders evaluate predicates and compact the kept rows, with a CPU path (arrow-rs's own
+//! kernels) that gives the same answer, bit for bit, on any machine.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow::array::{Int64Array, UInt8Array};
+//! use arrow::record_batch::RecordBatch;
+//! use arrow_wgpu::{col, lit, Backend, Engine};
+//!
+//! let batch = RecordBatch::try_from_iter([
+//!     ("qty", Arc::new(Int64Array::from(vec![5, 40, 17, 3])) as _),
+//!     ("flag", Arc::new(UInt8Array::from(vec![1, 0, 1, 1])) as _),
+//! ]).unwrap();
+//! let predicate = col("qty").between(lit(4), lit(20)).and(col("flag").eq(lit(1)));
+//!
+//! let cpu = Engine::new(Backend::Cpu).unwrap().filter(&batch, &predicate).unwrap();
+//! let auto = Engine::new(Backend::Auto).unwrap().filter(&batch, &predicate).unwrap();
+//! assert_eq!(cpu, auto); // the GPU, where there is one, gives the CPU's answer
+//! assert_eq!(cpu.num_rows(), 2);
+//! ```
+//!
+//! ## Backends
+//! [`Backend::Auto`] uses the best adapter and falls back to the CPU (logged, and shown in
+//! [`Profile`]) where there is none or it can't run an operation; [`Backend::Gpu`] errors
+//! instead; [`Backend::Cpu`] is the CPU path. `ARROW_WGPU_BACKEND` picks one for
+//! [`Engine::from_env`]; wgpu's `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` pick the adapter.
+//!
+//! ## Exactness
+//! Comparisons follow arrow-rs's `cmp` kernels (floats in IEEE total order: `NaN == NaN`,
+//! `-0.0 < 0.0`). Integer `+ - *` wrap; integer `/` by zero is an error, as arrow's `div`.
+//! Float arithmetic runs on the CPU: WGSL does not promise IEEE-exact results for it.
+//!
+//! ## When the GPU wins
+//! Uploading costs a pass over PCIe; a one-off filter on data just read is usually faster
+//! on the CPU. Keep batches resident ([`Engine::upload`], [`GpuBatch`]) and chain
+//! operations there. On a software driver (llvmpipe) the "GPU" is an emulation on the CPU.
+
+#![warn(missing_docs)]
+
+mod cpu;
+mod engine;
+mod error;
+mod expr;
+mod gpu;
+mod plan;
+mod profile;
+
+pub use engine::{Backend, Engine, EngineOptions, BACKEND_ENV};
+pub use error::{Error, Result};
+pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
+pub use gpu::column::{GpuBatch, GpuColumn};
+pub use gpu::AdapterSummary;
+pub use profile::{Phase, Profile, RanOn, Step};
+pub use wgpu;

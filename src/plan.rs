@@ -1,0 +1,334 @@
+//! Type-checking: an [`Expr`] resolved against a schema into a [`Typed`] tree that both
+//! backends run. Coercion happens here once, so the CPU and GPU paths can't disagree on it.
+//!
+//! Rules (DataFusion's, simplified): an integer or float literal next to a numeric column
+//! takes the column's type when it holds the value exactly; otherwise both sides widen to a
+//! common type (signed with signed to the wider; signed with unsigned to a signed type wide
+//! enough for both; integers with floats to Float64, or Float32 for 8/16-bit integers).
+//! Temporal values compare only with the same type. `BETWEEN` becomes `>= AND <=` and `IN`
+//! an OR of `=`, which is exactly SQL's three-valued meaning of both.
+
+use arrow::datatypes::{DataType, Schema};
+
+use crate::error::{Error, Result};
+use crate::expr::{ArithOp, CmpOp, Expr, ScalarValue};
+
+/// A type-checked expression; columns are indices into the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Typed {
+    Column(usize, DataType),
+    Literal(ScalarValue),
+    /// A widening cast (integer to wider integer, integer to float, f32 to f64).
+    Cast(Box<Typed>, DataType),
+    Arith(ArithOp, Box<Typed>, Box<Typed>, DataType),
+    Cmp(CmpOp, Box<Typed>, Box<Typed>),
+    And(Box<Typed>, Box<Typed>),
+    Or(Box<Typed>, Box<Typed>),
+    Not(Box<Typed>),
+    IsNull(Box<Typed>),
+    IsNotNull(Box<Typed>),
+}
+
+impl Typed {
+    pub(crate) fn data_type(&self) -> DataType {
+        match self {
+            Typed::Column(_, dt) | Typed::Cast(_, dt) | Typed::Arith(_, _, _, dt) => dt.clone(),
+            Typed::Literal(v) => v.data_type(),
+            _ => DataType::Boolean,
+        }
+    }
+
+    /// Every node, parents before children.
+    pub(crate) fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Typed)) {
+        f(self);
+        match self {
+            Typed::Column(..) | Typed::Literal(_) => {}
+            Typed::Cast(e, _) | Typed::Not(e) | Typed::IsNull(e) | Typed::IsNotNull(e) => {
+                e.walk(f)
+            }
+            Typed::Arith(_, l, r, _) | Typed::Cmp(_, l, r) | Typed::And(l, r) | Typed::Or(l, r) => {
+                l.walk(f);
+                r.walk(f);
+            }
+        }
+    }
+
+    /// The batch columns read, ascending.
+    pub(crate) fn column_indices(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Typed::Column(i, _) = e {
+                out.push(*i);
+            }
+        });
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The same expression with column `i` renamed to `map(i)`.
+    pub(crate) fn remap_columns(&self, map: &impl Fn(usize) -> usize) -> Typed {
+        let b = |e: &Typed| Box::new(e.remap_columns(map));
+        match self {
+            Typed::Column(i, dt) => Typed::Column(map(*i), dt.clone()),
+            Typed::Literal(v) => Typed::Literal(v.clone()),
+            Typed::Cast(e, dt) => Typed::Cast(b(e), dt.clone()),
+            Typed::Arith(op, l, r, dt) => Typed::Arith(*op, b(l), b(r), dt.clone()),
+            Typed::Cmp(op, l, r) => Typed::Cmp(*op, b(l), b(r)),
+            Typed::And(l, r) => Typed::And(b(l), b(r)),
+            Typed::Or(l, r) => Typed::Or(b(l), b(r)),
+            Typed::Not(e) => Typed::Not(b(e)),
+            Typed::IsNull(e) => Typed::IsNull(b(e)),
+            Typed::IsNotNull(e) => Typed::IsNotNull(b(e)),
+        }
+    }
+}
+
+/// Resolves and type-checks a predicate: it must be boolean.
+pub(crate) fn plan_predicate(expr: &Expr, schema: &Schema) -> Result<Typed> {
+    let typed = plan(expr, schema)?;
+    match typed.data_type() {
+        DataType::Boolean => Ok(typed),
+        other => Err(Error::InvalidExpression(format!(
+            "a predicate must be boolean, but {expr} is {other}"
+        ))),
+    }
+}
+
+/// Resolves and type-checks any expression.
+pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
+    Ok(match expr {
+        Expr::Column(name) => {
+            let (index, field) = schema.column_with_name(name).ok_or_else(|| {
+                Error::UnknownColumn {
+                    name: name.clone(),
+                    available: schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })?;
+            Typed::Column(index, field.data_type().clone())
+        }
+        Expr::Literal(v) => Typed::Literal(v.clone()),
+        Expr::Arith(op, l, r) => {
+            let (l, r) = (plan(l, schema)?, plan(r, schema)?);
+            for side in [&l, &r] {
+                let dt = side.data_type();
+                if !is_numeric(&dt) {
+                    return Err(Error::InvalidExpression(format!(
+                        "arithmetic ({op}) needs numbers, got {dt} in {expr}"
+                    )));
+                }
+            }
+            let (l, r, dt) = coerce(l, r, expr)?;
+            Typed::Arith(*op, Box::new(l), Box::new(r), dt)
+        }
+        Expr::Cmp(op, l, r) => {
+            let (l, r, _) = coerce(plan(l, schema)?, plan(r, schema)?, expr)?;
+            Typed::Cmp(*op, Box::new(l), Box::new(r))
+        }
+        Expr::And(l, r) => Typed::And(
+            Box::new(boolean(plan(l, schema)?, expr)?),
+            Box::new(boolean(plan(r, schema)?, expr)?),
+        ),
+        Expr::Or(l, r) => Typed::Or(
+            Box::new(boolean(plan(l, schema)?, expr)?),
+            Box::new(boolean(plan(r, schema)?, expr)?),
+        ),
+        Expr::Not(e) => Typed::Not(Box::new(boolean(plan(e, schema)?, expr)?)),
+        Expr::IsNull(e) => Typed::IsNull(Box::new(plan(e, schema)?)),
+        Expr::IsNotNull(e) => Typed::IsNotNull(Box::new(plan(e, schema)?)),
+        Expr::Between(e, lo, hi) => {
+            let ge = Expr::Cmp(CmpOp::GtEq, e.clone(), lo.clone());
+            let le = Expr::Cmp(CmpOp::LtEq, e.clone(), hi.clone());
+            plan(&Expr::And(Box::new(ge), Box::new(le)), schema)?
+        }
+        Expr::InList(e, list) => {
+            let mut items = list.iter();
+            match items.next() {
+                None => {
+                    // Still type-check the probe, so a bad column is reported.
+                    plan(e, schema)?;
+                    Typed::Literal(ScalarValue::Boolean(false))
+                }
+                Some(first) => {
+                    let mut acc = plan(&Expr::Cmp(CmpOp::Eq, e.clone(), Box::new(first.clone())), schema)?;
+                    for item in items {
+                        let eq = plan(&Expr::Cmp(CmpOp::Eq, e.clone(), Box::new(item.clone())), schema)?;
+                        acc = Typed::Or(Box::new(acc), Box::new(eq));
+                    }
+                    acc
+                }
+            }
+        }
+    })
+}
+
+fn boolean(t: Typed, ctx: &Expr) -> Result<Typed> {
+    match t.data_type() {
+        DataType::Boolean => Ok(t),
+        other => Err(Error::InvalidExpression(format!(
+            "AND/OR/NOT need booleans, got {other} in {ctx}"
+        ))),
+    }
+}
+
+pub(crate) fn is_numeric(dt: &DataType) -> bool {
+    int_info(dt).is_some() || matches!(dt, DataType::Float32 | DataType::Float64)
+}
+
+/// (signed, bits) of an integer type.
+pub(crate) fn int_info(dt: &DataType) -> Option<(bool, u32)> {
+    Some(match dt {
+        DataType::Int8 => (true, 8),
+        DataType::Int16 => (true, 16),
+        DataType::Int32 => (true, 32),
+        DataType::Int64 => (true, 64),
+        DataType::UInt8 => (false, 8),
+        DataType::UInt16 => (false, 16),
+        DataType::UInt32 => (false, 32),
+        DataType::UInt64 => (false, 64),
+        _ => return None,
+    })
+}
+
+fn int_type(signed: bool, bits: u32) -> DataType {
+    match (signed, bits) {
+        (true, 8) => DataType::Int8,
+        (true, 16) => DataType::Int16,
+        (true, 32) => DataType::Int32,
+        (true, _) => DataType::Int64,
+        (false, 8) => DataType::UInt8,
+        (false, 16) => DataType::UInt16,
+        (false, 32) => DataType::UInt32,
+        (false, _) => DataType::UInt64,
+    }
+}
+
+/// The type two numeric types meet at, or `None` (Int64 with UInt64).
+fn common_numeric(a: &DataType, b: &DataType) -> Option<DataType> {
+    if a == b {
+        return Some(a.clone());
+    }
+    match (int_info(a), int_info(b)) {
+        (Some((sa, ba)), Some((sb, bb))) => {
+            if sa == sb {
+                return Some(int_type(sa, ba.max(bb)));
+            }
+            let (signed_bits, unsigned_bits) = if sa { (ba, bb) } else { (bb, ba) };
+            if signed_bits > unsigned_bits {
+                Some(int_type(true, signed_bits))
+            } else if unsigned_bits < 64 {
+                Some(int_type(true, unsigned_bits * 2))
+            } else {
+                None
+            }
+        }
+        (Some((_, bits)), None) | (None, Some((_, bits))) => {
+            let float = if int_info(a).is_some() { b } else { a };
+            Some(if float == &DataType::Float32 && bits <= 16 {
+                DataType::Float32
+            } else {
+                DataType::Float64
+            })
+        }
+        (None, None) => Some(DataType::Float64),
+    }
+}
+
+fn cast_to(t: Typed, to: &DataType) -> Typed {
+    if &t.data_type() == to {
+        return t;
+    }
+    match t {
+        Typed::Literal(v) => match v.cast_exact(to) {
+            Some(v) => Typed::Literal(v),
+            None => Typed::Cast(Box::new(Typed::Literal(v)), to.clone()),
+        },
+        other => Typed::Cast(Box::new(other), to.clone()),
+    }
+}
+
+/// Brings two operands to one type; returns them and the type.
+fn coerce(l: Typed, r: Typed, ctx: &Expr) -> Result<(Typed, Typed, DataType)> {
+    let (lt, rt) = (l.data_type(), r.data_type());
+    if lt == rt {
+        return Ok((l, r, lt));
+    }
+    // A literal adopts the other side's type when it holds the value exactly.
+    if let (Typed::Literal(v), false) = (&r, matches!(l, Typed::Literal(_))) {
+        if let Some(v) = v.cast_exact(&lt) {
+            return Ok((l, Typed::Literal(v), lt));
+        }
+    }
+    if let (Typed::Literal(v), false) = (&l, matches!(r, Typed::Literal(_))) {
+        if let Some(v) = v.cast_exact(&rt) {
+            return Ok((Typed::Literal(v), r, rt));
+        }
+    }
+    if is_numeric(&lt) && is_numeric(&rt) {
+        if let Some(common) = common_numeric(&lt, &rt) {
+            return Ok((cast_to(l, &common), cast_to(r, &common), common));
+        }
+    }
+    Err(Error::InvalidExpression(format!(
+        "cannot combine {lt} with {rt} in {ctx}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{col, lit};
+    use arrow::datatypes::Field;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("i8", DataType::Int8, true),
+            Field::new("u32", DataType::UInt32, true),
+            Field::new("f32", DataType::Float32, true),
+            Field::new("d", DataType::Date32, true),
+        ])
+    }
+
+    #[test]
+    fn literal_takes_column_type_when_it_fits() {
+        let t = plan(&col("i8").gt(lit(5)), &schema()).unwrap();
+        assert_eq!(
+            t,
+            Typed::Cmp(
+                CmpOp::Gt,
+                Box::new(Typed::Column(0, DataType::Int8)),
+                Box::new(Typed::Literal(ScalarValue::Int8(5)))
+            )
+        );
+    }
+
+    #[test]
+    fn literal_too_big_widens_column() {
+        let t = plan(&col("i8").gt(lit(500)), &schema()).unwrap();
+        let Typed::Cmp(_, l, _) = t else { panic!() };
+        assert_eq!(l.data_type(), DataType::Int32);
+    }
+
+    #[test]
+    fn signed_with_unsigned_widens() {
+        let t = plan(&(col("i8") + col("u32")), &schema()).unwrap();
+        assert_eq!(t.data_type(), DataType::Int64);
+    }
+
+    #[test]
+    fn date_with_number_is_invalid() {
+        let err = plan(&col("d").gt(lit(1)), &schema()).unwrap_err();
+        assert!(matches!(err, Error::InvalidExpression(_)), "{err}");
+    }
+
+    #[test]
+    fn non_boolean_predicate_is_invalid() {
+        let err = plan_predicate(&(col("i8") + lit(1)), &schema()).unwrap_err();
+        assert!(matches!(err, Error::InvalidExpression(_)), "{err}");
+    }
+}
