@@ -106,7 +106,10 @@ pub struct Engine {
 impl Engine {
     /// An engine on `backend` with default options.
     pub fn new(backend: Backend) -> Result<Engine> {
-        Engine::with_options(EngineOptions { backend, ..Default::default() })
+        Engine::with_options(EngineOptions {
+            backend,
+            ..Default::default()
+        })
     }
 
     /// An engine on the backend named by `ARROW_WGPU_BACKEND`, or `Auto`.
@@ -139,7 +142,10 @@ impl Engine {
         if let Some(ctx) = &gpu {
             log::info!("arrow-wgpu: using {}", ctx.summary);
         }
-        Ok(Engine { backend: options.backend, gpu })
+        Ok(Engine {
+            backend: options.backend,
+            gpu,
+        })
     }
 
     /// The GPU adapters wgpu finds on `backends`, best first.
@@ -193,22 +199,23 @@ impl Engine {
         on_gpu: impl FnOnce(&Arc<GpuContext>) -> Result<T>,
         on_cpu: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let cpu = |fallback: Option<String>| {
-            profile::begin_step(operation, RanOn::Cpu, fallback);
+        let cpu = |fallback: Option<String>, spent: Vec<(Phase, std::time::Duration)>| {
+            profile::begin_step_with(operation, RanOn::Cpu, fallback, spent);
             let start = Instant::now();
             let out = on_cpu();
             profile::record(Phase::Cpu, start);
             out
         };
         match (self.backend, &self.gpu) {
-            (Backend::Cpu, _) | (Backend::Auto, None) => cpu(None),
+            (Backend::Cpu, _) | (Backend::Auto, None) => cpu(None, Vec::new()),
             (Backend::Gpu, None) => Err(Error::NoAdapter(String::new())),
             (backend, Some(ctx)) => {
                 profile::begin_step(operation, self.ran_on_gpu(), None);
                 match on_gpu(ctx) {
                     Err(e) if backend == Backend::Auto && e.is_gpu_side() => {
                         log::warn!("arrow-wgpu: {operation} falls back to the CPU: {e}");
-                        cpu(Some(e.to_string()))
+                        let spent = profile::discard_step();
+                        cpu(Some(e.to_string()), spent)
                     }
                     other => other,
                 }
@@ -217,7 +224,9 @@ impl Engine {
     }
 
     fn context(&self) -> Result<&Arc<GpuContext>> {
-        self.gpu.as_ref().ok_or_else(|| Error::NoAdapter(String::new()))
+        self.gpu
+            .as_ref()
+            .ok_or_else(|| Error::NoAdapter(String::new()))
     }
 
     /// Uploads `batch` to the GPU, to run several operations on it without uploading again.
@@ -257,7 +266,8 @@ impl Engine {
                 // Upload only the columns the predicate reads.
                 let used = typed.column_indices();
                 check_gpu_types(ctx, batch, &used, "evaluate")?;
-                let remapped = typed.remap_columns(&|i| used.iter().position(|u| *u == i).expect("used"));
+                let remapped =
+                    typed.remap_columns(&|i| used.iter().position(|u| *u == i).expect("used"));
                 let nullable = |i: usize| batch.column(used[i]).null_count() > 0;
                 gpu::filter::check_predicate(ctx, &remapped, &nullable)?;
                 let resident = self.upload(&batch.project(&used)?)?;
@@ -296,7 +306,12 @@ impl Engine {
         self.run(
             "filter",
             |ctx| {
-                check_gpu_types(ctx, batch, &(0..batch.num_columns()).collect::<Vec<_>>(), "filter")?;
+                check_gpu_types(
+                    ctx,
+                    batch,
+                    &(0..batch.num_columns()).collect::<Vec<_>>(),
+                    "filter",
+                )?;
                 let nullable = |i: usize| batch.column(i).null_count() > 0;
                 gpu::filter::check_predicate(ctx, &typed, &nullable)?;
                 let resident = self.upload(batch)?;
@@ -335,7 +350,12 @@ impl Engine {
         self.run(
             "filter",
             |ctx| {
-                check_gpu_types(ctx, batch, &(0..batch.num_columns()).collect::<Vec<_>>(), "filter")?;
+                check_gpu_types(
+                    ctx,
+                    batch,
+                    &(0..batch.num_columns()).collect::<Vec<_>>(),
+                    "filter",
+                )?;
                 let resident = self.upload(batch)?;
                 download(&gpu::filter::filter_by_mask(&resident, mask)?)
             },
@@ -351,7 +371,12 @@ fn download(batch: &GpuBatch) -> Result<RecordBatch> {
     Ok(out)
 }
 
-fn check_gpu_types(ctx: &GpuContext, batch: &RecordBatch, columns: &[usize], operation: &'static str) -> Result<()> {
+fn check_gpu_types(
+    ctx: &GpuContext,
+    batch: &RecordBatch,
+    columns: &[usize],
+    operation: &'static str,
+) -> Result<()> {
     for &i in columns {
         let field = batch.schema_ref().field(i).clone();
         if Layout::of(field.data_type()).is_none() {

@@ -105,9 +105,9 @@ impl ScalarValue {
                 TimeUnit::Microsecond => Arc::new(
                     TimestampMicrosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()),
                 ),
-                TimeUnit::Nanosecond => Arc::new(
-                    TimestampNanosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()),
-                ),
+                TimeUnit::Nanosecond => {
+                    Arc::new(TimestampNanosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()))
+                }
             },
         }
     }
@@ -174,7 +174,10 @@ impl ScalarValue {
         match (self, to) {
             (S::Float64(v), DataType::Float32) => {
                 let f = *v as f32;
-                (f as f64).to_bits().eq(&v.to_bits()).then_some(S::Float32(f))
+                (f as f64)
+                    .to_bits()
+                    .eq(&v.to_bits())
+                    .then_some(S::Float32(f))
             }
             (S::Float32(v), DataType::Float64) => Some(S::Float64(*v as f64)),
             (S::Timestamp(v, unit, _), DataType::Timestamp(to_unit, tz)) if unit == to_unit => {

@@ -43,9 +43,7 @@ impl Typed {
         f(self);
         match self {
             Typed::Column(..) | Typed::Literal(_) => {}
-            Typed::Cast(e, _) | Typed::Not(e) | Typed::IsNull(e) | Typed::IsNotNull(e) => {
-                e.walk(f)
-            }
+            Typed::Cast(e, _) | Typed::Not(e) | Typed::IsNull(e) | Typed::IsNotNull(e) => e.walk(f),
             Typed::Arith(_, l, r, _) | Typed::Cmp(_, l, r) | Typed::And(l, r) | Typed::Or(l, r) => {
                 l.walk(f);
                 r.walk(f);
@@ -99,17 +97,18 @@ pub(crate) fn plan_predicate(expr: &Expr, schema: &Schema) -> Result<Typed> {
 pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
     Ok(match expr {
         Expr::Column(name) => {
-            let (index, field) = schema.column_with_name(name).ok_or_else(|| {
-                Error::UnknownColumn {
-                    name: name.clone(),
-                    available: schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            })?;
+            let (index, field) =
+                schema
+                    .column_with_name(name)
+                    .ok_or_else(|| Error::UnknownColumn {
+                        name: name.clone(),
+                        available: schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
             Typed::Column(index, field.data_type().clone())
         }
         Expr::Literal(v) => Typed::Literal(v.clone()),
@@ -155,9 +154,15 @@ pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
                     Typed::Literal(ScalarValue::Boolean(false))
                 }
                 Some(first) => {
-                    let mut acc = plan(&Expr::Cmp(CmpOp::Eq, e.clone(), Box::new(first.clone())), schema)?;
+                    let mut acc = plan(
+                        &Expr::Cmp(CmpOp::Eq, e.clone(), Box::new(first.clone())),
+                        schema,
+                    )?;
                     for item in items {
-                        let eq = plan(&Expr::Cmp(CmpOp::Eq, e.clone(), Box::new(item.clone())), schema)?;
+                        let eq = plan(
+                            &Expr::Cmp(CmpOp::Eq, e.clone(), Box::new(item.clone())),
+                            schema,
+                        )?;
                         acc = Typed::Or(Box::new(acc), Box::new(eq));
                     }
                     acc

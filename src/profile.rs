@@ -46,7 +46,11 @@ pub struct Step {
 impl Step {
     /// Total time spent in `phase`.
     pub fn time_in(&self, phase: Phase) -> Duration {
-        self.phases.iter().filter(|(p, _)| *p == phase).map(|(_, d)| *d).sum()
+        self.phases
+            .iter()
+            .filter(|(p, _)| *p == phase)
+            .map(|(_, d)| *d)
+            .sum()
     }
 }
 
@@ -119,11 +123,37 @@ pub(crate) fn active() -> bool {
 }
 
 pub(crate) fn begin_step(operation: &'static str, ran_on: RanOn, fallback: Option<String>) {
+    begin_step_with(operation, ran_on, fallback, Vec::new())
+}
+
+pub(crate) fn begin_step_with(
+    operation: &'static str,
+    ran_on: RanOn,
+    fallback: Option<String>,
+    phases: Vec<(Phase, Duration)>,
+) {
     CURRENT.with(|c| {
         if let Some(p) = c.borrow_mut().as_mut() {
-            p.steps.push(Step { operation, ran_on, fallback, phases: Vec::new() });
+            p.steps.push(Step {
+                operation,
+                ran_on,
+                fallback,
+                phases,
+            });
         }
     });
+}
+
+/// Drops the current step (a GPU attempt that is about to fall back to the CPU); its
+/// phases go to the step that replaces it.
+pub(crate) fn discard_step() -> Vec<(Phase, Duration)> {
+    CURRENT.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .and_then(|p| p.steps.pop())
+            .map(|s| s.phases)
+            .unwrap_or_default()
+    })
 }
 
 /// Adds `elapsed` since `since` to the current step's `phase`; returns now.

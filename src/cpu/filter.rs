@@ -100,12 +100,18 @@ fn eval(batch: &RecordBatch, e: &Typed) -> Result<Value> {
             Value::Array(Arc::new(out))
         }
         Typed::Not(inner) => match eval(batch, inner)? {
-            Value::Scalar(s) => Value::Scalar(Arc::new(boolean::not(s.as_any().downcast_ref().expect("boolean"))?)),
+            Value::Scalar(s) => Value::Scalar(Arc::new(boolean::not(
+                s.as_any().downcast_ref().expect("boolean"),
+            )?)),
             v => Value::Array(Arc::new(boolean::not(&boolean_array(v, rows)?)?)),
         },
         Typed::IsNull(inner) | Typed::IsNotNull(inner) => {
             let null = matches!(e, Typed::IsNull(_));
-            let f = if null { boolean::is_null } else { boolean::is_not_null };
+            let f = if null {
+                boolean::is_null
+            } else {
+                boolean::is_not_null
+            };
             match eval(batch, inner)? {
                 Value::Scalar(s) => Value::Scalar(Arc::new(f(&s)?)),
                 Value::Array(a) => Value::Array(Arc::new(f(&a)?)),

@@ -32,7 +32,9 @@ impl Layout {
             DataType::Boolean => Layout::Bits,
             DataType::Int8 | DataType::UInt8 => Layout::Bytes(1),
             DataType::Int16 | DataType::UInt16 => Layout::Bytes(2),
-            DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date32 => Layout::Bytes(4),
+            DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date32 => {
+                Layout::Bytes(4)
+            }
             DataType::Int64
             | DataType::UInt64
             | DataType::Float64
@@ -154,7 +156,12 @@ impl GpuBatch {
                 .iter()
                 .map(|array| upload_column(ctx, array, &chunk_rows))
                 .collect::<Result<Vec<_>>>()?;
-            Ok(GpuBatch { ctx: ctx.clone(), schema: batch.schema(), columns, chunk_rows: chunk_rows.clone() })
+            Ok(GpuBatch {
+                ctx: ctx.clone(),
+                schema: batch.schema(),
+                columns,
+                chunk_rows: chunk_rows.clone(),
+            })
         })
     }
 
@@ -165,8 +172,13 @@ impl GpuBatch {
             .iter()
             .map(|c| download_column(&self.ctx, c, &self.chunk_rows))
             .collect::<Result<Vec<_>>>()?;
-        let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(self.num_rows()));
-        Ok(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?)
+        let options =
+            arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(self.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?)
     }
 }
 
@@ -185,7 +197,8 @@ fn upload_column(ctx: &GpuContext, array: &ArrayRef, chunk_rows: &[u32]) -> Resu
             let len = len as usize;
             let values: Buffer = match layout {
                 Layout::Bits => {
-                    let bits = BooleanBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
+                    let bits =
+                        BooleanBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
                     rebase_bits(&bits, start, len)
                 }
                 Layout::Bytes(w) => {
@@ -199,13 +212,18 @@ fn upload_column(ctx: &GpuContext, array: &ArrayRef, chunk_rows: &[u32]) -> Resu
             });
             let chunk = ColumnChunk {
                 data: ctx.storage_from_bytes("column", values.as_slice())?,
-                validity: validity.map(|v| ctx.storage_from_bytes("validity", v.as_slice())).transpose()?,
+                validity: validity
+                    .map(|v| ctx.storage_from_bytes("validity", v.as_slice()))
+                    .transpose()?,
             };
             start += len;
             Ok(chunk)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(GpuColumn { data_type: array.data_type().clone(), chunks })
+    Ok(GpuColumn {
+        data_type: array.data_type().clone(),
+        chunks,
+    })
 }
 
 fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> Result<ArrayRef> {
@@ -224,7 +242,10 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
         .zip(chunk_rows)
         .map(|(chunk, &rows)| {
             let values = Buffer::from_vec(bytes.next().unwrap_or_default());
-            let validity = chunk.validity.as_ref().map(|_| Buffer::from_vec(bytes.next().unwrap_or_default()));
+            let validity = chunk
+                .validity
+                .as_ref()
+                .map(|_| Buffer::from_vec(bytes.next().unwrap_or_default()));
             let data = arrow::array::ArrayData::builder(column.data_type.clone())
                 .len(rows as usize)
                 .add_buffer(values)
@@ -245,14 +266,29 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
 }
 
 /// Uploads a boolean mask split like a batch's chunks: (values, validity) per chunk.
-pub(crate) fn upload_mask(ctx: &GpuContext, mask: &BooleanArray, chunk_rows: &[u32]) -> Result<Vec<ColumnChunk>> {
+pub(crate) fn upload_mask(
+    ctx: &GpuContext,
+    mask: &BooleanArray,
+    chunk_rows: &[u32],
+) -> Result<Vec<ColumnChunk>> {
     let array: ArrayRef = Arc::new(mask.clone());
     Ok(upload_column(ctx, &array, chunk_rows)?.chunks)
 }
 
 /// Downloads per-chunk masks into one `BooleanArray`.
-pub(crate) fn download_mask(ctx: &GpuContext, masks: &[ColumnChunk], chunk_rows: &[u32]) -> Result<BooleanArray> {
-    let column = GpuColumn { data_type: DataType::Boolean, chunks: masks.to_vec() };
+pub(crate) fn download_mask(
+    ctx: &GpuContext,
+    masks: &[ColumnChunk],
+    chunk_rows: &[u32],
+) -> Result<BooleanArray> {
+    let column = GpuColumn {
+        data_type: DataType::Boolean,
+        chunks: masks.to_vec(),
+    };
     let array = download_column(ctx, &column, chunk_rows)?;
-    Ok(array.as_any().downcast_ref::<BooleanArray>().expect("boolean").clone())
+    Ok(array
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .expect("boolean")
+        .clone())
 }

@@ -30,7 +30,11 @@ pub(crate) fn record_offsets(
     let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
     let offsets = ctx.pipeline("compact_offsets", || assemble(shader::COMPACT_OFFSETS, &[]))?;
     let totals = ctx.storage_zeroed("totals", chunk_rows.len() as u64 * 4);
-    let mut plan = CompactPlan { params: Vec::new(), word_offsets: Vec::new(), totals };
+    let mut plan = CompactPlan {
+        params: Vec::new(),
+        word_offsets: Vec::new(),
+        totals,
+    };
     for (slot, (mask, &rows)) in masks.iter().zip(chunk_rows).enumerate() {
         let words = rows.div_ceil(32);
         let blocks = words.div_ceil(WORKGROUP_SIZE);
@@ -44,7 +48,10 @@ pub(crate) fn record_offsets(
             ctx.dispatch(encoder, &count, &bg, words as u64);
             let bg = ctx.bind(&scan, &[&scan_params, &block_counts, &plan.totals]);
             ctx.dispatch(encoder, &scan, &bg, WORKGROUP_SIZE as u64);
-            let bg = ctx.bind(&offsets, &[&params, &mask.data, valid, &block_counts, &word_offsets]);
+            let bg = ctx.bind(
+                &offsets,
+                &[&params, &mask.data, valid, &block_counts, &word_offsets],
+            );
             ctx.dispatch(encoder, &offsets, &bg, words as u64);
         }
         plan.params.push(params);
@@ -95,11 +102,23 @@ pub(crate) fn scatter(
     let mut encoder = ctx.encoder();
     let mut scatter_one = |layout: Layout, src: &wgpu::Buffer, c: usize| -> Result<wgpu::Buffer> {
         let (name, defs) = scatter_variant(layout);
-        let pipeline = ctx.pipeline(&format!("compact_scatter:{name}"), || assemble(shader::COMPACT_SCATTER, &defs))?;
+        let pipeline = ctx.pipeline(&format!("compact_scatter:{name}"), || {
+            assemble(shader::COMPACT_SCATTER, &defs)
+        })?;
         let dst = ctx.storage_zeroed("compacted", layout.bytes(kept[c] as usize));
         let mask = &masks[c];
         let valid = mask.validity.as_ref().unwrap_or(&mask.data);
-        let bg = ctx.bind(&pipeline, &[&plan.params[c], &mask.data, valid, &plan.word_offsets[c], src, &dst]);
+        let bg = ctx.bind(
+            &pipeline,
+            &[
+                &plan.params[c],
+                &mask.data,
+                valid,
+                &plan.word_offsets[c],
+                src,
+                &dst,
+            ],
+        );
         ctx.dispatch(&mut encoder, &pipeline, &bg, chunk_rows[c] as u64);
         Ok(dst)
     };
@@ -122,7 +141,10 @@ pub(crate) fn scatter(
             };
             chunks.push(ColumnChunk { data, validity });
         }
-        out.push(GpuColumn { data_type: column.data_type.clone(), chunks });
+        out.push(GpuColumn {
+            data_type: column.data_type.clone(),
+            chunks,
+        });
     }
     ctx.submit(encoder)?;
     Ok(out)

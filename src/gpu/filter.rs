@@ -13,17 +13,27 @@ use crate::plan::Typed;
 use crate::profile::{self, Phase};
 
 /// Checks, before any upload, that `predicate` can run on this adapter.
-pub(crate) fn check_predicate(ctx: &GpuContext, predicate: &Typed, nullable: &dyn Fn(usize) -> bool) -> Result<()> {
+pub(crate) fn check_predicate(
+    ctx: &GpuContext,
+    predicate: &Typed,
+    nullable: &dyn Fn(usize) -> bool,
+) -> Result<()> {
     let kernel = predicate::generate(predicate, nullable)?;
     let bindings = 2
-        + kernel.columns.iter().map(|(_, v)| 1 + *v as u32).sum::<u32>()
+        + kernel
+            .columns
+            .iter()
+            .map(|(_, v)| 1 + *v as u32)
+            .sum::<u32>()
         + !kernel.literals.is_empty() as u32
         + kernel.has_flags as u32;
     let limit = ctx.summary.limits.max_storage_buffers_per_shader_stage;
     if bindings > limit {
         return Err(Error::UnsupportedOnGpu {
             operation: "filter",
-            reason: format!("the predicate needs {bindings} storage buffers; the adapter allows {limit}"),
+            reason: format!(
+                "the predicate needs {bindings} storage buffers; the adapter allows {limit}"
+            ),
         });
     }
     Ok(())
@@ -50,7 +60,11 @@ fn record_predicate(
         };
         let params = ctx.params([rows, 0, 0, 0]);
         let lits = ctx.storage_from_bytes("literals", bytemuck::cast_slice(&kernel.literals))?;
-        let mut buffers: Vec<&wgpu::Buffer> = vec![&params, &mask.data, mask.validity.as_ref().expect("set above")];
+        let mut buffers: Vec<&wgpu::Buffer> = vec![
+            &params,
+            &mask.data,
+            mask.validity.as_ref().expect("set above"),
+        ];
         if !kernel.literals.is_empty() {
             buffers.push(&lits);
         }
@@ -61,7 +75,12 @@ fn record_predicate(
             let chunk = &batch.columns[*col].chunks[c];
             buffers.push(&chunk.data);
             if *valid {
-                buffers.push(chunk.validity.as_ref().expect("the kernel binds validity only where it exists"));
+                buffers.push(
+                    chunk
+                        .validity
+                        .as_ref()
+                        .expect("the kernel binds validity only where it exists"),
+                );
             }
         }
         let bg = ctx.bind(&pipeline, &buffers);
@@ -76,13 +95,18 @@ fn check_flags(flags: u32) -> Result<()> {
         return Err(Error::DivideByZero);
     }
     if flags & FLAG_OVERFLOW != 0 {
-        return Err(Error::ArithmeticOverflow("integer division of MIN by -1".into()));
+        return Err(Error::ArithmeticOverflow(
+            "integer division of MIN by -1".into(),
+        ));
     }
     Ok(())
 }
 
 fn read_u32s(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        .collect()
 }
 
 /// Evaluates `predicate` over every row: the value and validity bitmaps per chunk.
@@ -119,7 +143,9 @@ pub(crate) fn filter_by_mask(batch: &GpuBatch, mask: &BooleanArray) -> Result<Gp
         });
     }
     let start = Instant::now();
-    let masks = batch.ctx.scoped(|| upload_mask(&batch.ctx, mask, &batch.chunk_rows))?;
+    let masks = batch
+        .ctx
+        .scoped(|| upload_mask(&batch.ctx, mask, &batch.chunk_rows))?;
     profile::record(Phase::Upload, start);
     compact_batch(batch, |_| Ok((masks, None)))
 }
@@ -144,7 +170,8 @@ fn compact_batch(
             check_flags(read_u32s(&read[1])[0])?;
         }
         let kept = read_u32s(&read[0]);
-        let columns = compact::scatter(ctx, &plan, &masks, &batch.chunk_rows, &kept, &batch.columns)?;
+        let columns =
+            compact::scatter(ctx, &plan, &masks, &batch.chunk_rows, &kept, &batch.columns)?;
         Ok(GpuBatch {
             ctx: ctx.clone(),
             schema: batch.schema.clone(),

@@ -102,7 +102,9 @@ pub(crate) struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext").field("adapter", &self.summary.name).finish()
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.summary.name)
+            .finish()
     }
 }
 
@@ -114,7 +116,11 @@ pub(crate) fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     });
     let mut adapters: Vec<_> = pollster::block_on(instance.enumerate_adapters(backends))
         .into_iter()
-        .filter(|a| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS))
+        .filter(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        })
         .collect();
     let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -144,11 +150,17 @@ impl GpuContext {
             .map(|n| n.to_lowercase());
         let adapter = enumerate(backends)
             .into_iter()
-            .find(|a| wanted_name.as_ref().is_none_or(|n| a.get_info().name.to_lowercase().contains(n)))
+            .find(|a| {
+                wanted_name
+                    .as_ref()
+                    .is_none_or(|n| a.get_info().name.to_lowercase().contains(n))
+            })
             .ok_or_else(|| {
                 Error::NoAdapter(format!(
                     " (backends {backends:?}{})",
-                    wanted_name.map(|n| format!(", name containing '{n}'")).unwrap_or_default()
+                    wanted_name
+                        .map(|n| format!(", name containing '{n}'"))
+                        .unwrap_or_default()
                 ))
             })?;
         Self::from_adapter(adapter, req.max_chunk_bytes)
@@ -182,12 +194,15 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {message}"));
             }
         });
-        let binding_limit = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let binding_limit =
+            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let summary = AdapterSummary {
             name: info.name.clone(),
             backend: info.backend,
             device_type: info.device_type,
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
             shader_int64: features.contains(wgpu::Features::SHADER_INT64),
             shader_f64: features.contains(wgpu::Features::SHADER_F64),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
@@ -195,7 +210,13 @@ impl GpuContext {
             limits,
             max_chunk_bytes: max_chunk_bytes.map_or(binding_limit, |m| m.min(binding_limit)),
         };
-        Ok(GpuContext { device, queue, summary, pipelines: Mutex::new(HashMap::new()), lost })
+        Ok(GpuContext {
+            device,
+            queue,
+            summary,
+            pipelines: Mutex::new(HashMap::new()),
+            lost,
+        })
     }
 
     /// Rows per chunk: the most rows whose widest (8-byte) column fits one binding, a
@@ -211,24 +232,31 @@ impl GpuContext {
         key: &str,
         source: impl FnOnce() -> String,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let mut cache = self.pipelines.lock().map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
+        let mut cache = self
+            .pipelines
+            .lock()
+            .map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
         if let Some(p) = cache.get(key) {
             return Ok(p.clone());
         }
         let source = source();
         let pipeline = self.scoped(|| {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(key),
-                source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
-            });
-            Ok(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(key),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            }))
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(key),
+                    source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+                });
+            Ok(self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(key),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                }))
         })?;
         let pipeline = Arc::new(pipeline);
         cache.insert(key.to_string(), pipeline.clone());
@@ -268,7 +296,9 @@ impl GpuContext {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: true,
         });
         buffer
@@ -286,26 +316,36 @@ impl GpuContext {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (bytes.div_ceil(4) * 4).max(MIN_BUFFER_BYTES),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     }
 
     /// A uniform buffer of four u32 parameters.
     pub(crate) fn params(&self, values: [u32; 4]) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&values),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::cast_slice(&values),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
     }
 
     /// Binds `buffers` in order to bindings 0.. of group 0 of `pipeline`.
-    pub(crate) fn bind(&self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    pub(crate) fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
         let entries: Vec<_> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -324,10 +364,17 @@ impl GpuContext {
         threads: u64,
     ) {
         let groups = threads.div_ceil(WORKGROUP_SIZE as u64).max(1);
-        let max_x = self.summary.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let max_x = self
+            .summary
+            .limits
+            .max_compute_workgroups_per_dimension
+            .max(1) as u64;
         let x = groups.min(max_x);
         let y = groups.div_ceil(x);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bind_group, &[]);
         pass.dispatch_workgroups(x as u32, y as u32, 1);
@@ -351,7 +398,8 @@ impl GpuContext {
     }
 
     pub(crate) fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
     /// Copies the first `len` bytes of each buffer back to the host: one staging buffer and

@@ -111,7 +111,10 @@ struct Gen<'a> {
 /// validity bitmap to bind.
 pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Result<PredicateKernel> {
     if let Some(reason) = unsupported_reason(expr) {
-        return Err(Error::UnsupportedOnGpu { operation: "filter", reason });
+        return Err(Error::UnsupportedOnGpu {
+            operation: "filter",
+            reason,
+        });
     }
     let mut g = Gen {
         body: String::new(),
@@ -127,11 +130,19 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
     let mut bindings = String::new();
     let mut slot = 3;
     if !g.literals.is_empty() {
-        writeln!(bindings, "@group(0) @binding({slot}) var<storage, read> lits: array<u32>;").unwrap();
+        writeln!(
+            bindings,
+            "@group(0) @binding({slot}) var<storage, read> lits: array<u32>;"
+        )
+        .unwrap();
         slot += 1;
     }
     if g.has_flags {
-        writeln!(bindings, "@group(0) @binding({slot}) var<storage, read_write> flags: array<atomic<u32>>;").unwrap();
+        writeln!(
+            bindings,
+            "@group(0) @binding({slot}) var<storage, read_write> flags: array<atomic<u32>>;"
+        )
+        .unwrap();
         slot += 1;
     }
     for (i, (col, valid)) in g.columns.iter().enumerate() {
@@ -139,16 +150,29 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
             Some(Repr::I64 | Repr::U64 | Repr::F64) => "vec2<u32>",
             _ => "u32",
         };
-        writeln!(bindings, "@group(0) @binding({slot}) var<storage, read> c{i}: array<{elem}>;").unwrap();
+        writeln!(
+            bindings,
+            "@group(0) @binding({slot}) var<storage, read> c{i}: array<{elem}>;"
+        )
+        .unwrap();
         slot += 1;
         if *valid {
-            writeln!(bindings, "@group(0) @binding({slot}) var<storage, read> c{i}_valid: array<u32>;").unwrap();
+            writeln!(
+                bindings,
+                "@group(0) @binding({slot}) var<storage, read> c{i}_valid: array<u32>;"
+            )
+            .unwrap();
             slot += 1;
         }
     }
     let source = super::shader::assemble(
         super::shader::PREDICATE,
-        &[("BINDINGS", &bindings), ("BODY", &g.body), ("OK", &ok), ("VALUE", &value)],
+        &[
+            ("BINDINGS", &bindings),
+            ("BODY", &g.body),
+            ("OK", &ok),
+            ("VALUE", &value),
+        ],
     );
     Ok(PredicateKernel {
         key: format!("predicate:{}", g.key),
@@ -198,10 +222,16 @@ impl Gen<'_> {
                 let c = format!("c{slot}");
                 let value = match dt {
                     DataType::Boolean => format!("(({c}[row >> 5u] >> (row & 31u)) & 1u) != 0u"),
-                    DataType::Int8 => format!("extractBits(bitcast<i32>({c}[row >> 2u]), (row & 3u) * 8u, 8u)"),
-                    DataType::Int16 => format!("extractBits(bitcast<i32>({c}[row >> 1u]), (row & 1u) * 16u, 16u)"),
+                    DataType::Int8 => {
+                        format!("extractBits(bitcast<i32>({c}[row >> 2u]), (row & 3u) * 8u, 8u)")
+                    }
+                    DataType::Int16 => {
+                        format!("extractBits(bitcast<i32>({c}[row >> 1u]), (row & 1u) * 16u, 16u)")
+                    }
                     DataType::UInt8 => format!("extractBits({c}[row >> 2u], (row & 3u) * 8u, 8u)"),
-                    DataType::UInt16 => format!("extractBits({c}[row >> 1u], (row & 1u) * 16u, 16u)"),
+                    DataType::UInt16 => {
+                        format!("extractBits({c}[row >> 1u], (row & 1u) * 16u, 16u)")
+                    }
                     DataType::Int32 | DataType::Date32 => format!("bitcast<i32>({c}[row])"),
                     _ => format!("{c}[row]"),
                 };
@@ -211,7 +241,11 @@ impl Gen<'_> {
                     "true".to_string()
                 };
                 // Boolean values are false wherever they are null (AND/OR rely on it).
-                let value = if r == Repr::Bool && valid { format!("({value}) && ({ok})") } else { value };
+                let value = if r == Repr::Bool && valid {
+                    format!("({value}) && ({ok})")
+                } else {
+                    value
+                };
                 (value, ok)
             }
             Typed::Literal(v) => {
@@ -297,7 +331,10 @@ impl Gen<'_> {
                         format!("({lok} && {rok}) || ({lok} && !{lv}) || ({rok} && !{rv})"),
                     )
                 } else {
-                    (format!("{lv} || {rv}"), format!("({lok} && {rok}) || {lv} || {rv}"))
+                    (
+                        format!("{lv} || {rv}"),
+                        format!("({lok} && {rok}) || {lv} || {rv}"),
+                    )
                 }
             }
             Typed::Not(inner) => {
@@ -308,7 +345,8 @@ impl Gen<'_> {
             }
             Typed::IsNull(inner) | Typed::IsNotNull(inner) => {
                 let null = matches!(e, Typed::IsNull(_));
-                self.key.push_str(if null { "isnull(" } else { "isnotnull(" });
+                self.key
+                    .push_str(if null { "isnull(" } else { "isnotnull(" });
                 let (_, ok, _) = self.node(inner)?;
                 self.key.push(')');
                 (if null { format!("!{ok}") } else { ok }, "true".to_string())
@@ -323,7 +361,15 @@ impl Gen<'_> {
 
     /// Integer arithmetic in the width of `dt`: `+ - *` wrap, `/` truncates and flags
     /// division by zero and MIN / -1 where both operands are valid.
-    fn arith(&mut self, op: ArithOp, dt: &DataType, r: Repr, l: &str, rv: &str, ok: &str) -> Result<String> {
+    fn arith(
+        &mut self,
+        op: ArithOp,
+        dt: &DataType,
+        r: Repr,
+        l: &str,
+        rv: &str,
+        ok: &str,
+    ) -> Result<String> {
         let (_, bits) = int_info(dt).ok_or_else(|| Error::UnsupportedOnGpu {
             operation: "filter",
             reason: format!("arithmetic on {dt}"),
@@ -344,7 +390,10 @@ impl Gen<'_> {
             }
             (Repr::I32, ArithOp::Div) => {
                 self.has_flags = true;
-                let min = format!("extractBits(bitcast<i32>(0x80000000u), {}u, {bits}u)", 32 - bits);
+                let min = format!(
+                    "extractBits(bitcast<i32>(0x80000000u), {}u, {bits}u)",
+                    32 - bits
+                );
                 write!(
                     self.body,
                     "        let d{n} = {rv};\n        if ({ok}) {{ if (d{n} == 0) {{ atomicOr(&flags[0], {FLAG_DIVIDE_BY_ZERO}u); }} else if (d{n} == -1 && {l} == {min}) {{ atomicOr(&flags[0], {FLAG_OVERFLOW}u); }} }}\n"
@@ -376,7 +425,10 @@ impl Gen<'_> {
                 format!("select({f}({l}, select(d{n}, vec2<u32>(1u, 0u), z{n})), vec2<u32>(0u, 0u), z{n})")
             }
             _ => {
-                return Err(Error::UnsupportedOnGpu { operation: "filter", reason: format!("{op:?} on {dt}") })
+                return Err(Error::UnsupportedOnGpu {
+                    operation: "filter",
+                    reason: format!("{op:?} on {dt}"),
+                })
             }
         })
     }

@@ -54,7 +54,11 @@ mod tests {
 
     #[test]
     fn every_stage_assembles_and_parses() {
-        let scatter_defs: &[(&str, &str)] = &[("DST", "array<u32>"), ("SRC", "array<u32>"), ("STORE", "dst[o] = src[row];")];
+        let scatter_defs: &[(&str, &str)] = &[
+            ("DST", "array<u32>"),
+            ("SRC", "array<u32>"),
+            ("STORE", "dst[o] = src[row];"),
+        ];
         for (src, defs) in [
             (COMPACT_COUNT, &[][..]),
             (COMPACT_SCAN, &[][..]),
@@ -62,7 +66,8 @@ mod tests {
             (COMPACT_SCATTER, scatter_defs),
         ] {
             let text = assemble(src, defs);
-            naga::front::wgsl::parse_str(&text).unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+            naga::front::wgsl::parse_str(&text)
+                .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
         }
     }
 }

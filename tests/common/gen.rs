@@ -1,0 +1,312 @@
+//! Random batches and random expression trees for the property tests, from one seed (so a
+//! failure names the seed that reproduces it).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow_wgpu::{col, lit, Expr, ScalarValue};
+
+/// splitmix64: small, fast, and good enough for test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+pub fn all_types() -> Vec<DataType> {
+    vec![
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::UInt8,
+        DataType::UInt16,
+        DataType::UInt32,
+        DataType::UInt64,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Boolean,
+        DataType::Date32,
+        DataType::Date64,
+        DataType::Timestamp(TimeUnit::Second, None),
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("+01:00".into())),
+    ]
+}
+
+const F64_SPECIAL: [f64; 10] = [
+    f64::NAN,
+    -f64::NAN,
+    0.0,
+    -0.0,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    1.5,
+    -1.5,
+    5e-324,
+    f64::MAX,
+];
+const F32_SPECIAL: [f32; 10] = [
+    f32::NAN,
+    -f32::NAN,
+    0.0,
+    -0.0,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
+    1.5,
+    -1.5,
+    1e-45,
+    f32::MAX,
+];
+
+/// A raw value: small (so that equal values and matches are common) or anything.
+fn raw(rng: &mut Rng, wide: bool) -> i64 {
+    if wide && rng.chance(0.5) {
+        rng.next() as i64
+    } else {
+        rng.below(11) as i64 - 5
+    }
+}
+
+/// A random scalar of `dt` (used for literals, so it leans to the same small domain).
+pub fn scalar(rng: &mut Rng, dt: &DataType, wide: bool) -> ScalarValue {
+    let v = raw(rng, wide);
+    match dt {
+        DataType::Int8 => ScalarValue::Int8(v as i8),
+        DataType::Int16 => ScalarValue::Int16(v as i16),
+        DataType::Int32 => ScalarValue::Int32(v as i32),
+        DataType::Int64 => ScalarValue::Int64(v),
+        DataType::UInt8 => ScalarValue::UInt8(v as u8),
+        DataType::UInt16 => ScalarValue::UInt16(v as u16),
+        DataType::UInt32 => ScalarValue::UInt32(v as u32),
+        DataType::UInt64 => ScalarValue::UInt64(v as u64),
+        DataType::Float32 => ScalarValue::Float32(if rng.chance(0.4) {
+            *rng.pick(&F32_SPECIAL)
+        } else {
+            v as f32
+        }),
+        DataType::Float64 => ScalarValue::Float64(if rng.chance(0.4) {
+            *rng.pick(&F64_SPECIAL)
+        } else {
+            v as f64
+        }),
+        DataType::Boolean => ScalarValue::Boolean(v > 0),
+        DataType::Date32 => ScalarValue::Date32(v as i32),
+        DataType::Date64 => ScalarValue::Date64(v),
+        DataType::Timestamp(u, tz) => ScalarValue::Timestamp(v, *u, tz.clone()),
+        other => panic!("no scalar for {other}"),
+    }
+}
+
+/// A random column of `dt` with `rows` rows; `null_p` of them null.
+pub fn column(rng: &mut Rng, dt: &DataType, rows: usize, null_p: f64) -> ArrayRef {
+    let wide = rng.chance(0.3);
+    let valid: Vec<bool> = (0..rows).map(|_| !rng.chance(null_p)).collect();
+    let values: Vec<ScalarValue> = (0..rows).map(|_| scalar(rng, dt, wide)).collect();
+    macro_rules! build {
+        ($arr:ty, $variant:ident) => {
+            Arc::new(<$arr>::from_iter(values.iter().zip(&valid).map(
+                |(v, ok)| match v {
+                    ScalarValue::$variant(x) if *ok => Some(*x),
+                    _ => None,
+                },
+            ))) as ArrayRef
+        };
+    }
+    match dt {
+        DataType::Int8 => build!(Int8Array, Int8),
+        DataType::Int16 => build!(Int16Array, Int16),
+        DataType::Int32 => build!(Int32Array, Int32),
+        DataType::Int64 => build!(Int64Array, Int64),
+        DataType::UInt8 => build!(UInt8Array, UInt8),
+        DataType::UInt16 => build!(UInt16Array, UInt16),
+        DataType::UInt32 => build!(UInt32Array, UInt32),
+        DataType::UInt64 => build!(UInt64Array, UInt64),
+        DataType::Float32 => build!(Float32Array, Float32),
+        DataType::Float64 => build!(Float64Array, Float64),
+        DataType::Boolean => build!(BooleanArray, Boolean),
+        DataType::Date32 => build!(Date32Array, Date32),
+        DataType::Date64 => build!(Date64Array, Date64),
+        DataType::Timestamp(..) => {
+            let raw: Vec<Option<i64>> = values
+                .iter()
+                .zip(&valid)
+                .map(|(v, ok)| match v {
+                    ScalarValue::Timestamp(x, _, _) if *ok => Some(*x),
+                    _ => None,
+                })
+                .collect();
+            let a: ArrayRef = Arc::new(Int64Array::from(raw));
+            arrow::compute::cast(&a, dt).unwrap()
+        }
+        other => panic!("no column for {other}"),
+    }
+}
+
+/// A random batch: 1 to 5 columns of random types, random nulls, and a random slice (so
+/// arrays have non-zero offsets).
+pub fn batch(rng: &mut Rng, rows: usize) -> RecordBatch {
+    let types = all_types();
+    let ncols = 1 + rng.below(5) as usize;
+    let pad = if rng.chance(0.5) {
+        rng.below(70) as usize
+    } else {
+        0
+    };
+    let total = rows + pad;
+    let columns: Vec<(String, ArrayRef)> = (0..ncols)
+        .map(|i| {
+            let dt = rng.pick(&types).clone();
+            let null_p = *rng.pick(&[0.0, 0.0, 0.1, 0.5, 1.0]);
+            (format!("c{i}"), column(rng, &dt, total, null_p))
+        })
+        .collect();
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let offset = rng.below(pad as u64 + 1) as usize;
+    batch.slice(offset, rows)
+}
+
+fn is_int(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+/// A value-typed expression of `dt` over the batch's columns of that type.
+fn value(rng: &mut Rng, batch: &RecordBatch, dt: &DataType, depth: u32) -> Expr {
+    let cols: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == dt)
+        .map(|f| f.name().clone())
+        .collect();
+    if is_int(dt) && depth > 0 && rng.chance(0.3) {
+        let l = value(rng, batch, dt, depth - 1);
+        let r = value(rng, batch, dt, depth - 1);
+        return match rng.below(4) {
+            0 => l + r,
+            1 => l - r,
+            2 => l * r,
+            // Mostly a non-zero literal divisor; sometimes anything, to pin the errors.
+            _ if rng.chance(0.8) => l / Expr::Literal(nonzero(rng, dt)),
+            _ => l / r,
+        };
+    }
+    if !cols.is_empty() && rng.chance(0.7) {
+        col(rng.pick(&cols).clone())
+    } else {
+        let wide = rng.chance(0.2);
+        Expr::Literal(scalar(rng, dt, wide))
+    }
+}
+
+fn nonzero(rng: &mut Rng, dt: &DataType) -> ScalarValue {
+    loop {
+        let s = scalar(rng, dt, false);
+        if !matches!(
+            s,
+            ScalarValue::Int8(0)
+                | ScalarValue::Int16(0)
+                | ScalarValue::Int32(0)
+                | ScalarValue::Int64(0)
+                | ScalarValue::UInt8(0)
+                | ScalarValue::UInt16(0)
+                | ScalarValue::UInt32(0)
+                | ScalarValue::UInt64(0)
+        ) {
+            return s;
+        }
+    }
+}
+
+/// A random boolean expression over `batch`'s columns, with no float arithmetic (which
+/// runs only on the CPU; tests/filter_edges.rs pins that fall back).
+pub fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
+    let fields: Vec<DataType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    let dt = rng.pick(&fields).clone();
+    let choice = if depth == 0 {
+        rng.below(4)
+    } else {
+        rng.below(10)
+    };
+    match choice {
+        0 | 1 => {
+            let l = value(rng, batch, &dt, depth.min(2));
+            let r = value(rng, batch, &dt, depth.min(2));
+            match rng.below(6) {
+                0 => l.eq(r),
+                1 => l.not_eq(r),
+                2 => l.lt(r),
+                3 => l.lt_eq(r),
+                4 => l.gt(r),
+                _ => l.gt_eq(r),
+            }
+        }
+        2 => {
+            let v = value(rng, batch, &dt, 1);
+            if rng.chance(0.5) {
+                v.is_null()
+            } else {
+                v.is_not_null()
+            }
+        }
+        3 => {
+            let v = value(rng, batch, &dt, 1);
+            if rng.chance(0.5) {
+                v.between(
+                    Expr::Literal(scalar(rng, &dt, false)),
+                    Expr::Literal(scalar(rng, &dt, false)),
+                )
+            } else {
+                let n = rng.below(4);
+                v.in_list(
+                    (0..n)
+                        .map(|_| Expr::Literal(scalar(rng, &dt, false)))
+                        .collect(),
+                )
+            }
+        }
+        4..=6 => predicate(rng, batch, depth - 1).and(predicate(rng, batch, depth - 1)),
+        7 | 8 => predicate(rng, batch, depth - 1).or(predicate(rng, batch, depth - 1)),
+        _ => predicate(rng, batch, depth - 1).not(),
+    }
+}
+
+/// A literal `true`, for tests that need some predicate.
+pub fn always() -> Expr {
+    lit(true)
+}

@@ -1,0 +1,63 @@
+//! Shared test set-up: one engine per GPU adapter that wgpu finds.
+
+//!
+//! `ARROW_WGPU_REQUIRE_GPU=1` (CI sets it) turns "no adapter" into a failure instead of a
+//! skip; `ARROW_WGPU_TEST_BACKENDS=vulkan,gl` names the wgpu backends that must each have
+//! an adapter.
+
+#![allow(dead_code)]
+
+pub mod gen;
+
+use arrow_wgpu::{Backend, Engine, EngineOptions};
+
+/// The wgpu backends the GPU tests run on, each with an engine (optionally with small
+/// chunks). Panics when CI requires a backend and it has no adapter.
+pub fn gpu_engines(max_chunk_bytes: Option<u64>) -> Vec<(String, Engine)> {
+    let required: Vec<String> = std::env::var("ARROW_WGPU_TEST_BACKENDS")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let require_any = std::env::var("ARROW_WGPU_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    let mut engines = Vec::new();
+    for (name, backends) in [
+        ("vulkan", wgpu::Backends::VULKAN),
+        ("gl", wgpu::Backends::GL),
+        ("metal", wgpu::Backends::METAL),
+        ("dx12", wgpu::Backends::DX12),
+    ] {
+        let options = EngineOptions {
+            backend: Backend::Gpu,
+            wgpu_backends: backends,
+            max_chunk_bytes,
+            ..Default::default()
+        };
+        match Engine::with_options(options) {
+            Ok(engine) => engines.push((name.to_string(), engine)),
+            Err(e) => {
+                assert!(
+                    !required.iter().any(|r| r == name),
+                    "required wgpu backend {name} has no adapter: {e}"
+                );
+            }
+        }
+    }
+    assert!(
+        !(require_any && engines.is_empty()),
+        "ARROW_WGPU_REQUIRE_GPU=1 but no GPU adapter was found"
+    );
+    if engines.is_empty() {
+        eprintln!(
+            "no GPU adapter: GPU tests skipped (set ARROW_WGPU_REQUIRE_GPU=1 to fail instead)"
+        );
+    }
+    engines
+}
+
+pub fn cpu() -> Engine {
+    Engine::new(Backend::Cpu).unwrap()
+}

@@ -1,0 +1,100 @@
+//! Property tests: the GPU path (every adapter found, with normal and with tiny chunks)
+//! equals the CPU path exactly on random batches and random predicates.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use arrow::array::BooleanArray;
+
+use arrow_wgpu::{Engine, Error};
+use common::gen::{self, Rng};
+use proptest::prelude::*;
+
+fn engines() -> &'static Vec<(String, Engine)> {
+    static E: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
+    E.get_or_init(|| {
+        let mut all = common::gpu_engines(None);
+        // 1 KiB chunks: 128 rows each, so small batches cross many chunk boundaries.
+        all.extend(
+            common::gpu_engines(Some(1024))
+                .into_iter()
+                .map(|(n, e)| (format!("{n}/1KiB chunks"), e)),
+        );
+        all
+    })
+}
+
+/// Arithmetic errors agree by kind; when several rows fail, the CPU reports the first it
+/// meets and the GPU the division-by-zero first, so either kind counts as the same answer.
+fn same_outcome<T: PartialEq + std::fmt::Debug>(
+    gpu: &Result<T, Error>,
+    cpu: &Result<T, Error>,
+) -> bool {
+    match (gpu, cpu) {
+        (Ok(g), Ok(c)) => g == c,
+        (
+            Err(Error::DivideByZero | Error::ArithmeticOverflow(_)),
+            Err(Error::DivideByZero | Error::ArithmeticOverflow(_)),
+        ) => true,
+        _ => false,
+    }
+}
+
+fn rows_strategy() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        6 => 0usize..300,
+        3 => 300usize..5_000,
+        1 => 5_000usize..100_000,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn filter_and_evaluate_gpu_equal_cpu(seed in any::<u64>(), rows in rows_strategy(), depth in 0u32..4) {
+        let mut rng = Rng(seed);
+        let batch = gen::batch(&mut rng, rows);
+        let predicate = gen::predicate(&mut rng, &batch, depth);
+        let cpu = common::cpu();
+        let want_mask = cpu.evaluate(&batch, &predicate);
+        let want = cpu.filter(&batch, &predicate);
+        for (name, engine) in engines() {
+            let got_mask = engine.evaluate(&batch, &predicate);
+            prop_assert!(same_outcome(&got_mask, &want_mask), "{name}: evaluate {predicate}\n gpu {got_mask:?}\n cpu {want_mask:?}");
+            let got = engine.filter(&batch, &predicate);
+            prop_assert!(same_outcome(&got, &want), "{name}: filter {predicate}\n gpu {got:?}\n cpu {want:?}");
+        }
+    }
+
+    #[test]
+    fn filter_by_mask_gpu_equals_cpu(seed in any::<u64>(), rows in rows_strategy()) {
+        let mut rng = Rng(seed);
+        let batch = gen::batch(&mut rng, rows);
+        let null_p = *rng.pick(&[0.0, 0.2, 1.0]);
+        let keep_p = *rng.pick(&[0.0, 0.01, 0.5, 0.99, 1.0]);
+        let pad = rng.below(40) as usize;
+        let mask: BooleanArray = (0..rows + pad).map(|_| (!rng.chance(null_p)).then(|| rng.chance(keep_p))).collect();
+        let mask = mask.slice(pad / 2, rows);
+        let want = common::cpu().filter_by_mask(&batch, &mask).unwrap();
+        for (name, engine) in engines() {
+            let got = engine.filter_by_mask(&batch, &mask).unwrap();
+            prop_assert_eq!(&got, &want, "{}", name);
+        }
+    }
+
+    #[test]
+    fn resident_chain_equals_cpu(seed in any::<u64>(), rows in rows_strategy()) {
+        let mut rng = Rng(seed);
+        let batch = gen::batch(&mut rng, rows);
+        let p1 = gen::predicate(&mut rng, &batch, 1);
+        let p2 = gen::predicate(&mut rng, &batch, 1);
+        let cpu = common::cpu();
+        let want = cpu.filter(&batch, &p1).and_then(|b| cpu.filter(&b, &p2));
+        for (name, engine) in engines() {
+            let got = engine.upload(&batch).and_then(|g| g.filter(&p1)).and_then(|g| g.filter(&p2)).and_then(|g| g.to_record_batch());
+            prop_assert!(same_outcome(&got, &want), "{name}: {p1} then {p2}\n gpu {got:?}\n cpu {want:?}");
+        }
+    }
+}
