@@ -409,6 +409,12 @@ impl GpuBatch {
         gpu::filter::evaluate(self, &typed)
     }
 
+    /// Blocks until every GPU operation queued so far has finished (operations return
+    /// once their work is queued; a download or this call waits for it). For timing.
+    pub fn wait(&self) -> Result<()> {
+        self.ctx.wait()
+    }
+
     /// Keeps the rows where `mask` is true (null is false); the result stays on the GPU.
     pub fn filter_by_mask(&self, mask: &BooleanArray) -> Result<GpuBatch> {
         profile::begin_step("filter", RanOn::Gpu(self.ctx.summary.name.clone()), None);

@@ -403,14 +403,25 @@ impl GpuContext {
     }
 
     /// Copies the first `len` bytes of each buffer back to the host: one staging buffer and
-    /// one map for all of them.
+    /// one map per group of parts that fits the adapter's largest buffer.
     pub(crate) fn read_many(&self, parts: &[(&wgpu::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
-        let mut offsets = Vec::with_capacity(parts.len());
-        let mut total = 0u64;
-        for (_, len) in parts {
-            offsets.push(total);
-            total += len.div_ceil(8) * 8;
+        let limit = self.summary.limits.max_buffer_size.max(8);
+        let mut out = Vec::with_capacity(parts.len());
+        let mut begin = 0;
+        while begin < parts.len() {
+            let mut end = begin + 1;
+            let mut total = parts[begin].1.div_ceil(8) * 8;
+            while end < parts.len() && total + parts[end].1.div_ceil(8) * 8 <= limit {
+                total += parts[end].1.div_ceil(8) * 8;
+                end += 1;
+            }
+            out.extend(self.read_group(&parts[begin..end], total)?);
+            begin = end;
         }
+        Ok(out)
+    }
+
+    fn read_group(&self, parts: &[(&wgpu::Buffer, u64)], total: u64) -> Result<Vec<Vec<u8>>> {
         if total == 0 {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
@@ -421,11 +432,15 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         let mut encoder = self.encoder();
-        for ((buffer, len), offset) in parts.iter().zip(&offsets) {
-            let len = len.div_ceil(4) * 4;
-            if len > 0 {
-                encoder.copy_buffer_to_buffer(buffer, 0, &staging, *offset, len);
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut offset = 0u64;
+        for (buffer, len) in parts {
+            offsets.push(offset);
+            let padded = len.div_ceil(4) * 4;
+            if padded > 0 {
+                encoder.copy_buffer_to_buffer(buffer, 0, &staging, offset, padded);
             }
+            offset += len.div_ceil(8) * 8;
         }
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();

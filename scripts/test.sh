@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: unit tests, property tests, edge-case and error tests, doctests, on
+# every GPU adapter found (Vulkan and GL on llvmpipe when there is no GPU), plus the lints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# llvmpipe's GL adapter wants a runtime dir; harmless elsewhere.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-$(id -u)}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --lib --tests --examples
+cargo test --doc
