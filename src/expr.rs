@@ -326,7 +326,9 @@ impl Expr {
     pub fn or(self, other: Expr) -> Expr {
         Expr::Or(Box::new(self), Box::new(other))
     }
-    /// `NOT self` (three-valued). Also available as the `!` operator.
+    /// `NOT self` (three-valued). Also available as the `!` operator; this inherent method
+    /// saves importing `std::ops::Not` to write `.not()`.
+    #[allow(clippy::should_implement_trait)]
     pub fn not(self) -> Expr {
         Expr::Not(Box::new(self))
     }

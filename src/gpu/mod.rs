@@ -195,7 +195,7 @@ impl GpuContext {
             }
         });
         let binding_limit =
-            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let summary = AdapterSummary {
             name: info.name.clone(),
             backend: info.backend,
