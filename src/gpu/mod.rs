@@ -194,8 +194,9 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {message}"));
             }
         });
-        let binding_limit =
-            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let binding_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let summary = AdapterSummary {
             name: info.name.clone(),
             backend: info.backend,
