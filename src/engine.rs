@@ -306,12 +306,7 @@ impl Engine {
         self.run(
             "filter",
             |ctx| {
-                check_gpu_types(
-                    ctx,
-                    batch,
-                    &(0..batch.num_columns()).collect::<Vec<_>>(),
-                    "filter",
-                )?;
+                check_all_gpu_types(ctx, batch, "filter")?;
                 let nullable = |i: usize| batch.column(i).null_count() > 0;
                 gpu::filter::check_predicate(ctx, &typed, &nullable)?;
                 let resident = self.upload(batch)?;
@@ -350,12 +345,7 @@ impl Engine {
         self.run(
             "filter",
             |ctx| {
-                check_gpu_types(
-                    ctx,
-                    batch,
-                    &(0..batch.num_columns()).collect::<Vec<_>>(),
-                    "filter",
-                )?;
+                check_all_gpu_types(ctx, batch, "filter")?;
                 let resident = self.upload(batch)?;
                 download(&gpu::filter::filter_by_mask(&resident, mask)?)
             },
@@ -369,6 +359,20 @@ fn download(batch: &GpuBatch) -> Result<RecordBatch> {
     let out = batch.to_record_batch()?;
     profile::record(Phase::Download, start);
     Ok(out)
+}
+
+/// [`check_gpu_types`] over every column: operations that carry the whole batch.
+fn check_all_gpu_types(
+    ctx: &GpuContext,
+    batch: &RecordBatch,
+    operation: &'static str,
+) -> Result<()> {
+    check_gpu_types(
+        ctx,
+        batch,
+        &(0..batch.num_columns()).collect::<Vec<_>>(),
+        operation,
+    )
 }
 
 fn check_gpu_types(
