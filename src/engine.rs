@@ -10,7 +10,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu::column::{GpuBatch, Layout};
-use crate::gpu::{self, AdapterSummary, DeviceRequest, GpuContext};
+use crate::gpu::{self, AdapterSummary, DeviceRequest, GpuContext, OperationScope};
 use crate::plan::{self, Typed};
 use crate::profile::{self, Phase, Profile, RanOn};
 
@@ -66,6 +66,13 @@ pub struct EngineOptions {
     /// The largest column chunk in bytes; lower than the adapter's binding limit only to
     /// test chunking on small data.
     pub max_chunk_bytes: Option<u64>,
+    /// The most bytes of GPU buffers one operation may allocate (its inputs' upload, its
+    /// intermediates, its results and their readback). An operation that would need more
+    /// fails with [`Error::OutOfMemory`] on `Backend::Gpu` and runs on the CPU on
+    /// `Backend::Auto`, logged: a budget to leave room for other work on the GPU. `None`
+    /// (the default) leaves the limit to the device, whose own out-of-memory errors are
+    /// handled the same way.
+    pub gpu_memory_limit: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +82,7 @@ impl Default for EngineOptions {
             wgpu_backends: wgpu::Backends::all(),
             adapter_name: None,
             max_chunk_bytes: None,
+            gpu_memory_limit: None,
         }
     }
 }
@@ -127,6 +135,7 @@ impl Engine {
             backends: options.wgpu_backends,
             adapter_name: options.adapter_name.clone(),
             max_chunk_bytes: options.max_chunk_bytes,
+            memory_limit: options.gpu_memory_limit,
         };
         let gpu = match options.backend {
             Backend::Cpu => None,
@@ -176,6 +185,23 @@ impl Engine {
         self.gpu.as_ref().map(|g| &g.summary)
     }
 
+    /// The wgpu device and queue the engine runs on, if it has a GPU: to share them with
+    /// other wgpu code. Destroying the device (`wgpu::Device::destroy`) makes later GPU
+    /// operations fail with [`Error::DeviceLost`] (`Backend::Gpu`) or run on the CPU
+    /// (`Backend::Auto`).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{Backend, Engine};
+    /// if let Ok(engine) = Engine::new(Backend::Gpu) {
+    ///     let (device, _queue) = engine.wgpu_device().unwrap();
+    ///     assert!(device.limits().max_storage_buffer_binding_size > 0);
+    /// }
+    /// ```
+    pub fn wgpu_device(&self) -> Option<(&wgpu::Device, &wgpu::Queue)> {
+        self.gpu.as_ref().map(|g| (&g.device, &g.queue))
+    }
+
     fn ran_on_gpu(&self) -> RanOn {
         match &self.gpu {
             Some(g) => RanOn::Gpu(format!("{} / {:?}", g.summary.name, g.summary.backend)),
@@ -211,7 +237,11 @@ impl Engine {
             (Backend::Gpu, None) => Err(Error::NoAdapter(String::new())),
             (backend, Some(ctx)) => {
                 profile::begin_step(operation, self.ran_on_gpu(), None);
-                match on_gpu(ctx) {
+                let gpu_result = {
+                    let _op = OperationScope::enter();
+                    on_gpu(ctx)
+                };
+                match gpu_result {
                     Err(e) if backend == Backend::Auto && e.is_gpu_side() => {
                         log::warn!("arrow-wgpu: {operation} falls back to the CPU: {e}");
                         let spent = profile::discard_step();
@@ -234,6 +264,7 @@ impl Engine {
     /// path doesn't hold.
     pub fn upload(&self, batch: &RecordBatch) -> Result<GpuBatch> {
         let ctx = self.context()?;
+        let _op = OperationScope::enter();
         let start = Instant::now();
         let out = GpuBatch::upload(ctx, batch)?;
         if profile::active() {
@@ -402,6 +433,7 @@ impl GpuBatch {
     pub fn filter(&self, predicate: &Expr) -> Result<GpuBatch> {
         let typed = plan::plan_predicate(predicate, &self.schema)?;
         let ctx = &self.ctx;
+        let _op = OperationScope::enter();
         profile::begin_step("filter", RanOn::Gpu(ctx.summary.name.clone()), None);
         gpu::filter::filter(self, &typed)
     }
@@ -409,6 +441,7 @@ impl GpuBatch {
     /// Evaluates `predicate` on the GPU and downloads the mask.
     pub fn evaluate(&self, predicate: &Expr) -> Result<BooleanArray> {
         let typed: Typed = plan::plan_predicate(predicate, &self.schema)?;
+        let _op = OperationScope::enter();
         profile::begin_step("evaluate", RanOn::Gpu(self.ctx.summary.name.clone()), None);
         gpu::filter::evaluate(self, &typed)
     }
@@ -421,6 +454,7 @@ impl GpuBatch {
 
     /// Keeps the rows where `mask` is true (null is false); the result stays on the GPU.
     pub fn filter_by_mask(&self, mask: &BooleanArray) -> Result<GpuBatch> {
+        let _op = OperationScope::enter();
         profile::begin_step("filter", RanOn::Gpu(self.ctx.summary.name.clone()), None);
         gpu::filter::filter_by_mask(self, mask)
     }

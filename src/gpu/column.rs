@@ -167,6 +167,7 @@ impl GpuBatch {
 
     /// Downloads the batch into a `RecordBatch`.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
+        let _op = super::OperationScope::enter();
         let columns = self
             .columns
             .iter()

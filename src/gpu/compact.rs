@@ -29,7 +29,7 @@ pub(crate) fn record_offsets(
     let count = ctx.pipeline("compact_count", || assemble(shader::COMPACT_COUNT, &[]))?;
     let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
     let offsets = ctx.pipeline("compact_offsets", || assemble(shader::COMPACT_OFFSETS, &[]))?;
-    let totals = ctx.storage_zeroed("totals", chunk_rows.len() as u64 * 4);
+    let totals = ctx.storage_zeroed("totals", chunk_rows.len() as u64 * 4)?;
     let mut plan = CompactPlan {
         params: Vec::new(),
         word_offsets: Vec::new(),
@@ -38,11 +38,11 @@ pub(crate) fn record_offsets(
     for (slot, (mask, &rows)) in masks.iter().zip(chunk_rows).enumerate() {
         let words = rows.div_ceil(32);
         let blocks = words.div_ceil(WORKGROUP_SIZE);
-        let params = ctx.params([rows, words, mask.validity.is_some() as u32, 0]);
+        let params = ctx.params([rows, words, mask.validity.is_some() as u32, 0])?;
         let valid = mask.validity.as_ref().unwrap_or(&mask.data);
-        let block_counts = ctx.storage_zeroed("block counts", blocks as u64 * 4);
-        let word_offsets = ctx.storage_zeroed("word offsets", words as u64 * 4);
-        let scan_params = ctx.params([blocks, slot as u32, 0, 0]);
+        let block_counts = ctx.storage_zeroed("block counts", blocks as u64 * 4)?;
+        let word_offsets = ctx.storage_zeroed("word offsets", words as u64 * 4)?;
+        let scan_params = ctx.params([blocks, slot as u32, 0, 0])?;
         if rows > 0 {
             let bg = ctx.bind(&count, &[&params, &mask.data, valid, &block_counts]);
             ctx.dispatch(encoder, &count, &bg, words as u64);
@@ -105,7 +105,7 @@ pub(crate) fn scatter(
         let pipeline = ctx.pipeline(&format!("compact_scatter:{name}"), || {
             assemble(shader::COMPACT_SCATTER, &defs)
         })?;
-        let dst = ctx.storage_zeroed("compacted", layout.bytes(kept[c] as usize));
+        let dst = ctx.storage_zeroed("compacted", layout.bytes(kept[c] as usize))?;
         let mask = &masks[c];
         let valid = mask.validity.as_ref().unwrap_or(&mask.data);
         let bg = ctx.bind(

@@ -47,7 +47,7 @@ fn record_predicate(
     encoder: &mut wgpu::CommandEncoder,
 ) -> Result<(Vec<ColumnChunk>, Option<wgpu::Buffer>)> {
     let ctx = &batch.ctx;
-    let flags = ctx.storage_zeroed("flags", 4);
+    let flags = ctx.storage_zeroed("flags", 4)?;
     let mut masks = Vec::with_capacity(batch.num_chunks());
     for (c, &rows) in batch.chunk_rows.iter().enumerate() {
         let has_nulls = |i: usize| batch.columns[i].chunks[c].validity.is_some();
@@ -55,10 +55,10 @@ fn record_predicate(
         let pipeline = ctx.pipeline(&kernel.key, || kernel.source.clone())?;
         let words = rows.div_ceil(32) as u64;
         let mask = ColumnChunk {
-            data: ctx.storage_zeroed("mask", words * 4),
-            validity: Some(ctx.storage_zeroed("mask validity", words * 4)),
+            data: ctx.storage_zeroed("mask", words * 4)?,
+            validity: Some(ctx.storage_zeroed("mask validity", words * 4)?),
         };
-        let params = ctx.params([rows, 0, 0, 0]);
+        let params = ctx.params([rows, 0, 0, 0])?;
         let lits = ctx.storage_from_bytes("literals", bytemuck::cast_slice(&kernel.literals))?;
         let mut buffers: Vec<&wgpu::Buffer> = vec![
             &params,

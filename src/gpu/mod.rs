@@ -89,6 +89,34 @@ pub(crate) struct DeviceRequest {
     pub backends: wgpu::Backends,
     pub adapter_name: Option<String>,
     pub max_chunk_bytes: Option<u64>,
+    pub memory_limit: Option<u64>,
+}
+
+thread_local! {
+    /// Bytes of GPU buffers the current operation on this thread has allocated.
+    static ALLOCATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// How deep in nested operations this thread is (an upload inside a filter, ...).
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks one operation on this thread: the outermost scope resets the count of bytes
+/// charged against the engine's memory limit.
+pub(crate) struct OperationScope(());
+
+impl OperationScope {
+    pub(crate) fn enter() -> OperationScope {
+        if DEPTH.get() == 0 {
+            ALLOCATED.set(0);
+        }
+        DEPTH.set(DEPTH.get() + 1);
+        OperationScope(())
+    }
+}
+
+impl Drop for OperationScope {
+    fn drop(&mut self) {
+        DEPTH.set(DEPTH.get().saturating_sub(1));
+    }
 }
 
 /// An open device, its queue, and the pipelines compiled on it.
@@ -98,6 +126,7 @@ pub(crate) struct GpuContext {
     pub summary: AdapterSummary,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     lost: Arc<Mutex<Option<String>>>,
+    memory_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -163,10 +192,11 @@ impl GpuContext {
                         .unwrap_or_default()
                 ))
             })?;
-        Self::from_adapter(adapter, req.max_chunk_bytes)
+        Self::from_adapter(adapter, req)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, max_chunk_bytes: Option<u64>) -> Result<GpuContext> {
+    fn from_adapter(adapter: wgpu::Adapter, req: &DeviceRequest) -> Result<GpuContext> {
+        let max_chunk_bytes = req.max_chunk_bytes;
         let info = adapter.get_info();
         let wanted = wgpu::Features::SHADER_INT64
             | wgpu::Features::SHADER_F64
@@ -217,6 +247,7 @@ impl GpuContext {
             summary,
             pipelines: Mutex::new(HashMap::new()),
             lost,
+            memory_limit: req.memory_limit,
         })
     }
 
@@ -278,9 +309,22 @@ impl GpuContext {
         ];
         self.check_lost()?;
         if let Some(e) = errors.into_iter().flatten().next() {
-            return Err(e.into());
+            return Err(self.explain(e.into()));
         }
-        out
+        out.map_err(|e| self.explain(e))
+    }
+
+    /// `e`, or [`Error::DeviceLost`] when the device turns out to be lost: wgpu reports a
+    /// loss in its callback during a poll, and in between only as invalid objects.
+    pub(crate) fn explain(&self, e: Error) -> Error {
+        if !matches!(e, Error::Gpu(_)) {
+            return e;
+        }
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        match self.check_lost() {
+            Err(lost) => lost,
+            Ok(()) => e,
+        }
     }
 
     fn check_lost(&self) -> Result<()> {
@@ -290,10 +334,28 @@ impl GpuContext {
         }
     }
 
+    /// Counts `bytes` against the engine's memory limit for the current operation: an
+    /// [`Error::OutOfMemory`] when the operation would hold more than the limit, and
+    /// [`Error::DeviceLost`] once the device is gone (every allocation passes here).
+    pub(crate) fn charge(&self, label: &str, bytes: u64) -> Result<()> {
+        self.check_lost()?;
+        let total = ALLOCATED.get().saturating_add(bytes);
+        if let Some(limit) = self.memory_limit {
+            if total > limit {
+                return Err(Error::OutOfMemory(format!(
+                    "'{label}' needs {bytes} bytes more, which would bring this operation to {total} bytes, over the engine's limit of {limit}"
+                )));
+            }
+        }
+        ALLOCATED.set(total);
+        Ok(())
+    }
+
     /// A storage buffer holding `bytes` (padded to 4 bytes, at least `MIN_BUFFER_BYTES`).
     pub(crate) fn storage_from_bytes(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
         let size = (bytes.len() as u64).div_ceil(4) * 4;
         let size = size.max(MIN_BUFFER_BYTES);
+        self.charge(label, size)?;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -305,7 +367,7 @@ impl GpuContext {
         buffer
             .slice(..)
             .get_mapped_range_mut()
-            .map_err(|e| Error::Gpu(format!("mapping a new buffer: {e}")))?
+            .map_err(|e| self.explain(Error::Gpu(format!("mapping a new buffer: {e}"))))?
             .slice(..bytes.len())
             .copy_from_slice(bytes);
         buffer.unmap();
@@ -313,25 +375,29 @@ impl GpuContext {
     }
 
     /// A zeroed storage buffer of at least `bytes` bytes.
-    pub(crate) fn storage_zeroed(&self, label: &str, bytes: u64) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
+    pub(crate) fn storage_zeroed(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let size = (bytes.div_ceil(4) * 4).max(MIN_BUFFER_BYTES);
+        self.charge(label, size)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (bytes.div_ceil(4) * 4).max(MIN_BUFFER_BYTES),
+            size,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        })
+        }))
     }
 
     /// A uniform buffer of four u32 parameters.
-    pub(crate) fn params(&self, values: [u32; 4]) -> wgpu::Buffer {
-        self.device
+    pub(crate) fn params(&self, values: [u32; 4]) -> Result<wgpu::Buffer> {
+        self.charge("params", 16)?;
+        Ok(self
+            .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),
                 contents: bytemuck::cast_slice(&values),
                 usage: wgpu::BufferUsages::UNIFORM,
-            })
+            }))
     }
 
     /// Binds `buffers` in order to bindings 0.. of group 0 of `pipeline`.
@@ -426,6 +492,7 @@ impl GpuContext {
         if total == 0 {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
+        self.charge("readback", total)?;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: total,
@@ -451,11 +518,11 @@ impl GpuContext {
         self.wait()?;
         rx.recv()
             .map_err(|_| Error::DeviceLost("readback never completed".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+            .map_err(|e| self.explain(Error::Gpu(format!("mapping the readback buffer: {e}"))))?;
         let view = staging
             .slice(..)
             .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?;
+            .map_err(|e| self.explain(Error::Gpu(format!("reading the readback buffer: {e}"))))?;
         let out = parts
             .iter()
             .zip(&offsets)

@@ -14,6 +14,17 @@ use arrow_wgpu::{Backend, Engine, EngineOptions};
 /// The wgpu backends the GPU tests run on, each with an engine (optionally with small
 /// chunks). Panics when CI requires a backend and it has no adapter.
 pub fn gpu_engines(max_chunk_bytes: Option<u64>) -> Vec<(String, Engine)> {
+    gpu_engines_with(|o| EngineOptions {
+        max_chunk_bytes,
+        ..o
+    })
+}
+
+/// [`gpu_engines`] with the options changed by `configure` (from `Backend::Gpu` on one
+/// wgpu backend).
+pub fn gpu_engines_with(
+    configure: impl Fn(EngineOptions) -> EngineOptions,
+) -> Vec<(String, Engine)> {
     let required: Vec<String> = std::env::var("ARROW_WGPU_TEST_BACKENDS")
         .map(|v| {
             v.split(',')
@@ -30,14 +41,18 @@ pub fn gpu_engines(max_chunk_bytes: Option<u64>) -> Vec<(String, Engine)> {
         ("metal", wgpu::Backends::METAL),
         ("dx12", wgpu::Backends::DX12),
     ] {
-        let options = EngineOptions {
+        let options = configure(EngineOptions {
             backend: Backend::Gpu,
             wgpu_backends: backends,
-            max_chunk_bytes,
             ..Default::default()
-        };
+        });
         match Engine::with_options(options) {
-            Ok(engine) => engines.push((name.to_string(), engine)),
+            // An `Auto` engine without an adapter runs on the CPU: not a GPU engine.
+            Ok(engine) if engine.adapter().is_some() => engines.push((name.to_string(), engine)),
+            Ok(_) => assert!(
+                !required.iter().any(|r| r == name),
+                "required wgpu backend {name} has no adapter"
+            ),
             Err(e) => {
                 assert!(
                     !required.iter().any(|r| r == name),
