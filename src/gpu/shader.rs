@@ -9,6 +9,7 @@ fn common(name: &str) -> Option<&'static str> {
         "order" => include_str!("../../shaders/common/order.wgsl"),
         "mask" => include_str!("../../shaders/common/mask.wgsl"),
         "scan" => include_str!("../../shaders/common/scan.wgsl"),
+        "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
         _ => return None,
     })
 }
@@ -68,6 +69,23 @@ mod tests {
             let text = assemble(src, defs);
             naga::front::wgsl::parse_str(&text)
                 .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+        }
+    }
+
+    /// Every shared module parses and validates on its own (with what it imports, and the
+    /// workgroup size from `dispatch`), so a module no kernel imports yet is still checked.
+    #[test]
+    fn every_common_module_parses_and_validates() {
+        for name in ["dispatch", "int64", "order", "mask", "scan", "softfloat"] {
+            let text = assemble(&format!("#import dispatch\n#import {name}\n"), &[]);
+            let module = naga::front::wgsl::parse_str(&text)
+                .unwrap_or_else(|e| panic!("{name}: {}\n{text}", e.emit_to_string(&text)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&text)));
         }
     }
 }
