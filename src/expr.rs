@@ -5,6 +5,8 @@
 //! Logic is SQL's three-valued logic: `NULL AND false` is false, `NULL OR true` is true,
 //! anything else with a NULL is NULL. Integer `+ - *` wrap on overflow, as DataFusion's
 //! arithmetic does; integer `/` by zero is [`crate::Error::DivideByZero`], as arrow's `div`.
+//! Float arithmetic is IEEE-754 (round to nearest even, subnormals kept) on both backends,
+//! and a NaN it computes is always the canonical NaN: see [`ArithOp`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -209,13 +211,60 @@ impl fmt::Display for ScalarValue {
     }
 }
 
-/// Arithmetic operators.
+/// Arithmetic operators (`+ - * /` on [`Expr`]). Both operands are first brought to one
+/// type (see [`lit`] and the widening rules: integers meeting floats become floats).
+///
+/// **Integers** (every width, signed and unsigned): `+ - *` wrap on overflow, as
+/// DataFusion; `/` truncates toward zero, and a zero divisor is
+/// [`crate::Error::DivideByZero`] and `MIN / -1` [`crate::Error::ArithmeticOverflow`], as
+/// arrow's `div`.
+///
+/// **Floats** (Float32, Float64): IEEE-754 arithmetic with round to nearest, ties to even,
+/// subnormals kept (never flushed to zero) and IEEE signed zeros (`-0 + -0 = -0`,
+/// `x - x = +0`); `x / 0` is ±inf, or NaN for `0 / 0`, never an error (as arrow's float
+/// `div`). Integers widened to a float round as Rust's `as` does; Float32 widens to Float64
+/// exactly. The GPU computes all of this in software on the values' bits, so both backends
+/// give the same bits.
+///
+/// **The NaN rule**: every float value an expression *computes* (the result of `+ - * /`,
+/// or of a widening cast to a float) that is NaN is the canonical quiet NaN with positive
+/// sign: `f32::from_bits(0x7fc0_0000)` / `f64::from_bits(0x7ff8_0000_0000_0000)`. The
+/// NaN a CPU produces is not portable (x86's
+/// default NaN is negative, ARM's positive, and a compiler may swap operands, which
+/// changes which input NaN's payload survives), and comparisons order floats in IEEE
+/// total order, where a NaN's sign matters; so neither backend keeps it. Values read from
+/// columns and literals keep their bits: `col("x").eq(lit(-f64::NAN))` still matches a
+/// negative NaN in `x`, while `(col("x") + lit(0.0)).eq(lit(canonical_nan))` is true for
+/// every NaN in `x`.
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::Float64Array;
+/// use arrow::record_batch::RecordBatch;
+/// use arrow_wgpu::{col, lit, Engine};
+///
+/// let batch = RecordBatch::try_from_iter([
+///     ("x", Arc::new(Float64Array::from(vec![-f64::NAN, 1.0, 0.0])) as _),
+/// ]).unwrap();
+/// let engine = Engine::from_env().unwrap();
+/// let canonical_nan = f64::from_bits(0x7ff8_0000_0000_0000);
+/// // -NaN * 2 and 0 / 0 are the positive canonical NaN; 1 / 0 is inf, not an error.
+/// let nan = engine.evaluate(&batch, &(col("x") * lit(2.0)).eq(lit(canonical_nan))).unwrap();
+/// assert_eq!(nan.values().iter().collect::<Vec<_>>(), vec![true, false, false]);
+/// let quotient_is_nan = engine.evaluate(&batch, &(col("x") / lit(0.0)).eq(lit(canonical_nan))).unwrap();
+/// assert_eq!(quotient_is_nan.values().iter().collect::<Vec<_>>(), vec![true, false, true]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
 pub enum ArithOp {
+    /// `+`: wraps for integers; IEEE-754 for floats.
     Add,
+    /// `-`: wraps for integers; IEEE-754 for floats.
     Sub,
+    /// `*`: wraps for integers; IEEE-754 for floats.
     Mul,
+    /// `/`: truncates for integers (zero divisor and `MIN / -1` are errors); IEEE-754 for
+    /// floats (`x / 0` is ±inf or NaN).
     Div,
 }
 
@@ -245,7 +294,8 @@ pub enum Expr {
     Column(String),
     /// A literal value.
     Literal(ScalarValue),
-    /// `left op right` on numbers.
+    /// `left op right` on numbers: see [`ArithOp`] for overflow, division by zero and the
+    /// NaN rule of float results.
     Arith(ArithOp, Box<Expr>, Box<Expr>),
     /// `left op right` comparing two values.
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
@@ -389,6 +439,8 @@ macro_rules! arith_operator {
     ($tr:ident, $method:ident, $op:ident) => {
         impl std::ops::$tr for Expr {
             type Output = Expr;
+            /// The arithmetic expression `self op rhs`: integers wrap (`/` errors on zero),
+            /// floats are IEEE-754 and a computed NaN is the canonical NaN ([`ArithOp`]).
             fn $method(self, rhs: Expr) -> Expr {
                 Expr::Arith(ArithOp::$op, Box::new(self), Box::new(rhs))
             }

@@ -375,7 +375,7 @@ fn temporal_columns_compare_with_their_literals() {
 }
 
 #[test]
-fn float_arithmetic_falls_back_in_auto_and_errors_in_gpu() {
+fn float_arithmetic_runs_on_the_gpu_in_auto_and_gpu() {
     let b = batch(vec![(
         "x",
         Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])) as ArrayRef,
@@ -384,11 +384,7 @@ fn float_arithmetic_falls_back_in_auto_and_errors_in_gpu() {
     let want = common::cpu().filter(&b, &p).unwrap();
     assert_eq!(want.num_rows(), 2);
     for (name, gpu) in common::gpu_engines(None) {
-        let err = gpu.filter(&b, &p).unwrap_err();
-        assert!(
-            matches!(err, Error::UnsupportedOnGpu { .. }),
-            "{name}: {err}"
-        );
+        assert_eq!(gpu.filter(&b, &p).unwrap(), want, "{name}");
         let options = EngineOptions {
             backend: Backend::Auto,
             wgpu_backends: backend_of(&gpu),
@@ -397,16 +393,131 @@ fn float_arithmetic_falls_back_in_auto_and_errors_in_gpu() {
         let auto = Engine::with_options(options).unwrap();
         let (got, profile) = auto.profiled(|e| e.filter(&b, &p)).unwrap();
         assert_eq!(got, want, "{name}");
-        assert_eq!(profile.steps[0].ran_on, RanOn::Cpu, "{name}");
-        assert!(
-            profile.steps[0]
-                .fallback
-                .as_deref()
-                .unwrap_or("")
-                .contains("float arithmetic"),
-            "{name}: {profile}"
-        );
+        assert_ne!(profile.steps[0].ran_on, RanOn::Cpu, "{name}: {profile}");
+        assert_eq!(profile.steps[0].fallback, None, "{name}: {profile}");
     }
+}
+
+/// IEEE-754 corners of float arithmetic in predicates, with literal answers: subnormals
+/// are neither flushed nor lost, signed zeros follow IEEE (x - x = +0, -0 + -0 = -0),
+/// division is correctly rounded, x / 0 is inf or NaN (no error), integers cast to floats
+/// round as Rust's `as`, and every computed NaN is the canonical positive NaN.
+#[test]
+fn float_arithmetic_corners() {
+    let tiny = f64::from_bits(1); // the smallest subnormal
+    let nan64 = f64::from_bits(0x7ff8_0000_0000_0000); // the canonical NaNs
+    let nan32 = f32::from_bits(0x7fc0_0000);
+    let b = batch(vec![
+        (
+            "x",
+            Arc::new(Float64Array::from(vec![tiny, 1.0, -0.0, 0.0, 1.0])) as ArrayRef,
+        ),
+        (
+            "y",
+            Arc::new(Float64Array::from(vec![tiny, 3.0, -0.0, 0.0, 0.0])) as ArrayRef,
+        ),
+        (
+            "f",
+            Arc::new(Float32Array::from(vec![
+                f32::from_bits(1),
+                0.1,
+                -0.0,
+                f32::from_bits(0xffc0_0001), // a negative NaN with a payload
+                f32::MIN_POSITIVE,
+            ])) as ArrayRef,
+        ),
+        (
+            "i",
+            Arc::new(Int64Array::from(vec![
+                (1 << 53) + 1, // a tie: rounds to even, 2^53
+                (1 << 53) + 3, // a tie: rounds to even, 2^53 + 4
+                -1,
+                i64::MIN,
+                i64::MAX, // rounds up to 2^63
+            ])) as ArrayRef,
+        ),
+    ]);
+    on_every_backend(|name, e| {
+        let m = |p: arrow_wgpu::Expr| e.evaluate(&b, &p).unwrap();
+        let v = |bits: [bool; 5]| BooleanArray::from(bits.to_vec());
+        // tiny + tiny = 2 * tiny, not 0 (no flush to zero).
+        assert!(
+            m((col("x") + col("y")).eq(lit(2.0 * tiny))).value(0),
+            "{name}"
+        );
+        // 1 / 3 correctly rounded.
+        assert!(
+            m((col("x") / col("y")).eq(lit(1.0 / 3.0))).value(1),
+            "{name}"
+        );
+        // -0 + -0 = -0; 0 - 0 = +0; x - x = +0 (total order tells -0 from +0).
+        assert_eq!(
+            m((col("x") + col("y")).eq(lit(-0.0))),
+            v([false, false, true, false, false]),
+            "{name}"
+        );
+        assert_eq!(
+            m((col("x") - col("x")).eq(lit(0.0))),
+            v([true, true, true, true, true]),
+            "{name}"
+        );
+        // 1 / 0 = inf, 0 / 0 and -0 / -0 = NaN, no error.
+        assert_eq!(
+            m((col("x") / col("y")).eq(lit(f64::INFINITY))),
+            v([false, false, false, false, true]),
+            "{name}"
+        );
+        assert_eq!(
+            m((col("x") / col("y")).eq(lit(nan64))),
+            v([false, false, true, true, false]),
+            "{name}"
+        );
+        // Float32 subnormals survive the widening to Float64 (x is Float64) and f32
+        // arithmetic.
+        assert!(
+            m((col("f") - col("x")).eq(lit(f32::from_bits(1) as f64 - tiny))).value(0),
+            "{name}"
+        );
+        assert!(
+            m((col("f") * lit(0.5f32)).eq(lit(f32::MIN_POSITIVE / 2.0))).value(4),
+            "{name}"
+        );
+        // A NaN column value keeps its bits; the NaN a cast computes is canonical.
+        assert_eq!(
+            m(col("f").eq(lit(f32::from_bits(0xffc0_0001)))),
+            v([false, false, false, true, false]),
+            "{name}"
+        );
+        assert_eq!(
+            m((col("f") + lit(0.0f32)).eq(lit(nan32))),
+            v([false, false, false, true, false]),
+            "{name}"
+        );
+        assert!(
+            !m(col("f").eq(lit(nan64))).value(3),
+            "{name}: a column value is not canonicalised"
+        );
+        // Widening f to Float64 computes a value: its NaN becomes the canonical NaN, which
+        // every computed NaN (x * NaN) is too.
+        assert_eq!(
+            m(col("f").eq(col("x") * lit(nan64))),
+            v([false, false, false, true, false]),
+            "{name}"
+        );
+        // Int64 to Float64 rounds to nearest, ties to even.
+        let as_f64: Vec<f64> = [(1i64 << 53) + 1, (1 << 53) + 3, -1, i64::MIN, i64::MAX]
+            .iter()
+            .map(|&i| i as f64)
+            .collect();
+        assert_eq!(as_f64[0], 9_007_199_254_740_992.0);
+        assert_eq!(as_f64[1], 9_007_199_254_740_996.0);
+        for (row, want) in as_f64.iter().enumerate() {
+            assert!(
+                m(col("i").eq(lit(*want))).value(row),
+                "{name}: row {row} as f64 should be {want}"
+            );
+        }
+    });
 }
 
 #[test]

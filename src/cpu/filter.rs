@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Datum, Scalar};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Datum, Scalar};
 use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -45,25 +46,68 @@ fn boolean_array(v: Value, rows: usize) -> Result<BooleanArray> {
         .clone())
 }
 
+/// The canonical quiet NaN that every computed f32 NaN becomes (positive sign).
+const F32_CANONICAL_NAN: u32 = 0x7fc0_0000;
+/// The canonical quiet NaN that every computed f64 NaN becomes (positive sign).
+const F64_CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+
+/// The NaN rule (see [`crate::expr::ArithOp`]): a float computed by an expression that is
+/// NaN becomes the canonical quiet NaN, since the NaN bits hardware produces differ between
+/// CPUs (x86's default NaN is negative, ARM's positive) and compilers may swap operands.
+/// Nulls stay null; other values and other types pass through unchanged.
+fn canonical_nans(a: ArrayRef) -> ArrayRef {
+    match a.data_type() {
+        DataType::Float32 => {
+            let p = a.as_primitive::<Float32Type>();
+            if !p.values().iter().any(|v| v.is_nan()) {
+                return a;
+            }
+            Arc::new(p.unary::<_, Float32Type>(|v| {
+                if v.is_nan() {
+                    f32::from_bits(F32_CANONICAL_NAN)
+                } else {
+                    v
+                }
+            }))
+        }
+        DataType::Float64 => {
+            let p = a.as_primitive::<Float64Type>();
+            if !p.values().iter().any(|v| v.is_nan()) {
+                return a;
+            }
+            Arc::new(p.unary::<_, Float64Type>(|v| {
+                if v.is_nan() {
+                    f64::from_bits(F64_CANONICAL_NAN)
+                } else {
+                    v
+                }
+            }))
+        }
+        _ => a,
+    }
+}
+
 fn eval(batch: &RecordBatch, e: &Typed) -> Result<Value> {
     let rows = batch.num_rows();
     Ok(match e {
         Typed::Column(i, _) => Value::Array(batch.column(*i).clone()),
         Typed::Literal(v) => Value::Scalar(v.to_array()),
         Typed::Cast(inner, to) => match eval(batch, inner)? {
-            Value::Array(a) => Value::Array(cast(&a, to)?),
-            Value::Scalar(s) => Value::Scalar(cast(&s, to)?),
+            Value::Array(a) => Value::Array(canonical_nans(cast(&a, to)?)),
+            Value::Scalar(s) => Value::Scalar(canonical_nans(cast(&s, to)?)),
         },
         Typed::Arith(op, l, r, _) => {
             let (l, r) = (eval(batch, l)?, eval(batch, r)?);
             let both_scalar = matches!((&l, &r), (Value::Scalar(_), Value::Scalar(_)));
             let (l, r) = (l.datum(), r.datum());
-            let out = match op {
+            // Float `div` by zero is inf or NaN, never an error (arrow's `div_wrapping` on
+            // floats); integer `div` errors on zero and MIN / -1.
+            let out = canonical_nans(match op {
                 ArithOp::Add => numeric::add_wrapping(l.as_ref(), r.as_ref())?,
                 ArithOp::Sub => numeric::sub_wrapping(l.as_ref(), r.as_ref())?,
                 ArithOp::Mul => numeric::mul_wrapping(l.as_ref(), r.as_ref())?,
                 ArithOp::Div => numeric::div(l.as_ref(), r.as_ref())?,
-            };
+            });
             if both_scalar {
                 Value::Scalar(out)
             } else {

@@ -8,7 +8,21 @@ use arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::expr::{ArithOp, CmpOp};
-use crate::plan::{int_info, Typed};
+use crate::plan::{int_info, is_numeric, Typed};
+
+/// The soft-float module's function for `op` on `Repr::F32` / `Repr::F64` values.
+fn float_fn(op: ArithOp, r: Repr) -> &'static str {
+    match (r, op) {
+        (Repr::F32, ArithOp::Add) => "f32_add",
+        (Repr::F32, ArithOp::Sub) => "f32_sub",
+        (Repr::F32, ArithOp::Mul) => "f32_mul",
+        (Repr::F32, ArithOp::Div) => "f32_div",
+        (_, ArithOp::Add) => "f64_add",
+        (_, ArithOp::Sub) => "f64_sub",
+        (_, ArithOp::Mul) => "f64_mul",
+        (_, ArithOp::Div) => "f64_div",
+    }
+}
 
 /// How a value lives in a kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,28 +65,20 @@ impl Repr {
     }
 }
 
-/// Why `expr` can't run on the GPU, if it can't. WGSL float arithmetic may flush
-/// subnormals and divides within 2.5 ULP, so it can't promise arrow's bits: float
-/// arithmetic and casts to floats stay on the CPU. Comparisons of floats are exact (bits).
+/// Why `expr` can't run on the GPU, if it can't: a value of a type the kernels don't
+/// represent. Float arithmetic and casts to floats run on the GPU in software
+/// (`shaders/common/softfloat.wgsl`), bit-exact with the CPU path.
 pub(crate) fn unsupported_reason(expr: &Typed) -> Option<String> {
     let mut reason = None;
     expr.walk(&mut |e| {
         if reason.is_some() {
             return;
         }
-        match e {
-            Typed::Arith(op, _, _, dt) if matches!(dt, DataType::Float32 | DataType::Float64) => {
-                reason = Some(format!(
-                    "float arithmetic ({op} on {dt}) is not bit-exact in WGSL (subnormals may flush, division is within 2.5 ULP)"
-                ))
-            }
-            Typed::Cast(_, to) if int_info(to).is_none() => {
-                reason = Some(format!("casts to {to} are not bit-exact in WGSL"))
-            }
-            Typed::Column(..) | Typed::Literal(_) if repr(&e.data_type()).is_none() => {
-                reason = Some(format!("values of type {} are not supported in GPU expressions", e.data_type()))
-            }
-            _ => {}
+        if repr(&e.data_type()).is_none() {
+            reason = Some(format!(
+                "values of type {} are not supported in GPU expressions",
+                e.data_type()
+            ));
         }
     });
     reason
@@ -105,6 +111,9 @@ struct Gen<'a> {
     has_nulls: &'a dyn Fn(usize) -> bool,
     columns: Vec<(usize, bool)>,
     has_flags: bool,
+    /// Whether the kernel calls the soft-float module (imported only then, to keep other
+    /// kernels small).
+    softfloat: bool,
 }
 
 /// Generates the kernel for `expr`; `has_nulls(i)` says whether column `i`'s chunk has a
@@ -124,6 +133,7 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
         has_nulls,
         columns: Vec::new(),
         has_flags: false,
+        softfloat: false,
     };
     let (value, ok, r) = g.node(expr)?;
     debug_assert_eq!(r, Repr::Bool);
@@ -165,8 +175,15 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
             slot += 1;
         }
     }
+    let with_softfloat;
+    let template = if g.softfloat {
+        with_softfloat = format!("#import softfloat\n{}", super::shader::PREDICATE);
+        with_softfloat.as_str()
+    } else {
+        super::shader::PREDICATE
+    };
     let source = super::shader::assemble(
-        super::shader::PREDICATE,
+        template,
         &[
             ("BINDINGS", &bindings),
             ("BODY", &g.body),
@@ -273,6 +290,21 @@ impl Gen<'_> {
                     (Repr::U32, Repr::I32) => format!("bitcast<i32>({v})"),
                     (Repr::I32, Repr::I64) => format!("i64_from_i32({v})"),
                     (Repr::U32, Repr::I64 | Repr::U64) => format!("vec2<u32>({v}, 0u)"),
+                    // Integers to floats, rounded as Rust's `as` (and arrow's `cast`); f32 to
+                    // f64 exactly. The planner casts numbers only; the guard keeps dates
+                    // and timestamps (also I64) out.
+                    (from, to @ (Repr::F32 | Repr::F64)) if is_numeric(&inner.data_type()) => {
+                        self.softfloat = true;
+                        let src = match from {
+                            Repr::I32 => "i32",
+                            Repr::U32 => "u32",
+                            Repr::I64 => "i64",
+                            Repr::U64 => "u64",
+                            _ => "f32",
+                        };
+                        let dst = if to == Repr::F32 { "f32" } else { "f64" };
+                        format!("{dst}_from_{src}({v})")
+                    }
                     (a, b) => {
                         return Err(Error::UnsupportedOnGpu {
                             operation: "filter",
@@ -359,8 +391,9 @@ impl Gen<'_> {
         Ok((format!("v{n}"), format!("ok{n}"), r))
     }
 
-    /// Integer arithmetic in the width of `dt`: `+ - *` wrap, `/` truncates and flags
-    /// division by zero and MIN / -1 where both operands are valid.
+    /// Arithmetic in the type `dt`. Integers: `+ - *` wrap, `/` truncates and flags
+    /// division by zero and MIN / -1 where both operands are valid. Floats: IEEE-754 in
+    /// software, NaN results canonical (never an error, as arrow's float `div`).
     fn arith(
         &mut self,
         op: ArithOp,
@@ -370,6 +403,10 @@ impl Gen<'_> {
         rv: &str,
         ok: &str,
     ) -> Result<String> {
+        if matches!(r, Repr::F32 | Repr::F64) {
+            self.softfloat = true;
+            return Ok(format!("{}({l}, {rv})", float_fn(op, r)));
+        }
         let (_, bits) = int_info(dt).ok_or_else(|| Error::UnsupportedOnGpu {
             operation: "filter",
             reason: format!("arithmetic on {dt}"),
@@ -431,5 +468,182 @@ impl Gen<'_> {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float32Array, Int32Array, Int64Array, UInt32Array, UInt64Array};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+    use crate::gpu::column::GpuBatch;
+    use crate::gpu::{DeviceRequest, GpuContext, OperationScope};
+
+    fn col(i: usize, dt: DataType) -> Box<Typed> {
+        Box::new(Typed::Column(i, dt))
+    }
+
+    /// `cast(c0 as to) = c1`.
+    fn cast_eq(from: DataType, to: DataType) -> Typed {
+        Typed::Cmp(
+            CmpOp::Eq,
+            Box::new(Typed::Cast(col(0, from), to.clone())),
+            col(1, to),
+        )
+    }
+
+    fn validate(kernel: &PredicateKernel) {
+        let text = kernel.source.as_str();
+        let module = naga::front::wgsl::parse_str(text)
+            .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(text)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(text)));
+    }
+
+    /// Every float operation and every cast to a float generates a kernel that naga accepts
+    /// without 64-bit capabilities (so GL runs it), importing the soft-float module only
+    /// when it is used; the cache key names the operation and types.
+    #[test]
+    fn float_kernels_generate_and_validate() {
+        let ints = [
+            DataType::Int8,
+            DataType::Int16,
+            DataType::Int32,
+            DataType::Int64,
+            DataType::UInt8,
+            DataType::UInt16,
+            DataType::UInt32,
+            DataType::UInt64,
+        ];
+        let mut shapes = Vec::new();
+        for to in [DataType::Float32, DataType::Float64] {
+            for from in ints.iter().chain([&DataType::Float32]) {
+                if from != &to {
+                    shapes.push(cast_eq(from.clone(), to.clone()));
+                }
+            }
+            for op in [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div] {
+                let arith = Typed::Arith(op, col(0, to.clone()), col(1, to.clone()), to.clone());
+                shapes.push(Typed::Cmp(CmpOp::Lt, Box::new(arith), col(2, to.clone())));
+            }
+        }
+        for shape in &shapes {
+            let kernel = generate(shape, &|i| i == 1).unwrap();
+            assert!(kernel.source.contains("fn f64_div("), "{}", kernel.key);
+            validate(&kernel);
+        }
+        let plain = generate(&cast_eq(DataType::Int8, DataType::Int64), &|_| false).unwrap();
+        assert!(!plain.source.contains("fn f64_div("));
+        validate(&plain);
+        let key = |e: &Typed| generate(e, &|_| false).unwrap().key;
+        assert_ne!(
+            key(&cast_eq(DataType::Int32, DataType::Float32)),
+            key(&cast_eq(DataType::UInt32, DataType::Float32))
+        );
+    }
+
+    /// The casts to f32 from 32- and 64-bit integers, which the planner doesn't make today
+    /// (it widens those to Float64), round as Rust's `as` on every adapter found. Skipped
+    /// without one unless `ARROW_WGPU_REQUIRE_GPU=1`.
+    #[test]
+    fn wide_integer_to_f32_casts_round_as_rust() {
+        let mut sources: Vec<u64> = vec![0, 1, u64::MAX, 1 << 63, (1 << 63) - 1];
+        for base in [1u64 << 24, 1 << 25, 1 << 31, 1 << 32, 1 << 40, 1 << 63] {
+            for d in 0..40u64 {
+                sources.extend([
+                    base + d,
+                    base - d,
+                    (base + d).wrapping_neg(),
+                    (base - d).wrapping_neg(),
+                ]);
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            sources.push(x >> (i % 64));
+        }
+        let cases: Vec<(DataType, ArrayRef, Vec<f32>)> = vec![
+            (
+                DataType::Int32,
+                Arc::new(Int32Array::from_iter_values(
+                    sources.iter().map(|&v| v as i32),
+                )),
+                sources.iter().map(|&v| v as i32 as f32).collect(),
+            ),
+            (
+                DataType::UInt32,
+                Arc::new(UInt32Array::from_iter_values(
+                    sources.iter().map(|&v| v as u32),
+                )),
+                sources.iter().map(|&v| v as u32 as f32).collect(),
+            ),
+            (
+                DataType::Int64,
+                Arc::new(Int64Array::from_iter_values(
+                    sources.iter().map(|&v| v as i64),
+                )),
+                sources.iter().map(|&v| v as i64 as f32).collect(),
+            ),
+            (
+                DataType::UInt64,
+                Arc::new(UInt64Array::from_iter_values(sources.iter().copied())),
+                sources.iter().map(|&v| v as f32).collect(),
+            ),
+        ];
+        let required = std::env::var("ARROW_WGPU_TEST_BACKENDS").unwrap_or_default();
+        let mut ran = 0;
+        for (name, backends) in [
+            ("vulkan", wgpu::Backends::VULKAN),
+            ("gl", wgpu::Backends::GL),
+        ] {
+            let request = DeviceRequest {
+                backends,
+                adapter_name: None,
+                max_chunk_bytes: None,
+                memory_limit: None,
+            };
+            let ctx = match GpuContext::open(&request) {
+                Ok(ctx) => Arc::new(ctx),
+                Err(e) => {
+                    assert!(!required.contains(name), "required backend {name}: {e}");
+                    continue;
+                }
+            };
+            ran += 1;
+            for (from, array, want) in &cases {
+                let batch = RecordBatch::try_from_iter([
+                    ("x", array.clone()),
+                    ("f", Arc::new(Float32Array::from(want.clone())) as ArrayRef),
+                ])
+                .unwrap();
+                let _op = OperationScope::enter();
+                let resident = GpuBatch::upload(&ctx, &batch).unwrap();
+                let mask = crate::gpu::filter::evaluate(
+                    &resident,
+                    &cast_eq(from.clone(), DataType::Float32),
+                )
+                .unwrap();
+                let bad: Vec<String> = (0..mask.len())
+                    .filter(|&i| !mask.value(i))
+                    .take(5)
+                    .map(|i| format!("{} as {from} -> {:e}", sources[i], want[i]))
+                    .collect();
+                assert!(bad.is_empty(), "{name}: {from} to Float32: {bad:?}");
+            }
+        }
+        assert!(
+            ran > 0 || std::env::var("ARROW_WGPU_REQUIRE_GPU").as_deref() != Ok("1"),
+            "ARROW_WGPU_REQUIRE_GPU=1 but no adapter"
+        );
     }
 }
