@@ -54,7 +54,10 @@ pub fn all_types() -> Vec<DataType> {
     ]
 }
 
-const F64_SPECIAL: [f64; 10] = [
+/// Special values for float columns and literals; the first, 2^53 (2^24 for f32), plus or
+/// minus a small odd integer lies halfway between two floats: round-to-nearest-even decides.
+const F64_SPECIAL: [f64; 11] = [
+    9_007_199_254_740_992.0,
     f64::NAN,
     -f64::NAN,
     0.0,
@@ -66,7 +69,8 @@ const F64_SPECIAL: [f64; 10] = [
     5e-324,
     f64::MAX,
 ];
-const F32_SPECIAL: [f32; 10] = [
+const F32_SPECIAL: [f32; 11] = [
+    16_777_216.0,
     f32::NAN,
     -f32::NAN,
     0.0,
@@ -100,15 +104,19 @@ pub fn scalar(rng: &mut Rng, dt: &DataType, wide: bool) -> ScalarValue {
         DataType::UInt16 => ScalarValue::UInt16(v as u16),
         DataType::UInt32 => ScalarValue::UInt32(v as u32),
         DataType::UInt64 => ScalarValue::UInt64(v as u64),
-        DataType::Float32 => ScalarValue::Float32(if rng.chance(0.4) {
-            *rng.pick(&F32_SPECIAL)
-        } else {
-            v as f32
+        DataType::Float32 => ScalarValue::Float32(match rng.below(10) {
+            0..=3 => *rng.pick(&F32_SPECIAL),
+            // Any bit pattern: NaN payloads, subnormals, every exponent.
+            4 => f32::from_bits(rng.next() as u32),
+            // An inexact fraction, so that arithmetic rounds.
+            5 => v as f32 / 3.0,
+            _ => v as f32,
         }),
-        DataType::Float64 => ScalarValue::Float64(if rng.chance(0.4) {
-            *rng.pick(&F64_SPECIAL)
-        } else {
-            v as f64
+        DataType::Float64 => ScalarValue::Float64(match rng.below(10) {
+            0..=3 => *rng.pick(&F64_SPECIAL),
+            4 => f64::from_bits(rng.next()),
+            5 => v as f64 / 3.0,
+            _ => v as f64,
         }),
         DataType::Boolean => ScalarValue::Boolean(v > 0),
         DataType::Date32 => ScalarValue::Date32(v as i32),
@@ -200,7 +208,40 @@ fn is_int(dt: &DataType) -> bool {
     )
 }
 
-/// A value-typed expression of `dt` over the batch's columns of that type.
+fn is_float(dt: &DataType) -> bool {
+    matches!(dt, DataType::Float32 | DataType::Float64)
+}
+
+/// A numeric type to combine with `dt` so that the planner inserts casts (integers to
+/// floats, Float32 to Float64) and the result is still comparable with anything numeric:
+/// floats for an integer `dt`, any other number for a float `dt`. Leans to the types of
+/// the batch's columns, so that casts apply to columns and not only to literals.
+fn partner(rng: &mut Rng, batch: &RecordBatch, dt: &DataType) -> DataType {
+    let fits = |t: &DataType| {
+        t != dt
+            && if is_int(dt) {
+                is_float(t)
+            } else {
+                is_int(t) || is_float(t)
+            }
+    };
+    let in_batch: Vec<DataType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .filter(|t| fits(t))
+        .collect();
+    if !in_batch.is_empty() && rng.chance(0.7) {
+        return rng.pick(&in_batch).clone();
+    }
+    let any: Vec<DataType> = all_types().into_iter().filter(|t| fits(t)).collect();
+    rng.pick(&any).clone()
+}
+
+/// A value-typed expression of `dt` over the batch's columns of that type. Numeric values
+/// may be arithmetic, sometimes with an operand of another numeric type (then the value is
+/// a float: casts and float arithmetic, which the GPU runs in software, bit-exact).
 fn value(rng: &mut Rng, batch: &RecordBatch, dt: &DataType, depth: u32) -> Expr {
     let cols: Vec<String> = batch
         .schema()
@@ -209,13 +250,22 @@ fn value(rng: &mut Rng, batch: &RecordBatch, dt: &DataType, depth: u32) -> Expr 
         .filter(|f| f.data_type() == dt)
         .map(|f| f.name().clone())
         .collect();
-    if is_int(dt) && depth > 0 && rng.chance(0.3) {
+    let arith_p = if is_float(dt) { 0.45 } else { 0.3 };
+    if (is_int(dt) || is_float(dt)) && depth > 0 && rng.chance(arith_p) {
+        let other = if rng.chance(0.4) {
+            partner(rng, batch, dt)
+        } else {
+            dt.clone()
+        };
         let l = value(rng, batch, dt, depth - 1);
-        let r = value(rng, batch, dt, depth - 1);
+        let r = value(rng, batch, &other, depth - 1);
+        let (l, r) = if rng.chance(0.5) { (l, r) } else { (r, l) };
         return match rng.below(4) {
             0 => l + r,
             1 => l - r,
             2 => l * r,
+            // Float division never fails (x / 0 is inf or NaN).
+            _ if is_float(dt) || is_float(&other) => l / r,
             // Mostly a non-zero literal divisor; sometimes anything, to pin the errors.
             _ if rng.chance(0.8) => l / Expr::Literal(nonzero(rng, dt)),
             _ => l / r,
@@ -248,8 +298,9 @@ fn nonzero(rng: &mut Rng, dt: &DataType) -> ScalarValue {
     }
 }
 
-/// A random boolean expression over `batch`'s columns, with no float arithmetic (which
-/// runs only on the CPU; tests/filter_edges.rs pins that fall back).
+/// A random boolean expression over `batch`'s columns: comparisons (numbers sometimes
+/// against another numeric type, through casts), arithmetic of every numeric type, null
+/// tests, BETWEEN, IN, and AND / OR / NOT over those.
 pub fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
     let fields: Vec<DataType> = batch
         .schema()
@@ -257,7 +308,14 @@ pub fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
         .iter()
         .map(|f| f.data_type().clone())
         .collect();
-    let dt = rng.pick(&fields).clone();
+    // Lean to float columns where there are some: their arithmetic and casts are the
+    // GPU's soft-float, the most intricate code a predicate reaches.
+    let floats: Vec<DataType> = fields.iter().filter(|t| is_float(t)).cloned().collect();
+    let dt = if !floats.is_empty() && rng.chance(0.3) {
+        rng.pick(&floats).clone()
+    } else {
+        rng.pick(&fields).clone()
+    };
     let choice = if depth == 0 {
         rng.below(4)
     } else {
@@ -266,7 +324,12 @@ pub fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
     match choice {
         0 | 1 => {
             let l = value(rng, batch, &dt, depth.min(2));
-            let r = value(rng, batch, &dt, depth.min(2));
+            let other = if (is_int(&dt) || is_float(&dt)) && rng.chance(0.35) {
+                partner(rng, batch, &dt)
+            } else {
+                dt.clone()
+            };
+            let r = value(rng, batch, &other, depth.min(2));
             match rng.below(6) {
                 0 => l.eq(r),
                 1 => l.not_eq(r),
