@@ -219,7 +219,7 @@ impl Engine {
 
     /// Runs an operation where the backend says: `on_gpu` on the GPU, `on_cpu` on the CPU,
     /// and in `Auto` falls back from a GPU-side error to the CPU, logged.
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         operation: &'static str,
         on_gpu: impl FnOnce(&Arc<GpuContext>) -> Result<T>,
@@ -385,7 +385,7 @@ impl Engine {
     }
 }
 
-fn download(batch: &GpuBatch) -> Result<RecordBatch> {
+pub(crate) fn download(batch: &GpuBatch) -> Result<RecordBatch> {
     let start = Instant::now();
     let out = batch.to_record_batch()?;
     profile::record(Phase::Download, start);
@@ -393,7 +393,7 @@ fn download(batch: &GpuBatch) -> Result<RecordBatch> {
 }
 
 /// [`check_gpu_types`] over every column: operations that carry the whole batch.
-fn check_all_gpu_types(
+pub(crate) fn check_all_gpu_types(
     ctx: &GpuContext,
     batch: &RecordBatch,
     operation: &'static str,
@@ -406,7 +406,7 @@ fn check_all_gpu_types(
     )
 }
 
-fn check_gpu_types(
+pub(crate) fn check_gpu_types(
     ctx: &GpuContext,
     batch: &RecordBatch,
     columns: &[usize],

@@ -69,6 +69,10 @@ pub enum Error {
     /// predicate that is not boolean, arithmetic on booleans, ...).
     #[error("invalid expression: {0}")]
     InvalidExpression(String),
+    /// An operation that needs at least one key column (sort, group-by, distinct) was
+    /// given none.
+    #[error("{0}: no key columns given")]
+    NoKeys(&'static str),
     /// Integer division by zero in an expression (as arrow's `div`).
     #[error("divide by zero")]
     DivideByZero,

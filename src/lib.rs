@@ -47,6 +47,7 @@ mod expr;
 mod gpu;
 mod plan;
 mod profile;
+mod sort;
 
 pub use engine::{Backend, Engine, EngineOptions, BACKEND_ENV};
 pub use error::{Error, Result};
@@ -54,4 +55,7 @@ pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
 pub use gpu::column::{GpuBatch, GpuColumn};
 pub use gpu::AdapterSummary;
 pub use profile::{Phase, Profile, RanOn, Step};
+pub use sort::SortKey;
+/// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
+pub use arrow::compute::SortOptions;
 pub use wgpu;

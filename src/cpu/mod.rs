@@ -2,3 +2,4 @@
 //! path is held to, and runs wherever there is no GPU.
 
 pub(crate) mod filter;
+pub(crate) mod sort;

@@ -6,6 +6,7 @@ pub(crate) mod compact;
 pub(crate) mod filter;
 pub(crate) mod predicate;
 pub(crate) mod shader;
+pub(crate) mod sort;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -20,6 +20,11 @@ pub(crate) const COMPACT_SCAN: &str = include_str!("../../shaders/compact_scan.w
 pub(crate) const COMPACT_OFFSETS: &str = include_str!("../../shaders/compact_offsets.wgsl");
 pub(crate) const COMPACT_SCATTER: &str = include_str!("../../shaders/compact_scatter.wgsl");
 pub(crate) const PREDICATE: &str = include_str!("../../shaders/predicate.wgsl");
+pub(crate) const SORT_ENCODE: &str = include_str!("../../shaders/sort_encode.wgsl");
+pub(crate) const SORT_HISTOGRAM: &str = include_str!("../../shaders/sort_histogram.wgsl");
+pub(crate) const SORT_SCATTER: &str = include_str!("../../shaders/sort_scatter.wgsl");
+pub(crate) const SORT_GATHER: &str = include_str!("../../shaders/sort_gather.wgsl");
+pub(crate) const TAKE: &str = include_str!("../../shaders/take.wgsl");
 
 /// Expands `#import` lines and `${KEY}` definitions in `source`.
 pub(crate) fn assemble(source: &str, defs: &[(&str, &str)]) -> String {
@@ -65,6 +70,11 @@ mod tests {
             (COMPACT_SCAN, &[][..]),
             (COMPACT_OFFSETS, &[][..]),
             (COMPACT_SCATTER, scatter_defs),
+            (SORT_ENCODE, &[][..]),
+            (SORT_HISTOGRAM, &[][..]),
+            (SORT_SCATTER, &[][..]),
+            (SORT_GATHER, &[][..]),
+            (TAKE, &[][..]),
         ] {
             let text = assemble(src, defs);
             naga::front::wgsl::parse_str(&text)

@@ -1,0 +1,39 @@
+// Sort, stage 2 of a radix pass (histogram): how many of each tile's keys have each value of
+// the 4-bit digit at `shift`. counts[digit * tiles + tile], digit-major, so that one
+// exclusive scan over `counts` gives each (digit, tile) its first output position.
+#import dispatch
+
+struct PassParams {
+    rows: u32,
+    shift: u32,
+    tiles: u32,
+    // 1: the input indices are 0, 1, 2, ... (not read).
+    identity: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: PassParams;
+@group(0) @binding(1) var<storage, read> keys: array<u32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<u32>;
+
+var<workgroup> hist: array<atomic<u32>, 16>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let tile = flat_workgroup(wg, nwg);
+    if (lid < 16u) {
+        atomicStore(&hist[lid], 0u);
+    }
+    workgroupBarrier();
+    let i = tile * WG + lid;
+    if (i < params.rows) {
+        atomicAdd(&hist[(keys[i] >> params.shift) & 15u], 1u);
+    }
+    workgroupBarrier();
+    if (lid < 16u && tile < params.tiles) {
+        counts[lid * params.tiles + tile] = atomicLoad(&hist[lid]);
+    }
+}

@@ -1,0 +1,481 @@
+//! The host side of the GPU sort: an LSD radix sort over order-preserving key words,
+//! carrying row indices, and the take (gather) that moves whole columns by those indices.
+//!
+//! Each key becomes 32-bit words whose unsigned order is arrow's row-format order
+//! (`shaders/sort_encode.wgsl`): a null word when the column has nulls, then one word (up to
+//! 32-bit types) or two (64-bit types). Several keys sort as one composite key, its words
+//! most significant first. The radix sort runs least significant word first, four bits per
+//! pass, each pass reduce-then-scan (histogram per tile, one scan, stable scatter), so no
+//! workgroup waits on another. Before sorting, the encode stage folds every word into an
+//! AND and an OR over all rows; digits that are equal in every row are skipped (a key of
+//! small range costs few passes, a constant key none).
+//!
+//! A batch larger than one chunk (one storage binding) sorts each chunk on the GPU; the
+//! sorted runs are then merged on the CPU by their key words, earlier chunks first among
+//! equal keys, so the result is the same stable order.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use arrow::compute::SortOptions;
+use arrow::datatypes::DataType;
+
+use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
+use super::shader::{self, assemble};
+use super::{GpuContext, WORKGROUP_SIZE};
+use crate::error::{Error, Result};
+
+/// Bits of the digit sorted in one pass.
+const DIGIT_BITS: u32 = 4;
+
+const FLAG_HIGH: u32 = 1 << 4;
+const FLAG_NULL_WORD: u32 = 1 << 5;
+const FLAG_DESCENDING: u32 = 1 << 6;
+const FLAG_NULLS_FIRST: u32 = 1 << 7;
+const FLAG_HAS_VALIDITY: u32 = 1 << 8;
+
+/// A resolved sort key: a column of the batch and its options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    pub column: usize,
+    pub options: SortOptions,
+}
+
+/// The encode kernel's kind code for a key type, and whether it takes two words.
+pub(crate) fn key_kind(dt: &DataType) -> Option<(u32, bool)> {
+    Some(match dt {
+        DataType::Boolean => (0, false),
+        DataType::Int8 => (1, false),
+        DataType::Int16 => (2, false),
+        DataType::Int32 | DataType::Date32 => (3, false),
+        DataType::UInt8 => (4, false),
+        DataType::UInt16 => (5, false),
+        DataType::UInt32 => (6, false),
+        DataType::Float32 => (7, false),
+        DataType::Int64 | DataType::Date64 | DataType::Timestamp(_, _) => (8, true),
+        DataType::UInt64 => (9, true),
+        DataType::Float64 => (10, true),
+        _ => return None,
+    })
+}
+
+/// One word of the composite key: which column, and the encode flags (without the
+/// per-chunk validity bit).
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    column: usize,
+    flags: u32,
+}
+
+fn words_of(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<Word>> {
+    let mut words = Vec::new();
+    for key in keys {
+        let column = &batch.columns[key.column];
+        let (kind, wide) = key_kind(&column.data_type).ok_or_else(|| Error::UnsupportedType {
+            operation: "sort",
+            column: batch.schema.field(key.column).name().clone(),
+            data_type: column.data_type.clone(),
+            where_: format!(" on the GPU ({})", batch.ctx.summary.name),
+        })?;
+        let mut base = kind;
+        if key.options.descending {
+            base |= FLAG_DESCENDING;
+        }
+        if key.options.nulls_first {
+            base |= FLAG_NULLS_FIRST;
+        }
+        if column.chunks.iter().any(|c| c.validity.is_some()) {
+            words.push(Word {
+                column: key.column,
+                flags: base | FLAG_NULL_WORD,
+            });
+        }
+        if wide {
+            words.push(Word {
+                column: key.column,
+                flags: base | FLAG_HIGH,
+            });
+        }
+        words.push(Word {
+            column: key.column,
+            flags: base,
+        });
+    }
+    Ok(words)
+}
+
+/// One chunk sorted on the GPU: its row indices (local to the chunk) in key order, and its
+/// encoded key words (in row order) for merging with other chunks.
+pub(crate) struct SortedChunk {
+    pub rows: u32,
+    pub index: wgpu::Buffer,
+    words: Vec<wgpu::Buffer>,
+}
+
+/// Sorts every chunk of `batch` by `keys` on the GPU.
+pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedChunk>> {
+    let ctx = &batch.ctx;
+    let words = words_of(batch, keys)?;
+    ctx.scoped(|| {
+        let encode = ctx.pipeline("sort_encode", || assemble(shader::SORT_ENCODE, &[]))?;
+        // Stage 1: every word of every chunk, and its AND / OR over the chunk.
+        let mut encoder = ctx.encoder();
+        let mut encoded = Vec::with_capacity(batch.num_chunks());
+        for (c, &rows) in batch.chunk_rows.iter().enumerate() {
+            let init: Vec<u32> = words.iter().flat_map(|_| [u32::MAX, 0]).collect();
+            let bounds = ctx.storage_from_bytes("sort bounds", bytemuck::cast_slice(&init))?;
+            let mut buffers = Vec::with_capacity(words.len());
+            for (slot, word) in words.iter().enumerate() {
+                let chunk = &batch.columns[word.column].chunks[c];
+                let out = ctx.storage_zeroed("sort key words", rows as u64 * 4)?;
+                let flags = word.flags
+                    | if chunk.validity.is_some() {
+                        FLAG_HAS_VALIDITY
+                    } else {
+                        0
+                    };
+                let params = ctx.params([rows, flags, slot as u32, 0])?;
+                let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
+                if rows > 0 {
+                    let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, &out, &bounds]);
+                    ctx.dispatch(&mut encoder, &encode, &bg, rows as u64);
+                }
+                buffers.push(out);
+            }
+            encoded.push((bounds, buffers));
+        }
+        ctx.submit(encoder)?;
+        let parts: Vec<(&wgpu::Buffer, u64)> = encoded
+            .iter()
+            .map(|(b, _)| (b, words.len() as u64 * 8))
+            .collect();
+        let bounds = ctx.read_many(&parts)?;
+        // Stages 2-4 per chunk: the radix passes over the digits that vary.
+        let mut out = Vec::with_capacity(encoded.len());
+        for ((_, buffers), (bounds, &rows)) in encoded
+            .into_iter()
+            .zip(bounds.iter().zip(&batch.chunk_rows))
+        {
+            let bounds: &[u32] = bytemuck::cast_slice(bounds);
+            let passes: Vec<(usize, Vec<u32>)> = (0..words.len())
+                .rev()
+                .map(|w| {
+                    let varying = bounds[w * 2] ^ bounds[w * 2 + 1];
+                    let shifts = (0..32 / DIGIT_BITS)
+                        .map(|d| d * DIGIT_BITS)
+                        .filter(|s| (varying >> s) & ((1 << DIGIT_BITS) - 1) != 0)
+                        .collect();
+                    (w, shifts)
+                })
+                .filter(|(_, s): &(usize, Vec<u32>)| !s.is_empty())
+                .collect();
+            let index = radix(ctx, rows, &buffers, &passes)?;
+            out.push(SortedChunk {
+                rows,
+                index,
+                words: buffers,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Where a pass reads its keys from.
+#[derive(Clone, Copy)]
+enum Src {
+    Word(usize),
+    Keys(usize),
+}
+
+/// Runs the radix passes (`passes`: word, digit shifts; least significant first) over one
+/// chunk's words; returns the sorted row indices.
+fn radix(
+    ctx: &GpuContext,
+    rows: u32,
+    words: &[wgpu::Buffer],
+    passes: &[(usize, Vec<u32>)],
+) -> Result<wgpu::Buffer> {
+    if passes.is_empty() || rows < 2 {
+        let iota: Vec<u32> = (0..rows).collect();
+        return ctx.storage_from_bytes("sort index", bytemuck::cast_slice(&iota));
+    }
+    let histogram = ctx.pipeline("sort_histogram", || assemble(shader::SORT_HISTOGRAM, &[]))?;
+    let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
+    let scatter = ctx.pipeline("sort_scatter", || assemble(shader::SORT_SCATTER, &[]))?;
+    let gather = ctx.pipeline("sort_gather", || assemble(shader::SORT_GATHER, &[]))?;
+    let bytes = rows as u64 * 4;
+    let keys = [
+        ctx.storage_zeroed("sort keys", bytes)?,
+        ctx.storage_zeroed("sort keys", bytes)?,
+    ];
+    let index = [
+        ctx.storage_zeroed("sort index", bytes)?,
+        ctx.storage_zeroed("sort index", bytes)?,
+    ];
+    let tiles = rows.div_ceil(WORKGROUP_SIZE);
+    let counts = ctx.storage_zeroed("sort counts", tiles as u64 * 16 * 4)?;
+    let scan_totals = ctx.storage_zeroed("sort scan total", 4)?;
+    let scan_params = ctx.params([tiles * 16, 0, 0, 0])?;
+    let gather_params = ctx.params([rows, 0, 0, 0])?;
+    let mut encoder = ctx.encoder();
+    // `cur` is the index buffer holding the current order; None before the first pass
+    // (the identity).
+    let mut cur: Option<usize> = None;
+    for (w, shifts) in passes {
+        let mut src = match cur {
+            None => Src::Word(*w),
+            Some(i) => {
+                // This word in the current order, into a free keys buffer.
+                let bg = ctx.bind(&gather, &[&gather_params, &words[*w], &index[i], &keys[0]]);
+                ctx.dispatch(&mut encoder, &gather, &bg, rows as u64);
+                Src::Keys(0)
+            }
+        };
+        for &shift in shifts {
+            let input = match src {
+                Src::Word(w) => &words[w],
+                Src::Keys(k) => &keys[k],
+            };
+            let out_keys = match src {
+                Src::Keys(k) => 1 - k,
+                Src::Word(_) => 0,
+            };
+            let (idx_in, out_idx) = match cur {
+                None => (&index[1], 0),
+                Some(i) => (&index[i], 1 - i),
+            };
+            let params = ctx.params([rows, shift, tiles, cur.is_none() as u32])?;
+            let bg = ctx.bind(&histogram, &[&params, input, &counts]);
+            ctx.dispatch(&mut encoder, &histogram, &bg, rows as u64);
+            let bg = ctx.bind(&scan, &[&scan_params, &counts, &scan_totals]);
+            ctx.dispatch(&mut encoder, &scan, &bg, WORKGROUP_SIZE as u64);
+            let bg = ctx.bind(
+                &scatter,
+                &[
+                    &params,
+                    input,
+                    idx_in,
+                    &counts,
+                    &keys[out_keys],
+                    &index[out_idx],
+                ],
+            );
+            ctx.dispatch(&mut encoder, &scatter, &bg, rows as u64);
+            src = Src::Keys(out_keys);
+            cur = Some(out_idx);
+        }
+    }
+    ctx.submit(encoder)?;
+    let [a, b] = index;
+    Ok(if cur == Some(0) { a } else { b })
+}
+
+/// The global row indices of `batch` in key order, the first `limit` of them: downloaded
+/// from one chunk, or merged on the CPU from several.
+pub(crate) fn sorted_indices(
+    batch: &GpuBatch,
+    sorted: &[SortedChunk],
+    limit: Option<usize>,
+) -> Result<Vec<u32>> {
+    let ctx = &batch.ctx;
+    let total: usize = sorted.iter().map(|s| s.rows as usize).sum();
+    let take = limit.map_or(total, |l| l.min(total));
+    if sorted.len() == 1 {
+        let bytes = ctx.read_many(&[(&sorted[0].index, take as u64 * 4)])?;
+        return Ok(bytemuck::pod_collect_to_vec(&bytes[0]));
+    }
+    // Several runs: download each one's order and words, merge by key words.
+    let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+    for s in sorted {
+        parts.push((&s.index, s.rows as u64 * 4));
+        for w in &s.words {
+            parts.push((w, s.rows as u64 * 4));
+        }
+    }
+    let mut bytes = ctx.read_many(&parts)?.into_iter();
+    let mut runs = Vec::with_capacity(sorted.len());
+    let mut base = 0u32;
+    for s in sorted {
+        let index: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes.next().unwrap_or_default());
+        let words: Vec<Vec<u32>> = s
+            .words
+            .iter()
+            .map(|_| bytemuck::pod_collect_to_vec(&bytes.next().unwrap_or_default()))
+            .collect();
+        runs.push(Run { base, index, words });
+        base += s.rows;
+    }
+    Ok(merge(&runs, take))
+}
+
+/// One sorted chunk on the host: its order (local indices) and its key words by row.
+struct Run {
+    base: u32,
+    index: Vec<u32>,
+    words: Vec<Vec<u32>>,
+}
+
+impl Run {
+    fn key(&self, pos: usize) -> impl Iterator<Item = u32> + '_ {
+        let row = self.index[pos] as usize;
+        self.words.iter().map(move |w| w[row])
+    }
+}
+
+/// The head of a run in the merge heap: a min-heap on (key words, run number).
+struct Head<'a> {
+    runs: &'a [Run],
+    run: usize,
+    pos: usize,
+}
+
+impl Ord for Head<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let a = self.runs[self.run].key(self.pos);
+        let b = other.runs[other.run].key(other.pos);
+        // Reversed: BinaryHeap pops the largest.
+        b.cmp(a).then(other.run.cmp(&self.run))
+    }
+}
+
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head<'_> {}
+
+/// K-way merge of sorted runs, stable: among equal keys the earlier run (earlier rows)
+/// comes first.
+fn merge(runs: &[Run], take: usize) -> Vec<u32> {
+    let mut heap: BinaryHeap<Head> = (0..runs.len())
+        .filter(|&r| !runs[r].index.is_empty())
+        .map(|run| Head { runs, run, pos: 0 })
+        .collect();
+    let mut out = Vec::with_capacity(take);
+    while out.len() < take {
+        let Some(mut head) = heap.pop() else { break };
+        let run = &runs[head.run];
+        out.push(run.base + run.index[head.pos]);
+        head.pos += 1;
+        if head.pos < run.index.len() {
+            heap.push(head);
+        }
+    }
+    out
+}
+
+/// The width in bits the take kernel moves per row for a layout.
+fn width_bits(layout: Layout) -> u32 {
+    match layout {
+        Layout::Bits => 1,
+        Layout::Bytes(w) => w * 8,
+    }
+}
+
+/// Rows `idx` (global indices into `batch`) of every column of `batch`, as a new batch on
+/// the GPU; `idx` is given per output chunk, on the GPU.
+pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Result<GpuBatch> {
+    let ctx = &batch.ctx;
+    ctx.scoped(|| {
+        let pipeline = ctx.pipeline("take", || assemble(shader::TAKE, &[]))?;
+        let mut encoder = ctx.encoder();
+        let mut bases = Vec::with_capacity(batch.num_chunks());
+        let mut base = 0u32;
+        for &rows in &batch.chunk_rows {
+            bases.push(base);
+            base += rows;
+        }
+        let mut take_one = |src: Option<&wgpu::Buffer>,
+                            dst: &wgpu::Buffer,
+                            idx: &wgpu::Buffer,
+                            out_rows: u32,
+                            c: usize,
+                            width: u32|
+         -> Result<()> {
+            let flags = width | if src.is_none() { 256 } else { 0 };
+            let params = ctx.params([out_rows, bases[c], batch.chunk_rows[c], flags])?;
+            let src = src.unwrap_or(idx); // not read when absent
+            let bg = ctx.bind(&pipeline, &[&params, src, idx, dst]);
+            let threads = if width == 64 {
+                out_rows as u64 * 2
+            } else {
+                (out_rows as u64 * width as u64).div_ceil(32)
+            };
+            ctx.dispatch(&mut encoder, &pipeline, &bg, threads);
+            Ok(())
+        };
+        let mut columns = Vec::with_capacity(batch.columns.len());
+        for column in &batch.columns {
+            let layout = column.layout();
+            let width = width_bits(layout);
+            let nullable = column.chunks.iter().any(|c| c.validity.is_some());
+            let mut chunks = Vec::with_capacity(out_chunks.len());
+            for (idx, out_rows) in out_chunks {
+                let data = ctx.storage_zeroed("sorted column", layout.bytes(*out_rows as usize))?;
+                let validity = if nullable {
+                    Some(ctx.storage_zeroed(
+                        "sorted validity",
+                        Layout::Bits.bytes(*out_rows as usize),
+                    )?)
+                } else {
+                    None
+                };
+                for (c, chunk) in column.chunks.iter().enumerate() {
+                    if *out_rows == 0 || batch.chunk_rows[c] == 0 {
+                        continue;
+                    }
+                    take_one(Some(&chunk.data), &data, idx, *out_rows, c, width)?;
+                    if let Some(v) = &validity {
+                        take_one(chunk.validity.as_ref(), v, idx, *out_rows, c, 1)?;
+                    }
+                }
+                chunks.push(ColumnChunk { data, validity });
+            }
+            columns.push(GpuColumn {
+                data_type: column.data_type.clone(),
+                chunks,
+            });
+        }
+        ctx.submit(encoder)?;
+        Ok(GpuBatch {
+            ctx: ctx.clone(),
+            schema: batch.schema.clone(),
+            columns,
+            chunk_rows: out_chunks.iter().map(|(_, r)| *r).collect(),
+        })
+    })
+}
+
+/// `batch` sorted by `keys` (the first `limit` rows), on the GPU.
+pub(crate) fn sort_batch(batch: &GpuBatch, keys: &[Key], limit: Option<usize>) -> Result<GpuBatch> {
+    let ctx = &batch.ctx;
+    let sorted = sort_chunks(batch, keys)?;
+    let total = batch.num_rows();
+    let take_rows = limit.map_or(total, |l| l.min(total));
+    let out_chunks: Vec<(wgpu::Buffer, u32)> = if sorted.len() == 1 {
+        // The order never leaves the GPU.
+        let s = sorted.into_iter().next().expect("one chunk");
+        vec![(s.index, take_rows as u32)]
+    } else {
+        let order = sorted_indices(batch, &sorted, limit)?;
+        let per = ctx.rows_per_chunk();
+        order
+            .chunks(per.max(1))
+            .map(|part| {
+                Ok((
+                    ctx.storage_from_bytes("sort order", bytemuck::cast_slice(part))?,
+                    part.len() as u32,
+                ))
+            })
+            .collect::<Result<_>>()?
+    };
+    take(batch, &out_chunks)
+}
