@@ -1,7 +1,7 @@
 //! # arrow-wgpu
 //!
 //! Arrow columns on the GPU: record batches are uploaded into wgpu buffers and WGSL compute
-//! shaders evaluate predicates and compact the kept rows, with a CPU path (arrow-rs's own
+//! shaders evaluate predicates, compact the kept rows and sort, with a CPU path (arrow-rs's own
 //! kernels) that gives the same answer, bit for bit, on any machine.
 //!
 //! ```
@@ -31,7 +31,11 @@
 //! ## Exactness
 //! Comparisons follow arrow-rs's `cmp` kernels (floats in IEEE total order: `NaN == NaN`,
 //! `-0.0 < 0.0`). Integer `+ - *` wrap; integer `/` by zero is an error, as arrow's `div`.
-//! Float arithmetic runs on the CPU: WGSL does not promise IEEE-exact results for it.
+//! Float `+ - * /` and casts to floats run on the GPU in software IEEE 754 (WGSL's native
+//! floats may flush subnormals and divide within 2.5 ulp), so they give the CPU's bits; a NaN
+//! computed by an expression is the canonical positive NaN on both paths (see [`ArithOp`]).
+//! Sort keys order as arrow's row format: nulls first or last per key, floats in total
+//! order; the sort is stable on both paths (see [`Engine::sort_to_indices`]).
 //!
 //! ## When the GPU wins
 //! Uploading costs a pass over PCIe; a one-off filter on data just read is usually faster
@@ -49,6 +53,8 @@ mod plan;
 mod profile;
 mod sort;
 
+/// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
+pub use arrow::compute::SortOptions;
 pub use engine::{Backend, Engine, EngineOptions, BACKEND_ENV};
 pub use error::{Error, Result};
 pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
@@ -56,6 +62,4 @@ pub use gpu::column::{GpuBatch, GpuColumn};
 pub use gpu::AdapterSummary;
 pub use profile::{Phase, Profile, RanOn, Step};
 pub use sort::SortKey;
-/// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
-pub use arrow::compute::SortOptions;
 pub use wgpu;

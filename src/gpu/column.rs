@@ -60,7 +60,8 @@ pub(crate) struct ColumnChunk {
     pub validity: Option<wgpu::Buffer>,
 }
 
-/// A column on the GPU: its type and one [`ColumnChunk`] per chunk of its batch.
+/// A column on the GPU: its type and, per chunk of its batch, a values buffer and (when the
+/// chunk has nulls) a validity bitmap.
 #[derive(Debug, Clone)]
 pub struct GpuColumn {
     pub(crate) data_type: DataType,
