@@ -24,6 +24,7 @@ use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
 use super::shader::{self, assemble};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
+use crate::profile::{self, Phase};
 
 /// Bits of the digit sorted in one pass.
 const DIGIT_BITS: u32 = 4;
@@ -116,7 +117,8 @@ pub(crate) struct SortedChunk {
 pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedChunk>> {
     let ctx = &batch.ctx;
     let words = words_of(batch, keys)?;
-    ctx.scoped(|| {
+    let start = std::time::Instant::now();
+    let out = ctx.scoped(|| {
         let encode = ctx.pipeline("sort_encode", || assemble(shader::SORT_ENCODE, &[]))?;
         // Stage 1: every word of every chunk, and its AND / OR over the chunk.
         let mut encoder = ctx.encoder();
@@ -177,7 +179,9 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
             });
         }
         Ok(out)
-    })
+    })?;
+    profile::record(Phase::Kernels, start);
+    Ok(out)
 }
 
 /// Where a pass reads its keys from.
@@ -384,7 +388,8 @@ fn width_bits(layout: Layout) -> u32 {
 /// the GPU; `idx` is given per output chunk, on the GPU.
 pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Result<GpuBatch> {
     let ctx = &batch.ctx;
-    ctx.scoped(|| {
+    let start = std::time::Instant::now();
+    let out = ctx.scoped(|| {
         let pipeline = ctx.pipeline("take", || assemble(shader::TAKE, &[]))?;
         let mut encoder = ctx.encoder();
         let mut bases = Vec::with_capacity(batch.num_chunks());
@@ -451,7 +456,9 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
             columns,
             chunk_rows: out_chunks.iter().map(|(_, r)| *r).collect(),
         })
-    })
+    })?;
+    profile::record(Phase::Kernels, start);
+    Ok(out)
 }
 
 /// `batch` sorted by `keys` (the first `limit` rows), on the GPU.
