@@ -47,8 +47,10 @@
 mod cpu;
 mod engine;
 mod error;
+mod exact;
 mod expr;
 mod gpu;
+pub mod group_by;
 mod plan;
 mod profile;
 mod sort;
@@ -60,6 +62,7 @@ pub use error::{Error, Result};
 pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
 pub use gpu::column::{GpuBatch, GpuColumn};
 pub use gpu::AdapterSummary;
+pub use group_by::{Agg, AggFunc, GroupByOptions};
 pub use profile::{Phase, Profile, RanOn, Step};
 pub use sort::SortKey;
 pub use wgpu;

@@ -169,6 +169,12 @@ pub(crate) fn evaluate(batch: &RecordBatch, predicate: &Typed) -> Result<Boolean
     boolean_array(eval(batch, predicate)?, batch.num_rows())
 }
 
+/// Evaluates a type-checked value expression over every row of `batch` (a literal becomes
+/// a column of `batch.num_rows()` copies).
+pub(crate) fn evaluate_value(batch: &RecordBatch, expr: &Typed) -> Result<ArrayRef> {
+    eval(batch, expr)?.into_array(batch.num_rows())
+}
+
 /// Keeps the rows where `mask` is true (null counts as false), as arrow's `filter`.
 pub(crate) fn filter_by_mask(batch: &RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
     Ok(filter_record_batch(batch, mask)?)

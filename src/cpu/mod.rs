@@ -2,4 +2,5 @@
 //! path is held to, and runs wherever there is no GPU.
 
 pub(crate) mod filter;
+pub(crate) mod group_by;
 pub(crate) mod sort;

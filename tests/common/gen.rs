@@ -373,3 +373,36 @@ pub fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
 pub fn always() -> Expr {
     lit(true)
 }
+
+/// A value expression of type `dt` over the batch's columns (arithmetic, casts, literals),
+/// for aggregates over expressions.
+pub fn value_expr(rng: &mut Rng, batch: &RecordBatch, dt: &DataType, depth: u32) -> Expr {
+    value(rng, batch, dt, depth)
+}
+
+/// A Dictionary(Int16, Utf8) column of `rows` rows: a small dictionary that may repeat a
+/// value and hold a null value (both group as their value does), random codes, `null_p`
+/// of the rows null.
+pub fn dictionary_column(rng: &mut Rng, rows: usize, null_p: f64) -> ArrayRef {
+    let words = ["a", "b", "", "a", "ccc"];
+    let n = 1 + rng.below(words.len() as u64) as usize;
+    let values: Vec<Option<&str>> = (0..n)
+        .map(|i| {
+            if rng.chance(0.15) {
+                None
+            } else {
+                Some(words[i])
+            }
+        })
+        .collect();
+    let keys: Vec<Option<i16>> = (0..rows)
+        .map(|_| (!rng.chance(null_p)).then(|| rng.below(n as u64) as i16))
+        .collect();
+    Arc::new(
+        DictionaryArray::<arrow::datatypes::Int16Type>::try_new(
+            Int16Array::from(keys),
+            Arc::new(StringArray::from(values)),
+        )
+        .unwrap(),
+    )
+}

@@ -1,0 +1,471 @@
+//! Group-by on the CPU: a `hashbrown` hash table from each row's key to its group number,
+//! groups numbered in order of first appearance, then one pass per aggregate.
+//!
+//! Keys are compared by an encoding that is equal exactly when arrow's row format is:
+//! fixed-width keys (integers, floats by their bits, booleans, dates, timestamps, ...) are
+//! packed into one u64 or u128 per row (a null bit per nullable key, then the value bits),
+//! anything else (more or wider keys, strings, dictionaries) uses `RowConverter` rows. The
+//! output keys are a `take` of each group's first row, so Dictionary keys keep their
+//! dictionary. Float sums, means and variances go through the exact accumulators of
+//! `crate::exact`, so they don't depend on the order of the rows.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
+};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
+use arrow::compute::{cast, take};
+use arrow::datatypes::{ArrowNativeType, DataType, Float64Type, Int64Type, UInt64Type};
+use arrow::row::{RowConverter, Rows, SortField};
+use hashbrown::HashMap;
+
+use crate::cpu::filter::{evaluate, evaluate_value};
+use crate::error::Result;
+use crate::exact::{self, ExactSum};
+use crate::group_by::{AggFunc, Plan, PlannedAgg};
+use crate::plan::int_info;
+
+/// The raw values of a fixed-width array as `T`, from its offset.
+fn raw<T: ArrowNativeType>(array: &dyn Array) -> ScalarBuffer<T> {
+    let data = array.to_data();
+    ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len())
+}
+
+/// An order-preserving encoding of a fixed-width array's values (nulls left as whatever
+/// their slot holds): unsigned order of the words is arrow's order of the values (floats
+/// in IEEE total order), and equal words are equal row-format encodings. `None` for other
+/// types. Returns the words and how many low bits they use.
+fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
+    use DataType as D;
+    fn signed<T: ArrowNativeType + Into<i64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1 << bits) - 1
+        };
+        let flip = 1u64 << (bits - 1);
+        let v = raw::<T>(a)
+            .iter()
+            .map(|x| (Into::<i64>::into(*x) as u64 & mask) ^ flip)
+            .collect();
+        (v, bits)
+    }
+    fn unsigned<T: ArrowNativeType + Into<u64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
+        (
+            raw::<T>(a).iter().map(|x| Into::<u64>::into(*x)).collect(),
+            bits,
+        )
+    }
+    Some(match array.data_type() {
+        D::Boolean => (
+            array
+                .as_boolean()
+                .values()
+                .iter()
+                .map(|b| b as u64)
+                .collect(),
+            1,
+        ),
+        D::Int8 => signed::<i8>(array, 8),
+        D::Int16 => signed::<i16>(array, 16),
+        D::Int32 | D::Date32 | D::Time32(_) => signed::<i32>(array, 32),
+        D::Int64 | D::Date64 | D::Time64(_) | D::Timestamp(..) | D::Duration(_) => {
+            signed::<i64>(array, 64)
+        }
+        D::UInt8 => unsigned::<u8>(array, 8),
+        D::UInt16 => unsigned::<u16>(array, 16),
+        D::UInt32 => unsigned::<u32>(array, 32),
+        D::UInt64 => unsigned::<u64>(array, 64),
+        D::Float32 => (
+            raw::<u32>(array)
+                .iter()
+                .map(|b| if b >> 31 == 1 { !b } else { b ^ 0x8000_0000 } as u64)
+                .collect(),
+            32,
+        ),
+        D::Float64 => (
+            raw::<u64>(array)
+                .iter()
+                .map(|b| if b >> 63 == 1 { !b } else { b ^ (1 << 63) })
+                .collect(),
+            64,
+        ),
+        _ => return None,
+    })
+}
+
+/// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).
+pub(crate) fn orderable(dt: &DataType) -> bool {
+    RowConverter::supports_fields(&[SortField::new(dt.clone())])
+}
+
+/// Numbers the groups: for every row its group, and for every group its first row.
+fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>, rows: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut map: HashMap<K, u32> = HashMap::new();
+    let mut ids = Vec::with_capacity(rows);
+    let mut first: Vec<u32> = Vec::new();
+    for (i, k) in keys.enumerate() {
+        let next = first.len() as u32;
+        let id = *map.entry(k).or_insert_with(|| {
+            first.push(i as u32);
+            next
+        });
+        ids.push(id);
+    }
+    (ids, first)
+}
+
+/// The row-format rows of `columns` (equal exactly when the keys are equal).
+fn rows_of(columns: &[ArrayRef]) -> Result<Rows> {
+    let fields = columns
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
+    Ok(RowConverter::new(fields)?.convert_columns(columns)?)
+}
+
+/// One key column's order words, their width, and its nulls (when it has some).
+type Packed<'a> = (Vec<u64>, u32, Option<&'a NullBuffer>);
+
+/// Every row's group number and every group's first row, for one or more key columns.
+fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    // Pack fixed-width keys: a null bit for each key with nulls, then its value bits.
+    let encoded: Option<Vec<Packed>> = columns
+        .iter()
+        .map(|c| {
+            order_words(c.as_ref())
+                .map(|(w, bits)| (w, bits, c.nulls().filter(|_| c.null_count() > 0)))
+        })
+        .collect();
+    if let Some(encoded) = encoded {
+        let total: u32 = encoded
+            .iter()
+            .map(|(_, bits, nulls)| bits + nulls.is_some() as u32)
+            .sum();
+        if total <= 128 {
+            let mut packed = vec![0u128; rows];
+            for (words, bits, nulls) in &encoded {
+                let width = bits + nulls.is_some() as u32;
+                for (i, p) in packed.iter_mut().enumerate() {
+                    let v = match nulls {
+                        Some(n) if n.is_null(i) => 1u128 << bits,
+                        _ => words[i] as u128,
+                    };
+                    *p = (*p << width) | v;
+                }
+            }
+            return Ok(if total <= 64 {
+                number(packed.into_iter().map(|k| k as u64), rows)
+            } else {
+                number(packed.into_iter(), rows)
+            });
+        }
+    }
+    let converted = rows_of(columns)?;
+    Ok(number(converted.iter(), rows))
+}
+
+/// The rows an aggregate takes: its filter is true and (except for `count(*)`) its value
+/// is not null. `None`: every row.
+fn kept_rows(
+    batch: &RecordBatch,
+    agg: &PlannedAgg,
+    values: Option<&ArrayRef>,
+) -> Result<Option<NullBuffer>> {
+    let filter = match &agg.filter {
+        None => None,
+        Some(p) => {
+            let mask = evaluate(batch, p)?;
+            let bits = match mask.nulls() {
+                Some(n) => mask.values() & n.inner(),
+                None => mask.values().clone(),
+            };
+            Some(NullBuffer::new(bits))
+        }
+    };
+    Ok(NullBuffer::union(
+        filter.as_ref(),
+        values.and_then(|v| v.logical_nulls()).as_ref(),
+    ))
+}
+
+/// Calls `f` with every kept row.
+fn for_each_kept(kept: &Option<NullBuffer>, rows: usize, mut f: impl FnMut(usize)) {
+    match kept {
+        None => (0..rows).for_each(f),
+        Some(k) if k.null_count() == 0 => (0..rows).for_each(f),
+        Some(k) => k.valid_indices().for_each(&mut f),
+    }
+}
+
+/// `value` for every group that had one, null for the others.
+fn with_nulls<T: Copy>(values: Vec<T>, seen: &[bool]) -> Vec<Option<T>> {
+    values
+        .into_iter()
+        .zip(seen)
+        .map(|(v, s)| if *s { Some(v) } else { None })
+        .collect()
+}
+
+/// A numeric value column for exact accumulation: floats widened to f64, integers to i64
+/// or u64 (exactly).
+enum Numbers {
+    Float(Float64Array),
+    Signed(Int64Array),
+    Unsigned(UInt64Array),
+}
+
+impl Numbers {
+    fn of(values: &ArrayRef) -> Result<Numbers> {
+        Ok(match int_info(values.data_type()) {
+            Some((true, _)) => Numbers::Signed(
+                cast(values, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+            Some((false, _)) => Numbers::Unsigned(
+                cast(values, &DataType::UInt64)?
+                    .as_primitive::<UInt64Type>()
+                    .clone(),
+            ),
+            None => Numbers::Float(
+                cast(values, &DataType::Float64)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            ),
+        })
+    }
+}
+
+/// Exact Σx, Σx² and n per group.
+struct Moments {
+    sum: Vec<ExactSum>,
+    squares: Vec<ExactSum>,
+    n: Vec<u64>,
+}
+
+fn moments(
+    values: &ArrayRef,
+    kept: &Option<NullBuffer>,
+    ids: &[u32],
+    groups: usize,
+    squares: bool,
+) -> Result<Moments> {
+    let mut m = Moments {
+        sum: vec![ExactSum::default(); groups],
+        squares: if squares {
+            vec![ExactSum::default(); groups]
+        } else {
+            Vec::new()
+        },
+        n: vec![0; groups],
+    };
+    let rows = ids.len();
+    match Numbers::of(values)? {
+        Numbers::Float(a) => {
+            let v = a.values();
+            for_each_kept(kept, rows, |i| {
+                let g = ids[i] as usize;
+                m.sum[g].add_f64(v[i]);
+                if squares {
+                    m.squares[g].add_f64_squared(v[i]);
+                }
+                m.n[g] += 1;
+            })
+        }
+        Numbers::Signed(a) => {
+            let v = a.values();
+            for_each_kept(kept, rows, |i| {
+                let g = ids[i] as usize;
+                m.sum[g].add_i128(v[i] as i128);
+                if squares {
+                    m.squares[g].add_square_of(v[i].unsigned_abs());
+                }
+                m.n[g] += 1;
+            })
+        }
+        Numbers::Unsigned(a) => {
+            let v = a.values();
+            for_each_kept(kept, rows, |i| {
+                let g = ids[i] as usize;
+                m.sum[g].add_i128(v[i] as i128);
+                if squares {
+                    m.squares[g].add_square_of(v[i]);
+                }
+                m.n[g] += 1;
+            })
+        }
+    }
+    Ok(m)
+}
+
+/// A canonical NaN for any NaN (sqrt may keep a payload).
+fn canonical(x: f64) -> f64 {
+    if x.is_nan() {
+        exact::CANONICAL_NAN
+    } else {
+        x
+    }
+}
+
+/// One aggregate's output column.
+fn aggregate(
+    batch: &RecordBatch,
+    agg: &PlannedAgg,
+    ids: &[u32],
+    groups: usize,
+) -> Result<ArrayRef> {
+    let rows = ids.len();
+    let values = agg
+        .value
+        .as_ref()
+        .map(|v| evaluate_value(batch, v))
+        .transpose()?;
+    let kept = kept_rows(
+        batch,
+        agg,
+        values.as_ref().filter(|_| agg.func != AggFunc::CountStar),
+    )?;
+    Ok(match agg.func {
+        AggFunc::CountStar | AggFunc::Count => {
+            let mut counts = vec![0i64; groups];
+            for_each_kept(&kept, rows, |i| counts[ids[i] as usize] += 1);
+            Arc::new(Int64Array::from(counts))
+        }
+        AggFunc::Sum => {
+            let values = values.expect("sum has a value");
+            let mut seen = vec![false; groups];
+            match agg.output {
+                DataType::Int64 => {
+                    let v = cast(&values, &DataType::Int64)?;
+                    let v = v.as_primitive::<Int64Type>().values();
+                    let mut sums = vec![0i64; groups];
+                    for_each_kept(&kept, rows, |i| {
+                        let g = ids[i] as usize;
+                        sums[g] = sums[g].wrapping_add(v[i]);
+                        seen[g] = true;
+                    });
+                    Arc::new(Int64Array::from_iter(with_nulls(sums, &seen)))
+                }
+                DataType::UInt64 => {
+                    let v = cast(&values, &DataType::UInt64)?;
+                    let v = v.as_primitive::<UInt64Type>().values();
+                    let mut sums = vec![0u64; groups];
+                    for_each_kept(&kept, rows, |i| {
+                        let g = ids[i] as usize;
+                        sums[g] = sums[g].wrapping_add(v[i]);
+                        seen[g] = true;
+                    });
+                    Arc::new(UInt64Array::from_iter(with_nulls(sums, &seen)))
+                }
+                _ => {
+                    let m = moments(&values, &kept, ids, groups, false)?;
+                    Arc::new(Float64Array::from_iter(
+                        m.sum
+                            .iter()
+                            .zip(&m.n)
+                            .map(|(s, n)| (*n > 0).then(|| s.sum())),
+                    ))
+                }
+            }
+        }
+        AggFunc::Mean => {
+            let m = moments(
+                values.as_ref().expect("avg has a value"),
+                &kept,
+                ids,
+                groups,
+                false,
+            )?;
+            Arc::new(Float64Array::from_iter(
+                m.sum
+                    .iter()
+                    .zip(&m.n)
+                    .map(|(s, n)| (*n > 0).then(|| s.mean(*n))),
+            ))
+        }
+        AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
+            let m = moments(
+                values.as_ref().expect("var has a value"),
+                &kept,
+                ids,
+                groups,
+                true,
+            )?;
+            let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
+            let root = matches!(agg.func, AggFunc::StddevSamp | AggFunc::StddevPop);
+            Arc::new(Float64Array::from_iter((0..groups).map(|g| {
+                if root {
+                    exact::std_dev(&m.sum[g], &m.squares[g], m.n[g], ddof).map(canonical)
+                } else {
+                    exact::variance(&m.sum[g], &m.squares[g], m.n[g], ddof)
+                }
+            })))
+        }
+        AggFunc::Min | AggFunc::Max => {
+            let values = values.expect("min and max have a value");
+            let want_max = agg.func == AggFunc::Max;
+            let mut best = vec![u32::MAX; groups];
+            let mut pick = |better: &dyn Fn(usize, usize) -> bool| {
+                for_each_kept(&kept, rows, |i| {
+                    let g = ids[i] as usize;
+                    let b = best[g];
+                    if b == u32::MAX || better(i, b as usize) {
+                        best[g] = i as u32;
+                    }
+                });
+            };
+            if let Some((words, _)) = order_words(values.as_ref()) {
+                pick(&|i, b| {
+                    if want_max {
+                        words[i] > words[b]
+                    } else {
+                        words[i] < words[b]
+                    }
+                });
+            } else {
+                let converted = rows_of(std::slice::from_ref(&values))?;
+                pick(&|i, b| {
+                    let (x, y) = (converted.row(i), converted.row(b));
+                    if want_max {
+                        x > y
+                    } else {
+                        x < y
+                    }
+                });
+            }
+            let indices =
+                UInt32Array::from_iter(best.into_iter().map(|b| (b != u32::MAX).then_some(b)));
+            take(values.as_ref(), &indices, None)?
+        }
+    })
+}
+
+/// Groups `batch` as `plan` says; groups in order of first appearance.
+pub(crate) fn group_by(batch: &RecordBatch, plan: &Plan) -> Result<RecordBatch> {
+    let key_columns: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
+    let (ids, first, groups) = if key_columns.is_empty() {
+        (vec![0u32; batch.num_rows()], Vec::new(), 1)
+    } else {
+        let (ids, first) = assign_groups(&key_columns)?;
+        let groups = first.len();
+        (ids, first, groups)
+    };
+    let first = UInt32Array::from(first);
+    let mut columns: Vec<ArrayRef> = key_columns
+        .iter()
+        .map(|c| take(c.as_ref(), &first, None))
+        .collect::<std::result::Result<_, _>>()?;
+    for agg in &plan.aggs {
+        columns.push(aggregate(batch, agg, &ids, groups)?);
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(groups));
+    Ok(RecordBatch::try_new_with_options(
+        plan.schema.clone(),
+        columns,
+        &options,
+    )?)
+}

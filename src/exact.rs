@@ -1,0 +1,571 @@
+//! Exact float sums: the accumulator behind `sum`, `mean`, `var` and `stddev` of floats.
+//!
+//! Every finite f64 is an integer multiple of 2^-1074 below 2^1024, so a sum of f64 values
+//! is an integer `S` times 2^-1074, and a sum of their squares an integer times 2^-2148. An
+//! [`ExactSum`] holds that integer exactly, as 32-bit digits (the words a GPU can add with
+//! 32-bit atomics and a carry), with ±inf and NaN tracked apart. Nothing is rounded until the
+//! end, where one conversion rounds to nearest, ties to even:
+//!
+//! - `sum` is the exact sum correctly rounded: error ≤ 0.5 ulp of the exact sum, whatever
+//!   the order of the rows (so threads and the GPU give the same bits);
+//! - `mean` is the exact sum divided by the count, rounded once: error ≤ 0.5 ulp of the
+//!   exact mean;
+//! - `var_pop` / `var_samp` are `(n·Σx² − (Σx)²) / (n·n)` or `/ (n·(n−1))`, computed on exact
+//!   integers and rounded once: error ≤ 0.5 ulp of the exact variance;
+//! - `stddev` is IEEE `sqrt` of that correctly rounded variance: error < 1 ulp of the exact
+//!   standard deviation (0.5 ulp from `sqrt`'s rounding plus at most 0.25 ulp carried from
+//!   the variance's, for a normal variance).
+//!
+//! Each is at least as accurate as a left-to-right f64 sum, and a pure function of the
+//! multiset of values. Special values: a NaN, or both +inf and −inf, give NaN (the canonical
+//! positive NaN); otherwise an infinity gives that infinity for `sum`/`mean`, and `var` /
+//! `stddev` of a group holding any infinity is NaN. An exact sum of zero is `+0.0`; an exact
+//! result beyond f64's range rounds to ±inf, as IEEE's overflow rule says.
+//!
+//! Integer inputs to `mean`/`var` go into the same accumulators, exactly (an i64 or u64 is an
+//! integer multiple of 2^-1074 too), so their results are correctly rounded as well.
+
+/// The scale of a sum of values: units of 2^-1074.
+pub(crate) const BIAS_SUM: u32 = 1074;
+/// The scale of a sum of squares: units of 2^-2148.
+pub(crate) const BIAS_SQUARES: u32 = 2 * BIAS_SUM;
+
+/// The canonical quiet NaN every NaN result becomes.
+pub(crate) const CANONICAL_NAN: f64 = f64::from_bits(0x7ff8_0000_0000_0000);
+
+/// After this many additions the carry-save digits are normalized (each addition moves a
+/// digit by less than 2^32, so an i64 digit takes 2^30 of them with room to spare).
+const NORMALIZE_EVERY: u32 = 1 << 30;
+
+/// An exact sum of scaled integers: Σ limbs[i] · 2^(32·(base+i)) · 2^-bias, plus flags for
+/// the special values seen. The limbs cover only the range of digits touched, so a group
+/// whose values share a few binades costs a few words.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExactSum {
+    base: u32,
+    limbs: Vec<i64>,
+    pending: u32,
+    nan: bool,
+    pos_inf: bool,
+    neg_inf: bool,
+}
+
+/// A finite f64 as (negative, 53-bit integer mantissa, bit position at scale 2^-1074), or
+/// `None` for a zero.
+fn decompose(x: f64) -> Option<(bool, u64, u32)> {
+    let bits = x.to_bits();
+    let neg = bits >> 63 == 1;
+    let field = ((bits >> 52) & 0x7ff) as u32;
+    let frac = bits & ((1 << 52) - 1);
+    let mantissa = if field == 0 { frac } else { frac | (1 << 52) };
+    if mantissa == 0 {
+        return None;
+    }
+    Some((neg, mantissa, field.max(1) - 1))
+}
+
+impl ExactSum {
+    /// Whether a NaN, or both infinities, were added: the result is NaN.
+    pub(crate) fn is_nan(&self) -> bool {
+        self.nan || (self.pos_inf && self.neg_inf)
+    }
+
+    /// Whether any non-finite value was added.
+    pub(crate) fn has_special(&self) -> bool {
+        self.nan || self.pos_inf || self.neg_inf
+    }
+
+    fn special(&mut self, x: f64) -> bool {
+        if x.is_nan() {
+            self.nan = true;
+        } else if x == f64::INFINITY {
+            self.pos_inf = true;
+        } else if x == f64::NEG_INFINITY {
+            self.neg_inf = true;
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Adds `x` (an accumulator at scale [`BIAS_SUM`]).
+    pub(crate) fn add_f64(&mut self, x: f64) {
+        if self.special(x) {
+            return;
+        }
+        if let Some((neg, m, pos)) = decompose(x) {
+            self.add(neg, m as u128, pos);
+        }
+    }
+
+    /// Adds `x * x` (an accumulator at scale [`BIAS_SQUARES`]); a special `x` is recorded
+    /// as NaN or +inf.
+    pub(crate) fn add_f64_squared(&mut self, x: f64) {
+        if self.special(x) {
+            return;
+        }
+        if let Some((_, m, pos)) = decompose(x) {
+            self.add(false, (m as u128) * (m as u128), 2 * pos);
+        }
+    }
+
+    /// Adds an integer (at scale [`BIAS_SUM`]).
+    pub(crate) fn add_i128(&mut self, v: i128) {
+        if v != 0 {
+            self.add(v < 0, v.unsigned_abs(), BIAS_SUM);
+        }
+    }
+
+    /// Adds the square of an integer of at most 64 bits of magnitude (at scale
+    /// [`BIAS_SQUARES`]).
+    pub(crate) fn add_square_of(&mut self, magnitude: u64) {
+        if magnitude != 0 {
+            let m = magnitude as u128;
+            self.add(false, m * m, BIAS_SQUARES);
+        }
+    }
+
+    /// Adds ±`magnitude` · 2^`pos` (in the accumulator's units).
+    fn add(&mut self, neg: bool, magnitude: u128, pos: u32) {
+        let shift = pos % 32;
+        let first = pos / 32;
+        let words = [
+            magnitude as u32,
+            (magnitude >> 32) as u32,
+            (magnitude >> 64) as u32,
+            (magnitude >> 96) as u32,
+        ];
+        let mut digits = [0u32; 5];
+        for (j, digit) in digits.iter_mut().enumerate() {
+            let here = if j < 4 { (words[j] as u64) << shift } else { 0 };
+            let below = if j > 0 && shift > 0 {
+                (words[j - 1] as u64) >> (32 - shift)
+            } else {
+                0
+            };
+            *digit = (here | below) as u32;
+        }
+        let Some(lo) = digits.iter().position(|d| *d != 0) else {
+            return;
+        };
+        let hi = digits.iter().rposition(|d| *d != 0).expect("non-zero");
+        self.cover(first + lo as u32, first + hi as u32);
+        let offset = (first + lo as u32 - self.base) as usize;
+        for (j, d) in digits[lo..=hi].iter().enumerate() {
+            let limb = &mut self.limbs[offset + j];
+            if neg {
+                *limb -= *d as i64;
+            } else {
+                *limb += *d as i64;
+            }
+        }
+        self.pending += 1;
+        if self.pending >= NORMALIZE_EVERY {
+            self.normalize();
+        }
+    }
+
+    /// Makes the limbs cover digit positions `lo..=hi`.
+    fn cover(&mut self, lo: u32, hi: u32) {
+        if self.limbs.is_empty() {
+            self.base = lo;
+            self.limbs = vec![0; (hi - lo + 1) as usize];
+            return;
+        }
+        if lo < self.base {
+            let extra = (self.base - lo) as usize;
+            self.limbs.splice(0..0, std::iter::repeat_n(0, extra));
+            self.base = lo;
+        }
+        let end = self.base as usize + self.limbs.len();
+        if hi as usize >= end {
+            self.limbs.resize(hi as usize + 1 - self.base as usize, 0);
+        }
+    }
+
+    /// Propagates carries: every limb but the last in `0..2^32`; the last holds the sign
+    /// (0 or -1 after the loop) unless the number needs another limb.
+    fn normalize(&mut self) {
+        let mut carry = 0i64;
+        for limb in self.limbs.iter_mut() {
+            let v = *limb + carry;
+            *limb = v & 0xffff_ffff;
+            carry = v >> 32;
+        }
+        while carry != 0 && carry != -1 {
+            self.limbs.push(carry & 0xffff_ffff);
+            carry >>= 32;
+        }
+        if carry == -1 {
+            self.limbs.push(-1);
+        }
+        self.pending = 0;
+    }
+
+    /// The exact finite part: (negative, magnitude, exponent) with value
+    /// ±magnitude · 2^exponent · 2^-bias.
+    pub(crate) fn exact(&self) -> (bool, Big, i64) {
+        let mut s = self.clone();
+        s.normalize();
+        let neg = s.limbs.last().is_some_and(|l| *l < 0);
+        let mut digits: Vec<u32> = s.limbs.iter().map(|l| *l as u32).collect();
+        if neg {
+            // Two's complement over the limbs (the top limb is all ones).
+            let mut carry = 1u64;
+            for d in digits.iter_mut() {
+                let v = (!*d) as u64 + carry;
+                *d = v as u32;
+                carry = v >> 32;
+            }
+        }
+        let mut big = Big(digits);
+        big.trim();
+        (neg, big, 32 * s.base as i64)
+    }
+
+    /// The correctly rounded sum of an accumulator at scale [`BIAS_SUM`].
+    pub(crate) fn sum(&self) -> f64 {
+        self.mean(1)
+    }
+
+    /// The exact sum divided by `n` (n ≥ 1), rounded once (scale [`BIAS_SUM`]).
+    pub(crate) fn mean(&self, n: u64) -> f64 {
+        if self.is_nan() {
+            return CANONICAL_NAN;
+        }
+        if self.pos_inf {
+            return f64::INFINITY;
+        }
+        if self.neg_inf {
+            return f64::NEG_INFINITY;
+        }
+        let (neg, mag, exp) = self.exact();
+        round_ratio(neg, &mag, exp - BIAS_SUM as i64, n)
+    }
+}
+
+/// The variance of `n` values from the exact sum of the values (`sum`, scale
+/// [`BIAS_SUM`]) and of their squares (`squares`, scale [`BIAS_SQUARES`]):
+/// `(n·Σx² − (Σx)²) / (n·(n − ddof))`, rounded once. `None` when `n <= ddof`.
+pub(crate) fn variance(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) -> Option<f64> {
+    Some(match variance_parts(sum, squares, n, ddof)? {
+        Err(special) => special,
+        Ok((numerator, exp, d)) => round_ratio(false, &numerator, exp, d),
+    })
+}
+
+/// The standard deviation: `sqrt` of the variance, taken on the variance scaled by an even
+/// power of two into `[1/4, 8)` (rounded once there, always a normal number) and scaled back
+/// exactly, so that a variance beyond f64's range or a subnormal one loses nothing: error
+/// < 1 ulp of the exact standard deviation.
+pub(crate) fn std_dev(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) -> Option<f64> {
+    let (numerator, exp, d) = match variance_parts(sum, squares, n, ddof)? {
+        Err(special) => return Some(special),
+        Ok(parts) => parts,
+    };
+    if numerator.is_zero() {
+        return Some(0.0);
+    }
+    // log2 of the variance, within one.
+    let log2 = numerator.bits() as i64 + exp - (64 - d.leading_zeros()) as i64;
+    let k = log2.div_euclid(2);
+    let scaled = round_ratio(false, &numerator, exp - 2 * k, d);
+    let root = scaled.sqrt();
+    // Exact unless the result overflows or is subnormal (then that multiply rounds it).
+    let half = k / 2;
+    let out = root * 2f64.powi(half as i32) * 2f64.powi((k - half) as i32);
+    Some(out)
+}
+
+/// `(n·Σx² − (Σx)²)` as an exact integer with its exponent, and the divisor
+/// `n·(n − ddof)`; or the NaN of a group with special values; `None` when `n <= ddof`.
+#[allow(clippy::type_complexity)]
+fn variance_parts(
+    sum: &ExactSum,
+    squares: &ExactSum,
+    n: u64,
+    ddof: u64,
+) -> Option<Result<(Big, i64, u64), f64>> {
+    if n <= ddof {
+        return None;
+    }
+    if sum.has_special() || squares.has_special() {
+        return Some(Err(CANONICAL_NAN));
+    }
+    let (_, s1, e1) = sum.exact();
+    let (_, s2, e2) = squares.exact();
+    // n·S2·2^e2 − S1²·2^(2·e1), both in units of 2^-2148: bring them to the lower exponent.
+    let a = s2.mul_small(n);
+    let b = s1.mul(&s1);
+    let (ea, eb) = (e2, 2 * e1);
+    let low = ea.min(eb);
+    let a = a.shl((ea - low) as u32);
+    let b = b.shl((eb - low) as u32);
+    // n·Σx² ≥ (Σx)² (Cauchy–Schwarz), exactly.
+    let mut numerator = a.sub(&b);
+    numerator.trim();
+    let d = n as u128 * (n - ddof) as u128;
+    // n < 2^32 rows per batch keeps d below 2^64; beyond that, divide by n first (the
+    // result is then not always correctly rounded).
+    let (numerator, d) = if d <= u64::MAX as u128 {
+        (numerator, d as u64)
+    } else {
+        (numerator.div_small(n).0, n - ddof)
+    };
+    Some(Ok((numerator, low - BIAS_SQUARES as i64, d)))
+}
+
+/// An unsigned big integer, 32-bit digits, least significant first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Big(pub(crate) Vec<u32>);
+
+impl Big {
+    fn trim(&mut self) {
+        while self.0.last() == Some(&0) {
+            self.0.pop();
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(|d| *d == 0)
+    }
+
+    fn bits(&self) -> u64 {
+        match self.0.iter().rposition(|d| *d != 0) {
+            None => 0,
+            Some(i) => i as u64 * 32 + (32 - self.0[i].leading_zeros()) as u64,
+        }
+    }
+
+    fn bit(&self, i: u64) -> bool {
+        let w = (i / 32) as usize;
+        w < self.0.len() && (self.0[w] >> (i % 32)) & 1 == 1
+    }
+
+    /// Whether any bit below `i` is set.
+    fn any_below(&self, i: u64) -> bool {
+        let w = (i / 32) as usize;
+        if self.0[..w.min(self.0.len())].iter().any(|d| *d != 0) {
+            return true;
+        }
+        w < self.0.len() && !i.is_multiple_of(32) && self.0[w] & ((1u32 << (i % 32)) - 1) != 0
+    }
+
+    /// Bits `from..from + 64` as a u64.
+    fn bits_from(&self, from: u64) -> u64 {
+        let mut out = 0u64;
+        for k in 0..64 {
+            if self.bit(from + k) {
+                out |= 1 << k;
+            }
+        }
+        out
+    }
+
+    fn shl(&self, n: u32) -> Big {
+        let (words, bits) = ((n / 32) as usize, n % 32);
+        let mut out = vec![0u32; words];
+        let mut carry = 0u32;
+        for d in &self.0 {
+            if bits == 0 {
+                out.push(*d);
+            } else {
+                out.push((d << bits) | carry);
+                carry = d >> (32 - bits);
+            }
+        }
+        if carry != 0 {
+            out.push(carry);
+        }
+        Big(out)
+    }
+
+    fn mul_small(&self, m: u64) -> Big {
+        let (lo, hi) = (m as u32 as u64, m >> 32);
+        let part = |f: u64| {
+            let mut out = Vec::with_capacity(self.0.len() + 1);
+            let mut carry = 0u64;
+            for d in &self.0 {
+                let v = *d as u64 * f + carry;
+                out.push(v as u32);
+                carry = v >> 32;
+            }
+            out.push(carry as u32);
+            Big(out)
+        };
+        part(lo).add(&part(hi).shl(32))
+    }
+
+    fn add(&self, other: &Big) -> Big {
+        let n = self.0.len().max(other.0.len());
+        let mut out = Vec::with_capacity(n + 1);
+        let mut carry = 0u64;
+        for i in 0..n {
+            let v =
+                *self.0.get(i).unwrap_or(&0) as u64 + *other.0.get(i).unwrap_or(&0) as u64 + carry;
+            out.push(v as u32);
+            carry = v >> 32;
+        }
+        out.push(carry as u32);
+        Big(out)
+    }
+
+    /// `self - other`; `other` must not be larger.
+    fn sub(&self, other: &Big) -> Big {
+        let mut out = Vec::with_capacity(self.0.len());
+        let mut borrow = 0i64;
+        for i in 0..self.0.len() {
+            let v = self.0[i] as i64 - *other.0.get(i).unwrap_or(&0) as i64 - borrow;
+            out.push(v as u32);
+            borrow = (v < 0) as i64;
+        }
+        debug_assert!(borrow == 0 && other.bits() <= self.bits());
+        Big(out)
+    }
+
+    fn mul(&self, other: &Big) -> Big {
+        let mut out = vec![0u32; self.0.len() + other.0.len() + 1];
+        for (i, a) in self.0.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, b) in other.0.iter().enumerate() {
+                let v = *a as u64 * *b as u64 + out[i + j] as u64 + carry;
+                out[i + j] = v as u32;
+                carry = v >> 32;
+            }
+            let mut k = i + other.0.len();
+            while carry != 0 {
+                let v = out[k] as u64 + carry;
+                out[k] = v as u32;
+                carry = v >> 32;
+                k += 1;
+            }
+        }
+        Big(out)
+    }
+
+    /// (quotient, remainder) of a division by `d` > 0.
+    fn div_small(&self, d: u64) -> (Big, u64) {
+        let mut out = vec![0u32; self.0.len()];
+        let mut rem = 0u128;
+        for i in (0..self.0.len()).rev() {
+            let cur = (rem << 32) | self.0[i] as u128;
+            out[i] = (cur / d as u128) as u32;
+            rem = cur % d as u128;
+        }
+        (Big(out), rem as u64)
+    }
+}
+
+/// ±`magnitude` · 2^`exp` / `d`, rounded to the nearest f64, ties to even; `+0.0` for zero.
+pub(crate) fn round_ratio(neg: bool, magnitude: &Big, exp: i64, d: u64) -> f64 {
+    if magnitude.is_zero() {
+        return 0.0;
+    }
+    // Scale up so that the quotient has at least 55 bits (a 53-bit mantissa, a rounding bit
+    // and one more); the remainder becomes a sticky bit.
+    let b = magnitude.bits() as i64;
+    let s = (55 + 64 - b).max(0);
+    let (q, r) = magnitude.shl(s as u32).div_small(d);
+    let e0 = exp - s;
+    let qb = q.bits() as i64;
+    // Keep 53 bits, or fewer where the result is subnormal (lowest bit 2^-1074).
+    let shift = (qb - 53).max(-1074 - e0);
+    debug_assert!(shift >= 2);
+    let shift = shift as u64;
+    let mut m = if shift >= q.bits() {
+        0
+    } else {
+        q.bits_from(shift)
+    };
+    let half = q.bit(shift - 1);
+    let rest = r != 0 || q.any_below(shift - 1);
+    if half && (rest || m & 1 == 1) {
+        m += 1;
+    }
+    let mut e = e0 + shift as i64;
+    if m == 1 << 53 {
+        m = 1 << 52;
+        e += 1;
+    }
+    let bits = if m == 0 {
+        0
+    } else if m < 1 << 52 {
+        debug_assert_eq!(e, -1074);
+        m
+    } else {
+        let field = e + 1075;
+        if field >= 2047 {
+            0x7ff0_0000_0000_0000
+        } else {
+            ((field as u64) << 52) | (m - (1 << 52))
+        }
+    };
+    f64::from_bits(bits | ((neg as u64) << 63))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(xs: &[f64]) -> f64 {
+        let mut s = ExactSum::default();
+        xs.iter().for_each(|x| s.add_f64(*x));
+        s.sum()
+    }
+
+    #[test]
+    fn sums_exactly() {
+        assert_eq!(sum(&[1e100, 1.0, -1e100]), 1.0);
+        // Left to right gives 0.6000000000000001; the exact sum is nearest to 0.6.
+        assert_eq!(sum(&[0.1, 0.2, 0.3]), 0.6);
+        assert_eq!(sum(&[]), 0.0);
+        assert_eq!(sum(&[-0.0]).to_bits(), 0);
+        assert_eq!(sum(&[5e-324, 5e-324]), 1e-323);
+        assert_eq!(sum(&[-5e-324]), -5e-324);
+        assert_eq!(sum(&[f64::MAX, f64::MAX]), f64::INFINITY);
+        assert_eq!(sum(&[f64::MAX, f64::MAX, -f64::MAX]), f64::MAX);
+        assert_eq!(sum(&[-f64::MAX, -f64::MAX]), f64::NEG_INFINITY);
+        assert_eq!(sum(&[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert_eq!(
+            sum(&[f64::INFINITY, f64::NEG_INFINITY]).to_bits(),
+            CANONICAL_NAN.to_bits()
+        );
+        assert_eq!(sum(&[-f64::NAN, 1.0]).to_bits(), CANONICAL_NAN.to_bits());
+        // 2^53 + 1 + 1: left to right gives 2^53, exactly it is 2^53 + 2.
+        assert_eq!(sum(&[9007199254740992.0, 1.0, 1.0]), 9007199254740994.0);
+        // A tie: 2^53 + 1 rounds to even (2^53).
+        assert_eq!(sum(&[9007199254740992.0, 1.0]), 9007199254740992.0);
+        assert_eq!(sum(&[9007199254740992.0, 3.0]), 9007199254740996.0);
+    }
+
+    #[test]
+    fn many_additions_normalize() {
+        let mut s = ExactSum::default();
+        for i in 0..3_000_000u64 {
+            s.add_f64(if i % 2 == 0 { 1.5 } else { -0.25 });
+        }
+        assert_eq!(s.sum(), 1_500_000.0 * 1.5 - 1_500_000.0 * 0.25);
+        assert_eq!(s.mean(3_000_000), (1.5 - 0.25) / 2.0);
+    }
+
+    #[test]
+    fn variance_exact() {
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        let (mut a, mut b) = (ExactSum::default(), ExactSum::default());
+        for x in xs {
+            a.add_f64(x);
+            b.add_f64_squared(x);
+        }
+        assert_eq!(variance(&a, &b, 4, 0), Some(1.25));
+        assert_eq!(variance(&a, &b, 4, 1), Some(5.0 / 3.0));
+        assert_eq!(variance(&a, &b, 1, 1), None);
+        let (mut a, mut b) = (ExactSum::default(), ExactSum::default());
+        for v in [i64::MIN, i64::MAX] {
+            a.add_i128(v as i128);
+            b.add_square_of(v.unsigned_abs());
+        }
+        // mean -0.5; deviations ±(2^63 - 0.5): variance (2^63 - 0.5)^2 rounds to 2^126.
+        assert_eq!(variance(&a, &b, 2, 0), Some(2f64.powi(126)));
+        assert_eq!(a.mean(2), -0.5);
+    }
+}

@@ -1,0 +1,643 @@
+//! Hash group-by: [`Agg`], [`GroupByOptions`] and [`Engine::group_by`].
+//!
+//! One output row per group: the key columns first (their input names and types), then one
+//! column per aggregate. Keys are equal exactly when their arrow row-format encodings are
+//! (`arrow::row::RowConverter`): a null key is a group of its own, `NaN == NaN` (the same
+//! bits), `-0.0` and `+0.0` are different groups, and Dictionary keys group by value (the
+//! output keeps the dictionary). Groups come out in order of first appearance, or sorted
+//! by key ([`GroupByOptions::sorted`]). No keys is a global aggregate: one row, even for an
+//! empty batch.
+//!
+//! # Aggregates and result types (as DataFusion)
+//!
+//! | aggregate | input | result | a group with no (non-null, kept) value |
+//! |---|---|---|---|
+//! | `count(*)`, `count(x)` | any | Int64 | 0 |
+//! | `sum(x)` | signed ints / unsigned ints / floats | Int64 / UInt64 / Float64 | null |
+//! | `min(x)`, `max(x)` | any type with a row format | the input type | null |
+//! | `avg(x)` (`mean`) | numbers | Float64 | null |
+//! | `var`, `var_pop`, `stddev`, `stddev_pop` | numbers | Float64 | null (sample forms: also for one value) |
+//!
+//! Aggregates skip nulls, and rows where their own filter ([`Agg::filter`]) is not true.
+//! **Integer sums wrap** on overflow (in Int64 or UInt64), as arrow's `sum` does; `avg`
+//! and `var` of integers are exact (see below), not computed from the wrapped sum.
+//! `min`/`max` order values as arrow's `min`/`max` kernels do: floats in IEEE total order
+//! (`-NaN < -inf < ... < -0.0 < +0.0 < ... < +inf < NaN`), so a NaN is the largest value
+//! and `max` of `-0.0` and `0.0` is `0.0`; the value comes back with its own bits.
+//!
+//! # Floats: one answer, correctly rounded
+//!
+//! `sum`, `avg`, `var` and `stddev` of floats (Float32 widened to Float64 exactly first)
+//! add the values into an exact fixed-point accumulator (every finite f64 is an integer
+//! multiple of 2^-1074, so a sum of them is an integer; squares are multiples of 2^-2148)
+//! and round once at the end, to nearest, ties to even. So the result does not depend on
+//! the order of the rows, the number of threads or the backend, and:
+//!
+//! - `sum`: error ≤ 0.5 ulp of the exact sum;
+//! - `avg`: the exact sum divided by the count, rounded once: error ≤ 0.5 ulp of the exact
+//!   mean;
+//! - `var` / `var_pop`: `(n·Σx² − (Σx)²) / (n·(n−1))` (or `/ n²`) on exact integers, rounded
+//!   once: error ≤ 0.5 ulp of the exact variance;
+//! - `stddev` / `stddev_pop`: `sqrt` of that variance: error < 1 ulp of the exact value.
+//!
+//! All are at least as accurate as a plain left-to-right f64 sum. A NaN in a group, or both
+//! infinities, makes the result NaN (the canonical positive NaN, bits `0x7ff8000000000000`);
+//! otherwise an infinity makes `sum`/`avg` that infinity and `var`/`stddev` NaN. An exact
+//! sum of zero is `+0.0`; an exact result beyond f64's range is ±inf.
+//!
+//! # Where it runs
+//!
+//! Today group-by runs **on the CPU only** (a hash table from `hashbrown` over the keys'
+//! row-format encodings): the GPU hash table is not built yet. [`Backend::Auto`] runs it on
+//! the CPU, logged and shown in the [`crate::Profile`] as a fall back;
+//! [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow::array::{Float64Array, Int64Array, StringArray};
+//! use arrow::record_batch::RecordBatch;
+//! use arrow_wgpu::{col, lit, Agg, Backend, Engine};
+//!
+//! let batch = RecordBatch::try_from_iter([
+//!     ("flag", Arc::new(StringArray::from(vec!["A", "N", "A", "R"])) as _),
+//!     ("price", Arc::new(Float64Array::from(vec![10.0, 20.0, 30.0, 40.0])) as _),
+//!     ("discount", Arc::new(Float64Array::from(vec![0.1, 0.0, 0.5, 0.25])) as _),
+//! ]).unwrap();
+//! let engine = Engine::new(Backend::Cpu).unwrap();
+//! let out = engine.group_by(&batch, &["flag"], &[
+//!     Agg::count_star(),
+//!     Agg::sum(col("price") * (lit(1.0) - col("discount"))).alias("revenue"),
+//!     Agg::mean(col("price")),
+//! ]).unwrap();
+//! assert_eq!(out.schema().field(1).name(), "count(*)");
+//! assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![2, 1, 1]));
+//! assert_eq!(out.column(2).as_ref(), &Float64Array::from(vec![24.0, 20.0, 30.0]));
+//! assert_eq!(out.schema().field(3).name(), "avg(price)");
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{take_record_batch, SortOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::cpu;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::gpu::sort::Key;
+use crate::plan::{self, Typed};
+
+#[cfg(doc)]
+use crate::engine::Backend;
+
+/// An aggregate function.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{col, Agg, AggFunc};
+/// assert_eq!(Agg::stddev_pop(col("x")).func(), AggFunc::StddevPop);
+/// assert_eq!(AggFunc::Mean.to_string(), "avg");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    /// `count(*)`: the rows (that pass the aggregate's filter).
+    CountStar,
+    /// `count(x)`: the non-null values.
+    Count,
+    /// `sum(x)`: integers wrap, floats are exact and rounded once.
+    Sum,
+    /// `min(x)`, in the row format's order (floats in IEEE total order).
+    Min,
+    /// `max(x)`, in the row format's order (floats in IEEE total order).
+    Max,
+    /// `avg(x)`: the exact sum over the count, rounded once.
+    Mean,
+    /// `var(x)`: the sample variance (null for fewer than two values).
+    VarSamp,
+    /// `var_pop(x)`: the population variance.
+    VarPop,
+    /// `stddev(x)`: the sample standard deviation (null for fewer than two values).
+    StddevSamp,
+    /// `stddev_pop(x)`: the population standard deviation.
+    StddevPop,
+}
+
+impl fmt::Display for AggFunc {
+    /// DataFusion's names: `count`, `sum`, `min`, `max`, `avg`, `var`, `var_pop`,
+    /// `stddev`, `stddev_pop`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AggFunc::CountStar | AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::Mean => "avg",
+            AggFunc::VarSamp => "var",
+            AggFunc::VarPop => "var_pop",
+            AggFunc::StddevSamp => "stddev",
+            AggFunc::StddevPop => "stddev_pop",
+        })
+    }
+}
+
+/// One aggregate of a group-by: a function over a value expression, with an optional
+/// filter and an optional output name.
+///
+/// The output column is named as DataFusion names it (`count(*)`, `sum(price)`,
+/// `avg((price * 2))`, `sum(x) FILTER (WHERE (y > 1))`) unless [`Agg::alias`] names it.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{col, lit, Agg};
+/// let a = Agg::sum(col("price") * (lit(1) - col("discount")));
+/// assert_eq!(a.name(), "sum(price * (1 - discount))");
+/// let b = Agg::count_star().filter(col("qty").gt(lit(10))).alias("big_orders");
+/// assert_eq!(b.name(), "big_orders");
+/// assert_eq!(Agg::count_star().filter(col("qty").gt(lit(10))).name(), "count(*) FILTER (WHERE qty > 10)");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agg {
+    func: AggFunc,
+    expr: Option<Expr>,
+    filter: Option<Expr>,
+    alias: Option<String>,
+}
+
+macro_rules! agg_constructor {
+    ($($(#[$doc:meta])* $name:ident => $func:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $name(expr: Expr) -> Agg {
+            Agg { func: AggFunc::$func, expr: Some(expr), filter: None, alias: None }
+        }
+    )*};
+}
+
+impl Agg {
+    /// `count(*)`: the number of rows in the group (that pass the filter), as Int64.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::Agg;
+    /// assert_eq!(Agg::count_star().name(), "count(*)");
+    /// ```
+    pub fn count_star() -> Agg {
+        Agg {
+            func: AggFunc::CountStar,
+            expr: None,
+            filter: None,
+            alias: None,
+        }
+    }
+
+    agg_constructor! {
+        /// `count(expr)`: the number of non-null values, as Int64 (0 for none).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::count(col("x")).name(), "count(x)");
+        /// ```
+        count => Count,
+        /// `sum(expr)`: Int64 for signed integers, UInt64 for unsigned (both wrap on
+        /// overflow, as arrow's `sum`), Float64 for floats (exact, rounded once); null for
+        /// a group without values.
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::sum(col("x")).name(), "sum(x)");
+        /// ```
+        sum => Sum,
+        /// `min(expr)`: the smallest value, in the input type (floats in IEEE total order,
+        /// as arrow's `min`: `-NaN` is the smallest, `-0.0 < 0.0`).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::min(col("x")).name(), "min(x)");
+        /// ```
+        min => Min,
+        /// `max(expr)`: the largest value, in the input type (floats in IEEE total order,
+        /// as arrow's `max`: NaN is the largest).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::max(col("x")).name(), "max(x)");
+        /// ```
+        max => Max,
+        /// `avg(expr)` of numbers, as Float64: the exact sum divided by the count, rounded
+        /// once (error ≤ 0.5 ulp).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::mean(col("x")).name(), "avg(x)");
+        /// ```
+        mean => Mean,
+        /// The same as [`Agg::mean`].
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::avg(col("x")), Agg::mean(col("x")));
+        /// ```
+        avg => Mean,
+        /// `var(expr)`: the sample variance (divisor n − 1), Float64, correctly rounded;
+        /// null for fewer than two values (as DataFusion).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::var_samp(col("x")).name(), "var(x)");
+        /// ```
+        var_samp => VarSamp,
+        /// `var_pop(expr)`: the population variance (divisor n), Float64, correctly
+        /// rounded; 0 for one value.
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::var_pop(col("x")).name(), "var_pop(x)");
+        /// ```
+        var_pop => VarPop,
+        /// `stddev(expr)`: the square root of [`Agg::var_samp`] (error < 1 ulp).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::stddev_samp(col("x")).name(), "stddev(x)");
+        /// ```
+        stddev_samp => StddevSamp,
+        /// `stddev_pop(expr)`: the square root of [`Agg::var_pop`] (error < 1 ulp).
+        ///
+        /// # Example
+        /// ```
+        /// use arrow_wgpu::{col, Agg};
+        /// assert_eq!(Agg::stddev_pop(col("x")).name(), "stddev_pop(x)");
+        /// ```
+        stddev_pop => StddevPop,
+    }
+
+    /// Only rows where `predicate` is true count for this aggregate (SQL's
+    /// `agg(x) FILTER (WHERE predicate)`; a null predicate drops the row). A second call
+    /// ANDs the predicates.
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Int32Array, Int64Array};
+    /// # use arrow::record_batch::RecordBatch;
+    /// use arrow_wgpu::{col, lit, Agg, Backend, Engine};
+    /// let batch = RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from(vec![1, 5, 9])) as _)]).unwrap();
+    /// let out = Engine::new(Backend::Cpu).unwrap()
+    ///     .group_by(&batch, &[], &[Agg::sum(col("x")).filter(col("x").gt(lit(2)))]).unwrap();
+    /// assert_eq!(out.column(0).as_ref(), &Int64Array::from(vec![14]));
+    /// ```
+    pub fn filter(mut self, predicate: Expr) -> Agg {
+        self.filter = Some(match self.filter.take() {
+            Some(previous) => previous.and(predicate),
+            None => predicate,
+        });
+        self
+    }
+
+    /// Names the output column.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{col, Agg};
+    /// assert_eq!(Agg::max(col("x")).alias("top").name(), "top");
+    /// ```
+    pub fn alias(mut self, name: impl Into<String>) -> Agg {
+        self.alias = Some(name.into());
+        self
+    }
+
+    /// The function.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{col, Agg, AggFunc};
+    /// assert_eq!(Agg::sum(col("x")).func(), AggFunc::Sum);
+    /// ```
+    pub fn func(&self) -> AggFunc {
+        self.func
+    }
+
+    /// The value expression (`None` for `count(*)`).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{col, Agg};
+    /// assert_eq!(Agg::sum(col("x")).expr(), Some(&col("x")));
+    /// assert_eq!(Agg::count_star().expr(), None);
+    /// ```
+    pub fn expr(&self) -> Option<&Expr> {
+        self.expr.as_ref()
+    }
+
+    /// The filter predicate, if any.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{col, lit, Agg};
+    /// assert!(Agg::count_star().filter(col("a").gt(lit(1))).predicate().is_some());
+    /// ```
+    pub fn predicate(&self) -> Option<&Expr> {
+        self.filter.as_ref()
+    }
+
+    /// The output column's name: the alias, or DataFusion's style (`sum(x)`, `count(*)`,
+    /// `avg(x) FILTER (WHERE (x > 1))`).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{col, Agg};
+    /// assert_eq!(Agg::var_pop(col("x")).name(), "var_pop(x)");
+    /// ```
+    pub fn name(&self) -> String {
+        if let Some(alias) = &self.alias {
+            return alias.clone();
+        }
+        let arg = match &self.expr {
+            None => "*".to_string(),
+            Some(e) => strip_parens(e.to_string()),
+        };
+        match &self.filter {
+            None => format!("{}({arg})", self.func),
+            Some(p) => format!(
+                "{}({arg}) FILTER (WHERE {})",
+                self.func,
+                strip_parens(p.to_string())
+            ),
+        }
+    }
+}
+
+/// `(a + b)` -> `a + b` when the outer parentheses enclose the whole text.
+fn strip_parens(s: String) -> String {
+    if !(s.starts_with('(') && s.ends_with(')')) {
+        return s;
+    }
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 && i + 1 < s.len() {
+                    return s;
+                }
+            }
+            _ => {}
+        }
+    }
+    s[1..s.len() - 1].to_string()
+}
+
+/// How [`Engine::group_by_with`] orders its output.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::GroupByOptions;
+/// assert!(!GroupByOptions::default().sort_by_key);
+/// assert!(GroupByOptions::sorted().sort_by_key);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupByOptions {
+    /// `false` (the default): groups in order of first appearance. `true`: sorted by the
+    /// keys, ascending in arrow's row-format order, nulls first (floats in IEEE total
+    /// order), by the crate's stable sort.
+    pub sort_by_key: bool,
+}
+
+impl GroupByOptions {
+    /// Groups sorted by key.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::GroupByOptions;
+    /// assert_eq!(GroupByOptions::sorted(), GroupByOptions { sort_by_key: true });
+    /// ```
+    pub fn sorted() -> GroupByOptions {
+        GroupByOptions { sort_by_key: true }
+    }
+}
+
+/// An aggregate resolved against a batch: its value and filter type-checked, its result
+/// type fixed.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedAgg {
+    pub(crate) func: AggFunc,
+    /// The value expression (`None` for `count(*)`).
+    pub(crate) value: Option<Typed>,
+    pub(crate) filter: Option<Typed>,
+    /// The result type.
+    pub(crate) output: DataType,
+}
+
+/// A group-by resolved against a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) keys: Vec<usize>,
+    pub(crate) aggs: Vec<PlannedAgg>,
+    pub(crate) schema: SchemaRef,
+}
+
+fn unknown(name: &str, schema: &Schema) -> Error {
+    Error::UnknownColumn {
+        name: name.to_string(),
+        available: schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
+    if keys.is_empty() && aggs.is_empty() {
+        return Err(Error::InvalidExpression(
+            "group_by needs at least one key column or one aggregate".into(),
+        ));
+    }
+    let keys: Vec<usize> = keys
+        .iter()
+        .map(|k| schema.index_of(k).map_err(|_| unknown(k, schema)))
+        .collect::<Result<_>>()?;
+    let mut fields: Vec<Field> = keys.iter().map(|&k| schema.field(k).clone()).collect();
+    let mut planned = Vec::with_capacity(aggs.len());
+    for agg in aggs {
+        let name = agg.name();
+        let filter = agg
+            .filter
+            .as_ref()
+            .map(|p| plan::plan_predicate(p, schema))
+            .transpose()?;
+        let value = agg
+            .expr
+            .as_ref()
+            .map(|e| plan::plan(e, schema))
+            .transpose()?;
+        let input = value.as_ref().map(|v| v.data_type());
+        let unsupported = |dt: &DataType, what: &str| Error::UnsupportedType {
+            operation: "group_by",
+            column: name.clone(),
+            data_type: dt.clone(),
+            where_: format!(" ({what})"),
+        };
+        let output = match (agg.func, &input) {
+            (AggFunc::CountStar, _) | (AggFunc::Count, _) => DataType::Int64,
+            (_, None) => unreachable!("every aggregate but count(*) has a value"),
+            (AggFunc::Min | AggFunc::Max, Some(dt)) => {
+                if !cpu::group_by::orderable(dt) {
+                    return Err(unsupported(dt, "min and max need a type with an order"));
+                }
+                dt.clone()
+            }
+            (AggFunc::Sum, Some(dt)) => match plan::int_info(dt) {
+                Some((true, _)) => DataType::Int64,
+                Some((false, _)) => DataType::UInt64,
+                None if matches!(dt, DataType::Float32 | DataType::Float64) => DataType::Float64,
+                None if matches!(dt, DataType::Decimal128(..)) => {
+                    return Err(unsupported(dt, "decimal sums are not implemented yet"))
+                }
+                None => return Err(unsupported(dt, "sum needs numbers")),
+            },
+            (_, Some(dt)) => {
+                if !plan::is_numeric(dt) {
+                    return Err(unsupported(dt, "avg, var and stddev need numbers"));
+                }
+                DataType::Float64
+            }
+        };
+        let nullable = !matches!(agg.func, AggFunc::CountStar | AggFunc::Count);
+        fields.push(Field::new(name, output.clone(), nullable));
+        planned.push(PlannedAgg {
+            func: agg.func,
+            value,
+            filter,
+            output,
+        });
+    }
+    Ok(Plan {
+        keys,
+        aggs: planned,
+        schema: Arc::new(Schema::new(fields)),
+    })
+}
+
+fn check_rows(rows: usize) -> Result<()> {
+    if rows > u32::MAX as usize {
+        return Err(Error::InvalidExpression(format!(
+            "group_by: {rows} rows; row indices are u32, so a batch holds at most {} rows",
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Groups the rows of `batch` by the `keys` columns and computes `aggs` per group: one
+    /// row per group, the key columns first, then one column per aggregate, groups in order
+    /// of first appearance. No keys is a global aggregate (one row, even for no input rows).
+    /// See the [module docs](crate::group_by) for equality of keys, result types, nulls and
+    /// the exactness of float aggregates.
+    ///
+    /// **Runs on the CPU for now**: the GPU hash table is not built yet, so `Backend::Auto`
+    /// runs it on the CPU (logged, and shown in the profile as a fall back) and
+    /// `Backend::Gpu` returns [`Error::UnsupportedOnGpu`].
+    ///
+    /// Errors: an unknown column, an expression that doesn't type-check, an aggregate over
+    /// a type it can't take ([`Error::UnsupportedType`]), or neither keys nor aggregates.
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Float64Array, Int32Array, Int64Array};
+    /// # use arrow::record_batch::RecordBatch;
+    /// use arrow_wgpu::{col, lit, Agg, Backend, Engine};
+    /// let batch = RecordBatch::try_from_iter([
+    ///     ("k", Arc::new(Int32Array::from(vec![Some(2), None, Some(2), None, Some(7)])) as _),
+    ///     ("x", Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), None, Some(4.0), Some(0.5)])) as _),
+    /// ]).unwrap();
+    /// let engine = Engine::new(Backend::Cpu).unwrap();
+    /// let out = engine.group_by(&batch, &["k"], &[Agg::count(col("x")), Agg::sum(col("x")), Agg::var_samp(col("x"))]).unwrap();
+    /// assert_eq!(out.column(0).as_ref(), &Int32Array::from(vec![Some(2), None, Some(7)]));
+    /// assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![1, 2, 1]));
+    /// assert_eq!(out.column(2).as_ref(), &Float64Array::from(vec![1.0, 6.0, 0.5]));
+    /// assert_eq!(out.column(3).as_ref(), &Float64Array::from(vec![None, Some(2.0), None]));
+    /// ```
+    pub fn group_by(
+        &self,
+        batch: &RecordBatch,
+        keys: &[&str],
+        aggs: &[Agg],
+    ) -> Result<RecordBatch> {
+        self.group_by_with(batch, keys, aggs, GroupByOptions::default())
+    }
+
+    /// [`Engine::group_by`] with options: [`GroupByOptions::sorted`] sorts the groups by
+    /// key (ascending in arrow's row-format order, nulls first).
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Float64Array, Int64Array};
+    /// # use arrow::record_batch::RecordBatch;
+    /// use arrow_wgpu::{col, Agg, Engine, GroupByOptions};
+    /// let batch = RecordBatch::try_from_iter([
+    ///     ("k", Arc::new(Float64Array::from(vec![Some(1.0), Some(f64::NAN), None, Some(-0.0), Some(0.0), Some(1.0)])) as _),
+    /// ]).unwrap();
+    /// let engine = Engine::from_env().unwrap();
+    /// let out = engine.group_by_with(&batch, &["k"], &[Agg::count_star()], GroupByOptions::sorted()).unwrap();
+    /// let keys: Vec<Option<u64>> = out.column(0).as_any().downcast_ref::<Float64Array>().unwrap()
+    ///     .iter().map(|v| v.map(f64::to_bits)).collect();
+    /// assert_eq!(keys, [None, Some((-0.0f64).to_bits()), Some(0), Some(1f64.to_bits()), Some(f64::NAN.to_bits())]);
+    /// assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![1, 1, 1, 2, 1]));
+    /// ```
+    pub fn group_by_with(
+        &self,
+        batch: &RecordBatch,
+        keys: &[&str],
+        aggs: &[Agg],
+        options: GroupByOptions,
+    ) -> Result<RecordBatch> {
+        let plan = plan_group_by(batch.schema_ref(), keys, aggs)?;
+        check_rows(batch.num_rows())?;
+        self.run(
+            "group_by",
+            |_ctx| {
+                Err(Error::UnsupportedOnGpu {
+                    operation: "group_by",
+                    reason: "the GPU hash table is not built yet".into(),
+                })
+            },
+            || {
+                let out = cpu::group_by::group_by(batch, &plan)?;
+                if options.sort_by_key && !plan.keys.is_empty() {
+                    sort_by_key(&out, plan.keys.len())
+                } else {
+                    Ok(out)
+                }
+            },
+        )
+    }
+}
+
+/// `out` (key columns first) sorted by its first `keys` columns, ascending, nulls first.
+fn sort_by_key(out: &RecordBatch, keys: usize) -> Result<RecordBatch> {
+    let key_batch = out.project(&(0..keys).collect::<Vec<_>>())?;
+    let order: Vec<Key> = (0..keys)
+        .map(|column| Key {
+            column,
+            options: SortOptions::default(),
+        })
+        .collect();
+    let indices = cpu::sort::sort_to_indices(&key_batch, &order, None)?;
+    Ok(take_record_batch(out, &indices)?)
+}
