@@ -484,18 +484,20 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
             .map(|e| plan::plan(e, schema))
             .transpose()?;
         let input = value.as_ref().map(|v| v.data_type());
-        let unsupported = |dt: &DataType, what: &str| Error::UnsupportedType {
+        // `where_` stays empty: the type is unsupported on every backend (Decimal128 sums
+        // are a later issue), so `Backend::Auto` has nothing to fall back to.
+        let unsupported = |dt: &DataType| Error::UnsupportedType {
             operation: "group_by",
             column: name.clone(),
             data_type: dt.clone(),
-            where_: format!(" ({what})"),
+            where_: String::new(),
         };
         let output = match (agg.func, &input) {
             (AggFunc::CountStar, _) | (AggFunc::Count, _) => DataType::Int64,
             (_, None) => unreachable!("every aggregate but count(*) has a value"),
             (AggFunc::Min | AggFunc::Max, Some(dt)) => {
                 if !cpu::group_by::orderable(dt) {
-                    return Err(unsupported(dt, "min and max need a type with an order"));
+                    return Err(unsupported(dt));
                 }
                 dt.clone()
             }
@@ -503,14 +505,12 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
                 Some((true, _)) => DataType::Int64,
                 Some((false, _)) => DataType::UInt64,
                 None if matches!(dt, DataType::Float32 | DataType::Float64) => DataType::Float64,
-                None if matches!(dt, DataType::Decimal128(..)) => {
-                    return Err(unsupported(dt, "decimal sums are not implemented yet"))
-                }
-                None => return Err(unsupported(dt, "sum needs numbers")),
+                None if matches!(dt, DataType::Decimal128(..)) => return Err(unsupported(dt)),
+                None => return Err(unsupported(dt)),
             },
             (_, Some(dt)) => {
                 if !plan::is_numeric(dt) {
-                    return Err(unsupported(dt, "avg, var and stddev need numbers"));
+                    return Err(unsupported(dt));
                 }
                 DataType::Float64
             }

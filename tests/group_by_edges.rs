@@ -1,0 +1,596 @@
+//! Group-by edge cases: wrapping sums, empty input, all-null groups, global aggregates,
+//! dictionary keys, NaN / -0.0 keys, float min/max in total order, exact means of large
+//! integers, many groups, sorted output, errors, and where it runs (`Backend::Gpu` refuses
+//! until the GPU hash table exists; `Backend::Auto` falls back to the CPU, in the profile).
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, Int16Type};
+use arrow::record_batch::RecordBatch;
+use arrow_wgpu::{col, lit, Agg, Backend, Engine, EngineOptions, Error, GroupByOptions, RanOn};
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+fn f64_bits(a: &ArrayRef) -> Vec<Option<u64>> {
+    a.as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(f64::to_bits))
+        .collect()
+}
+
+#[test]
+fn integer_sums_wrap() {
+    let b = batch(vec![
+        (
+            "i",
+            Arc::new(Int64Array::from(vec![i64::MAX, 1, i64::MIN])) as _,
+        ),
+        ("u", Arc::new(UInt64Array::from(vec![u64::MAX, 2, 0])) as _),
+        ("s", Arc::new(Int8Array::from(vec![127, 127, 127])) as _),
+    ]);
+    let out = common::cpu()
+        .group_by(
+            &b,
+            &[],
+            &[
+                Agg::sum(col("i")),
+                Agg::sum(col("u")),
+                Agg::sum(col("s")),
+                Agg::mean(col("i")),
+                Agg::sum(col("i")).filter(col("i").gt(lit(0i64))),
+            ],
+        )
+        .unwrap();
+    // i64::MAX + 1 wraps to i64::MIN, + i64::MIN wraps to 0.
+    assert_eq!(out.column(0).as_ref(), &Int64Array::from(vec![0]));
+    assert_eq!(out.column(1).as_ref(), &UInt64Array::from(vec![1]));
+    // Int8 sums in Int64: no wrap at 8 bits.
+    assert_eq!(out.column(2).as_ref(), &Int64Array::from(vec![381]));
+    // avg is exact, not the wrapped sum over 3: (2^63 - 1 + 1 - 2^63) / 3 = 0.
+    assert_eq!(out.column(3).as_ref(), &Float64Array::from(vec![0.0]));
+    assert_eq!(out.column(4).as_ref(), &Int64Array::from(vec![i64::MIN]));
+}
+
+#[test]
+fn means_and_variances_of_large_integers_are_exact() {
+    let b = batch(vec![(
+        "x",
+        Arc::new(Int64Array::from(vec![i64::MAX, i64::MAX - 1])) as _,
+    )]);
+    let out = common::cpu()
+        .group_by(&b, &[], &[Agg::mean(col("x")), Agg::var_pop(col("x"))])
+        .unwrap();
+    // The exact mean 2^63 - 1.5 rounds to 2^63; a sum in f64 would round each value first.
+    assert_eq!(
+        out.column(0).as_ref(),
+        &Float64Array::from(vec![2f64.powi(63)])
+    );
+    // Deviations of ±0.5: exactly 0.25.
+    assert_eq!(out.column(1).as_ref(), &Float64Array::from(vec![0.25]));
+}
+
+#[test]
+fn float_sums_are_exact_and_order_independent() {
+    let xs = vec![1e100, 1.0, -1e100, 0.1, 0.2, 0.3, 1e-300, -1e-300];
+    let b = batch(vec![("x", Arc::new(Float64Array::from(xs.clone())) as _)]);
+    let engine = common::cpu();
+    let out = engine
+        .group_by(&b, &[], &[Agg::sum(col("x")), Agg::mean(col("x"))])
+        .unwrap();
+    // Exactly 1.6000000000000000055511151231257827 (0.1 + 0.2 + 0.3 are not exact).
+    assert_eq!(out.column(0).as_ref(), &Float64Array::from(vec![1.6]));
+    assert_eq!(out.column(1).as_ref(), &Float64Array::from(vec![0.2]));
+    // A left-to-right sum loses the 1.0 entirely.
+    assert_eq!(xs.iter().sum::<f64>(), 0.6000000000000001);
+    let mut reversed = xs.clone();
+    reversed.reverse();
+    let b2 = batch(vec![("x", Arc::new(Float64Array::from(reversed)) as _)]);
+    let out2 = engine
+        .group_by(&b2, &[], &[Agg::sum(col("x")), Agg::mean(col("x"))])
+        .unwrap();
+    assert_eq!(out, out2);
+}
+
+#[test]
+fn special_floats_in_sums() {
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(Int32Array::from(vec![1, 1, 2, 2, 3, 3, 4, 4])) as _,
+        ),
+        (
+            "x",
+            Arc::new(Float64Array::from(vec![
+                f64::INFINITY,
+                1.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -f64::NAN,
+                1.0,
+                f64::MAX,
+                f64::MAX,
+            ])) as _,
+        ),
+    ]);
+    let out = common::cpu()
+        .group_by(&b, &["k"], &[Agg::sum(col("x")), Agg::var_pop(col("x"))])
+        .unwrap();
+    let nan = 0x7ff8_0000_0000_0000u64;
+    assert_eq!(
+        f64_bits(out.column(1)),
+        vec![
+            Some(f64::INFINITY.to_bits()),
+            Some(nan),
+            Some(nan),                     // any NaN gives the canonical positive NaN
+            Some(f64::INFINITY.to_bits())  // MAX + MAX overflows
+        ]
+    );
+    assert_eq!(
+        f64_bits(out.column(2)),
+        vec![Some(nan), Some(nan), Some(nan), Some(0)]
+    );
+}
+
+#[test]
+fn empty_input() {
+    let b = batch(vec![
+        ("k", Arc::new(Int32Array::from(Vec::<i32>::new())) as _),
+        ("x", Arc::new(Float64Array::from(Vec::<f64>::new())) as _),
+    ]);
+    let aggs = [
+        Agg::count_star(),
+        Agg::count(col("x")),
+        Agg::sum(col("x")),
+        Agg::min(col("x")),
+        Agg::mean(col("x")),
+        Agg::var_samp(col("x")),
+    ];
+    let engine = common::cpu();
+    let grouped = engine.group_by(&b, &["k"], &aggs).unwrap();
+    assert_eq!(grouped.num_rows(), 0);
+    assert_eq!(grouped.num_columns(), 7);
+    assert_eq!(grouped.schema().field(3).data_type(), &DataType::Float64);
+    let global = engine.group_by(&b, &[], &aggs).unwrap();
+    assert_eq!(global.num_rows(), 1);
+    assert_eq!(global.column(0).as_ref(), &Int64Array::from(vec![0]));
+    assert_eq!(global.column(1).as_ref(), &Int64Array::from(vec![0]));
+    for c in 2..6 {
+        assert!(global.column(c).is_null(0), "column {c}");
+    }
+}
+
+#[test]
+fn all_null_groups() {
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(Int32Array::from(vec![None, None, Some(1)])) as _,
+        ),
+        (
+            "x",
+            Arc::new(Int64Array::from(vec![None, None, Some(5)])) as _,
+        ),
+    ]);
+    let out = common::cpu()
+        .group_by(
+            &b,
+            &["k"],
+            &[
+                Agg::count_star(),
+                Agg::count(col("x")),
+                Agg::sum(col("x")),
+                Agg::max(col("x")),
+                Agg::mean(col("x")),
+                Agg::var_samp(col("x")),
+                Agg::var_pop(col("x")),
+                Agg::stddev_pop(col("x")),
+            ],
+        )
+        .unwrap();
+    // The null key is a group, first.
+    assert_eq!(
+        out.column(0).as_ref(),
+        &Int32Array::from(vec![None, Some(1)])
+    );
+    assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![2, 1]));
+    assert_eq!(out.column(2).as_ref(), &Int64Array::from(vec![0, 1]));
+    assert_eq!(
+        out.column(3).as_ref(),
+        &Int64Array::from(vec![None, Some(5)])
+    );
+    assert_eq!(
+        out.column(4).as_ref(),
+        &Int64Array::from(vec![None, Some(5)])
+    );
+    assert_eq!(
+        out.column(5).as_ref(),
+        &Float64Array::from(vec![None, Some(5.0)])
+    );
+    // One value: the sample variance is null, the population variance 0.
+    assert_eq!(
+        out.column(6).as_ref(),
+        &Float64Array::from(vec![None, None])
+    );
+    assert_eq!(
+        out.column(7).as_ref(),
+        &Float64Array::from(vec![None, Some(0.0)])
+    );
+    assert_eq!(
+        out.column(8).as_ref(),
+        &Float64Array::from(vec![None, Some(0.0)])
+    );
+}
+
+#[test]
+fn nan_and_signed_zero_keys() {
+    let nan = f64::NAN;
+    let neg_nan = -f64::NAN;
+    let b = batch(vec![(
+        "k",
+        Arc::new(Float64Array::from(vec![
+            Some(0.0),
+            Some(-0.0),
+            Some(nan),
+            Some(neg_nan),
+            Some(nan),
+            None,
+            Some(0.0),
+        ])) as _,
+    )]);
+    let engine = common::cpu();
+    let out = engine.group_by(&b, &["k"], &[Agg::count_star()]).unwrap();
+    // -0.0 and 0.0 differ; NaN equals NaN of the same bits; -NaN is its own group.
+    assert_eq!(
+        f64_bits(out.column(0)),
+        vec![
+            Some(0),
+            Some((-0.0f64).to_bits()),
+            Some(nan.to_bits()),
+            Some(neg_nan.to_bits()),
+            None
+        ]
+    );
+    assert_eq!(
+        out.column(1).as_ref(),
+        &Int64Array::from(vec![2, 1, 2, 1, 1])
+    );
+    let sorted = engine
+        .group_by_with(&b, &["k"], &[Agg::count_star()], GroupByOptions::sorted())
+        .unwrap();
+    // Nulls first, then IEEE total order.
+    assert_eq!(
+        f64_bits(sorted.column(0)),
+        vec![
+            None,
+            Some(neg_nan.to_bits()),
+            Some((-0.0f64).to_bits()),
+            Some(0),
+            Some(nan.to_bits())
+        ]
+    );
+}
+
+#[test]
+fn float_min_max_in_total_order() {
+    let b = batch(vec![
+        ("k", Arc::new(Int32Array::from(vec![1, 1, 2, 2, 3, 3])) as _),
+        (
+            "x",
+            Arc::new(Float32Array::from(vec![
+                0.0,
+                -0.0,
+                f32::NAN,
+                1.0,
+                -f32::NAN,
+                f32::NEG_INFINITY,
+            ])) as _,
+        ),
+    ]);
+    let out = common::cpu()
+        .group_by(&b, &["k"], &[Agg::min(col("x")), Agg::max(col("x"))])
+        .unwrap();
+    let bits = |a: &ArrayRef| -> Vec<u32> {
+        a.as_any()
+            .downcast_ref::<Float32Array>()
+            .unwrap()
+            .values()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    // As arrow's min/max kernels: -NaN < -inf < -0.0 < 0.0 < 1.0 < NaN.
+    assert_eq!(
+        bits(out.column(1)),
+        vec![(-0.0f32).to_bits(), 1f32.to_bits(), (-f32::NAN).to_bits()]
+    );
+    assert_eq!(
+        bits(out.column(2)),
+        vec![0, f32::NAN.to_bits(), f32::NEG_INFINITY.to_bits()]
+    );
+    let x = b.column(1).as_any().downcast_ref::<Float32Array>().unwrap();
+    assert_eq!(
+        arrow::compute::max(x).unwrap().to_bits(),
+        f32::NAN.to_bits(),
+        "arrow's max agrees"
+    );
+    assert_eq!(
+        arrow::compute::min(x).unwrap().to_bits(),
+        (-f32::NAN).to_bits(),
+        "arrow's min agrees"
+    );
+}
+
+#[test]
+fn dictionary_keys_keep_their_dictionary() {
+    // Values "x", "y", "x" (a repeated value) and a null value.
+    let dict = DictionaryArray::<Int16Type>::try_new(
+        Int16Array::from(vec![Some(0), Some(1), Some(2), None, Some(3), Some(0)]),
+        Arc::new(StringArray::from(vec![
+            Some("x"),
+            Some("y"),
+            Some("x"),
+            None,
+        ])),
+    )
+    .unwrap();
+    let b = batch(vec![
+        ("d", Arc::new(dict) as _),
+        ("v", Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5, 6])) as _),
+    ]);
+    let out = common::cpu()
+        .group_by(&b, &["d"], &[Agg::sum(col("v")), Agg::min(col("d"))])
+        .unwrap();
+    assert_eq!(
+        out.schema().field(0).data_type(),
+        b.schema().field(0).data_type()
+    );
+    let keys = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<DictionaryArray<Int16Type>>()
+        .unwrap();
+    let strings: Vec<Option<&str>> = keys
+        .downcast_dict::<StringArray>()
+        .unwrap()
+        .into_iter()
+        .collect();
+    // Groups by value, as the row format: "x" (codes 0 and 2), "y", null (a null code and
+    // a code whose value is null).
+    assert_eq!(strings, vec![Some("x"), Some("y"), None]);
+    assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![10, 2, 9]));
+}
+
+#[test]
+fn many_groups() {
+    let n = 300_000u32;
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(UInt32Array::from_iter_values((0..n).map(|i| i % 200_003))) as _,
+        ),
+        (
+            "x",
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|i| i as f64 * 0.5),
+            )) as _,
+        ),
+    ]);
+    let out = common::cpu()
+        .group_by(&b, &["k"], &[Agg::count_star(), Agg::sum(col("x"))])
+        .unwrap();
+    assert_eq!(out.num_rows(), 200_003);
+    let counts = out.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(counts.values().iter().sum::<i64>(), n as i64);
+}
+
+#[test]
+fn sorted_by_several_keys() {
+    let b = batch(vec![
+        (
+            "a",
+            Arc::new(Int32Array::from(vec![
+                Some(2),
+                None,
+                Some(1),
+                Some(2),
+                Some(1),
+            ])) as _,
+        ),
+        (
+            "b",
+            Arc::new(StringArray::from(vec!["z", "q", "y", "a", "y"])) as _,
+        ),
+    ]);
+    let out = common::cpu()
+        .group_by_with(
+            &b,
+            &["a", "b"],
+            &[Agg::count_star()],
+            GroupByOptions::sorted(),
+        )
+        .unwrap();
+    assert_eq!(
+        out.column(0).as_ref(),
+        &Int32Array::from(vec![None, Some(1), Some(2), Some(2)])
+    );
+    assert_eq!(
+        out.column(1).as_ref(),
+        &StringArray::from(vec!["q", "y", "a", "z"])
+    );
+    assert_eq!(out.column(2).as_ref(), &Int64Array::from(vec![1, 2, 1, 1]));
+}
+
+#[test]
+fn names_and_aliases() {
+    let b = batch(vec![("x", Arc::new(Int32Array::from(vec![1, 2])) as _)]);
+    let out = common::cpu()
+        .group_by(
+            &b,
+            &["x"],
+            &[
+                Agg::count_star(),
+                Agg::sum(col("x") * lit(2)).alias("double"),
+                Agg::stddev_samp(col("x")).filter(col("x").gt(lit(1))),
+            ],
+        )
+        .unwrap();
+    let names: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["x", "count(*)", "double", "stddev(x) FILTER (WHERE x > 1)"]
+    );
+    assert!(!out.schema().field(1).is_nullable());
+}
+
+#[test]
+fn errors() {
+    let b = batch(vec![
+        ("k", Arc::new(Int32Array::from(vec![1])) as _),
+        ("s", Arc::new(StringArray::from(vec!["a"])) as _),
+        (
+            "d",
+            Arc::new(
+                Decimal128Array::from(vec![1i128])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ) as _,
+        ),
+    ]);
+    let e = common::cpu();
+    let err = e.group_by(&b, &["nope"], &[Agg::count_star()]).unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownColumn { ref name, .. } if name == "nope"),
+        "{err}"
+    );
+    let err = e
+        .group_by(&b, &["k"], &[Agg::sum(col("nope"))])
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownColumn { .. }), "{err}");
+    let err = e.group_by(&b, &[], &[]).unwrap_err();
+    assert!(matches!(err, Error::InvalidExpression(_)), "{err}");
+    let err = e.group_by(&b, &["k"], &[Agg::sum(col("s"))]).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedType { ref column, .. } if column == "sum(s)"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("group_by") && err.to_string().contains("Utf8"),
+        "{err}"
+    );
+    assert!(!err.is_gpu_side());
+    let err = e.group_by(&b, &["k"], &[Agg::sum(col("d"))]).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedType { .. }), "{err}");
+    assert!(err.to_string().contains("Decimal128"), "{err}");
+    let err = e.group_by(&b, &["k"], &[Agg::mean(col("s"))]).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedType { .. }), "{err}");
+    // A filter must be boolean; values must type-check.
+    let err = e
+        .group_by(&b, &["k"], &[Agg::count_star().filter(col("k") + lit(1))])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidExpression(_)), "{err}");
+    let err = e
+        .group_by(&b, &["k"], &[Agg::sum(col("k") + col("s"))])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidExpression(_)), "{err}");
+    // Keys without aggregates are fine: the distinct keys.
+    let out = e.group_by(&b, &["k"], &[]).unwrap();
+    assert_eq!(out.num_columns(), 1);
+    // Integer division by zero in a value, as arrow's `div`.
+    let err = e
+        .group_by(&b, &[], &[Agg::sum(col("k") / lit(0))])
+        .unwrap_err();
+    assert!(matches!(err, Error::DivideByZero), "{err}");
+}
+
+fn sample() -> RecordBatch {
+    batch(vec![
+        ("k", Arc::new(Int32Array::from(vec![1, 2, 1])) as _),
+        ("x", Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5])) as _),
+    ])
+}
+
+#[test]
+fn gpu_backend_refuses_until_the_gpu_hash_table_exists() {
+    for (name, engine) in common::gpu_engines(None) {
+        let err = engine
+            .group_by(&sample(), &["k"], &[Agg::sum(col("x"))])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::UnsupportedOnGpu {
+                    operation: "group_by",
+                    ..
+                }
+            ),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains("hash table"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn auto_falls_back_to_the_cpu_and_says_so() {
+    let expected = common::cpu()
+        .group_by(&sample(), &["k"], &[Agg::sum(col("x"))])
+        .unwrap();
+    let autos = common::gpu_engines_with(|o| EngineOptions {
+        backend: Backend::Auto,
+        ..o
+    });
+    for (name, engine) in autos {
+        let (out, profile) = engine
+            .profiled(|e| e.group_by(&sample(), &["k"], &[Agg::sum(col("x"))]))
+            .unwrap();
+        assert_eq!(out, expected, "{name}");
+        let step = profile
+            .steps
+            .iter()
+            .find(|s| s.operation == "group_by")
+            .expect("a group_by step");
+        assert_eq!(step.ran_on, RanOn::Cpu, "{name}");
+        assert!(
+            step.fallback
+                .as_deref()
+                .is_some_and(|f| f.contains("hash table")),
+            "{name}: {:?}",
+            step.fallback
+        );
+    }
+    // Without an adapter (or on the CPU backend) there is no fall back to report.
+    let (_, profile) = Engine::new(Backend::Cpu)
+        .unwrap()
+        .profiled(|e| e.group_by(&sample(), &["k"], &[Agg::count_star()]))
+        .unwrap();
+    assert_eq!(profile.steps[0].fallback, None);
+}
+
+#[test]
+fn sliced_input() {
+    let b = batch(vec![
+        ("k", Arc::new(Int8Array::from(vec![9, 1, 2, 1, 9])) as _),
+        (
+            "x",
+            Arc::new(Float64Array::from(vec![100.0, 1.0, 2.0, 3.0, 100.0])) as _,
+        ),
+    ])
+    .slice(1, 3);
+    let out = common::cpu()
+        .group_by(&b, &["k"], &[Agg::sum(col("x")), Agg::max(col("x"))])
+        .unwrap();
+    assert_eq!(out.column(0).as_ref(), &Int8Array::from(vec![1, 2]));
+    assert_eq!(out.column(1).as_ref(), &Float64Array::from(vec![4.0, 2.0]));
+    assert_eq!(out.column(2).as_ref(), &Float64Array::from(vec![3.0, 2.0]));
+}
