@@ -10,6 +10,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, UInt32Array};
 use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{col, lit, Backend, Engine, Expr};
+mod common;
+
+use common::sizes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn batch(rows: usize) -> RecordBatch {
@@ -48,14 +51,6 @@ fn predicates(selectivity: f64) -> [(&'static str, Expr); 2] {
                 .and(col("c").lt(lit(2.0))),
         ),
     ]
-}
-
-fn sizes() -> Vec<usize> {
-    std::env::var("ARROW_WGPU_BENCH_ROWS")
-        .unwrap_or_else(|_| "1000000,16000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
 }
 
 fn bench(c: &mut Criterion) {

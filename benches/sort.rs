@@ -13,6 +13,9 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, UInt32Array};
 use arrow::compute::{lexsort_to_indices, sort_to_indices, SortColumn};
 use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{Backend, Engine, SortKey};
+mod common;
+
+use common::sizes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn column(name: &str, rows: usize, seed: u64) -> (String, ArrayRef) {
@@ -40,14 +43,6 @@ fn column(name: &str, rows: usize, seed: u64) -> (String, ArrayRef) {
         }
     };
     (name.to_string(), array)
-}
-
-fn sizes() -> Vec<usize> {
-    std::env::var("ARROW_WGPU_BENCH_ROWS")
-        .unwrap_or_else(|_| "1000000,16000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
 }
 
 fn bench(c: &mut Criterion) {

@@ -2,17 +2,8 @@
 // the 4-bit digit at `shift`. counts[digit * tiles + tile], digit-major, so that one
 // exclusive scan over `counts` gives each (digit, tile) its first output position.
 #import dispatch
+#import radix
 
-struct PassParams {
-    rows: u32,
-    shift: u32,
-    tiles: u32,
-    // 1: the input indices are 0, 1, 2, ... (not read).
-    identity: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: PassParams;
-@group(0) @binding(1) var<storage, read> keys: array<u32>;
 @group(0) @binding(2) var<storage, read_write> counts: array<u32>;
 
 var<workgroup> hist: array<atomic<u32>, 16>;

@@ -3,16 +3,8 @@
 // digit, so that equal digits keep their order (the sort is stable). The ranks come from
 // one workgroup scan of one-hot digit counts packed four 8-bit lanes to a word.
 #import dispatch
+#import radix
 
-struct PassParams {
-    rows: u32,
-    shift: u32,
-    tiles: u32,
-    identity: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: PassParams;
-@group(0) @binding(1) var<storage, read> keys: array<u32>;
 @group(0) @binding(2) var<storage, read> index: array<u32>;
 @group(0) @binding(3) var<storage, read> offsets: array<u32>;
 @group(0) @binding(4) var<storage, read_write> keys_out: array<u32>;

@@ -385,6 +385,17 @@ impl Engine {
     }
 }
 
+/// An error for batches with more rows than u32 row indices can number.
+pub(crate) fn check_rows(operation: &str, rows: usize) -> Result<()> {
+    if rows > u32::MAX as usize {
+        return Err(Error::InvalidExpression(format!(
+            "{operation}: {rows} rows; row indices are u32, so a batch holds at most {} rows",
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn download(batch: &GpuBatch) -> Result<RecordBatch> {
     let start = Instant::now();
     let out = batch.to_record_batch()?;

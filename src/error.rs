@@ -116,6 +116,19 @@ impl From<wgpu::Error> for Error {
 }
 
 impl Error {
+    /// [`Error::UnknownColumn`] for `name`, listing the columns `schema` has.
+    pub(crate) fn unknown_column(name: &str, schema: &arrow::datatypes::Schema) -> Error {
+        Error::UnknownColumn {
+            name: name.to_string(),
+            available: schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// Whether `Backend::Auto` may answer this error by running the operation on the CPU:
     /// true for GPU-side trouble (no support, lost device, out of memory), false for bad
     /// input, which would fail on the CPU too.

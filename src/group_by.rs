@@ -83,7 +83,7 @@ use arrow::compute::{take_record_batch, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::cpu;
-use crate::engine::Engine;
+use crate::engine::{check_rows, Engine};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu::sort::Key;
@@ -447,18 +447,6 @@ pub(crate) struct Plan {
     pub(crate) schema: SchemaRef,
 }
 
-fn unknown(name: &str, schema: &Schema) -> Error {
-    Error::UnknownColumn {
-        name: name.to_string(),
-        available: schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-}
-
 fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
     if keys.is_empty() && aggs.is_empty() {
         return Err(Error::InvalidExpression(
@@ -467,7 +455,11 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
     }
     let keys: Vec<usize> = keys
         .iter()
-        .map(|k| schema.index_of(k).map_err(|_| unknown(k, schema)))
+        .map(|k| {
+            schema
+                .index_of(k)
+                .map_err(|_| Error::unknown_column(k, schema))
+        })
         .collect::<Result<_>>()?;
     let mut fields: Vec<Field> = keys.iter().map(|&k| schema.field(k).clone()).collect();
     let mut planned = Vec::with_capacity(aggs.len());
@@ -529,16 +521,6 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
         aggs: planned,
         schema: Arc::new(Schema::new(fields)),
     })
-}
-
-fn check_rows(rows: usize) -> Result<()> {
-    if rows > u32::MAX as usize {
-        return Err(Error::InvalidExpression(format!(
-            "group_by: {rows} rows; row indices are u32, so a batch holds at most {} rows",
-            u32::MAX
-        )));
-    }
-    Ok(())
 }
 
 impl Engine {
@@ -608,7 +590,7 @@ impl Engine {
         options: GroupByOptions,
     ) -> Result<RecordBatch> {
         let plan = plan_group_by(batch.schema_ref(), keys, aggs)?;
-        check_rows(batch.num_rows())?;
+        check_rows("group_by", batch.num_rows())?;
         self.run(
             "group_by",
             |_ctx| {

@@ -97,18 +97,9 @@ pub(crate) fn plan_predicate(expr: &Expr, schema: &Schema) -> Result<Typed> {
 pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
     Ok(match expr {
         Expr::Column(name) => {
-            let (index, field) =
-                schema
-                    .column_with_name(name)
-                    .ok_or_else(|| Error::UnknownColumn {
-                        name: name.clone(),
-                        available: schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })?;
+            let (index, field) = schema
+                .column_with_name(name)
+                .ok_or_else(|| Error::unknown_column(name, schema))?;
             Typed::Column(index, field.data_type().clone())
         }
         Expr::Literal(v) => Typed::Literal(v.clone()),

@@ -11,7 +11,7 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::Schema;
 
 use crate::cpu;
-use crate::engine::{check_all_gpu_types, check_gpu_types, download, Engine};
+use crate::engine::{check_all_gpu_types, check_gpu_types, check_rows, download, Engine};
 use crate::error::{Error, Result};
 use crate::gpu::column::GpuBatch;
 use crate::gpu::sort::{self as gpu_sort, Key};
@@ -75,31 +75,13 @@ fn resolve(keys: &[SortKey], schema: &Schema) -> Result<Vec<Key>> {
         .map(|k| {
             let column = schema
                 .index_of(&k.column)
-                .map_err(|_| Error::UnknownColumn {
-                    name: k.column.clone(),
-                    available: schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+                .map_err(|_| Error::unknown_column(&k.column, schema))?;
             Ok(Key {
                 column,
                 options: k.options,
             })
         })
         .collect()
-}
-
-fn check_rows(rows: usize) -> Result<()> {
-    if rows > u32::MAX as usize {
-        return Err(Error::InvalidExpression(format!(
-            "sort: {rows} rows; row indices are u32, so a batch holds at most {} rows",
-            u32::MAX
-        )));
-    }
-    Ok(())
 }
 
 impl Engine {
@@ -131,7 +113,7 @@ impl Engine {
         limit: Option<usize>,
     ) -> Result<UInt32Array> {
         let resolved = resolve(keys, batch.schema_ref())?;
-        check_rows(batch.num_rows())?;
+        check_rows("sort", batch.num_rows())?;
         self.run(
             "sort",
             |ctx| {
@@ -177,7 +159,7 @@ impl Engine {
         limit: Option<usize>,
     ) -> Result<RecordBatch> {
         let resolved = resolve(keys, batch.schema_ref())?;
-        check_rows(batch.num_rows())?;
+        check_rows("sort", batch.num_rows())?;
         self.run(
             "sort",
             |ctx| {
@@ -222,7 +204,7 @@ impl GpuBatch {
     /// ```
     pub fn sort(&self, keys: &[SortKey], limit: Option<usize>) -> Result<GpuBatch> {
         let resolved = resolve(keys, &self.schema)?;
-        check_rows(self.num_rows())?;
+        check_rows("sort", self.num_rows())?;
         let _op = OperationScope::enter();
         profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
         gpu_sort::sort_batch(self, &resolved, limit)
@@ -232,7 +214,7 @@ impl GpuBatch {
     /// GPU and downloaded. See [`Engine::sort_to_indices`].
     pub fn sort_to_indices(&self, keys: &[SortKey], limit: Option<usize>) -> Result<UInt32Array> {
         let resolved = resolve(keys, &self.schema)?;
-        check_rows(self.num_rows())?;
+        check_rows("sort", self.num_rows())?;
         let _op = OperationScope::enter();
         profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
         sort_indices_on_gpu(self, &resolved, limit)

@@ -15,86 +15,18 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
 };
-use arrow::buffer::{NullBuffer, ScalarBuffer};
-use arrow::compute::{cast, take};
-use arrow::datatypes::{ArrowNativeType, DataType, Float64Type, Int64Type, UInt64Type};
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::buffer::NullBuffer;
+use arrow::compute::{cast, take, SortOptions};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
+use super::keys;
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
 use crate::exact::{self, ExactSum};
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
 use crate::plan::int_info;
-
-/// The raw values of a fixed-width array as `T`, from its offset.
-fn raw<T: ArrowNativeType>(array: &dyn Array) -> ScalarBuffer<T> {
-    let data = array.to_data();
-    ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len())
-}
-
-/// An order-preserving encoding of a fixed-width array's values (nulls left as whatever
-/// their slot holds): unsigned order of the words is arrow's order of the values (floats
-/// in IEEE total order), and equal words are equal row-format encodings. `None` for other
-/// types. Returns the words and how many low bits they use.
-fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
-    use DataType as D;
-    fn signed<T: ArrowNativeType + Into<i64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
-        let mask = if bits == 64 {
-            u64::MAX
-        } else {
-            (1 << bits) - 1
-        };
-        let flip = 1u64 << (bits - 1);
-        let v = raw::<T>(a)
-            .iter()
-            .map(|x| (Into::<i64>::into(*x) as u64 & mask) ^ flip)
-            .collect();
-        (v, bits)
-    }
-    fn unsigned<T: ArrowNativeType + Into<u64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
-        (
-            raw::<T>(a).iter().map(|x| Into::<u64>::into(*x)).collect(),
-            bits,
-        )
-    }
-    Some(match array.data_type() {
-        D::Boolean => (
-            array
-                .as_boolean()
-                .values()
-                .iter()
-                .map(|b| b as u64)
-                .collect(),
-            1,
-        ),
-        D::Int8 => signed::<i8>(array, 8),
-        D::Int16 => signed::<i16>(array, 16),
-        D::Int32 | D::Date32 | D::Time32(_) => signed::<i32>(array, 32),
-        D::Int64 | D::Date64 | D::Time64(_) | D::Timestamp(..) | D::Duration(_) => {
-            signed::<i64>(array, 64)
-        }
-        D::UInt8 => unsigned::<u8>(array, 8),
-        D::UInt16 => unsigned::<u16>(array, 16),
-        D::UInt32 => unsigned::<u32>(array, 32),
-        D::UInt64 => unsigned::<u64>(array, 64),
-        D::Float32 => (
-            raw::<u32>(array)
-                .iter()
-                .map(|b| if b >> 31 == 1 { !b } else { b ^ 0x8000_0000 } as u64)
-                .collect(),
-            32,
-        ),
-        D::Float64 => (
-            raw::<u64>(array)
-                .iter()
-                .map(|b| if b >> 63 == 1 { !b } else { b ^ (1 << 63) })
-                .collect(),
-            64,
-        ),
-        _ => return None,
-    })
-}
 
 /// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).
 pub(crate) fn orderable(dt: &DataType) -> bool {
@@ -117,55 +49,18 @@ fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>, rows: usize) -> (Vec<u32>
     (ids, first)
 }
 
-/// The row-format rows of `columns` (equal exactly when the keys are equal).
-fn rows_of(columns: &[ArrayRef]) -> Result<Rows> {
-    let fields = columns
-        .iter()
-        .map(|c| SortField::new(c.data_type().clone()))
-        .collect();
-    Ok(RowConverter::new(fields)?.convert_columns(columns)?)
-}
-
-/// One key column's order words, their width, and its nulls (when it has some).
-type Packed<'a> = (Vec<u64>, u32, Option<&'a NullBuffer>);
-
 /// Every row's group number and every group's first row, for one or more key columns.
 fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
     let rows = columns.first().map_or(0, |c| c.len());
-    // Pack fixed-width keys: a null bit for each key with nulls, then its value bits.
-    let encoded: Option<Vec<Packed>> = columns
+    let keyed: Vec<(&ArrayRef, SortOptions)> = columns
         .iter()
-        .map(|c| {
-            order_words(c.as_ref())
-                .map(|(w, bits)| (w, bits, c.nulls().filter(|_| c.null_count() > 0)))
-        })
+        .map(|c| (c, SortOptions::default()))
         .collect();
-    if let Some(encoded) = encoded {
-        let total: u32 = encoded
-            .iter()
-            .map(|(_, bits, nulls)| bits + nulls.is_some() as u32)
-            .sum();
-        if total <= 128 {
-            let mut packed = vec![0u128; rows];
-            for (words, bits, nulls) in &encoded {
-                let width = bits + nulls.is_some() as u32;
-                for (i, p) in packed.iter_mut().enumerate() {
-                    let v = match nulls {
-                        Some(n) if n.is_null(i) => 1u128 << bits,
-                        _ => words[i] as u128,
-                    };
-                    *p = (*p << width) | v;
-                }
-            }
-            return Ok(if total <= 64 {
-                number(packed.into_iter().map(|k| k as u64), rows)
-            } else {
-                number(packed.into_iter(), rows)
-            });
-        }
-    }
-    let converted = rows_of(columns)?;
-    Ok(number(converted.iter(), rows))
+    Ok(match keys::packed(&keyed) {
+        Some((packed, bits)) if bits <= 64 => number(packed.into_iter().map(|k| k as u64), rows),
+        Some((packed, _)) => number(packed.into_iter(), rows),
+        None => number(keys::rows(&keyed)?.iter(), rows),
+    })
 }
 
 /// The rows an aggregate takes: its filter is true and (except for `count(*)`) its value
@@ -418,7 +313,7 @@ fn aggregate(
                     }
                 });
             };
-            if let Some((words, _)) = order_words(values.as_ref()) {
+            if let Some((words, _)) = keys::order_words(values.as_ref()) {
                 pick(&|i, b| {
                     if want_max {
                         words[i] > words[b]
@@ -427,7 +322,7 @@ fn aggregate(
                     }
                 });
             } else {
-                let converted = rows_of(std::slice::from_ref(&values))?;
+                let converted = keys::rows(&[(&values, SortOptions::default())])?;
                 pick(&|i, b| {
                     let (x, y) = (converted.row(i), converted.row(b));
                     if want_max {

@@ -3,4 +3,5 @@
 
 pub(crate) mod filter;
 pub(crate) mod group_by;
+pub(crate) mod keys;
 pub(crate) mod sort;

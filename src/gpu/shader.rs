@@ -9,6 +9,7 @@ fn common(name: &str) -> Option<&'static str> {
         "order" => include_str!("../../shaders/common/order.wgsl"),
         "mask" => include_str!("../../shaders/common/mask.wgsl"),
         "scan" => include_str!("../../shaders/common/scan.wgsl"),
+        "radix" => include_str!("../../shaders/common/radix.wgsl"),
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
         _ => return None,
     })
@@ -86,7 +87,15 @@ mod tests {
     /// workgroup size from `dispatch`), so a module no kernel imports yet is still checked.
     #[test]
     fn every_common_module_parses_and_validates() {
-        for name in ["dispatch", "int64", "order", "mask", "scan", "softfloat"] {
+        for name in [
+            "dispatch",
+            "int64",
+            "order",
+            "mask",
+            "scan",
+            "radix",
+            "softfloat",
+        ] {
             let text = assemble(&format!("#import dispatch\n#import {name}\n"), &[]);
             let module = naga::front::wgsl::parse_str(&text)
                 .unwrap_or_else(|e| panic!("{name}: {}\n{text}", e.emit_to_string(&text)));

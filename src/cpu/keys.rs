@@ -1,0 +1,138 @@
+//! Key encodings shared by the CPU operations: an order-preserving fixed-width encoding
+//! (the same transforms as arrow's row format and `shaders/sort_encode.wgsl`: sign bit
+//! flipped for signed integers, floats in IEEE total order, descending inverted, a null bit
+//! per nullable key) packed into one u128 per row when the keys fit, and arrow's
+//! `RowConverter` rows for everything else. Equal encodings are exactly equal row-format
+//! rows, and their unsigned order is the row format's order.
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::buffer::ScalarBuffer;
+use arrow::compute::SortOptions;
+use arrow::datatypes::{ArrowNativeType, DataType};
+use arrow::row::{RowConverter, Rows, SortField};
+
+use crate::error::Result;
+
+/// The raw values of a fixed-width array as `T`, from its offset.
+fn raw<T: ArrowNativeType>(array: &dyn Array) -> ScalarBuffer<T> {
+    let data = array.to_data();
+    ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len())
+}
+
+/// An order-preserving encoding of a fixed-width array's values (nulls left as whatever
+/// their slot holds): unsigned order of the words is arrow's order of the values (floats
+/// in IEEE total order), and equal words are equal row-format encodings. `None` for other
+/// types. Returns the words and how many low bits they use.
+pub(crate) fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
+    use DataType as D;
+    fn signed<T: ArrowNativeType + Into<i64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1 << bits) - 1
+        };
+        let flip = 1u64 << (bits - 1);
+        let v = raw::<T>(a)
+            .iter()
+            .map(|x| (Into::<i64>::into(*x) as u64 & mask) ^ flip)
+            .collect();
+        (v, bits)
+    }
+    fn unsigned<T: ArrowNativeType + Into<u64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
+        (
+            raw::<T>(a).iter().map(|x| Into::<u64>::into(*x)).collect(),
+            bits,
+        )
+    }
+    Some(match array.data_type() {
+        D::Boolean => (
+            array
+                .as_boolean()
+                .values()
+                .iter()
+                .map(|b| b as u64)
+                .collect(),
+            1,
+        ),
+        D::Int8 => signed::<i8>(array, 8),
+        D::Int16 => signed::<i16>(array, 16),
+        D::Int32 | D::Date32 | D::Time32(_) => signed::<i32>(array, 32),
+        D::Int64 | D::Date64 | D::Time64(_) | D::Timestamp(..) | D::Duration(_) => {
+            signed::<i64>(array, 64)
+        }
+        D::UInt8 => unsigned::<u8>(array, 8),
+        D::UInt16 => unsigned::<u16>(array, 16),
+        D::UInt32 => unsigned::<u32>(array, 32),
+        D::UInt64 => unsigned::<u64>(array, 64),
+        D::Float32 => (
+            raw::<u32>(array)
+                .iter()
+                .map(|b| if b >> 31 == 1 { !b } else { b ^ 0x8000_0000 } as u64)
+                .collect(),
+            32,
+        ),
+        D::Float64 => (
+            raw::<u64>(array)
+                .iter()
+                .map(|b| if b >> 63 == 1 { !b } else { b ^ (1 << 63) })
+                .collect(),
+            64,
+        ),
+        _ => return None,
+    })
+}
+
+/// Every row's composite key, most significant column first, packed into a u128 with the
+/// number of bits used: per column a null bit when it has nulls (0 on the side nulls sort
+/// to), then its value bits (inverted when descending; 0 for nulls, so nulls are equal).
+/// `None` when a column is not fixed-width or the keys need more than 128 bits.
+pub(crate) fn packed(columns: &[(&ArrayRef, SortOptions)]) -> Option<(Vec<u128>, u32)> {
+    let encoded: Vec<(Vec<u64>, u32)> = columns
+        .iter()
+        .map(|(c, _)| order_words(c.as_ref()))
+        .collect::<Option<_>>()?;
+    let total: u32 = encoded
+        .iter()
+        .zip(columns)
+        .map(|((_, bits), (c, _))| bits + (c.null_count() > 0) as u32)
+        .sum();
+    if total > 128 {
+        return None;
+    }
+    let rows = columns.first().map_or(0, |(c, _)| c.len());
+    let mut out = vec![0u128; rows];
+    for ((values, bits), (column, options)) in encoded.iter().zip(columns) {
+        let mask = if *bits == 64 {
+            u64::MAX
+        } else {
+            (1 << bits) - 1
+        };
+        let flip = if options.descending { mask } else { 0 };
+        match column.nulls().filter(|_| column.null_count() > 0) {
+            Some(nulls) => {
+                for ((p, v), valid) in out.iter_mut().zip(values).zip(nulls.iter()) {
+                    let bit = (valid == options.nulls_first) as u128;
+                    let v = if valid { (v ^ flip) as u128 } else { 0 };
+                    *p = (((*p << 1) | bit) << bits) | v;
+                }
+            }
+            None => {
+                for (p, v) in out.iter_mut().zip(values) {
+                    *p = (*p << bits) | (v ^ flip) as u128;
+                }
+            }
+        }
+    }
+    Some((out, total))
+}
+
+/// The row-format rows of `columns` with their options (equal exactly when the keys are
+/// equal, ordered as the keys).
+pub(crate) fn rows(columns: &[(&ArrayRef, SortOptions)]) -> Result<Rows> {
+    let fields = columns
+        .iter()
+        .map(|(c, o)| SortField::new_with_options(c.data_type().clone(), *o))
+        .collect();
+    let arrays: Vec<ArrayRef> = columns.iter().map(|(c, _)| (*c).clone()).collect();
+    Ok(RowConverter::new(fields)?.convert_columns(&arrays)?)
+}
