@@ -14,7 +14,10 @@ struct EncodeParams {
     flags: u32,
     // Where this word's AND and OR go in `bounds` (slot * 2, slot * 2 + 1).
     slot: u32,
-    unused: u32,
+    // Where row r's word goes: words[r * stride + offset], stride in the low 16 bits and
+    // offset in the high 16 (the sort writes one buffer per word: stride 1; group-by
+    // interleaves a row's words).
+    placement: u32,
 }
 
 const KIND_BOOL: u32 = 0u;
@@ -114,7 +117,7 @@ fn main(
                 w = ~w;
             }
         }
-        words[row] = w;
+        words[row * (params.placement & 0xffffu) + (params.placement >> 16u)] = w;
         atomicAnd(&wg_and, w);
         atomicOr(&wg_or, w);
     }

@@ -47,10 +47,17 @@
 //!
 //! # Where it runs
 //!
-//! Today group-by runs **on the CPU only** (a hash table from `hashbrown` over the keys'
-//! row-format encodings): the GPU hash table is not built yet. [`Backend::Auto`] runs it on
-//! the CPU, logged and shown in the [`crate::Profile`] as a fall back;
-//! [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`].
+//! On the GPU (`src/gpu/group_by.rs`): an open-addressing hash table over the keys' order
+//! words (compare-and-swap on slots; sized from the input, grown and rebuilt when the groups
+//! fill it, so no row is ever dropped), groups numbered in order of first appearance by a
+//! prefix sum, then one atomic pass per aggregate. It runs `count(*)`, `count(x)`, `sum` and
+//! `avg` of integer columns (an exact 96-bit sum per group) and `min`/`max` of every key
+//! type, with keys of every type the engine uploads, in batches of one chunk. Aggregates over
+//! expressions or with filters, float `sum`/`avg`/`var`/`stddev`, dictionary keys and larger
+//! batches are not on the GPU yet: [`Backend::Auto`] runs those on the CPU (the hash-based
+//! path from `hashbrown` over row-format encodings), logged and shown in the
+//! [`crate::Profile`] as a fall back; [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`]
+//! naming what it can't run.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -86,6 +93,7 @@ use crate::cpu;
 use crate::engine::{check_rows, Engine};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
+use crate::gpu;
 use crate::gpu::sort::Key;
 use crate::plan::{self, Typed};
 
@@ -530,9 +538,9 @@ impl Engine {
     /// See the [module docs](crate::group_by) for equality of keys, result types, nulls and
     /// the exactness of float aggregates.
     ///
-    /// **Runs on the CPU for now**: the GPU hash table is not built yet, so `Backend::Auto`
-    /// runs it on the CPU (logged, and shown in the profile as a fall back) and
-    /// `Backend::Gpu` returns [`Error::UnsupportedOnGpu`].
+    /// See the module docs for what runs on the GPU; the rest runs on the CPU under
+    /// `Backend::Auto` (logged, and shown in the profile as a fall back), and `Backend::Gpu`
+    /// returns [`Error::UnsupportedOnGpu`] for it.
     ///
     /// Errors: an unknown column, an expression that doesn't type-check, an aggregate over
     /// a type it can't take ([`Error::UnsupportedType`]), or neither keys nor aggregates.
@@ -591,23 +599,16 @@ impl Engine {
     ) -> Result<RecordBatch> {
         let plan = plan_group_by(batch.schema_ref(), keys, aggs)?;
         check_rows("group_by", batch.num_rows())?;
-        self.run(
+        let out = self.run(
             "group_by",
-            |_ctx| {
-                Err(Error::UnsupportedOnGpu {
-                    operation: "group_by",
-                    reason: "the GPU hash table is not built yet".into(),
-                })
-            },
-            || {
-                let out = cpu::group_by::group_by(batch, &plan)?;
-                if options.sort_by_key && !plan.keys.is_empty() {
-                    sort_by_key(&out, plan.keys.len())
-                } else {
-                    Ok(out)
-                }
-            },
-        )
+            |ctx| gpu::group_by::group_by(self, ctx, batch, &plan),
+            || cpu::group_by::group_by(batch, &plan),
+        )?;
+        if options.sort_by_key && !plan.keys.is_empty() {
+            sort_by_key(&out, plan.keys.len())
+        } else {
+            Ok(out)
+        }
     }
 }
 

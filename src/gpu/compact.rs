@@ -14,7 +14,8 @@ use crate::error::Result;
 /// The offsets recorded for a compaction, waiting for the kept counts to be read back.
 pub(crate) struct CompactPlan {
     params: Vec<wgpu::Buffer>,
-    word_offsets: Vec<wgpu::Buffer>,
+    /// Per chunk: for each mask word, how many kept rows come before it.
+    pub word_offsets: Vec<wgpu::Buffer>,
     /// One u32 per chunk: how many rows it keeps.
     pub totals: wgpu::Buffer,
 }

@@ -26,6 +26,10 @@ pub(crate) const SORT_HISTOGRAM: &str = include_str!("../../shaders/sort_histogr
 pub(crate) const SORT_SCATTER: &str = include_str!("../../shaders/sort_scatter.wgsl");
 pub(crate) const SORT_GATHER: &str = include_str!("../../shaders/sort_gather.wgsl");
 pub(crate) const TAKE: &str = include_str!("../../shaders/take.wgsl");
+pub(crate) const GROUP_INSERT: &str = include_str!("../../shaders/group_insert.wgsl");
+pub(crate) const GROUP_FIRST: &str = include_str!("../../shaders/group_first.wgsl");
+pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
+pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
 
 /// Expands `#import` lines and `${KEY}` definitions in `source`.
 pub(crate) fn assemble(source: &str, defs: &[(&str, &str)]) -> String {
@@ -76,6 +80,10 @@ mod tests {
             (SORT_SCATTER, &[][..]),
             (SORT_GATHER, &[][..]),
             (TAKE, &[][..]),
+            (GROUP_INSERT, &[][..]),
+            (GROUP_FIRST, &[][..]),
+            (GROUP_IDS, &[][..]),
+            (GROUP_AGG, &[][..]),
         ] {
             let text = assemble(src, defs);
             naga::front::wgsl::parse_str(&text)

@@ -69,6 +69,12 @@ struct Word {
 }
 
 fn words_of(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<Word>> {
+    words_with(batch, keys, true)
+}
+
+/// [`words_of`], with or without the null words (an aggregate that skips nulls needs only
+/// the values' words).
+fn words_with(batch: &GpuBatch, keys: &[Key], null_words: bool) -> Result<Vec<Word>> {
     let mut words = Vec::new();
     for key in keys {
         let column = &batch.columns[key.column];
@@ -85,7 +91,7 @@ fn words_of(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<Word>> {
         if key.options.nulls_first {
             base |= FLAG_NULLS_FIRST;
         }
-        if column.chunks.iter().any(|c| c.validity.is_some()) {
+        if null_words && column.chunks.iter().any(|c| c.validity.is_some()) {
             words.push(Word {
                 column: key.column,
                 flags: base | FLAG_NULL_WORD,
@@ -103,6 +109,42 @@ fn words_of(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<Word>> {
         });
     }
     Ok(words)
+}
+
+/// The key words of chunk `c` interleaved into one buffer (row r's words at
+/// `r * words + i`, most significant first), recorded into `encoder`; returns the buffer
+/// and the words per row. `null_words`: a word for each key with nulls (group keys), or
+/// none (aggregate values, which skip nulls).
+pub(crate) fn encode_interleaved(
+    batch: &GpuBatch,
+    keys: &[Key],
+    c: usize,
+    null_words: bool,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<(wgpu::Buffer, u32)> {
+    let ctx = &batch.ctx;
+    let words = words_with(batch, keys, null_words)?;
+    let rows = batch.chunk_rows[c];
+    let stride = words.len() as u32;
+    let encode = ctx.pipeline("sort_encode", || assemble(shader::SORT_ENCODE, &[]))?;
+    let out = ctx.storage_zeroed("key words", rows as u64 * stride as u64 * 4)?;
+    let bounds = ctx.storage_zeroed("key bounds", stride as u64 * 8)?;
+    for (i, word) in words.iter().enumerate() {
+        let chunk = &batch.columns[word.column].chunks[c];
+        let flags = word.flags
+            | if chunk.validity.is_some() {
+                FLAG_HAS_VALIDITY
+            } else {
+                0
+            };
+        let params = ctx.params([rows, flags, i as u32, stride | ((i as u32) << 16)])?;
+        let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
+        if rows > 0 {
+            let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, &out, &bounds]);
+            ctx.dispatch(encoder, &encode, &bg, rows as u64);
+        }
+    }
+    Ok((out, stride))
 }
 
 /// One chunk sorted on the GPU: its row indices (local to the chunk) in key order, and its
@@ -136,7 +178,7 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
                     } else {
                         0
                     };
-                let params = ctx.params([rows, flags, slot as u32, 0])?;
+                let params = ctx.params([rows, flags, slot as u32, 1])?;
                 let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
                 if rows > 0 {
                     let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, &out, &bounds]);

@@ -1,0 +1,103 @@
+// Group-by, stage 1 (insert): every row finds its group's slot in an open-addressing hash
+// table. A slot's owner is the row that claimed it (compare-and-swap from empty); rows are
+// equal when their key words are (arrow's row-format equality: the words are an injective
+// encoding), compared against the owner's words, which an earlier dispatch wrote, so no row
+// waits on another. Each slot also keeps its group's first row (as rows - row, by max).
+// A table that fills past its limit sets the overflow flag; the host then grows it and
+// inserts again, so no row is ever dropped.
+#import dispatch
+
+struct InsertParams {
+    rows: u32,
+    // Key words per row (keys[row * words + w]).
+    words: u32,
+    // Slots, a power of two.
+    capacity: u32,
+    // Claimed slots beyond this set the overflow flag.
+    limit: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: InsertParams;
+@group(0) @binding(1) var<storage, read> keys: array<u32>;
+@group(0) @binding(2) var<storage, read_write> owner: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read_write> first: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read_write> slot_of_row: array<u32>;
+// [0]: slots claimed; [1]: overflow.
+@group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
+
+fn mix(h: u32) -> u32 {
+    var x = h;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+fn hash_row(row: u32) -> u32 {
+    var h = 0x9e3779b9u;
+    for (var w = 0u; w < params.words; w++) {
+        h = mix(h ^ keys[row * params.words + w]) + w;
+    }
+    return mix(h);
+}
+
+fn same_keys(a: u32, b: u32) -> bool {
+    for (var w = 0u; w < params.words; w++) {
+        if (keys[a * params.words + w] != keys[b * params.words + w]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= params.rows) {
+        return;
+    }
+    let mask = params.capacity - 1u;
+    let start = hash_row(row) & mask;
+    var slot = 0xffffffffu;
+    var probe = 0u;
+    loop {
+        if (probe >= params.capacity) {
+            break;
+        }
+        let s = (start + probe) & mask;
+        var holder = atomicLoad(&owner[s]);
+        if (holder == 0u) {
+            let r = atomicCompareExchangeWeak(&owner[s], 0u, row + 1u);
+            if (r.exchanged) {
+                slot = s;
+                let claimed = atomicAdd(&state[0], 1u) + 1u;
+                if (claimed > params.limit) {
+                    atomicOr(&state[1], 1u);
+                }
+                break;
+            }
+            holder = r.old_value;
+            if (holder == 0u) {
+                continue; // a spurious failure: try this slot again
+            }
+        }
+        if (same_keys(holder - 1u, row)) {
+            slot = s;
+            break;
+        }
+        probe += 1u;
+    }
+    if (slot == 0xffffffffu) {
+        // Full: the host grows the table and inserts again; this pass's result is unused.
+        atomicOr(&state[1], 1u);
+        slot = 0u;
+    }
+    slot_of_row[row] = slot;
+    atomicMax(&first[slot], params.rows - row);
+}

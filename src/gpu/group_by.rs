@@ -1,0 +1,453 @@
+//! The host side of group-by on the GPU: a hash table with open addressing over the keys'
+//! order words (compare-and-swap on slots, grown and rebuilt when it fills, never dropping a
+//! row), groups numbered in order of first appearance by a prefix sum over the first rows,
+//! then one atomic pass per aggregate.
+//!
+//! On the GPU today: keys of every type the sort takes (one or more, nulls a group of their
+//! own, NaN equal to NaN, -0.0 apart from 0.0), and `count(*)`, `count(x)`, `sum`/`avg` of
+//! integer columns (a 96-bit exact sum per group: the wrapping 64-bit sum is its low words,
+//! the mean its exact value rounded once) and `min`/`max` of any key type (the largest order
+//! word, then the first row holding it). Aggregates over expressions, with filters, of
+//! floats (`sum`, `avg`, `var`, `stddev`), dictionary keys and batches of more than one
+//! chunk report [`Error::UnsupportedOnGpu`], and `Backend::Auto` runs them on the CPU.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array, UInt64Array,
+};
+use arrow::compute::{take, SortOptions};
+use arrow::datatypes::DataType;
+
+use super::column::{ColumnChunk, GpuBatch};
+use super::shader::{self, assemble};
+use super::sort::{encode_interleaved, key_kind, Key};
+use super::{compact, GpuContext};
+use crate::engine::{check_gpu_types, Engine};
+use crate::error::{Error, Result};
+use crate::exact::ExactSum;
+use crate::group_by::{AggFunc, Plan, PlannedAgg};
+use crate::plan::{int_info, Typed};
+use crate::profile::{self, Phase};
+
+const MODE_COUNT: u32 = 0;
+const MODE_SUM: u32 = 1;
+const MODE_MAX_HI: u32 = 2;
+const MODE_MAX_LO: u32 = 3;
+const MODE_MAX_ROW: u32 = 4;
+
+/// The column an aggregate reads, when it is a plain column.
+fn value_column(agg: &PlannedAgg) -> Option<(usize, &DataType)> {
+    match &agg.value {
+        Some(Typed::Column(i, dt)) => Some((*i, dt)),
+        _ => None,
+    }
+}
+
+/// Why `plan` can't run on the GPU, if it can't.
+fn unsupported(plan: &Plan, batch: &RecordBatch) -> Option<String> {
+    for &k in &plan.keys {
+        let dt = batch.schema_ref().field(k).data_type();
+        if key_kind(dt).is_none() {
+            return Some(format!("group keys of type {dt}"));
+        }
+    }
+    for agg in &plan.aggs {
+        if agg.filter.is_some() {
+            return Some(format!("{} with a filter", agg.func));
+        }
+        if agg.func == AggFunc::CountStar {
+            continue;
+        }
+        let Some((_, dt)) = value_column(agg) else {
+            return Some(format!("{} of an expression", agg.func));
+        };
+        let ok = match agg.func {
+            AggFunc::Count => super::column::Layout::of(dt).is_some(),
+            AggFunc::Sum | AggFunc::Mean => int_info(dt).is_some(),
+            AggFunc::Min | AggFunc::Max => key_kind(dt).is_some(),
+            _ => false,
+        };
+        if !ok {
+            return Some(format!("{} of {dt}", agg.func));
+        }
+    }
+    None
+}
+
+/// `plan` over `batch` on the GPU; the output as the CPU path gives it.
+pub(crate) fn group_by(
+    engine: &Engine,
+    ctx: &Arc<GpuContext>,
+    batch: &RecordBatch,
+    plan: &Plan,
+) -> Result<RecordBatch> {
+    if let Some(reason) = unsupported(plan, batch) {
+        return Err(Error::UnsupportedOnGpu {
+            operation: "group_by",
+            reason,
+        });
+    }
+    // Upload only the columns read, remapped to their place in the upload.
+    let mut used: Vec<usize> = plan.keys.clone();
+    used.extend(
+        plan.aggs
+            .iter()
+            .filter_map(|a| value_column(a).map(|(i, _)| i)),
+    );
+    used.sort_unstable();
+    used.dedup();
+    check_gpu_types(ctx, batch, &used, "group_by")?;
+    let at = |i: usize| used.binary_search(&i).expect("used");
+    let resident = engine.upload(&batch.project(&used)?)?;
+    if resident.num_chunks() > 1 {
+        return Err(Error::UnsupportedOnGpu {
+            operation: "group_by",
+            reason: format!(
+                "{} rows are more than one chunk ({} rows); partial aggregates are not merged yet",
+                batch.num_rows(),
+                ctx.rows_per_chunk()
+            ),
+        });
+    }
+    let rows = batch.num_rows() as u32;
+    if rows == 0 {
+        // No rows: no groups, or one empty global group (counts 0, everything else null).
+        let groups = plan.keys.is_empty() as usize;
+        let zeros = vec![0u32; groups * 3];
+        let mut columns: Vec<ArrayRef> = plan
+            .keys
+            .iter()
+            .map(|&k| batch.column(k).slice(0, 0))
+            .collect();
+        for agg in &plan.aggs {
+            columns.push(finish(batch, agg, groups, &zeros, Some(&zeros[..groups]))?);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(groups));
+        return Ok(RecordBatch::try_new_with_options(
+            plan.schema.clone(),
+            columns,
+            &options,
+        )?);
+    }
+    let start = Instant::now();
+    let (groups, group_of_row, first_of_group) = if plan.keys.is_empty() {
+        let ids = ctx.storage_zeroed("group of row", rows as u64 * 4)?;
+        (1, ids, None)
+    } else {
+        let keys: Vec<Key> = plan
+            .keys
+            .iter()
+            .map(|&k| Key {
+                column: at(k),
+                options: SortOptions::default(),
+            })
+            .collect();
+        let (g, ids, first) = assign_groups(&resident, &keys)?;
+        (g, ids, Some(first))
+    };
+    // One state buffer per aggregate (and a count of values for sums over nullable columns).
+    let mut encoder = ctx.encoder();
+    let mut states = Vec::with_capacity(plan.aggs.len());
+    for agg in &plan.aggs {
+        states.push(record_aggregate(
+            &resident,
+            agg,
+            value_column(agg).map(|(i, _)| at(i)),
+            groups,
+            &group_of_row,
+            &mut encoder,
+        )?);
+    }
+    ctx.submit(encoder)?;
+    profile::record(Phase::Kernels, start);
+
+    let start = Instant::now();
+    let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+    if let Some(first) = &first_of_group {
+        parts.push((first, groups as u64 * 4));
+    }
+    for s in &states {
+        parts.push((&s.state, s.words as u64 * groups as u64 * 4));
+        if let Some(c) = &s.counts {
+            parts.push((c, groups as u64 * 4));
+        }
+    }
+    let mut bytes = ctx.read_many(&parts)?.into_iter();
+    let mut next =
+        || -> Vec<u32> { bytemuck::pod_collect_to_vec(&bytes.next().unwrap_or_default()) };
+    let first: Vec<u32> = match &first_of_group {
+        Some(_) => next(),
+        None => Vec::new(),
+    };
+    let first = UInt32Array::from(first);
+    let mut columns: Vec<ArrayRef> = plan
+        .keys
+        .iter()
+        .map(|&k| take(batch.column(k).as_ref(), &first, None))
+        .collect::<std::result::Result<_, _>>()?;
+    for (agg, s) in plan.aggs.iter().zip(&states) {
+        let state = next();
+        let counts = s.counts.as_ref().map(|_| next());
+        columns.push(finish(
+            batch,
+            agg,
+            groups as usize,
+            &state,
+            counts.as_deref(),
+        )?);
+    }
+    profile::record(Phase::Download, start);
+    let options = RecordBatchOptions::new().with_row_count(Some(groups as usize));
+    Ok(RecordBatch::try_new_with_options(
+        plan.schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
+/// Numbers the groups of `batch` (one chunk) by `keys`: the group count, every row's group,
+/// and every group's first row, on the GPU.
+fn assign_groups(batch: &GpuBatch, keys: &[Key]) -> Result<(u32, wgpu::Buffer, wgpu::Buffer)> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[0];
+    let insert = ctx.pipeline("group_insert", || assemble(shader::GROUP_INSERT, &[]))?;
+    let first_pass = ctx.pipeline("group_first", || assemble(shader::GROUP_FIRST, &[]))?;
+    let ids = ctx.pipeline("group_ids", || assemble(shader::GROUP_IDS, &[]))?;
+    let mut encoder = ctx.encoder();
+    let (words, per_row) = encode_interleaved(batch, keys, 0, true, &mut encoder)?;
+    // Sized from the input; grown fourfold and rebuilt whenever the groups fill three
+    // quarters of it.
+    let mut capacity = (rows as u64 / 2).max(256).next_power_of_two();
+    let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
+    let (first, capacity) = loop {
+        let owner = ctx.storage_zeroed("hash owners", capacity * 4)?;
+        let first = ctx.storage_zeroed("hash first rows", capacity * 4)?;
+        let state = ctx.storage_zeroed("hash state", 8)?;
+        let params = ctx.params([rows, per_row, capacity as u32, (capacity * 3 / 4) as u32])?;
+        let bg = ctx.bind(
+            &insert,
+            &[&params, &words, &owner, &first, &slot_of_row, &state],
+        );
+        ctx.dispatch(&mut encoder, &insert, &bg, rows as u64);
+        ctx.submit(std::mem::replace(&mut encoder, ctx.encoder()))?;
+        let read = ctx.read_many(&[(&state, 8)])?;
+        let state: Vec<u32> = bytemuck::pod_collect_to_vec(&read[0]);
+        if state[1] == 0 {
+            break (first, capacity);
+        }
+        log::debug!(
+            "group_by: {} groups fill a table of {capacity} slots; growing it",
+            state[0]
+        );
+        capacity *= 4;
+        if capacity > u32::MAX as u64 / 2 {
+            return Err(Error::OutOfMemory(format!(
+                "group_by: a hash table of {capacity} slots"
+            )));
+        }
+    };
+    let mask_words = rows.div_ceil(32) as u64;
+    let is_first = ctx.storage_zeroed("first rows", mask_words * 4)?;
+    let params = ctx.params([rows, capacity as u32, 0, 0])?;
+    let bg = ctx.bind(&first_pass, &[&params, &first, &is_first]);
+    ctx.dispatch(&mut encoder, &first_pass, &bg, capacity);
+    let mask = [ColumnChunk {
+        data: is_first.clone(),
+        validity: None,
+    }];
+    let offsets = compact::record_offsets(ctx, &mut encoder, &mask, &[rows])?;
+    ctx.submit(encoder)?;
+    let total = ctx.read_many(&[(&offsets.totals, 4)])?;
+    let groups = u32::from_le_bytes(total[0][..4].try_into().expect("4 bytes"));
+    let group_of_row = ctx.storage_zeroed("group of row", rows as u64 * 4)?;
+    let first_of_group = ctx.storage_zeroed("first row of group", groups as u64 * 4)?;
+    let mut encoder = ctx.encoder();
+    let params = ctx.params([rows, 0, 0, 0])?;
+    let bg = ctx.bind(
+        &ids,
+        &[
+            &params,
+            &slot_of_row,
+            &first,
+            &is_first,
+            &offsets.word_offsets[0],
+            &group_of_row,
+            &first_of_group,
+        ],
+    );
+    ctx.dispatch(&mut encoder, &ids, &bg, rows as u64);
+    ctx.submit(encoder)?;
+    Ok((groups, group_of_row, first_of_group))
+}
+
+/// One aggregate's state on the GPU: `words` u32 per group, and for sums over a nullable
+/// column the count of values per group.
+struct AggState {
+    state: wgpu::Buffer,
+    words: u32,
+    counts: Option<wgpu::Buffer>,
+}
+
+fn record_aggregate(
+    batch: &GpuBatch,
+    agg: &PlannedAgg,
+    column: Option<usize>,
+    groups: u32,
+    group_of_row: &wgpu::Buffer,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<AggState> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[0];
+    let pipeline = ctx.pipeline("group_agg", || assemble(shader::GROUP_AGG, &[]))?;
+    let chunk = column.map(|c| &batch.columns[c].chunks[0]);
+    let validity = chunk.and_then(|c| c.validity.as_ref());
+    let flags = validity.is_some() as u32;
+    let dispatch = |encoder: &mut wgpu::CommandEncoder,
+                    mode: u32,
+                    kind: u32,
+                    values: &wgpu::Buffer,
+                    state: &wgpu::Buffer|
+     -> Result<()> {
+        let params = ctx.params([rows, mode, kind, flags])?;
+        let v = validity.unwrap_or(values);
+        let bg = ctx.bind(&pipeline, &[&params, values, v, group_of_row, state]);
+        if rows > 0 {
+            ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
+        }
+        Ok(())
+    };
+    let count =
+        |encoder: &mut wgpu::CommandEncoder, values: &wgpu::Buffer| -> Result<wgpu::Buffer> {
+            let state = ctx.storage_zeroed("group counts", groups as u64 * 4)?;
+            dispatch(encoder, MODE_COUNT, 0, values, &state)?;
+            Ok(state)
+        };
+    Ok(match (agg.func, chunk) {
+        (AggFunc::CountStar, _) | (AggFunc::Count, None) => {
+            // count(*): every row (no validity is read).
+            let state = ctx.storage_zeroed("group counts", groups as u64 * 4)?;
+            let params = ctx.params([rows, MODE_COUNT, 0, 0])?;
+            let bg = ctx.bind(
+                &pipeline,
+                &[&params, group_of_row, group_of_row, group_of_row, &state],
+            );
+            if rows > 0 {
+                ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
+            }
+            AggState {
+                state,
+                words: 1,
+                counts: None,
+            }
+        }
+        (AggFunc::Count, Some(chunk)) => AggState {
+            state: count(encoder, &chunk.data)?,
+            words: 1,
+            counts: None,
+        },
+        (AggFunc::Sum | AggFunc::Mean, Some(chunk)) => {
+            let dt = &batch.columns[column.expect("a column")].data_type;
+            let (signed, bits) = int_info(dt).expect("checked: an integer");
+            let state = ctx.storage_zeroed("group sums", groups as u64 * 12)?;
+            dispatch(
+                encoder,
+                MODE_SUM,
+                bits | if signed { 128 } else { 0 },
+                &chunk.data,
+                &state,
+            )?;
+            let counts = if validity.is_some() || agg.func == AggFunc::Mean {
+                Some(count(encoder, &chunk.data)?)
+            } else {
+                None
+            };
+            AggState {
+                state,
+                words: 3,
+                counts,
+            }
+        }
+        (AggFunc::Min | AggFunc::Max, Some(_)) => {
+            // The minimum is the largest inverted order word.
+            let key = Key {
+                column: column.expect("a column"),
+                options: SortOptions {
+                    descending: agg.func == AggFunc::Min,
+                    nulls_first: false,
+                },
+            };
+            let (words, per_row) = encode_interleaved(batch, &[key], 0, false, encoder)?;
+            let state = ctx.storage_zeroed("group extremes", groups as u64 * 12)?;
+            dispatch(encoder, MODE_MAX_HI, per_row, &words, &state)?;
+            if per_row == 2 {
+                dispatch(encoder, MODE_MAX_LO, per_row, &words, &state)?;
+            }
+            dispatch(encoder, MODE_MAX_ROW, per_row, &words, &state)?;
+            AggState {
+                state,
+                words: 3,
+                counts: None,
+            }
+        }
+        _ => {
+            return Err(Error::UnsupportedOnGpu {
+                operation: "group_by",
+                reason: format!("{}", agg.func),
+            })
+        }
+    })
+}
+
+/// One aggregate's output column from its downloaded state.
+fn finish(
+    batch: &RecordBatch,
+    agg: &PlannedAgg,
+    groups: usize,
+    state: &[u32],
+    counts: Option<&[u32]>,
+) -> Result<ArrayRef> {
+    let sum96 = |g: usize| -> i128 {
+        let w = &state[g * 3..g * 3 + 3];
+        ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128
+    };
+    let has_values = |g: usize| counts.is_none_or(|c| c[g] > 0);
+    Ok(match agg.func {
+        AggFunc::CountStar | AggFunc::Count => Arc::new(Int64Array::from_iter_values(
+            state[..groups].iter().map(|c| *c as i64),
+        )),
+        AggFunc::Sum => match agg.output {
+            DataType::UInt64 => Arc::new(UInt64Array::from_iter(
+                (0..groups).map(|g| has_values(g).then(|| sum96(g) as u64)),
+            )),
+            _ => Arc::new(Int64Array::from_iter(
+                (0..groups).map(|g| has_values(g).then(|| sum96(g) as i64)),
+            )),
+        },
+        AggFunc::Mean => {
+            let counts = counts.expect("a mean counts its values");
+            Arc::new(Float64Array::from_iter((0..groups).map(|g| {
+                (counts[g] > 0).then(|| {
+                    let mut exact = ExactSum::default();
+                    exact.add_i128(sum96(g));
+                    exact.mean(counts[g] as u64)
+                })
+            })))
+        }
+        AggFunc::Min | AggFunc::Max => {
+            let rows = batch.num_rows() as u32;
+            let (column, _) = value_column(agg).expect("checked: a column");
+            let at = UInt32Array::from_iter(
+                (0..groups).map(|g| (state[g * 3 + 2] != 0).then(|| rows - state[g * 3 + 2])),
+            );
+            take(batch.column(column).as_ref(), &at, None)?
+        }
+        other => {
+            return Err(Error::UnsupportedOnGpu {
+                operation: "group_by",
+                reason: format!("{other}"),
+            })
+        }
+    })
+}

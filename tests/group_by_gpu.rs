@@ -1,0 +1,273 @@
+//! Group-by on the GPU, edge cases named for what they pin: each compared with literal
+//! answers or with the CPU path, on every adapter found.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::record_batch::RecordBatch;
+use arrow_wgpu::{col, Agg, Backend, EngineOptions, Error, RanOn};
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+fn same_as_cpu(b: &RecordBatch, keys: &[&str], aggs: &[Agg]) {
+    let want = common::cpu().group_by(b, keys, aggs).unwrap();
+    for (name, gpu) in common::gpu_engines(None) {
+        let got = gpu.group_by(b, keys, aggs).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn integer_sums_wrap_and_means_are_exact() {
+    let b = batch(vec![
+        (
+            "i",
+            Arc::new(Int64Array::from(vec![i64::MAX, 1, i64::MIN, i64::MAX])) as _,
+        ),
+        (
+            "u",
+            Arc::new(UInt64Array::from(vec![u64::MAX, 2, 0, u64::MAX])) as _,
+        ),
+        (
+            "s",
+            Arc::new(Int8Array::from(vec![127, 127, -128, 127])) as _,
+        ),
+    ]);
+    let aggs = [
+        Agg::sum(col("i")),
+        Agg::sum(col("u")),
+        Agg::sum(col("s")),
+        Agg::mean(col("i")),
+        Agg::mean(col("u")),
+    ];
+    for (name, gpu) in common::gpu_engines(None) {
+        let out = gpu.group_by(&b, &[], &aggs).unwrap();
+        // i64::MAX + 1 + i64::MIN + i64::MAX wraps to i64::MAX.
+        assert_eq!(
+            out.column(0).as_ref(),
+            &Int64Array::from(vec![i64::MAX]),
+            "{name}"
+        );
+        // 2 * u64::MAX + 2 = 2^65 wraps to 0.
+        assert_eq!(
+            out.column(1).as_ref(),
+            &UInt64Array::from(vec![0]),
+            "{name}"
+        );
+        assert_eq!(
+            out.column(2).as_ref(),
+            &Int64Array::from(vec![253]),
+            "{name}"
+        );
+        // The means come from the exact (96-bit) sums, not the wrapped ones.
+        let exact_i = (i64::MAX as f64 * 2.0 + 1.0 + i64::MIN as f64) / 4.0;
+        assert_eq!(
+            out.column(3).as_ref(),
+            &Float64Array::from(vec![exact_i]),
+            "{name}"
+        );
+        let exact_u = (u64::MAX as f64 * 2.0 + 2.0) / 4.0;
+        assert_eq!(
+            out.column(4).as_ref(),
+            &Float64Array::from(vec![exact_u]),
+            "{name}"
+        );
+    }
+    same_as_cpu(&b, &[], &aggs);
+}
+
+#[test]
+fn empty_input_gives_no_groups_or_one_empty_global_group() {
+    let b = batch(vec![
+        ("k", Arc::new(Int32Array::from(Vec::<i32>::new())) as _),
+        ("x", Arc::new(Int64Array::from(Vec::<i64>::new())) as _),
+    ]);
+    let aggs = [
+        Agg::count_star(),
+        Agg::count(col("x")),
+        Agg::sum(col("x")),
+        Agg::min(col("x")),
+        Agg::mean(col("x")),
+    ];
+    same_as_cpu(&b, &["k"], &aggs);
+    same_as_cpu(&b, &[], &aggs);
+    for (name, gpu) in common::gpu_engines(None) {
+        let global = gpu.group_by(&b, &[], &aggs).unwrap();
+        assert_eq!(global.num_rows(), 1, "{name}");
+        assert_eq!(
+            global.column(0).as_ref(),
+            &Int64Array::from(vec![0]),
+            "{name}"
+        );
+        assert!(global.column(2).is_null(0), "{name}");
+    }
+}
+
+#[test]
+fn all_null_groups_and_the_null_key_group() {
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(Int32Array::from(vec![None, None, Some(1), None])) as _,
+        ),
+        (
+            "x",
+            Arc::new(Int64Array::from(vec![None, None, Some(5), None])) as _,
+        ),
+    ]);
+    let aggs = [
+        Agg::count_star(),
+        Agg::count(col("x")),
+        Agg::sum(col("x")),
+        Agg::max(col("x")),
+        Agg::mean(col("x")),
+    ];
+    same_as_cpu(&b, &["k"], &aggs);
+    for (name, gpu) in common::gpu_engines(None) {
+        let out = gpu.group_by(&b, &["k"], &aggs).unwrap();
+        assert_eq!(
+            out.column(0).as_ref(),
+            &Int32Array::from(vec![None, Some(1)]),
+            "{name}"
+        );
+        assert_eq!(
+            out.column(1).as_ref(),
+            &Int64Array::from(vec![3, 1]),
+            "{name}"
+        );
+        assert_eq!(
+            out.column(3).as_ref(),
+            &Int64Array::from(vec![None, Some(5)]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn nan_and_signed_zero_keys_and_float_extremes() {
+    let keys = vec![f64::NAN, 0.0, -0.0, f64::NAN, -f64::NAN, 0.0, f64::INFINITY];
+    let values = vec![1.0, -0.0, 0.0, f64::NAN, -2.0, f64::NEG_INFINITY, 3.0];
+    let b = batch(vec![
+        ("k", Arc::new(Float64Array::from(keys)) as _),
+        (
+            "v",
+            Arc::new(Float32Array::from(
+                values.iter().map(|v| *v as f32).collect::<Vec<_>>(),
+            )) as _,
+        ),
+        ("w", Arc::new(Float64Array::from(values)) as _),
+    ]);
+    let aggs = [
+        Agg::count_star(),
+        Agg::min(col("v")),
+        Agg::max(col("v")),
+        Agg::min(col("w")),
+        Agg::max(col("w")),
+    ];
+    same_as_cpu(&b, &["k"], &aggs);
+    for (name, gpu) in common::gpu_engines(None) {
+        // NaN == NaN (same bits), -NaN apart, -0.0 apart from 0.0: five groups.
+        assert_eq!(
+            gpu.group_by(&b, &["k"], &aggs).unwrap().num_rows(),
+            5,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn many_groups_force_the_gpu_table_to_grow() {
+    // 200,003 groups in 300,000 rows: more than the first table (sized from the input)
+    // holds, so it is grown and rebuilt; every row must still be counted.
+    let n = 300_000u32;
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(UInt32Array::from_iter_values((0..n).map(|i| i % 200_003))) as _,
+        ),
+        (
+            "x",
+            Arc::new(Int64Array::from_iter_values((0..n).map(|i| i as i64 - 7))) as _,
+        ),
+    ]);
+    let aggs = [Agg::count_star(), Agg::sum(col("x")), Agg::min(col("x"))];
+    same_as_cpu(&b, &["k"], &aggs);
+    for (name, gpu) in common::gpu_engines(None) {
+        let out = gpu.group_by(&b, &["k"], &aggs).unwrap();
+        assert_eq!(out.num_rows(), 200_003, "{name}");
+        let counts = out.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(counts.values().iter().sum::<i64>(), n as i64, "{name}");
+    }
+}
+
+#[test]
+fn three_keys_of_mixed_types_in_first_appearance_order() {
+    let b = batch(vec![
+        (
+            "a",
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(true),
+                Some(false),
+                Some(true),
+            ])) as _,
+        ),
+        ("b", Arc::new(Int16Array::from(vec![1, 2, 1, 2, 1])) as _),
+        (
+            "t",
+            Arc::new(TimestampNanosecondArray::from(vec![5, 5, 5, -1, 6]).with_timezone("UTC"))
+                as _,
+        ),
+        ("x", Arc::new(UInt8Array::from(vec![1, 2, 3, 4, 5])) as _),
+    ]);
+    let aggs = [Agg::count_star(), Agg::sum(col("x")), Agg::max(col("t"))];
+    same_as_cpu(&b, &["a", "b", "t"], &aggs);
+    for (name, gpu) in common::gpu_engines(None) {
+        let out = gpu.group_by(&b, &["a", "b", "t"], &aggs).unwrap();
+        assert_eq!(
+            out.column(4).as_ref(),
+            &UInt64Array::from(vec![4, 2, 4, 5]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn more_than_one_chunk_runs_on_the_cpu_under_auto() {
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(Int32Array::from_iter_values((0..1000).map(|i| i % 7))) as _,
+        ),
+        ("x", Arc::new(Int32Array::from_iter_values(0..1000)) as _),
+    ]);
+    let aggs = [Agg::sum(col("x"))];
+    let want = common::cpu().group_by(&b, &["k"], &aggs).unwrap();
+    for (name, gpu) in common::gpu_engines(Some(1024)) {
+        let err = gpu.group_by(&b, &["k"], &aggs).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsupportedOnGpu { .. }),
+            "{name}: {err}"
+        );
+    }
+    let autos = common::gpu_engines_with(|o| EngineOptions {
+        backend: Backend::Auto,
+        max_chunk_bytes: Some(1024),
+        ..o
+    });
+    for (name, auto) in autos {
+        let (got, profile) = auto.profiled(|e| e.group_by(&b, &["k"], &aggs)).unwrap();
+        assert_eq!(got, want, "{name}");
+        let step = profile
+            .steps
+            .iter()
+            .find(|s| s.operation == "group_by")
+            .unwrap();
+        assert_eq!(step.ran_on, RanOn::Cpu, "{name}");
+    }
+}
