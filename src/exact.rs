@@ -125,6 +125,21 @@ impl ExactSum {
         }
     }
 
+    /// Adds ±`digit` · 2^`pos` (in the accumulator's units): how the GPU's digit arrays
+    /// come back in.
+    pub(crate) fn add_digit(&mut self, neg: bool, digit: u32, pos: u32) {
+        if digit != 0 {
+            self.add(neg, digit as u128, pos);
+        }
+    }
+
+    /// Records the special values the GPU saw: bit 0 NaN, bit 1 +inf, bit 2 -inf.
+    pub(crate) fn add_flags(&mut self, flags: u32) {
+        self.nan |= flags & 1 != 0;
+        self.pos_inf |= flags & 2 != 0;
+        self.neg_inf |= flags & 4 != 0;
+    }
+
     /// Adds ±`magnitude` · 2^`pos` (in the accumulator's units).
     fn add(&mut self, neg: bool, magnitude: u128, pos: u32) {
         let shift = pos % 32;

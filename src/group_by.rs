@@ -51,10 +51,12 @@
 //! words (compare-and-swap on slots; sized from the input, grown and rebuilt when the groups
 //! fill it, so no row is ever dropped), groups numbered in order of first appearance by a
 //! prefix sum, then one atomic pass per aggregate. It runs `count(*)`, `count(x)`, `sum` and
-//! `avg` of integer columns (an exact 96-bit sum per group) and `min`/`max` of every key
-//! type, with keys of every type the engine uploads, in batches of one chunk. Aggregates over
-//! expressions or with filters, float `sum`/`avg`/`var`/`stddev`, dictionary keys and larger
-//! batches are not on the GPU yet: [`Backend::Auto`] runs those on the CPU (the hash-based
+//! `avg` of integer columns (an exact 96-bit sum per group), `sum`/`avg`/`var`/`stddev` of
+//! float columns (the exact sums above, held as 32-bit digits that rows add to with 32-bit
+//! atomics and carries, then rounded by the same code as the CPU path: the same bits, on
+//! every adapter, GL included) and `min`/`max` of every key type, with keys of every type the
+//! engine uploads, in batches of one chunk. Aggregates over expressions or with filters,
+//! integer `var`/`stddev`, dictionary keys and larger batches are not on the GPU yet: [`Backend::Auto`] runs those on the CPU (the hash-based
 //! path from `hashbrown` over row-format encodings), logged and shown in the
 //! [`crate::Profile`] as a fall back; [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`]
 //! naming what it can't run.

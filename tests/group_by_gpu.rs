@@ -271,3 +271,47 @@ fn more_than_one_chunk_runs_on_the_cpu_under_auto() {
         assert_eq!(step.ran_on, RanOn::Cpu, "{name}");
     }
 }
+
+#[test]
+fn float_sums_and_variances_of_many_random_values_are_bit_exact() {
+    // 20,000 values of random sign and mantissa: `x` spread over 80 binades, `z` within two
+    // (where every square's low bits reach the rounded variance), `y` as f32: every carry
+    // path of the GPU's exact digits (sums and 106-bit squares) is taken many times.
+    let mut s = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let n = 20_000;
+    let mut random = |spread: u64| -> f64 {
+        let r = next();
+        let exp = (r % spread) as i32 - (spread / 2) as i32;
+        let sign = if r & (1 << 40) != 0 { -1.0 } else { 1.0 };
+        f64::from_bits(next() >> 12 | 0x3ff0_0000_0000_0000) * 2f64.powi(exp) * sign
+    };
+    let x: Vec<f64> = (0..n).map(|_| random(80)).collect();
+    let z: Vec<f64> = (0..n).map(|_| random(2)).collect();
+    let y: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let k: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    let b = batch(vec![
+        ("k", Arc::new(UInt8Array::from(k)) as _),
+        ("x", Arc::new(Float64Array::from(x)) as _),
+        ("y", Arc::new(Float32Array::from(y)) as _),
+        ("z", Arc::new(Float64Array::from(z)) as _),
+    ]);
+    let aggs = [
+        Agg::sum(col("x")),
+        Agg::mean(col("x")),
+        Agg::var_samp(col("x")),
+        Agg::stddev_pop(col("x")),
+        Agg::sum(col("y")),
+        Agg::var_pop(col("y")),
+        Agg::sum(col("z")),
+        Agg::var_pop(col("z")),
+        Agg::stddev_samp(col("z")),
+    ];
+    same_as_cpu(&b, &["k"], &aggs);
+    same_as_cpu(&b, &[], &aggs);
+}

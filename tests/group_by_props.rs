@@ -15,7 +15,8 @@
 //!
 //! The GPU path is held to the CPU path bit for bit: on every adapter, random batches and
 //! keys (dictionary keys aside), with the aggregates the GPU runs (`count(*)`, `count`,
-//! integer `sum`/`avg`, `min`/`max` of every type) on `Backend::Gpu`, and with any aggregate
+//! `sum`/`avg` of integers and floats, float `var`/`stddev`, `min`/`max` of every type) on
+//! `Backend::Gpu`, and with any aggregate
 //! on `Backend::Auto` (which falls back for the rest).
 
 mod common;
@@ -648,8 +649,12 @@ fn gpu_agg(rng: &mut Rng, batch: &RecordBatch) -> Agg {
         .map(|f| (f.name().clone(), f.data_type().clone()))
         .collect();
     let ints: Vec<&(String, DataType)> = columns.iter().filter(|(_, t)| is_int(t)).collect();
+    let floats: Vec<&(String, DataType)> = columns
+        .iter()
+        .filter(|(_, t)| matches!(t, DataType::Float32 | DataType::Float64))
+        .collect();
     let (name, _) = rng.pick(&columns).clone();
-    match rng.below(6) {
+    match rng.below(8) {
         0 => Agg::count_star(),
         1 => Agg::count(col(name)),
         2 | 3 if !ints.is_empty() => {
@@ -658,6 +663,17 @@ fn gpu_agg(rng: &mut Rng, batch: &RecordBatch) -> Agg {
                 Agg::sum(c)
             } else {
                 Agg::mean(c)
+            }
+        }
+        2 | 3 | 6 if !floats.is_empty() => {
+            let c = col(rng.pick(&floats).0.clone());
+            match rng.below(6) {
+                0 => Agg::sum(c),
+                1 => Agg::mean(c),
+                2 => Agg::var_samp(c),
+                3 => Agg::var_pop(c),
+                4 => Agg::stddev_samp(c),
+                _ => Agg::stddev_pop(c),
             }
         }
         4 => Agg::min(col(name)),

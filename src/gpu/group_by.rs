@@ -6,10 +6,13 @@
 //! On the GPU today: keys of every type the sort takes (one or more, nulls a group of their
 //! own, NaN equal to NaN, -0.0 apart from 0.0), and `count(*)`, `count(x)`, `sum`/`avg` of
 //! integer columns (a 96-bit exact sum per group: the wrapping 64-bit sum is its low words,
-//! the mean its exact value rounded once) and `min`/`max` of any key type (the largest order
-//! word, then the first row holding it). Aggregates over expressions, with filters, of
-//! floats (`sum`, `avg`, `var`, `stddev`), dictionary keys and batches of more than one
-//! chunk report [`Error::UnsupportedOnGpu`], and `Backend::Auto` runs them on the CPU.
+//! the mean its exact value rounded once), `sum`/`avg`/`var`/`stddev` of float columns
+//! (`shaders/group_fsum.wgsl`: exact sums and sums of squares as 32-bit digits, sized from a
+//! pass over the column's bit range, rebuilt into `crate::exact::ExactSum` on the host and
+//! rounded by the CPU path's code) and `min`/`max` of any key type (the largest order word,
+//! then the first row holding it). Aggregates over expressions, with filters, integer
+//! `var`/`stddev`, dictionary keys and batches of more than one chunk report
+//! [`Error::UnsupportedOnGpu`], and `Backend::Auto` runs them on the CPU.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +29,7 @@ use super::sort::{encode_interleaved, key_kind, Key};
 use super::{compact, GpuContext};
 use crate::engine::{check_gpu_types, Engine};
 use crate::error::{Error, Result};
-use crate::exact::ExactSum;
+use crate::exact::{self, ExactSum};
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
 use crate::plan::{int_info, Typed};
 use crate::profile::{self, Phase};
@@ -43,6 +46,10 @@ fn value_column(agg: &PlannedAgg) -> Option<(usize, &DataType)> {
         Some(Typed::Column(i, dt)) => Some((*i, dt)),
         _ => None,
     }
+}
+
+fn is_float(dt: &DataType) -> bool {
+    matches!(dt, DataType::Float32 | DataType::Float64)
 }
 
 /// Why `plan` can't run on the GPU, if it can't.
@@ -64,10 +71,13 @@ fn unsupported(plan: &Plan, batch: &RecordBatch) -> Option<String> {
             return Some(format!("{} of an expression", agg.func));
         };
         let ok = match agg.func {
+            AggFunc::CountStar => true,
             AggFunc::Count => super::column::Layout::of(dt).is_some(),
-            AggFunc::Sum | AggFunc::Mean => int_info(dt).is_some(),
+            AggFunc::Sum | AggFunc::Mean => int_info(dt).is_some() || is_float(dt),
             AggFunc::Min | AggFunc::Max => key_kind(dt).is_some(),
-            _ => false,
+            AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
+                is_float(dt)
+            }
         };
         if !ok {
             return Some(format!("{} of {dt}", agg.func));
@@ -147,14 +157,29 @@ pub(crate) fn group_by(
         let (g, ids, first) = assign_groups(&resident, &keys)?;
         (g, ids, Some(first))
     };
-    // One state buffer per aggregate (and a count of values for sums over nullable columns).
+    // The bit range of every float column summed, to size its exact digits.
+    let float_columns: Vec<usize> = plan
+        .aggs
+        .iter()
+        .filter(|a| a.func != AggFunc::Count && a.func != AggFunc::Min && a.func != AggFunc::Max)
+        .filter_map(|a| value_column(a).filter(|(_, dt)| is_float(dt)))
+        .map(|(i, _)| at(i))
+        .collect();
+    let ranges = float_ranges(&resident, &float_columns)?;
+    // One state buffer per aggregate (and a count of values where the result needs it).
     let mut encoder = ctx.encoder();
     let mut states = Vec::with_capacity(plan.aggs.len());
     for agg in &plan.aggs {
+        let column = value_column(agg).map(|(i, _)| at(i));
+        let range = match agg.func {
+            AggFunc::Count | AggFunc::Min | AggFunc::Max => None,
+            _ => column.and_then(|c| ranges.iter().find(|(k, _)| *k == c).map(|(_, r)| *r)),
+        };
         states.push(record_aggregate(
             &resident,
             agg,
-            value_column(agg).map(|(i, _)| at(i)),
+            column,
+            range,
             groups,
             &group_of_row,
             &mut encoder,
@@ -173,6 +198,9 @@ pub(crate) fn group_by(
         if let Some(c) = &s.counts {
             parts.push((c, groups as u64 * 4));
         }
+        if let Some(q) = s.float.as_ref().and_then(|f| f.squares.as_ref()) {
+            parts.push((&q.state, (q.digits as u64 + 1) * groups as u64 * 4));
+        }
     }
     let mut bytes = ctx.read_many(&parts)?.into_iter();
     let mut next =
@@ -190,13 +218,15 @@ pub(crate) fn group_by(
     for (agg, s) in plan.aggs.iter().zip(&states) {
         let state = next();
         let counts = s.counts.as_ref().map(|_| next());
-        columns.push(finish(
-            batch,
-            agg,
-            groups as usize,
-            &state,
-            counts.as_deref(),
-        )?);
+        let column = match &s.float {
+            Some(f) => {
+                let squares = f.squares.as_ref().map(|_| next());
+                let counts = counts.expect("float aggregates count their values");
+                finish_float(agg, f, groups as usize, &state, squares.as_deref(), &counts)
+            }
+            None => finish(batch, agg, groups as usize, &state, counts.as_deref())?,
+        };
+        columns.push(column);
     }
     profile::record(Phase::Download, start);
     let options = RecordBatchOptions::new().with_row_count(Some(groups as usize));
@@ -282,18 +312,86 @@ fn assign_groups(batch: &GpuBatch, keys: &[Key]) -> Result<(u32, wgpu::Buffer, w
     Ok((groups, group_of_row, first_of_group))
 }
 
-/// One aggregate's state on the GPU: `words` u32 per group, and for sums over a nullable
-/// column the count of values per group.
+/// One aggregate's state on the GPU: `words` u32 per group, for sums over a nullable
+/// column (and every mean) the count of values per group, and for floats the digits'
+/// layout.
 struct AggState {
     state: wgpu::Buffer,
     words: u32,
     counts: Option<wgpu::Buffer>,
+    float: Option<FloatDigits>,
 }
 
+/// Exact float accumulators: per group `digits` positive and `digits` negative digits from
+/// digit `lowest`, then the special-value flags; and the squares' digits for variances.
+struct FloatDigits {
+    digits: u32,
+    lowest: u32,
+    squares: Option<Squares>,
+}
+
+struct Squares {
+    state: wgpu::Buffer,
+    digits: u32,
+    lowest: u32,
+}
+
+const FSUM_RANGE: u32 = 0;
+const FSUM_SUM: u32 = 1;
+const FSUM_SQUARES: u32 = 2;
+
+fn fsum_mode(batch: &GpuBatch, column: usize, mode: u32) -> u32 {
+    let f64_bit = (batch.columns[column].data_type == DataType::Float64) as u32;
+    let validity = batch.columns[column].chunks[0].validity.is_some() as u32;
+    mode | f64_bit << 8 | validity << 9
+}
+
+/// The lowest and highest bit position (at scale 2^-1074) of any finite non-zero value of
+/// each float column: one pass and one small readback for all of them.
+fn float_ranges(batch: &GpuBatch, columns: &[usize]) -> Result<Vec<(usize, (u32, u32))>> {
+    let mut columns = columns.to_vec();
+    columns.sort_unstable();
+    columns.dedup();
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[0];
+    let pipeline = ctx.pipeline("group_fsum", || assemble(shader::GROUP_FSUM, &[]))?;
+    let mut encoder = ctx.encoder();
+    let mut buffers = Vec::with_capacity(columns.len());
+    for &c in &columns {
+        let range = ctx.storage_from_bytes("float range", bytemuck::cast_slice(&[u32::MAX, 0]))?;
+        let chunk = &batch.columns[c].chunks[0];
+        let params = ctx.params([rows, fsum_mode(batch, c, FSUM_RANGE), 0, 0])?;
+        let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
+        let bg = ctx.bind(
+            &pipeline,
+            &[&params, &chunk.data, validity, &chunk.data, &range],
+        );
+        ctx.dispatch(&mut encoder, &pipeline, &bg, rows as u64);
+        buffers.push(range);
+    }
+    ctx.submit(encoder)?;
+    let parts: Vec<(&wgpu::Buffer, u64)> = buffers.iter().map(|b| (b, 8)).collect();
+    let read = ctx.read_many(&parts)?;
+    Ok(columns
+        .into_iter()
+        .zip(read)
+        .map(|(c, bytes)| {
+            let r: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+            // No finite non-zero value: one digit at 0 (nothing is added to it).
+            (c, if r[0] > r[1] { (0, 0) } else { (r[0], r[1]) })
+        })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn record_aggregate(
     batch: &GpuBatch,
     agg: &PlannedAgg,
     column: Option<usize>,
+    range: Option<(u32, u32)>,
     groups: u32,
     group_of_row: &wgpu::Buffer,
     encoder: &mut wgpu::CommandEncoder,
@@ -324,6 +422,59 @@ fn record_aggregate(
             dispatch(encoder, MODE_COUNT, 0, values, &state)?;
             Ok(state)
         };
+    if let (Some((min_pos, max_pos)), Some(chunk), Some(c)) = (range, chunk, column) {
+        // Exact float sums (and sums of squares for variances).
+        let fsum = ctx.pipeline("group_fsum", || assemble(shader::GROUP_FSUM, &[]))?;
+        let limit = ctx.summary.max_chunk_bytes;
+        let run = |encoder: &mut wgpu::CommandEncoder, mode: u32, digits: u32, lowest: u32| {
+            let words = if mode == FSUM_SUM {
+                2 * digits + 1
+            } else {
+                digits + 1
+            };
+            let bytes = groups as u64 * words as u64 * 4;
+            if bytes > limit {
+                return Err(Error::UnsupportedOnGpu {
+                    operation: "group_by",
+                    reason: format!(
+                        "exact {} of {groups} groups need {bytes} bytes of digits, more than one binding",
+                        agg.func
+                    ),
+                });
+            }
+            let state = ctx.storage_zeroed("exact float digits", bytes)?;
+            let params = ctx.params([rows, fsum_mode(batch, c, mode), digits, lowest])?;
+            let v = validity.unwrap_or(&chunk.data);
+            let bg = ctx.bind(&fsum, &[&params, &chunk.data, v, group_of_row, &state]);
+            ctx.dispatch(encoder, &fsum, &bg, rows as u64);
+            Ok((state, words))
+        };
+        let lowest = min_pos / 32;
+        let digits = (max_pos + 52) / 32 + 2 - lowest;
+        let (state, words) = run(encoder, FSUM_SUM, digits, lowest)?;
+        let squares = if matches!(agg.func, AggFunc::Sum | AggFunc::Mean) {
+            None
+        } else {
+            let lowest = 2 * min_pos / 32;
+            let digits = (2 * max_pos + 105) / 32 + 2 - lowest;
+            let (state, _) = run(encoder, FSUM_SQUARES, digits, lowest)?;
+            Some(Squares {
+                state,
+                digits,
+                lowest,
+            })
+        };
+        return Ok(AggState {
+            state,
+            words,
+            counts: Some(count(encoder, &chunk.data)?),
+            float: Some(FloatDigits {
+                digits,
+                lowest,
+                squares,
+            }),
+        });
+    }
     Ok(match (agg.func, chunk) {
         (AggFunc::CountStar, _) | (AggFunc::Count, None) => {
             // count(*): every row (no validity is read).
@@ -340,12 +491,14 @@ fn record_aggregate(
                 state,
                 words: 1,
                 counts: None,
+                float: None,
             }
         }
         (AggFunc::Count, Some(chunk)) => AggState {
             state: count(encoder, &chunk.data)?,
             words: 1,
             counts: None,
+            float: None,
         },
         (AggFunc::Sum | AggFunc::Mean, Some(chunk)) => {
             let dt = &batch.columns[column.expect("a column")].data_type;
@@ -367,6 +520,7 @@ fn record_aggregate(
                 state,
                 words: 3,
                 counts,
+                float: None,
             }
         }
         (AggFunc::Min | AggFunc::Max, Some(_)) => {
@@ -389,6 +543,7 @@ fn record_aggregate(
                 state,
                 words: 3,
                 counts: None,
+                float: None,
             }
         }
         _ => {
@@ -450,4 +605,59 @@ fn finish(
             })
         }
     })
+}
+
+/// A float aggregate's column from its downloaded digits: the exact sums rebuilt and
+/// rounded once by the same code as the CPU path's, so the bits are the same.
+fn finish_float(
+    agg: &PlannedAgg,
+    f: &FloatDigits,
+    groups: usize,
+    state: &[u32],
+    squares: Option<&[u32]>,
+    counts: &[u32],
+) -> ArrayRef {
+    let d = f.digits as usize;
+    let sum = |g: usize| {
+        let mut e = ExactSum::default();
+        let at = g * (2 * d + 1);
+        for i in 0..d {
+            let pos = (f.lowest + i as u32) * 32;
+            e.add_digit(false, state[at + i], pos);
+            e.add_digit(true, state[at + d + i], pos);
+        }
+        e.add_flags(state[at + 2 * d]);
+        e
+    };
+    let square_sum = |g: usize| {
+        let q = f.squares.as_ref().expect("variance has squares");
+        let words = squares.expect("variance has squares");
+        let d = q.digits as usize;
+        let at = g * (d + 1);
+        let mut e = ExactSum::default();
+        for i in 0..d {
+            e.add_digit(false, words[at + i], (q.lowest + i as u32) * 32);
+        }
+        e.add_flags(words[at + d]);
+        e
+    };
+    let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
+    Arc::new(Float64Array::from_iter((0..groups).map(|g| {
+        let n = counts[g] as u64;
+        match agg.func {
+            AggFunc::Sum => (n > 0).then(|| sum(g).sum()),
+            AggFunc::Mean => (n > 0).then(|| sum(g).mean(n)),
+            AggFunc::VarSamp | AggFunc::VarPop => exact::variance(&sum(g), &square_sum(g), n, ddof),
+            _ => exact::std_dev(&sum(g), &square_sum(g), n, ddof).map(canonical),
+        }
+    })))
+}
+
+/// A canonical NaN for any NaN (as the CPU path gives its standard deviations).
+fn canonical(x: f64) -> f64 {
+    if x.is_nan() {
+        exact::CANONICAL_NAN
+    } else {
+        x
+    }
 }

@@ -30,6 +30,7 @@ pub(crate) const GROUP_INSERT: &str = include_str!("../../shaders/group_insert.w
 pub(crate) const GROUP_FIRST: &str = include_str!("../../shaders/group_first.wgsl");
 pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
 pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
+pub(crate) const GROUP_FSUM: &str = include_str!("../../shaders/group_fsum.wgsl");
 
 /// Expands `#import` lines and `${KEY}` definitions in `source`.
 pub(crate) fn assemble(source: &str, defs: &[(&str, &str)]) -> String {
@@ -84,6 +85,7 @@ mod tests {
             (GROUP_FIRST, &[][..]),
             (GROUP_IDS, &[][..]),
             (GROUP_AGG, &[][..]),
+            (GROUP_FSUM, &[][..]),
         ] {
             let text = assemble(src, defs);
             naga::front::wgsl::parse_str(&text)
