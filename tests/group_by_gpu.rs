@@ -85,6 +85,7 @@ fn empty_input_gives_no_groups_or_one_empty_global_group() {
     let b = batch(vec![
         ("k", Arc::new(Int32Array::from(Vec::<i32>::new())) as _),
         ("x", Arc::new(Int64Array::from(Vec::<i64>::new())) as _),
+        ("f", Arc::new(Float32Array::from(Vec::<f32>::new())) as _),
     ]);
     let aggs = [
         Agg::count_star(),
@@ -92,6 +93,10 @@ fn empty_input_gives_no_groups_or_one_empty_global_group() {
         Agg::sum(col("x")),
         Agg::min(col("x")),
         Agg::mean(col("x")),
+        Agg::sum(col("f")),
+        Agg::mean(col("f")),
+        Agg::var_samp(col("f")),
+        Agg::stddev_pop(col("f")),
     ];
     same_as_cpu(&b, &["k"], &aggs);
     same_as_cpu(&b, &[], &aggs);

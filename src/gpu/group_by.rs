@@ -132,7 +132,17 @@ pub(crate) fn group_by(
             .map(|&k| batch.column(k).slice(0, 0))
             .collect();
         for agg in &plan.aggs {
-            columns.push(finish(batch, agg, groups, &zeros, Some(&zeros[..groups]))?);
+            let float = value_column(agg).is_some_and(|(_, dt)| is_float(dt));
+            columns.push(match agg.func {
+                // No values: every float result is null.
+                AggFunc::Sum | AggFunc::Mean if float => {
+                    Arc::new(Float64Array::from(vec![None; groups]))
+                }
+                AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
+                    Arc::new(Float64Array::from(vec![None; groups]))
+                }
+                _ => finish(batch, agg, groups, &zeros, Some(&zeros[..groups]))?,
+            });
         }
         let options = RecordBatchOptions::new().with_row_count(Some(groups));
         return Ok(RecordBatch::try_new_with_options(
