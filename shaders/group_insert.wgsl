@@ -67,7 +67,9 @@ fn main(
     var slot = 0xffffffffu;
     var probe = 0u;
     loop {
-        if (probe >= params.capacity) {
+        // A full table, or one already known to overflow: stop (the host grows it and
+        // inserts again), rather than probe every slot.
+        if (probe >= params.capacity || atomicLoad(&state[1]) != 0u) {
             break;
         }
         let s = (start + probe) & mask;
