@@ -7,6 +7,7 @@
 //               rows whose high word is the largest), then the first row holding it (as
 //               rows - row, by max). The minimum is the maximum of inverted words.
 #import dispatch
+#import group_rows
 
 const MODE_COUNT: u32 = 0u;
 const MODE_SUM: u32 = 1u;
@@ -25,10 +26,6 @@ struct AggParams {
 }
 
 @group(0) @binding(0) var<uniform> params: AggParams;
-@group(0) @binding(1) var<storage, read> values: array<u32>;
-@group(0) @binding(2) var<storage, read> validity: array<u32>;
-@group(0) @binding(3) var<storage, read> group_of_row: array<u32>;
-@group(0) @binding(4) var<storage, read_write> state: array<atomic<u32>>;
 
 fn add96(base: u32, v0: u32, v1: u32, v2: u32) {
     let o0 = atomicAdd(&state[base], v0);
@@ -55,7 +52,7 @@ fn main(
     if (row >= params.rows) {
         return;
     }
-    if ((params.flags & 1u) != 0u && ((validity[row >> 5u] >> (row & 31u)) & 1u) == 0u) {
+    if (!row_valid(row, (params.flags & 1u) != 0u)) {
         return;
     }
     let g = group_of_row[row];

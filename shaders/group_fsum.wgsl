@@ -9,6 +9,7 @@
 //   MODE_SUM:     per group [positive digits][negative digits][flags], at scale 2^-1074.
 //   MODE_SQUARES: per group [digits][flags] of x * x, at scale 2^-2148.
 #import dispatch
+#import group_rows
 #import int64
 
 const MODE_RANGE: u32 = 0u;
@@ -30,10 +31,6 @@ struct FsumParams {
 }
 
 @group(0) @binding(0) var<uniform> params: FsumParams;
-@group(0) @binding(1) var<storage, read> values: array<u32>;
-@group(0) @binding(2) var<storage, read> validity: array<u32>;
-@group(0) @binding(3) var<storage, read> group_of_row: array<u32>;
-@group(0) @binding(4) var<storage, read_write> state: array<atomic<u32>>;
 
 // A float as sign, integer mantissa (lo, hi) and bit position at scale 2^-1074; `special`
 // holds a FLAG_* for NaN and the infinities; a zero has mantissa 0.
@@ -145,7 +142,7 @@ fn main(
     if (row >= params.rows) {
         return;
     }
-    if ((params.mode & 512u) != 0u && ((validity[row >> 5u] >> (row & 31u)) & 1u) == 0u) {
+    if (!row_valid(row, (params.mode & 512u) != 0u)) {
         return;
     }
     let p = parts(row);

@@ -33,6 +33,15 @@ pub(crate) const BIAS_SQUARES: u32 = 2 * BIAS_SUM;
 /// The canonical quiet NaN every NaN result becomes.
 pub(crate) const CANONICAL_NAN: f64 = f64::from_bits(0x7ff8_0000_0000_0000);
 
+/// `x`, or the canonical NaN when `x` is a NaN (`sqrt` may keep a payload).
+pub(crate) fn canonical(x: f64) -> f64 {
+    if x.is_nan() {
+        CANONICAL_NAN
+    } else {
+        x
+    }
+}
+
 /// After this many additions the carry-save digits are normalized (each addition moves a
 /// digit by less than 2^32, so an i64 digit takes 2^30 of them with room to spare).
 const NORMALIZE_EVERY: u32 = 1 << 30;

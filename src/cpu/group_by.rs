@@ -197,15 +197,6 @@ fn moments(
     Ok(m)
 }
 
-/// A canonical NaN for any NaN (sqrt may keep a payload).
-fn canonical(x: f64) -> f64 {
-    if x.is_nan() {
-        exact::CANONICAL_NAN
-    } else {
-        x
-    }
-}
-
 /// One aggregate's output column.
 fn aggregate(
     batch: &RecordBatch,
@@ -294,7 +285,7 @@ fn aggregate(
             let root = matches!(agg.func, AggFunc::StddevSamp | AggFunc::StddevPop);
             Arc::new(Float64Array::from_iter((0..groups).map(|g| {
                 if root {
-                    exact::std_dev(&m.sum[g], &m.squares[g], m.n[g], ddof).map(canonical)
+                    exact::std_dev(&m.sum[g], &m.squares[g], m.n[g], ddof).map(exact::canonical)
                 } else {
                     exact::variance(&m.sum[g], &m.squares[g], m.n[g], ddof)
                 }

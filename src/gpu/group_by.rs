@@ -486,26 +486,9 @@ fn record_aggregate(
         });
     }
     Ok(match (agg.func, chunk) {
-        (AggFunc::CountStar, _) | (AggFunc::Count, None) => {
-            // count(*): every row (no validity is read).
-            let state = ctx.storage_zeroed("group counts", groups as u64 * 4)?;
-            let params = ctx.params([rows, MODE_COUNT, 0, 0])?;
-            let bg = ctx.bind(
-                &pipeline,
-                &[&params, group_of_row, group_of_row, group_of_row, &state],
-            );
-            if rows > 0 {
-                ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
-            }
-            AggState {
-                state,
-                words: 1,
-                counts: None,
-                float: None,
-            }
-        }
-        (AggFunc::Count, Some(chunk)) => AggState {
-            state: count(encoder, &chunk.data)?,
+        // count(*) has no column, so no validity is read: every row counts.
+        (AggFunc::CountStar | AggFunc::Count, _) => AggState {
+            state: count(encoder, chunk.map_or(group_of_row, |c| &c.data))?,
             words: 1,
             counts: None,
             float: None,
@@ -658,16 +641,7 @@ fn finish_float(
             AggFunc::Sum => (n > 0).then(|| sum(g).sum()),
             AggFunc::Mean => (n > 0).then(|| sum(g).mean(n)),
             AggFunc::VarSamp | AggFunc::VarPop => exact::variance(&sum(g), &square_sum(g), n, ddof),
-            _ => exact::std_dev(&sum(g), &square_sum(g), n, ddof).map(canonical),
+            _ => exact::std_dev(&sum(g), &square_sum(g), n, ddof).map(exact::canonical),
         }
     })))
-}
-
-/// A canonical NaN for any NaN (as the CPU path gives its standard deviations).
-fn canonical(x: f64) -> f64 {
-    if x.is_nan() {
-        exact::CANONICAL_NAN
-    } else {
-        x
-    }
 }

@@ -10,6 +10,7 @@ fn common(name: &str) -> Option<&'static str> {
         "mask" => include_str!("../../shaders/common/mask.wgsl"),
         "scan" => include_str!("../../shaders/common/scan.wgsl"),
         "radix" => include_str!("../../shaders/common/radix.wgsl"),
+        "group_rows" => include_str!("../../shaders/common/group_rows.wgsl"),
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
         _ => return None,
     })
@@ -104,6 +105,7 @@ mod tests {
             "mask",
             "scan",
             "radix",
+            "group_rows",
             "softfloat",
         ] {
             let text = assemble(&format!("#import dispatch\n#import {name}\n"), &[]);

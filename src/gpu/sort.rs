@@ -126,25 +126,55 @@ pub(crate) fn encode_interleaved(
     let words = words_with(batch, keys, null_words)?;
     let rows = batch.chunk_rows[c];
     let stride = words.len() as u32;
-    let encode = ctx.pipeline("sort_encode", || assemble(shader::SORT_ENCODE, &[]))?;
     let out = ctx.storage_zeroed("key words", rows as u64 * stride as u64 * 4)?;
     let bounds = ctx.storage_zeroed("key bounds", stride as u64 * 8)?;
     for (i, word) in words.iter().enumerate() {
-        let chunk = &batch.columns[word.column].chunks[c];
-        let flags = word.flags
-            | if chunk.validity.is_some() {
-                FLAG_HAS_VALIDITY
-            } else {
-                0
-            };
-        let params = ctx.params([rows, flags, i as u32, stride | ((i as u32) << 16)])?;
-        let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
-        if rows > 0 {
-            let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, &out, &bounds]);
-            ctx.dispatch(encoder, &encode, &bg, rows as u64);
-        }
+        let i = i as u32;
+        record_word(
+            batch,
+            *word,
+            c,
+            i,
+            stride | (i << 16),
+            &out,
+            &bounds,
+            encoder,
+        )?;
     }
     Ok((out, stride))
+}
+
+/// Records the encode kernel for one key word of chunk `c`: row r's word goes to
+/// `out[r * stride + offset]` (`placement` = stride | offset << 16), and its AND / OR over
+/// the chunk to `bounds[slot * 2 ..]`.
+#[allow(clippy::too_many_arguments)]
+fn record_word(
+    batch: &GpuBatch,
+    word: Word,
+    c: usize,
+    slot: u32,
+    placement: u32,
+    out: &wgpu::Buffer,
+    bounds: &wgpu::Buffer,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<()> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let encode = ctx.pipeline("sort_encode", || assemble(shader::SORT_ENCODE, &[]))?;
+    let chunk = &batch.columns[word.column].chunks[c];
+    let flags = word.flags
+        | if chunk.validity.is_some() {
+            FLAG_HAS_VALIDITY
+        } else {
+            0
+        };
+    let params = ctx.params([rows, flags, slot, placement])?;
+    let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
+    if rows > 0 {
+        let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, out, bounds]);
+        ctx.dispatch(encoder, &encode, &bg, rows as u64);
+    }
+    Ok(())
 }
 
 /// One chunk sorted on the GPU: its row indices (local to the chunk) in key order, and its
@@ -161,7 +191,6 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
     let words = words_of(batch, keys)?;
     let start = std::time::Instant::now();
     let out = ctx.scoped(|| {
-        let encode = ctx.pipeline("sort_encode", || assemble(shader::SORT_ENCODE, &[]))?;
         // Stage 1: every word of every chunk, and its AND / OR over the chunk.
         let mut encoder = ctx.encoder();
         let mut encoded = Vec::with_capacity(batch.num_chunks());
@@ -170,20 +199,8 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
             let bounds = ctx.storage_from_bytes("sort bounds", bytemuck::cast_slice(&init))?;
             let mut buffers = Vec::with_capacity(words.len());
             for (slot, word) in words.iter().enumerate() {
-                let chunk = &batch.columns[word.column].chunks[c];
                 let out = ctx.storage_zeroed("sort key words", rows as u64 * 4)?;
-                let flags = word.flags
-                    | if chunk.validity.is_some() {
-                        FLAG_HAS_VALIDITY
-                    } else {
-                        0
-                    };
-                let params = ctx.params([rows, flags, slot as u32, 1])?;
-                let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
-                if rows > 0 {
-                    let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, &out, &bounds]);
-                    ctx.dispatch(&mut encoder, &encode, &bg, rows as u64);
-                }
+                record_word(batch, *word, c, slot as u32, 1, &out, &bounds, &mut encoder)?;
                 buffers.push(out);
             }
             encoded.push((bounds, buffers));
