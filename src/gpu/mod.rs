@@ -5,6 +5,7 @@ pub(crate) mod column;
 pub(crate) mod compact;
 pub(crate) mod filter;
 pub(crate) mod group_by;
+pub(crate) mod groups;
 pub(crate) mod predicate;
 pub(crate) mod shader;
 pub(crate) mod sort;
