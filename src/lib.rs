@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod cpu;
+pub mod distinct;
 mod engine;
 mod error;
 mod exact;
@@ -57,6 +58,7 @@ mod sort;
 
 /// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
 pub use arrow::compute::SortOptions;
+pub use distinct::Keep;
 pub use engine::{Backend, Engine, EngineOptions, BACKEND_ENV};
 pub use error::{Error, Result};
 pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};

@@ -136,3 +136,41 @@ pub(crate) fn rows(columns: &[(&ArrayRef, SortOptions)]) -> Result<Rows> {
     let arrays: Vec<ArrayRef> = columns.iter().map(|(c, _)| (*c).clone()).collect();
     Ok(RowConverter::new(fields)?.convert_columns(&arrays)?)
 }
+
+/// Numbers distinct keys in order of first appearance: every key's number, and every
+/// number's first position.
+fn number<K: std::hash::Hash + Eq>(
+    keys: impl Iterator<Item = K>,
+    n: usize,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut map: hashbrown::HashMap<K, u32> = hashbrown::HashMap::new();
+    let mut ids = Vec::with_capacity(n);
+    let mut first: Vec<u32> = Vec::new();
+    for (i, k) in keys.enumerate() {
+        let next = first.len() as u32;
+        let id = *map.entry(k).or_insert_with(|| {
+            first.push(i as u32);
+            next
+        });
+        ids.push(id);
+    }
+    (ids, first)
+}
+
+/// Groups the rows of `columns` (one or more key columns of equal length) by a `hashbrown`
+/// table over their encoding: every row's group, and every group's first row, groups
+/// numbered in order of first appearance. Rows are in one group exactly when their
+/// row-format encodings are equal (nulls equal, NaN equal to the same NaN, -0.0 apart from
+/// 0.0). Keys that fit 64 or 128 bits hash as [`packed`] integers, others as [`rows`].
+pub(crate) fn group_ids(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+    let n = columns.first().map_or(0, |c| c.len());
+    let keyed: Vec<(&ArrayRef, SortOptions)> = columns
+        .iter()
+        .map(|c| (c, SortOptions::default()))
+        .collect();
+    Ok(match packed(&keyed) {
+        Some((packed, bits)) if bits <= 64 => number(packed.into_iter().map(|k| k as u64), n),
+        Some((packed, _)) => number(packed.into_iter(), n),
+        None => number(rows(&keyed)?.iter(), n),
+    })
+}

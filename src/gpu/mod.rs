@@ -3,6 +3,7 @@
 
 pub(crate) mod column;
 pub(crate) mod compact;
+pub(crate) mod distinct;
 pub(crate) mod filter;
 pub(crate) mod group_by;
 pub(crate) mod groups;

@@ -32,6 +32,9 @@ pub(crate) const GROUP_FIRST: &str = include_str!("../../shaders/group_first.wgs
 pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
 pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
 pub(crate) const GROUP_FSUM: &str = include_str!("../../shaders/group_fsum.wgsl");
+pub(crate) const DISTINCT_LAST: &str = include_str!("../../shaders/distinct_last.wgsl");
+pub(crate) const DISTINCT_MARK: &str = include_str!("../../shaders/distinct_mark.wgsl");
+pub(crate) const DISTINCT_SCATTER: &str = include_str!("../../shaders/distinct_scatter.wgsl");
 
 /// Expands `#import` lines and `${KEY}` definitions in `source`.
 pub(crate) fn assemble(source: &str, defs: &[(&str, &str)]) -> String {
@@ -87,6 +90,9 @@ mod tests {
             (GROUP_IDS, &[][..]),
             (GROUP_AGG, &[][..]),
             (GROUP_FSUM, &[][..]),
+            (DISTINCT_LAST, &[][..]),
+            (DISTINCT_MARK, &[][..]),
+            (DISTINCT_SCATTER, &[][..]),
         ] {
             let text = assemble(src, defs);
             naga::front::wgsl::parse_str(&text)
