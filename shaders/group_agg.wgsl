@@ -6,19 +6,23 @@
 //   MODE_MAX_HI, MODE_MAX_LO, MODE_MAX_ROW: the largest order word (high, then low among
 //               rows whose high word is the largest), then the first row holding it (as
 //               rows - row, by max). The minimum is the maximum of inverted words.
+//   MODE_SQUARES: the sum of the squares of integer values, exactly: 160 bits per group
+//               (five words; 2^32 squares of up to 128 bits fit), for integer variances.
 #import dispatch
 #import group_rows
+#import int64
 
 const MODE_COUNT: u32 = 0u;
 const MODE_SUM: u32 = 1u;
 const MODE_MAX_HI: u32 = 2u;
 const MODE_MAX_LO: u32 = 3u;
 const MODE_MAX_ROW: u32 = 4u;
+const MODE_SQUARES: u32 = 5u;
 
 struct AggParams {
     rows: u32,
     mode: u32,
-    // MODE_SUM: bits 0-6 the value's width (8, 16, 32, 64), bit 7 signed.
+    // MODE_SUM, MODE_SQUARES: bits 0-6 the value's width (8, 16, 32, 64), bit 7 signed.
     // MODE_MAX_*: order words per row (1 or 2).
     kind: u32,
     // Bit 0: the input has a validity bitmap.
@@ -42,6 +46,56 @@ fn add96(base: u32, v0: u32, v1: u32, v2: u32) {
     }
 }
 
+// `w += v << (32 * at)` on a local five-word number (carries kept inside it).
+fn add_local(w: ptr<function, array<u32, 5>>, at: u32, v: vec2<u32>) {
+    var carry = 0u;
+    for (var i = at; i < 5u; i++) {
+        var add = carry;
+        carry = 0u;
+        if (i == at) {
+            add = v.x;
+        }
+        if (i == at + 1u) {
+            add = v.y + add;
+            carry = select(0u, 1u, add < v.y);
+        }
+        let old = (*w)[i];
+        (*w)[i] = old + add;
+        carry += select(0u, 1u, old + add < old);
+        if (i > at && carry == 0u) {
+            break;
+        }
+    }
+}
+
+// Adds a five-word number to group state words base.. with 32-bit atomics: each word's
+// overflow, seen by the thread that caused it, is carried into the next word.
+fn add160(base: u32, v: array<u32, 5>) {
+    var carry = 0u;
+    for (var i = 0u; i < 5u; i++) {
+        let add = v[i] + carry;
+        carry = select(0u, 1u, add < v[i]);
+        if (add != 0u) {
+            let old = atomicAdd(&state[base + i], add);
+            carry += select(0u, 1u, old + add < old);
+        }
+    }
+}
+
+// The value of `row` as a 64-bit two's-complement number (sign- or zero-extended).
+fn value64(row: u32, width: u32, signed: bool) -> vec2<u32> {
+    if (width == 64u) {
+        return vec2<u32>(values[row * 2u], values[row * 2u + 1u]);
+    }
+    let per = 32u / width;
+    let raw = extractBits(values[row / per], (row % per) * width, width);
+    if (signed) {
+        let lo = bitcast<u32>(extractBits(bitcast<i32>(raw), 0u, width));
+        return vec2<u32>(lo, select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u));
+    }
+    return vec2<u32>(raw, 0u);
+}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -61,23 +115,10 @@ fn main(
             atomicAdd(&state[g], 1u);
         }
         case 1u: { // MODE_SUM
-            let width = params.kind & 127u;
             let signed = (params.kind & 128u) != 0u;
-            var lo = 0u;
-            var hi = 0u;
-            if (width == 64u) {
-                lo = values[row * 2u];
-                hi = values[row * 2u + 1u];
-            } else {
-                let per = 32u / width;
-                let raw = extractBits(values[row / per], (row % per) * width, width);
-                if (signed) {
-                    lo = bitcast<u32>(extractBits(bitcast<i32>(raw), 0u, width));
-                    hi = select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u);
-                } else {
-                    lo = raw;
-                }
-            }
+            let v = value64(row, params.kind & 127u, signed);
+            let lo = v.x;
+            let hi = v.y;
             let top = select(0u, 0xffffffffu, signed && (hi & 0x80000000u) != 0u);
             add96(g * 3u, lo, hi, top);
         }
@@ -88,6 +129,21 @@ fn main(
             if (values[row * 2u] == atomicLoad(&state[g * 3u])) {
                 atomicMax(&state[g * 3u + 1u], values[row * 2u + 1u]);
             }
+        }
+        case 5u: { // MODE_SQUARES
+            let signed = (params.kind & 128u) != 0u;
+            var v = value64(row, params.kind & 127u, signed);
+            if (signed && (v.y & 0x80000000u) != 0u) {
+                v = u64_neg(v);
+            }
+            // (hi·2^32 + lo)² = lo² + 2·hi·lo·2^32 + hi²·2^64.
+            let cross = mul_wide(v.x, v.y);
+            let low = mul_wide(v.x, v.x);
+            var w = array<u32, 5>(low.x, low.y, 0u, 0u, 0u);
+            add_local(&w, 1u, cross);
+            add_local(&w, 1u, cross);
+            add_local(&w, 2u, mul_wide(v.y, v.y));
+            add160(g * 5u, w);
         }
         default: { // MODE_MAX_ROW
             var best = values[row * params.kind] == atomicLoad(&state[g * 3u]);

@@ -1,6 +1,8 @@
-// A predicate, generated from an expression's shape (src/gpu/predicate.rs): each row's
-// value and validity under three-valued logic, written as Arrow bitmaps. Every column is
-// read once per row; literals come from `lits`, so one pipeline serves every value.
+// A predicate or an aggregate's input, generated from an expression's shape
+// (src/gpu/predicate.rs): each row's value and validity under three-valued logic, written
+// as Arrow bitmaps (a predicate, a boolean value) or as values plus a validity bitmap.
+// Every column is read once per row; literals come from `lits`, so one pipeline serves
+// every value.
 #import dispatch
 #import order
 #import int64
@@ -13,8 +15,6 @@ struct PredicateParams {
 }
 
 @group(0) @binding(0) var<uniform> params: PredicateParams;
-@group(0) @binding(1) var<storage, read_write> out_values: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out_valid: array<u32>;
 ${BINDINGS}
 var<workgroup> word_values: array<atomic<u32>, 8>;
 var<workgroup> word_valid: array<atomic<u32>, 8>;
@@ -35,17 +35,11 @@ fn main(
     if (row < params.rows) {
 ${BODY}
         let bit = 1u << (lid & 31u);
-        if (${OK}) {
-            atomicOr(&word_valid[lid >> 5u], bit);
-        }
-        if (${VALUE}) {
-            atomicOr(&word_values[lid >> 5u], bit);
-        }
+        ${STORE}
     }
     workgroupBarrier();
     if (lid < WG / 32u && base + lid * 32u < params.rows) {
         let w = base / 32u + lid;
-        out_values[w] = atomicLoad(&word_values[lid]);
-        out_valid[w] = atomicLoad(&word_valid[lid]);
+        ${FLUSH}
     }
 }

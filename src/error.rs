@@ -73,6 +73,10 @@ pub enum Error {
     /// given none.
     #[error("{0}: no key columns given")]
     NoKeys(&'static str),
+    /// A batch whose schema is not the one an operation was planned for (a batch pushed
+    /// into a [`crate::GroupByAccumulator`] made for another schema).
+    #[error("schema mismatch: {0}")]
+    SchemaMismatch(String),
     /// Integer division by zero in an expression (as arrow's `div`).
     #[error("divide by zero")]
     DivideByZero,

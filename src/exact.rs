@@ -142,6 +142,21 @@ impl ExactSum {
         }
     }
 
+    /// Adds everything `other` holds (an accumulator at the same scale): merging partial
+    /// sums, exactly.
+    pub(crate) fn merge(&mut self, other: &ExactSum) {
+        self.nan |= other.nan;
+        self.pos_inf |= other.pos_inf;
+        self.neg_inf |= other.neg_inf;
+        if other.limbs.is_empty() {
+            return;
+        }
+        let (neg, magnitude, exp) = other.exact();
+        for (i, d) in magnitude.0.iter().enumerate() {
+            self.add_digit(neg, *d, exp as u32 + 32 * i as u32);
+        }
+    }
+
     /// Records the special values the GPU saw: bit 0 NaN, bit 1 +inf, bit 2 -inf.
     pub(crate) fn add_flags(&mut self, flags: u32) {
         self.nan |= flags & 1 != 0;

@@ -50,16 +50,25 @@
 //! On the GPU (`src/gpu/group_by.rs`): an open-addressing hash table over the keys' order
 //! words (compare-and-swap on slots; sized from the input, grown and rebuilt when the groups
 //! fill it, so no row is ever dropped), groups numbered in order of first appearance by a
-//! prefix sum, then one atomic pass per aggregate. It runs `count(*)`, `count(x)`, `sum` and
-//! `avg` of integer columns (an exact 96-bit sum per group), `sum`/`avg`/`var`/`stddev` of
-//! float columns (the exact sums above, held as 32-bit digits that rows add to with 32-bit
-//! atomics and carries, then rounded by the same code as the CPU path: the same bits, on
-//! every adapter, GL included) and `min`/`max` of every key type, with keys of every type the
-//! engine uploads, in batches of one chunk. Aggregates over expressions or with filters,
-//! integer `var`/`stddev`, dictionary keys and larger batches are not on the GPU yet: [`Backend::Auto`] runs those on the CPU (the hash-based
-//! path from `hashbrown` over row-format encodings), logged and shown in the
-//! [`crate::Profile`] as a fall back; [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`]
-//! naming what it can't run.
+//! prefix sum, then one atomic pass per aggregate. Keys of every type the engine uploads,
+//! and Dictionary keys (grouped by canonical codes that the host derives from the
+//! dictionary's values). Every aggregate, over a column or an expression (evaluated by a
+//! generated kernel, the filter's code), with or without a filter: counts; integer `sum`
+//! and `avg` from an exact 96-bit sum; integer `var`/`stddev` from that and an exact
+//! 160-bit sum of squares; float `sum`/`avg`/`var`/`stddev` from the exact sums above, held
+//! as 32-bit digits that rows add to with 32-bit atomics and carries; `min`/`max` by order
+//! words. All of it with 32-bit atomics only, so every adapter runs it (GL included), and
+//! the results are finished by the same code as the CPU path's: the same bits. A batch
+//! larger than one GPU chunk is grouped chunk by chunk and the partial aggregates merged.
+//! What still runs on the CPU: plain string (or other non-uploadable) keys, aggregates over
+//! such values, and a float sum whose exact digits for all groups would exceed one storage
+//! binding. [`Backend::Auto`] runs those on the CPU (the hash-based path from `hashbrown`
+//! over row-format encodings), logged and shown in the [`crate::Profile`] as a fall back;
+//! [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`] naming what it can't run.
+//!
+//! Batches streamed one at a time (a file larger than memory) go through
+//! [`Engine::group_by_accumulator`]: each batch becomes partial aggregates (counts, exact
+//! sums, best values), which merge exactly, so the result is the one-batch result's bits.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -87,17 +96,21 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::compute::{take_record_batch, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::aggregate::{Grouped, Merger};
 use crate::cpu;
 use crate::engine::{check_rows, Engine};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu;
+use crate::gpu::column::GpuBatch;
 use crate::gpu::sort::Key;
+use crate::gpu::OperationScope;
 use crate::plan::{self, Typed};
+use crate::profile::{self, RanOn};
 
 #[cfg(doc)]
 use crate::engine::Backend;
@@ -601,16 +614,184 @@ impl Engine {
     ) -> Result<RecordBatch> {
         let plan = plan_group_by(batch.schema_ref(), keys, aggs)?;
         check_rows("group_by", batch.num_rows())?;
-        let out = self.run(
+        let grouped = self.run(
             "group_by",
-            |ctx| gpu::group_by::group_by(self, ctx, batch, &plan),
-            || cpu::group_by::group_by(batch, &plan),
+            |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), &plan),
+            || cpu::group_by::partial(batch, &plan),
         )?;
-        if options.sort_by_key && !plan.keys.is_empty() {
-            sort_by_key(&out, plan.keys.len())
-        } else {
-            Ok(out)
+        output(&plan, &grouped, options)
+    }
+
+    /// A group-by over many batches (a file streamed batch by batch, a table larger than
+    /// memory): [`GroupByAccumulator::push`] each batch, then
+    /// [`GroupByAccumulator::finish`]. Each batch is grouped on its own (on the GPU or the
+    /// CPU, as [`Engine::group_by`] would) into partial aggregates: counts, exact integer
+    /// sums, exact float sums and the best value so far. These merge exactly, so the result
+    /// is the one [`Engine::group_by_with`] gives for all the batches concatenated, to the
+    /// bit: groups in order of first appearance across the batches (or sorted by key), the
+    /// same sums, means and variances. Memory grows with the number of groups, not rows.
+    ///
+    /// Errors as [`Engine::group_by`], checked against `schema` here; a pushed batch whose
+    /// schema differs gives [`Error::SchemaMismatch`].
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Float64Array, Int32Array, Int64Array};
+    /// # use arrow::record_batch::RecordBatch;
+    /// use arrow_wgpu::{col, Agg, Engine, GroupByOptions};
+    /// let part = |k: Vec<i32>, x: Vec<f64>| RecordBatch::try_from_iter([
+    ///     ("k", Arc::new(Int32Array::from(k)) as _),
+    ///     ("x", Arc::new(Float64Array::from(x)) as _),
+    /// ]).unwrap();
+    /// let engine = Engine::from_env().unwrap();
+    /// let first = part(vec![1, 2, 1], vec![0.1, 0.2, 0.3]);
+    /// let mut acc = engine
+    ///     .group_by_accumulator(first.schema(), &["k"], &[Agg::count_star(), Agg::sum(col("x"))], GroupByOptions::default())
+    ///     .unwrap();
+    /// acc.push(&first).unwrap();
+    /// acc.push(&part(vec![3, 1], vec![0.4, 0.5])).unwrap();
+    /// let out = acc.finish().unwrap();
+    /// assert_eq!(out.column(0).as_ref(), &Int32Array::from(vec![1, 2, 3]));
+    /// assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![3, 1, 1]));
+    /// // The exact sum of 0.1, 0.3 and 0.5 (as f64 values), rounded once.
+    /// assert_eq!(out.column(2).as_ref(), &Float64Array::from(vec![0.9, 0.2, 0.4]));
+    /// ```
+    pub fn group_by_accumulator(
+        &self,
+        schema: SchemaRef,
+        keys: &[&str],
+        aggs: &[Agg],
+        options: GroupByOptions,
+    ) -> Result<GroupByAccumulator> {
+        let plan = plan_group_by(&schema, keys, aggs)?;
+        Ok(GroupByAccumulator {
+            engine: self.clone(),
+            input: schema,
+            plan,
+            options,
+            merger: Merger::new(),
+        })
+    }
+}
+
+/// A group-by fed batch by batch: see [`Engine::group_by_accumulator`].
+pub struct GroupByAccumulator {
+    engine: Engine,
+    input: SchemaRef,
+    plan: Plan,
+    options: GroupByOptions,
+    merger: Merger,
+}
+
+impl fmt::Debug for GroupByAccumulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupByAccumulator")
+            .field("input", &self.input)
+            .field("output", &self.plan.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupByAccumulator {
+    /// Groups `batch` and merges its partial aggregates into those of the batches before.
+    /// On an error nothing of `batch` is merged, so the accumulator still holds exactly the
+    /// batches pushed before it.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.schema_ref().fields() != self.input.fields() {
+            return Err(Error::SchemaMismatch(format!(
+                "group_by_accumulator: the batch's schema ({}) is not the one planned for ({})",
+                batch.schema(),
+                self.input
+            )));
         }
+        check_rows("group_by", batch.num_rows())?;
+        let plan = &self.plan;
+        let grouped = self.engine.run(
+            "group_by",
+            |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), plan),
+            || cpu::group_by::partial(batch, plan),
+        )?;
+        self.merger.push(plan, grouped)
+    }
+
+    /// The output's schema: the key columns, then one column per aggregate.
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.schema.clone()
+    }
+
+    /// The groups of every batch pushed: what [`Engine::group_by_with`] gives for the
+    /// batches concatenated (with no batch pushed: no groups, or for a global aggregate
+    /// one row of empty aggregates).
+    pub fn finish(self) -> Result<RecordBatch> {
+        let grouped = match self.merger.finish()? {
+            Some(g) => g,
+            None => {
+                let empty = RecordBatch::new_empty(self.input.clone());
+                cpu::group_by::partial(&empty, &self.plan)?
+            }
+        };
+        output(&self.plan, &grouped, self.options)
+    }
+}
+
+impl GpuBatch {
+    /// Groups this batch's rows on the GPU, reading the columns where they already are: no
+    /// upload. The groups come back as a `RecordBatch` (key values gathered on the GPU,
+    /// aggregates finished on the host from the downloaded partial states). See
+    /// [`Engine::group_by`] for the semantics; what the GPU path can't run is an
+    /// [`Error::UnsupportedOnGpu`] here (Dictionary keys can't be resident).
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Int32Array, Int64Array};
+    /// # use arrow::record_batch::RecordBatch;
+    /// use arrow_wgpu::{col, lit, Agg, Backend, Engine};
+    /// let batch = RecordBatch::try_from_iter([
+    ///     ("k", Arc::new(Int32Array::from(vec![1, 2, 1, 2, 1])) as _),
+    ///     ("x", Arc::new(Int64Array::from(vec![10, 20, 30, 40, 50])) as _),
+    /// ]).unwrap();
+    /// if let Ok(engine) = Engine::new(Backend::Gpu) {
+    ///     let resident = engine.upload(&batch).unwrap();
+    ///     let out = resident
+    ///         .group_by(&["k"], &[Agg::sum(col("x")), Agg::count_star().filter(col("x").gt(lit(15)))])
+    ///         .unwrap();
+    ///     assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![90, 60]));
+    ///     assert_eq!(out.column(2).as_ref(), &Int64Array::from(vec![2, 2]));
+    /// }
+    /// ```
+    pub fn group_by(&self, keys: &[&str], aggs: &[Agg]) -> Result<RecordBatch> {
+        self.group_by_with(keys, aggs, GroupByOptions::default())
+    }
+
+    /// [`GpuBatch::group_by`] with options (see [`Engine::group_by_with`]).
+    pub fn group_by_with(
+        &self,
+        keys: &[&str],
+        aggs: &[Agg],
+        options: GroupByOptions,
+    ) -> Result<RecordBatch> {
+        let plan = plan_group_by(&self.schema, keys, aggs)?;
+        check_rows("group_by", self.num_rows())?;
+        let _op = OperationScope::enter();
+        profile::begin_step("group_by", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+        let grouped = self.ctx.scoped(|| {
+            gpu::group_by::partial(&self.ctx, gpu::group_by::Input::Resident(self), &plan)
+        })?;
+        output(&plan, &grouped, options)
+    }
+}
+
+/// The output batch of `grouped`, sorted by key if asked.
+fn output(plan: &Plan, grouped: &Grouped, options: GroupByOptions) -> Result<RecordBatch> {
+    let row_count = RecordBatchOptions::new().with_row_count(Some(grouped.groups));
+    let out =
+        RecordBatch::try_new_with_options(plan.schema.clone(), grouped.finish(plan)?, &row_count)?;
+    if options.sort_by_key && !plan.keys.is_empty() {
+        sort_by_key(&out, plan.keys.len())
+    } else {
+        Ok(out)
     }
 }
 

@@ -44,6 +44,7 @@
 
 #![warn(missing_docs)]
 
+mod aggregate;
 mod cpu;
 pub mod distinct;
 mod engine;
@@ -64,7 +65,7 @@ pub use error::{Error, Result};
 pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
 pub use gpu::column::{GpuBatch, GpuColumn};
 pub use gpu::AdapterSummary;
-pub use group_by::{Agg, AggFunc, GroupByOptions};
+pub use group_by::{Agg, AggFunc, GroupByAccumulator, GroupByOptions};
 pub use profile::{Phase, Profile, RanOn, Step};
 pub use sort::SortKey;
 pub use wgpu;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::*;
 use arrow::record_batch::RecordBatch;
-use arrow_wgpu::{col, Agg, Backend, EngineOptions, Error, RanOn};
+use arrow_wgpu::{col, lit, Agg, EngineOptions, Error, RanOn};
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_from_iter(columns).unwrap()
@@ -243,37 +243,193 @@ fn three_keys_of_mixed_types_in_first_appearance_order() {
 }
 
 #[test]
-fn more_than_one_chunk_runs_on_the_cpu_under_auto() {
+fn more_than_one_chunk_merges_partial_aggregates_on_the_gpu() {
+    // Chunks of 128 rows: every group spans many chunks, and a group first seen in a late
+    // chunk keeps its place (first appearance across the whole batch).
+    let n = 1000;
     let b = batch(vec![
         (
             "k",
-            Arc::new(Int32Array::from_iter_values((0..1000).map(|i| i % 7))) as _,
+            Arc::new(Int32Array::from_iter(
+                (0..n).map(|i| (i % 13 != 5).then_some(i % 7 + (i / 900) * 100)),
+            )) as _,
         ),
-        ("x", Arc::new(Int32Array::from_iter_values(0..1000)) as _),
+        ("x", Arc::new(Int32Array::from_iter_values(0..n)) as _),
+        (
+            "f",
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|i| (i as f64 * 0.37).sin() * 1e10),
+            )) as _,
+        ),
     ]);
-    let aggs = [Agg::sum(col("x"))];
+    let aggs = [
+        Agg::sum(col("x")),
+        Agg::var_samp(col("x")),
+        Agg::stddev_pop(col("f")),
+        Agg::min(col("f")),
+        Agg::max(col("x") * lit(-1)),
+        Agg::count_star().filter(col("f").gt(lit(0.0))),
+    ];
     let want = common::cpu().group_by(&b, &["k"], &aggs).unwrap();
-    for (name, gpu) in common::gpu_engines(Some(1024)) {
-        let err = gpu.group_by(&b, &["k"], &aggs).unwrap_err();
-        assert!(
-            matches!(err, Error::UnsupportedOnGpu { .. }),
-            "{name}: {err}"
-        );
-    }
-    let autos = common::gpu_engines_with(|o| EngineOptions {
-        backend: Backend::Auto,
-        max_chunk_bytes: Some(1024),
+    assert_eq!(want.num_rows(), 8 + 7);
+    let gpus = common::gpu_engines_with(|o| EngineOptions {
+        max_chunk_bytes: Some(512),
         ..o
     });
-    for (name, auto) in autos {
-        let (got, profile) = auto.profiled(|e| e.group_by(&b, &["k"], &aggs)).unwrap();
+    for (name, gpu) in gpus {
+        let (got, profile) = gpu.profiled(|e| e.group_by(&b, &["k"], &aggs)).unwrap();
         assert_eq!(got, want, "{name}");
         let step = profile
             .steps
             .iter()
             .find(|s| s.operation == "group_by")
             .unwrap();
-        assert_eq!(step.ran_on, RanOn::Cpu, "{name}");
+        assert!(matches!(step.ran_on, RanOn::Gpu(_)), "{name}");
+        // Resident, in the same chunks: the same groups.
+        let resident = gpu.upload(&b).unwrap();
+        assert!(resident.num_chunks() > 1);
+        assert_eq!(resident.group_by(&["k"], &aggs).unwrap(), want, "{name}");
+    }
+}
+
+#[test]
+fn integer_variances_are_exact_beyond_64_bit_squares() {
+    // Squares of these need up to 128 bits, and their sums more: the 160-bit sums of
+    // squares hold them exactly.
+    let i = [i64::MAX, i64::MIN, -3, i64::MAX - 1, 1 << 40, -(1 << 62)];
+    let u = [u64::MAX, 0, u64::MAX - 7, 1 << 63, 12345, u64::MAX];
+    let b = batch(vec![
+        ("k", Arc::new(UInt8Array::from(vec![0, 1, 0, 1, 0, 0])) as _),
+        ("i", Arc::new(Int64Array::from(i.to_vec())) as _),
+        ("u", Arc::new(UInt64Array::from(u.to_vec())) as _),
+        (
+            "s",
+            Arc::new(Int8Array::from(vec![-128, 127, 5, -5, 0, 1])) as _,
+        ),
+    ]);
+    let aggs = [
+        Agg::var_samp(col("i")),
+        Agg::var_pop(col("u")),
+        Agg::stddev_samp(col("u")),
+        Agg::stddev_pop(col("s")),
+        Agg::var_samp(col("s") * col("s")),
+    ];
+    same_as_cpu(&b, &["k"], &aggs);
+    same_as_cpu(&b, &[], &aggs);
+    // var_pop of {2^63, 0}... a literal check: group 1 of `u` is {0, 2^63}: (2^63/2)^2.
+    let out = common::cpu().group_by(&b, &["k"], &aggs).unwrap();
+    let var_u = out
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    assert_eq!(var_u.value(1), 2f64.powi(124));
+}
+
+#[test]
+fn expressions_and_filters_run_on_the_gpu() {
+    // TPC-H Q1's shape: sums of price * (1 - discount) * (1 + tax), filtered counts.
+    let b = batch(vec![
+        (
+            "flag",
+            Arc::new(UInt8Array::from(vec![0, 1, 0, 1, 0, 2])) as _,
+        ),
+        (
+            "price",
+            Arc::new(Float64Array::from(vec![
+                Some(10.0),
+                Some(20.0),
+                None,
+                Some(40.0),
+                Some(50.0),
+                Some(60.0),
+            ])) as _,
+        ),
+        (
+            "discount",
+            Arc::new(Float64Array::from(vec![0.1, 0.0, 0.5, 0.25, 0.5, 0.0])) as _,
+        ),
+        (
+            "tax",
+            Arc::new(Float32Array::from(vec![0.5, 0.0, 0.0, 0.0, 1.0, 0.0])) as _,
+        ),
+        (
+            "qty",
+            Arc::new(Int16Array::from(vec![1, 2, 3, 4, 5, 6])) as _,
+        ),
+    ]);
+    let revenue = col("price") * (lit(1.0) - col("discount"));
+    let aggs = [
+        Agg::sum(revenue.clone()),
+        Agg::sum(revenue.clone() * (lit(1.0) + col("tax"))),
+        Agg::mean(col("qty") * lit(2)),
+        Agg::sum(col("qty")).filter(col("discount").gt(lit(0.2))),
+        Agg::count_star().filter(col("price").gt(lit(15.0))),
+        Agg::count(col("price")).filter(col("qty").lt(lit(5))),
+        Agg::min(col("qty") - lit(10)),
+        Agg::max(col("discount").gt(lit(0.2))),
+    ];
+    let want = common::cpu().group_by(&b, &["flag"], &aggs).unwrap();
+    assert_eq!(
+        want.column(1).as_ref(),
+        &Float64Array::from(vec![Some(34.0), Some(50.0), Some(60.0)])
+    );
+    assert_eq!(
+        want.column(2).as_ref(),
+        &Float64Array::from(vec![Some(63.5), Some(50.0), Some(60.0)])
+    );
+    assert_eq!(
+        want.column(4).as_ref(),
+        &Int64Array::from(vec![Some(8), Some(4), None])
+    );
+    assert_eq!(want.column(5).as_ref(), &Int64Array::from(vec![1, 2, 1]));
+    assert_eq!(want.column(7).as_ref(), &Int16Array::from(vec![-9, -8, -4]));
+    for (name, gpu) in common::gpu_engines(None) {
+        let (got, profile) = gpu.profiled(|e| e.group_by(&b, &["flag"], &aggs)).unwrap();
+        assert_eq!(got, want, "{name}");
+        assert!(matches!(profile.steps[0].ran_on, RanOn::Gpu(_)), "{name}");
+        // A division by zero in a value is an error, as on the CPU.
+        let err = gpu
+            .group_by(
+                &b,
+                &["flag"],
+                &[Agg::sum(col("qty") / (col("qty") - lit(3)))],
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::DivideByZero), "{name}: {err}");
+    }
+}
+
+#[test]
+fn dictionary_keys_group_by_value_on_the_gpu() {
+    // The dictionary repeats "a" (codes 0 and 2) and holds a null value (code 3): rows
+    // with codes 0 and 2 are one group, and code 3 joins the null keys.
+    let keys = Int8Array::from(vec![
+        Some(0),
+        Some(1),
+        Some(2),
+        Some(3),
+        None,
+        Some(0),
+        Some(1),
+    ]);
+    let values = StringArray::from(vec![Some("a"), Some("b"), Some("a"), None]);
+    let dict =
+        DictionaryArray::<arrow::datatypes::Int8Type>::try_new(keys, Arc::new(values)).unwrap();
+    let b = batch(vec![
+        ("d", Arc::new(dict) as _),
+        (
+            "x",
+            Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5, 6, 7])) as _,
+        ),
+    ]);
+    let aggs = [Agg::sum(col("x")), Agg::count_star()];
+    let want = common::cpu().group_by(&b, &["d"], &aggs).unwrap();
+    assert_eq!(want.column(1).as_ref(), &Int64Array::from(vec![10, 9, 9]));
+    for (name, gpu) in common::gpu_engines(None) {
+        let (got, profile) = gpu.profiled(|e| e.group_by(&b, &["d"], &aggs)).unwrap();
+        assert_eq!(got, want, "{name}");
+        assert!(matches!(profile.steps[0].ran_on, RanOn::Gpu(_)), "{name}");
     }
 }
 

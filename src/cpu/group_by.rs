@@ -10,7 +10,6 @@
 //! `crate::exact`, so they don't depend on the order of the rows.
 
 use std::hash::Hash;
-use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
@@ -22,9 +21,10 @@ use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
 use super::keys;
+use crate::aggregate::{better_than, Grouped, State};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
-use crate::exact::{self, ExactSum};
+use crate::exact::ExactSum;
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
 use crate::plan::int_info;
 
@@ -50,7 +50,7 @@ fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>, rows: usize) -> (Vec<u32>
 }
 
 /// Every row's group number and every group's first row, for one or more key columns.
-fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+pub(crate) fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
     let rows = columns.first().map_or(0, |c| c.len());
     let keyed: Vec<(&ArrayRef, SortOptions)> = columns
         .iter()
@@ -94,15 +94,6 @@ fn for_each_kept(kept: &Option<NullBuffer>, rows: usize, mut f: impl FnMut(usize
         Some(k) if k.null_count() == 0 => (0..rows).for_each(f),
         Some(k) => k.valid_indices().for_each(&mut f),
     }
-}
-
-/// `value` for every group that had one, null for the others.
-fn with_nulls<T: Copy>(values: Vec<T>, seen: &[bool]) -> Vec<Option<T>> {
-    values
-        .into_iter()
-        .zip(seen)
-        .map(|(v, s)| if *s { Some(v) } else { None })
-        .collect()
 }
 
 /// A numeric value column for exact accumulation: floats widened to f64, integers to i64
@@ -197,13 +188,8 @@ fn moments(
     Ok(m)
 }
 
-/// One aggregate's output column.
-fn aggregate(
-    batch: &RecordBatch,
-    agg: &PlannedAgg,
-    ids: &[u32],
-    groups: usize,
-) -> Result<ArrayRef> {
+/// One aggregate's state over `batch`.
+fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) -> Result<State> {
     let rows = ids.len();
     let values = agg
         .value
@@ -215,123 +201,69 @@ fn aggregate(
         agg,
         values.as_ref().filter(|_| agg.func != AggFunc::CountStar),
     )?;
+    let integer = values
+        .as_ref()
+        .is_some_and(|v| int_info(v.data_type()).is_some());
     Ok(match agg.func {
         AggFunc::CountStar | AggFunc::Count => {
-            let mut counts = vec![0i64; groups];
+            let mut counts = vec![0u64; groups];
             for_each_kept(&kept, rows, |i| counts[ids[i] as usize] += 1);
-            Arc::new(Int64Array::from(counts))
+            State::Count(counts)
         }
-        AggFunc::Sum => {
+        AggFunc::Sum | AggFunc::Mean if integer => {
             let values = values.expect("sum has a value");
-            let mut seen = vec![false; groups];
-            match agg.output {
-                DataType::Int64 => {
-                    let v = cast(&values, &DataType::Int64)?;
-                    let v = v.as_primitive::<Int64Type>().values();
-                    let mut sums = vec![0i64; groups];
-                    for_each_kept(&kept, rows, |i| {
-                        let g = ids[i] as usize;
-                        sums[g] = sums[g].wrapping_add(v[i]);
-                        seen[g] = true;
-                    });
-                    Arc::new(Int64Array::from_iter(with_nulls(sums, &seen)))
-                }
-                DataType::UInt64 => {
-                    let v = cast(&values, &DataType::UInt64)?;
-                    let v = v.as_primitive::<UInt64Type>().values();
-                    let mut sums = vec![0u64; groups];
-                    for_each_kept(&kept, rows, |i| {
-                        let g = ids[i] as usize;
-                        sums[g] = sums[g].wrapping_add(v[i]);
-                        seen[g] = true;
-                    });
-                    Arc::new(UInt64Array::from_iter(with_nulls(sums, &seen)))
-                }
-                _ => {
-                    let m = moments(&values, &kept, ids, groups, false)?;
-                    Arc::new(Float64Array::from_iter(
-                        m.sum
-                            .iter()
-                            .zip(&m.n)
-                            .map(|(s, n)| (*n > 0).then(|| s.sum())),
-                    ))
-                }
+            let mut sums = vec![0i128; groups];
+            let mut n = vec![0u64; groups];
+            let mut add = |v: &dyn Fn(usize) -> i128| {
+                for_each_kept(&kept, rows, |i| {
+                    let g = ids[i] as usize;
+                    sums[g] += v(i);
+                    n[g] += 1;
+                })
+            };
+            match Numbers::of(&values)? {
+                Numbers::Signed(a) => add(&|i| a.value(i) as i128),
+                Numbers::Unsigned(a) => add(&|i| a.value(i) as i128),
+                Numbers::Float(_) => unreachable!("an integer"),
             }
-        }
-        AggFunc::Mean => {
-            let m = moments(
-                values.as_ref().expect("avg has a value"),
-                &kept,
-                ids,
-                groups,
-                false,
-            )?;
-            Arc::new(Float64Array::from_iter(
-                m.sum
-                    .iter()
-                    .zip(&m.n)
-                    .map(|(s, n)| (*n > 0).then(|| s.mean(*n))),
-            ))
-        }
-        AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
-            let m = moments(
-                values.as_ref().expect("var has a value"),
-                &kept,
-                ids,
-                groups,
-                true,
-            )?;
-            let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
-            let root = matches!(agg.func, AggFunc::StddevSamp | AggFunc::StddevPop);
-            Arc::new(Float64Array::from_iter((0..groups).map(|g| {
-                if root {
-                    exact::std_dev(&m.sum[g], &m.squares[g], m.n[g], ddof).map(exact::canonical)
-                } else {
-                    exact::variance(&m.sum[g], &m.squares[g], m.n[g], ddof)
-                }
-            })))
+            State::IntSum { sums, n }
         }
         AggFunc::Min | AggFunc::Max => {
             let values = values.expect("min and max have a value");
-            let want_max = agg.func == AggFunc::Max;
+            let better = better_than(&values, agg.func == AggFunc::Max)?;
             let mut best = vec![u32::MAX; groups];
-            let mut pick = |better: &dyn Fn(usize, usize) -> bool| {
-                for_each_kept(&kept, rows, |i| {
-                    let g = ids[i] as usize;
-                    let b = best[g];
-                    if b == u32::MAX || better(i, b as usize) {
-                        best[g] = i as u32;
-                    }
-                });
-            };
-            if let Some((words, _)) = keys::order_words(values.as_ref()) {
-                pick(&|i, b| {
-                    if want_max {
-                        words[i] > words[b]
-                    } else {
-                        words[i] < words[b]
-                    }
-                });
-            } else {
-                let converted = keys::rows(&[(&values, SortOptions::default())])?;
-                pick(&|i, b| {
-                    let (x, y) = (converted.row(i), converted.row(b));
-                    if want_max {
-                        x > y
-                    } else {
-                        x < y
-                    }
-                });
-            }
+            for_each_kept(&kept, rows, |i| {
+                let g = ids[i] as usize;
+                let b = best[g];
+                if b == u32::MAX || better(i, b as usize) {
+                    best[g] = i as u32;
+                }
+            });
             let indices =
                 UInt32Array::from_iter(best.into_iter().map(|b| (b != u32::MAX).then_some(b)));
-            take(values.as_ref(), &indices, None)?
+            State::Extreme(take(values.as_ref(), &indices, None)?)
+        }
+        func => {
+            let squares = !matches!(func, AggFunc::Sum | AggFunc::Mean);
+            let m = moments(
+                values.as_ref().expect("a numeric value"),
+                &kept,
+                ids,
+                groups,
+                squares,
+            )?;
+            State::Moments {
+                sum: m.sum,
+                squares: m.squares,
+                n: m.n,
+            }
         }
     })
 }
 
-/// Groups `batch` as `plan` says; groups in order of first appearance.
-pub(crate) fn group_by(batch: &RecordBatch, plan: &Plan) -> Result<RecordBatch> {
+/// Groups `batch` as `plan` says, into per-group states; groups in order of first
+/// appearance.
+pub(crate) fn partial(batch: &RecordBatch, plan: &Plan) -> Result<Grouped> {
     let key_columns: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
     let (ids, first, groups) = if key_columns.is_empty() {
         (vec![0u32; batch.num_rows()], Vec::new(), 1)
@@ -341,17 +273,18 @@ pub(crate) fn group_by(batch: &RecordBatch, plan: &Plan) -> Result<RecordBatch> 
         (ids, first, groups)
     };
     let first = UInt32Array::from(first);
-    let mut columns: Vec<ArrayRef> = key_columns
+    let keys = key_columns
         .iter()
         .map(|c| take(c.as_ref(), &first, None))
         .collect::<std::result::Result<_, _>>()?;
-    for agg in &plan.aggs {
-        columns.push(aggregate(batch, agg, &ids, groups)?);
-    }
-    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(groups));
-    Ok(RecordBatch::try_new_with_options(
-        plan.schema.clone(),
-        columns,
-        &options,
-    )?)
+    let states = plan
+        .aggs
+        .iter()
+        .map(|agg| aggregate(batch, agg, &ids, groups))
+        .collect::<Result<_>>()?;
+    Ok(Grouped {
+        groups,
+        keys,
+        states,
+    })
 }

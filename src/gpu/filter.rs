@@ -6,7 +6,7 @@ use std::time::Instant;
 use arrow::array::BooleanArray;
 
 use super::column::{download_mask, upload_mask, ColumnChunk, GpuBatch};
-use super::predicate::{self, FLAG_DIVIDE_BY_ZERO, FLAG_OVERFLOW};
+use super::predicate::{self, Outputs, PredicateKernel, FLAG_DIVIDE_BY_ZERO, FLAG_OVERFLOW};
 use super::{compact, GpuContext};
 use crate::error::{Error, Result};
 use crate::plan::Typed;
@@ -18,8 +18,16 @@ pub(crate) fn check_predicate(
     predicate: &Typed,
     nullable: &dyn Fn(usize) -> bool,
 ) -> Result<()> {
-    let kernel = predicate::generate(predicate, nullable)?;
-    let bindings = 2
+    check_bindings(ctx, &predicate::generate(predicate, nullable)?)
+}
+
+/// Checks that `kernel`'s storage buffers fit the adapter's limit.
+pub(crate) fn check_bindings(ctx: &GpuContext, kernel: &PredicateKernel) -> Result<()> {
+    let outputs = match kernel.outputs {
+        Outputs::Validity => 1,
+        _ => 2,
+    };
+    let bindings = outputs
         + kernel
             .columns
             .iter()
@@ -32,9 +40,51 @@ pub(crate) fn check_predicate(
         return Err(Error::UnsupportedOnGpu {
             operation: "filter",
             reason: format!(
-                "the predicate needs {bindings} storage buffers; the adapter allows {limit}"
+                "the expression needs {bindings} storage buffers; the adapter allows {limit}"
             ),
         });
+    }
+    Ok(())
+}
+
+/// Records `kernel` over chunk `c` of `batch`, writing `outputs` (as `kernel.outputs`
+/// says) and OR-ing division errors into `flags`.
+pub(crate) fn record_kernel(
+    batch: &GpuBatch,
+    c: usize,
+    kernel: &PredicateKernel,
+    outputs: &[&wgpu::Buffer],
+    flags: &wgpu::Buffer,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<()> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let pipeline = ctx.pipeline(&kernel.key, || kernel.source.clone())?;
+    let params = ctx.params([rows, 0, 0, 0])?;
+    let lits = ctx.storage_from_bytes("literals", bytemuck::cast_slice(&kernel.literals))?;
+    let mut buffers: Vec<&wgpu::Buffer> = vec![&params];
+    buffers.extend(outputs);
+    if !kernel.literals.is_empty() {
+        buffers.push(&lits);
+    }
+    if kernel.has_flags {
+        buffers.push(flags);
+    }
+    for (col, valid) in &kernel.columns {
+        let chunk = &batch.columns[*col].chunks[c];
+        buffers.push(&chunk.data);
+        if *valid {
+            buffers.push(
+                chunk
+                    .validity
+                    .as_ref()
+                    .expect("the kernel binds validity only where it exists"),
+            );
+        }
+    }
+    let bg = ctx.bind(&pipeline, &buffers);
+    if rows > 0 {
+        ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
     }
     Ok(())
 }
@@ -52,45 +102,20 @@ fn record_predicate(
     for (c, &rows) in batch.chunk_rows.iter().enumerate() {
         let has_nulls = |i: usize| batch.columns[i].chunks[c].validity.is_some();
         let kernel = predicate::generate(predicate, &has_nulls)?;
-        let pipeline = ctx.pipeline(&kernel.key, || kernel.source.clone())?;
         let words = rows.div_ceil(32) as u64;
-        let mask = ColumnChunk {
-            data: ctx.storage_zeroed("mask", words * 4)?,
-            validity: Some(ctx.storage_zeroed("mask validity", words * 4)?),
-        };
-        let params = ctx.params([rows, 0, 0, 0])?;
-        let lits = ctx.storage_from_bytes("literals", bytemuck::cast_slice(&kernel.literals))?;
-        let mut buffers: Vec<&wgpu::Buffer> = vec![
-            &params,
-            &mask.data,
-            mask.validity.as_ref().expect("set above"),
-        ];
-        if !kernel.literals.is_empty() {
-            buffers.push(&lits);
-        }
-        if kernel.has_flags {
-            buffers.push(&flags);
-        }
-        for (col, valid) in &kernel.columns {
-            let chunk = &batch.columns[*col].chunks[c];
-            buffers.push(&chunk.data);
-            if *valid {
-                buffers.push(
-                    chunk
-                        .validity
-                        .as_ref()
-                        .expect("the kernel binds validity only where it exists"),
-                );
-            }
-        }
-        let bg = ctx.bind(&pipeline, &buffers);
-        ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
-        masks.push(mask);
+        let data = ctx.storage_zeroed("mask", words * 4)?;
+        let validity = ctx.storage_zeroed("mask validity", words * 4)?;
+        record_kernel(batch, c, &kernel, &[&data, &validity], &flags, encoder)?;
+        masks.push(ColumnChunk {
+            data,
+            validity: Some(validity),
+        });
     }
     Ok((masks, Some(flags)))
 }
 
-fn check_flags(flags: u32) -> Result<()> {
+/// The error a kernel's flags word reports, if any.
+pub(crate) fn check_flags(flags: u32) -> Result<()> {
     if flags & FLAG_DIVIDE_BY_ZERO != 0 {
         return Err(Error::DivideByZero);
     }
@@ -102,7 +127,7 @@ fn check_flags(flags: u32) -> Result<()> {
     Ok(())
 }
 
-fn read_u32s(bytes: &[u8]) -> Vec<u32> {
+pub(crate) fn read_u32s(bytes: &[u8]) -> Vec<u32> {
     bytes
         .chunks_exact(4)
         .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))

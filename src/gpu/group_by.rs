@@ -1,35 +1,37 @@
-//! The host side of group-by on the GPU: a hash table with open addressing over the keys'
-//! order words (compare-and-swap on slots, grown and rebuilt when it fills, never dropping a
-//! row), groups numbered in order of first appearance by a prefix sum over the first rows,
-//! then one atomic pass per aggregate.
+//! The host side of group-by on the GPU: groups numbered by the shared hash table
+//! (`super::groups`), each aggregate's input made by a generated kernel where it is an
+//! expression or has a filter, then one atomic pass per aggregate into per-group states
+//! that come back as [`crate::aggregate::State`]s, the same partial aggregates as the CPU
+//! path's (so chunks, and batches streamed through a `GroupByAccumulator`, merge exactly).
 //!
-//! On the GPU today: keys of every type the sort takes (one or more, nulls a group of their
-//! own, NaN equal to NaN, -0.0 apart from 0.0), and `count(*)`, `count(x)`, `sum`/`avg` of
-//! integer columns (a 96-bit exact sum per group: the wrapping 64-bit sum is its low words,
-//! the mean its exact value rounded once), `sum`/`avg`/`var`/`stddev` of float columns
-//! (`shaders/group_fsum.wgsl`: exact sums and sums of squares as 32-bit digits, sized from a
-//! pass over the column's bit range, rebuilt into `crate::exact::ExactSum` on the host and
-//! rounded by the CPU path's code) and `min`/`max` of any key type (the largest order word,
-//! then the first row holding it). Aggregates over expressions, with filters, integer
-//! `var`/`stddev`, dictionary keys and batches of more than one chunk report
-//! [`Error::UnsupportedOnGpu`], and `Backend::Auto` runs them on the CPU.
+//! On the GPU: keys of every type the sort takes (one or more, nulls a group of their own,
+//! NaN equal to NaN, -0.0 apart from 0.0) and Dictionary keys (by canonical codes, made on
+//! the host from the dictionary's values, so equal values are one group whatever their
+//! codes); `count(*)`, `count(x)`, `sum`/`avg` of integers (a 96-bit exact sum per group),
+//! `var`/`stddev` of integers (with a 160-bit exact sum of squares), `sum`/`avg`/`var`/
+//! `stddev` of floats (`shaders/group_fsum.wgsl`: exact sums and sums of squares as 32-bit
+//! digits, sized from a pass over the input's bit range) and `min`/`max` of any key type
+//! (the largest order word, then the first row holding it); each over a column or an
+//! expression, with or without a filter. A batch of several chunks is grouped chunk by
+//! chunk and the partial aggregates merged on the host.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array, UInt64Array,
-};
-use arrow::compute::{take, SortOptions};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::{cast, take, SortOptions};
+use arrow::datatypes::{DataType, Field, Schema};
 
-use super::column::GpuBatch;
+use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
+use super::filter::{check_bindings, check_flags, read_u32s, record_kernel};
+use super::predicate::{self, Outputs};
 use super::shader::{self, assemble};
 use super::sort::{encode_interleaved, key_kind, Key};
 use super::GpuContext;
-use crate::engine::{check_gpu_types, Engine};
+use crate::aggregate::{Grouped, Merger, State};
+use crate::engine::check_gpu_types;
 use crate::error::{Error, Result};
-use crate::exact::{self, ExactSum};
+use crate::exact::{ExactSum, BIAS_SQUARES};
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
 use crate::plan::{int_info, Typed};
 use crate::profile::{self, Phase};
@@ -39,44 +41,69 @@ const MODE_SUM: u32 = 1;
 const MODE_MAX_HI: u32 = 2;
 const MODE_MAX_LO: u32 = 3;
 const MODE_MAX_ROW: u32 = 4;
+const MODE_SQUARES: u32 = 5;
 
-/// The column an aggregate reads, when it is a plain column.
-fn value_column(agg: &PlannedAgg) -> Option<(usize, &DataType)> {
-    match &agg.value {
-        Some(Typed::Column(i, dt)) => Some((*i, dt)),
-        _ => None,
-    }
+/// What a group-by runs over: a host batch (uploaded here), or one already on the GPU.
+pub(crate) enum Input<'a> {
+    Host(&'a RecordBatch),
+    Resident(&'a GpuBatch),
 }
 
 fn is_float(dt: &DataType) -> bool {
     matches!(dt, DataType::Float32 | DataType::Float64)
 }
 
+/// The column an aggregate reads as it is, when its value is a plain column.
+fn plain_column(agg: &PlannedAgg) -> Option<usize> {
+    match &agg.value {
+        Some(Typed::Column(i, _)) => Some(*i),
+        _ => None,
+    }
+}
+
+/// The type of an aggregate's input on the GPU: the column's own, or what the kernel
+/// writes for an expression.
+fn input_type(agg: &PlannedAgg) -> Option<DataType> {
+    let value = agg.value.as_ref()?;
+    match value {
+        Typed::Column(_, dt) => Some(dt.clone()),
+        e => predicate::written_type(&e.data_type()),
+    }
+}
+
 /// Why `plan` can't run on the GPU, if it can't.
-fn unsupported(plan: &Plan, batch: &RecordBatch) -> Option<String> {
+fn unsupported(plan: &Plan, schema: &Schema, host: bool) -> Option<String> {
     for &k in &plan.keys {
-        let dt = batch.schema_ref().field(k).data_type();
-        if key_kind(dt).is_none() {
+        let dt = schema.field(k).data_type();
+        let dictionary = host && matches!(dt, DataType::Dictionary(..));
+        if key_kind(dt).is_none() && !dictionary {
             return Some(format!("group keys of type {dt}"));
         }
     }
     for agg in &plan.aggs {
-        if agg.filter.is_some() {
-            return Some(format!("{} with a filter", agg.func));
+        for e in agg.value.iter().chain(agg.filter.iter()) {
+            if let Some(reason) = predicate::unsupported_reason(e) {
+                if !matches!(e, Typed::Column(..)) {
+                    return Some(format!("{}: {reason}", agg.func));
+                }
+            }
         }
         if agg.func == AggFunc::CountStar {
             continue;
         }
-        let Some((_, dt)) = value_column(agg) else {
-            return Some(format!("{} of an expression", agg.func));
+        let Some(dt) = input_type(agg) else {
+            return Some(format!(
+                "{} of an expression of type {:?}",
+                agg.func, agg.value
+            ));
         };
         let ok = match agg.func {
             AggFunc::CountStar => true,
-            AggFunc::Count => super::column::Layout::of(dt).is_some(),
-            AggFunc::Sum | AggFunc::Mean => int_info(dt).is_some() || is_float(dt),
-            AggFunc::Min | AggFunc::Max => key_kind(dt).is_some(),
+            AggFunc::Count => Layout::of(&dt).is_some(),
+            AggFunc::Sum | AggFunc::Mean => int_info(&dt).is_some() || is_float(&dt),
+            AggFunc::Min | AggFunc::Max => key_kind(&dt).is_some(),
             AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
-                is_float(dt)
+                int_info(&dt).is_some() || is_float(&dt)
             }
         };
         if !ok {
@@ -86,175 +113,166 @@ fn unsupported(plan: &Plan, batch: &RecordBatch) -> Option<String> {
     None
 }
 
-/// `plan` over `batch` on the GPU; the output as the CPU path gives it.
-pub(crate) fn group_by(
-    engine: &Engine,
-    ctx: &Arc<GpuContext>,
-    batch: &RecordBatch,
-    plan: &Plan,
-) -> Result<RecordBatch> {
-    if let Some(reason) = unsupported(plan, batch) {
+/// Dictionary keys as canonical codes: equal dictionary values (and null values) get one
+/// code, so grouping by the codes is grouping by value, as the CPU path's row format does.
+fn canonical_codes(array: &ArrayRef) -> Result<ArrayRef> {
+    let dict = array.as_any_dictionary();
+    let values = dict.values();
+    // Each dictionary entry's group among the entries: its canonical code.
+    let (ids, _) = crate::cpu::group_by::assign_groups(std::slice::from_ref(values))?;
+    let keys = cast(dict.keys(), &DataType::UInt32)?;
+    let keys = keys.as_primitive::<arrow::datatypes::UInt32Type>();
+    Ok(Arc::new(UInt32Array::from_iter((0..keys.len()).map(|i| {
+        if keys.is_null(i) {
+            return None;
+        }
+        let k = keys.value(i) as usize;
+        (!values.is_null(k)).then(|| ids[k])
+    }))))
+}
+
+/// `plan` over `input` on the GPU, as per-group partial aggregates.
+pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Result<Grouped> {
+    let (schema, host) = match input {
+        Input::Host(b) => (b.schema(), Some(b)),
+        Input::Resident(b) => (b.schema.clone(), None),
+    };
+    if let Some(reason) = unsupported(plan, &schema, host.is_some()) {
         return Err(Error::UnsupportedOnGpu {
             operation: "group_by",
             reason,
         });
     }
-    // Upload only the columns read, remapped to their place in the upload.
-    let mut used: Vec<usize> = plan.keys.clone();
-    used.extend(
-        plan.aggs
-            .iter()
-            .filter_map(|a| value_column(a).map(|(i, _)| i)),
-    );
-    used.sort_unstable();
-    used.dedup();
-    check_gpu_types(ctx, batch, &used, "group_by")?;
-    let at = |i: usize| used.binary_search(&i).expect("used");
-    let resident = engine.upload(&batch.project(&used)?)?;
-    if resident.num_chunks() > 1 {
-        return Err(Error::UnsupportedOnGpu {
-            operation: "group_by",
-            reason: format!(
-                "{} rows are more than one chunk ({} rows); partial aggregates are not merged yet",
-                batch.num_rows(),
-                ctx.rows_per_chunk()
-            ),
-        });
-    }
-    let rows = batch.num_rows() as u32;
+    let rows = match input {
+        Input::Host(b) => b.num_rows(),
+        Input::Resident(b) => b.num_rows(),
+    };
     if rows == 0 {
-        // No rows: no groups, or one empty global group (counts 0, everything else null).
-        let groups = plan.keys.is_empty() as usize;
-        let zeros = vec![0u32; groups * 3];
-        let mut columns: Vec<ArrayRef> = plan
-            .keys
-            .iter()
-            .map(|&k| batch.column(k).slice(0, 0))
-            .collect();
-        for agg in &plan.aggs {
-            let float = value_column(agg).is_some_and(|(_, dt)| is_float(dt));
-            columns.push(match agg.func {
-                // No values: every float result is null.
-                AggFunc::Sum | AggFunc::Mean if float => {
-                    Arc::new(Float64Array::from(vec![None; groups]))
-                }
-                AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
-                    Arc::new(Float64Array::from(vec![None; groups]))
-                }
-                _ => finish(batch, agg, groups, &zeros, Some(&zeros[..groups]))?,
-            });
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(groups));
-        return Ok(RecordBatch::try_new_with_options(
-            plan.schema.clone(),
-            columns,
-            &options,
-        )?);
+        // No rows, nothing to compute: no groups, or one global group of empty states.
+        let empty = host
+            .cloned()
+            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        return crate::cpu::group_by::partial(&empty, plan);
     }
-    let start = Instant::now();
-    let (groups, group_of_row, first_of_group) = if plan.keys.is_empty() {
-        let ids = ctx.storage_zeroed("group of row", rows as u64 * 4)?;
-        (1, ids, None)
-    } else {
-        let keys: Vec<Key> = plan
-            .keys
-            .iter()
-            .map(|&k| Key {
-                column: at(k),
-                options: SortOptions::default(),
-            })
-            .collect();
-        let (g, ids, first) = super::groups::assign_groups(&resident, &keys, 0)?;
-        (g, ids, Some(first))
+    let (resident, remapped) = match input {
+        Input::Resident(b) => (b.clone(), plan.clone()),
+        Input::Host(batch) => upload_used(ctx, batch, plan)?,
     };
-    // The bit range of every float column summed, to size its exact digits.
-    let float_columns: Vec<usize> = plan
-        .aggs
-        .iter()
-        .filter(|a| a.func != AggFunc::Count && a.func != AggFunc::Min && a.func != AggFunc::Max)
-        .filter_map(|a| value_column(a).filter(|(_, dt)| is_float(dt)))
-        .map(|(i, _)| at(i))
-        .collect();
-    let ranges = float_ranges(&resident, &float_columns)?;
-    // One state buffer per aggregate (and a count of values where the result needs it).
-    let mut encoder = ctx.encoder();
-    let mut states = Vec::with_capacity(plan.aggs.len());
-    for agg in &plan.aggs {
-        let column = value_column(agg).map(|(i, _)| at(i));
-        let range = match agg.func {
-            AggFunc::Count | AggFunc::Min | AggFunc::Max => None,
-            _ => column.and_then(|c| ranges.iter().find(|(k, _)| *k == c).map(|(_, r)| *r)),
-        };
-        states.push(record_aggregate(
-            &resident,
-            agg,
-            column,
-            range,
-            groups,
-            &group_of_row,
-            &mut encoder,
-        )?);
-    }
-    ctx.submit(encoder)?;
-    profile::record(Phase::Kernels, start);
-
-    let start = Instant::now();
-    let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
-    if let Some(first) = &first_of_group {
-        parts.push((first, groups as u64 * 4));
-    }
-    for s in &states {
-        parts.push((&s.state, s.words as u64 * groups as u64 * 4));
-        if let Some(c) = &s.counts {
-            parts.push((c, groups as u64 * 4));
-        }
-        if let Some(q) = s.float.as_ref().and_then(|f| f.squares.as_ref()) {
-            parts.push((&q.state, (q.digits as u64 + 1) * groups as u64 * 4));
-        }
-    }
-    let mut bytes = ctx.read_many(&parts)?.into_iter();
-    let mut next =
-        || -> Vec<u32> { bytemuck::pod_collect_to_vec(&bytes.next().unwrap_or_default()) };
-    let first: Vec<u32> = match &first_of_group {
-        Some(_) => next(),
-        None => Vec::new(),
-    };
-    let first = UInt32Array::from(first);
-    let mut columns: Vec<ArrayRef> = plan
-        .keys
-        .iter()
-        .map(|&k| take(batch.column(k).as_ref(), &first, None))
-        .collect::<std::result::Result<_, _>>()?;
-    for (agg, s) in plan.aggs.iter().zip(&states) {
-        let state = next();
-        let counts = s.counts.as_ref().map(|_| next());
-        let column = match &s.float {
-            Some(f) => {
-                let squares = f.squares.as_ref().map(|_| next());
-                let counts = counts.expect("float aggregates count their values");
-                finish_float(agg, f, groups as usize, &state, squares.as_deref(), &counts)
+    // Each group's key values: a take of the host batch, or a gather on the GPU.
+    let keys_at = |first: &[u32], base: u32| -> Result<Vec<ArrayRef>> {
+        let idx: Vec<u32> = first.iter().map(|r| r + base).collect();
+        match host {
+            Some(batch) => {
+                let idx = UInt32Array::from(idx);
+                Ok(plan
+                    .keys
+                    .iter()
+                    .map(|&k| take(batch.column(k).as_ref(), &idx, None))
+                    .collect::<std::result::Result<_, _>>()?)
             }
-            None => finish(batch, agg, groups as usize, &state, counts.as_deref())?,
-        };
-        columns.push(column);
+            None => gather(&resident, &remapped.keys, &idx),
+        }
+    };
+    let chunks = resident.num_chunks();
+    let mut merger = Merger::new();
+    let mut base = 0u32;
+    for c in 0..chunks {
+        let part = chunk_partial(&resident, c, &remapped, base, &keys_at)?;
+        if chunks == 1 {
+            return Ok(part);
+        }
+        base += resident.chunk_rows[c];
+        merger.push(&remapped, part)?;
     }
-    profile::record(Phase::Download, start);
-    let options = RecordBatchOptions::new().with_row_count(Some(groups as usize));
-    Ok(RecordBatch::try_new_with_options(
-        plan.schema.clone(),
-        columns,
-        &options,
-    )?)
+    Ok(merger.finish()?.expect("at least one chunk"))
 }
 
-/// One aggregate's state on the GPU: `words` u32 per group, for sums over a nullable
-/// column (and every mean) the count of values per group, and for floats the digits'
-/// layout.
+/// Uploads the columns `plan` reads (Dictionary keys as canonical codes); the upload and
+/// the plan with its columns renumbered to their place in it.
+fn upload_used(
+    ctx: &Arc<GpuContext>,
+    batch: &RecordBatch,
+    plan: &Plan,
+) -> Result<(GpuBatch, Plan)> {
+    let mut used: Vec<usize> = plan.keys.clone();
+    for agg in &plan.aggs {
+        for e in agg.value.iter().chain(agg.filter.iter()) {
+            used.extend(e.column_indices());
+        }
+    }
+    used.sort_unstable();
+    used.dedup();
+    let mut fields = Vec::with_capacity(used.len());
+    let mut columns = Vec::with_capacity(used.len());
+    for &i in &used {
+        let field = batch.schema_ref().field(i);
+        let column = batch.column(i);
+        if matches!(field.data_type(), DataType::Dictionary(..)) && plan.keys.contains(&i) {
+            fields.push(Field::new(field.name(), DataType::UInt32, true));
+            columns.push(canonical_codes(column)?);
+        } else {
+            fields.push(field.clone());
+            columns.push(column.clone());
+        }
+    }
+    let projected = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?;
+    check_gpu_types(
+        ctx,
+        &projected,
+        &(0..used.len()).collect::<Vec<_>>(),
+        "group_by",
+    )?;
+    let at = |i: usize| used.binary_search(&i).expect("used");
+    let remapped = Plan {
+        keys: plan.keys.iter().map(|&k| at(k)).collect(),
+        aggs: plan
+            .aggs
+            .iter()
+            .map(|a| PlannedAgg {
+                func: a.func,
+                value: a.value.as_ref().map(|v| v.remap_columns(&at)),
+                filter: a.filter.as_ref().map(|f| f.remap_columns(&at)),
+                output: a.output.clone(),
+            })
+            .collect(),
+        schema: plan.schema.clone(),
+    };
+    let start = Instant::now();
+    let resident = GpuBatch::upload(ctx, &projected)?;
+    profile::record(Phase::Upload, start);
+    Ok((resident, remapped))
+}
+
+/// Columns `columns` of `batch` at global rows `rows`, gathered on the GPU and downloaded.
+fn gather(batch: &GpuBatch, columns: &[usize], rows: &[u32]) -> Result<Vec<ArrayRef>> {
+    let ctx = &batch.ctx;
+    let part = GpuBatch {
+        ctx: ctx.clone(),
+        schema: Arc::new(batch.schema.project(columns)?),
+        columns: columns.iter().map(|&c| batch.columns[c].clone()).collect(),
+        chunk_rows: batch.chunk_rows.clone(),
+    };
+    let idx = ctx.storage_from_bytes("gather rows", bytemuck::cast_slice(rows))?;
+    let taken = super::sort::take(&part, &[(idx, rows.len() as u32)])?;
+    let start = Instant::now();
+    let out = taken.to_record_batch()?;
+    profile::record(Phase::Download, start);
+    Ok(out.columns().to_vec())
+}
+
+/// One aggregate's state on the GPU: `words` u32 per group, for sums the count of values
+/// per group, for floats the digits' layout, and for integer variances the exact sums of
+/// squares (five words per group).
 struct AggState {
     state: wgpu::Buffer,
     words: u32,
     counts: Option<wgpu::Buffer>,
     float: Option<FloatDigits>,
+    int_squares: Option<wgpu::Buffer>,
 }
 
 /// Exact float accumulators: per group `digits` positive and `digits` negative digits from
@@ -360,7 +378,11 @@ fn record_aggregate(
     if let (Some((min_pos, max_pos)), Some(chunk), Some(c)) = (range, chunk, column) {
         // Exact float sums (and sums of squares for variances).
         let fsum = ctx.pipeline("group_fsum", || assemble(shader::GROUP_FSUM, &[]))?;
-        let limit = ctx.summary.max_chunk_bytes;
+        // The binding limit itself: `max_chunk_bytes` sizes column chunks, not states.
+        let limits = &ctx.summary.limits;
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let run = |encoder: &mut wgpu::CommandEncoder, mode: u32, digits: u32, lowest: u32| {
             let words = if mode == FSUM_SUM {
                 2 * digits + 1
@@ -408,6 +430,7 @@ fn record_aggregate(
                 lowest,
                 squares,
             }),
+            int_squares: None,
         });
     }
     Ok(match (agg.func, chunk) {
@@ -417,28 +440,29 @@ fn record_aggregate(
             words: 1,
             counts: None,
             float: None,
+            int_squares: None,
         },
-        (AggFunc::Sum | AggFunc::Mean, Some(chunk)) => {
+        (func, Some(chunk)) if func != AggFunc::Min && func != AggFunc::Max => {
+            // Integers: the exact 96-bit sum, the count, and for variances the exact sum
+            // of squares.
             let dt = &batch.columns[column.expect("a column")].data_type;
             let (signed, bits) = int_info(dt).expect("checked: an integer");
+            let kind = bits | if signed { 128 } else { 0 };
             let state = ctx.storage_zeroed("group sums", groups as u64 * 12)?;
-            dispatch(
-                encoder,
-                MODE_SUM,
-                bits | if signed { 128 } else { 0 },
-                &chunk.data,
-                &state,
-            )?;
-            let counts = if validity.is_some() || agg.func == AggFunc::Mean {
-                Some(count(encoder, &chunk.data)?)
-            } else {
+            dispatch(encoder, MODE_SUM, kind, &chunk.data, &state)?;
+            let int_squares = if matches!(func, AggFunc::Sum | AggFunc::Mean) {
                 None
+            } else {
+                let squares = ctx.storage_zeroed("group sums of squares", groups as u64 * 20)?;
+                dispatch(encoder, MODE_SQUARES, kind, &chunk.data, &squares)?;
+                Some(squares)
             };
             AggState {
                 state,
                 words: 3,
-                counts,
+                counts: Some(count(encoder, &chunk.data)?),
                 float: None,
+                int_squares,
             }
         }
         (AggFunc::Min | AggFunc::Max, Some(_)) => {
@@ -462,6 +486,7 @@ fn record_aggregate(
                 words: 3,
                 counts: None,
                 float: None,
+                int_squares: None,
             }
         }
         _ => {
@@ -473,68 +498,284 @@ fn record_aggregate(
     })
 }
 
-/// One aggregate's output column from its downloaded state.
-fn finish(
-    batch: &RecordBatch,
-    agg: &PlannedAgg,
-    groups: usize,
-    state: &[u32],
-    counts: Option<&[u32]>,
-) -> Result<ArrayRef> {
-    let sum96 = |g: usize| -> i128 {
-        let w = &state[g * 3..g * 3 + 3];
-        ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128
-    };
-    let has_values = |g: usize| counts.is_none_or(|c| c[g] > 0);
-    Ok(match agg.func {
-        AggFunc::CountStar | AggFunc::Count => Arc::new(Int64Array::from_iter_values(
-            state[..groups].iter().map(|c| *c as i64),
-        )),
-        AggFunc::Sum => match agg.output {
-            DataType::UInt64 => Arc::new(UInt64Array::from_iter(
-                (0..groups).map(|g| has_values(g).then(|| sum96(g) as u64)),
-            )),
-            _ => Arc::new(Int64Array::from_iter(
-                (0..groups).map(|g| has_values(g).then(|| sum96(g) as i64)),
-            )),
-        },
-        AggFunc::Mean => {
-            let counts = counts.expect("a mean counts its values");
-            Arc::new(Float64Array::from_iter((0..groups).map(|g| {
-                (counts[g] > 0).then(|| {
-                    let mut exact = ExactSum::default();
-                    exact.add_i128(sum96(g));
-                    exact.mean(counts[g] as u64)
+/// Each aggregate's input for chunk `c`, as a one-chunk batch: a column as it is, or what a
+/// generated kernel writes for an expression or a filter (values where needed, and a
+/// validity bitmap that is set where the value is valid and the filter true). Recorded
+/// into `encoder`; division errors go to the returned flags word. Per aggregate: its
+/// column in the batch (`None` for `count(*)` without a filter).
+fn aggregate_inputs(
+    batch: &GpuBatch,
+    c: usize,
+    plan: &Plan,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<(GpuBatch, Vec<Option<usize>>, wgpu::Buffer)> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let flags = ctx.storage_zeroed("flags", 4)?;
+    let has_nulls = |i: usize| batch.columns[i].chunks[c].validity.is_some();
+    let mut columns: Vec<GpuColumn> = Vec::new();
+    let mut slots = Vec::with_capacity(plan.aggs.len());
+    for agg in &plan.aggs {
+        let plain = plain_column(agg);
+        let column = match (&agg.value, &agg.filter, plain) {
+            (None, None, _) => None,
+            (Some(_), None, Some(i)) => Some(GpuColumn {
+                data_type: batch.columns[i].data_type.clone(),
+                chunks: vec![batch.columns[i].chunks[c].clone()],
+            }),
+            (value, filter, plain) => {
+                let kernel = predicate::generate_input(
+                    value.as_ref(),
+                    plain.is_none(),
+                    filter.as_ref(),
+                    &has_nulls,
+                )?;
+                check_bindings(ctx, &kernel)?;
+                let bitmap = Layout::Bits.bytes(rows as usize);
+                let valid = ctx.storage_zeroed("aggregate input validity", bitmap)?;
+                let (data_type, data) = match &kernel.outputs {
+                    Outputs::Bits => {
+                        let data = ctx.storage_zeroed("aggregate input bits", bitmap)?;
+                        record_kernel(batch, c, &kernel, &[&data, &valid], &flags, encoder)?;
+                        (DataType::Boolean, data)
+                    }
+                    Outputs::Values(dt) => {
+                        let layout = Layout::of(dt).expect("a kernel writes a GPU type");
+                        let bytes = layout.bytes(rows as usize);
+                        let data = ctx.storage_zeroed("aggregate input values", bytes)?;
+                        record_kernel(batch, c, &kernel, &[&data, &valid], &flags, encoder)?;
+                        (dt.clone(), data)
+                    }
+                    Outputs::Validity => {
+                        record_kernel(batch, c, &kernel, &[&valid], &flags, encoder)?;
+                        match plain {
+                            Some(i) => (
+                                batch.columns[i].data_type.clone(),
+                                batch.columns[i].chunks[c].data.clone(),
+                            ),
+                            // count(*) with a filter: only the bitmap is read.
+                            None => (DataType::Boolean, valid.clone()),
+                        }
+                    }
+                };
+                Some(GpuColumn {
+                    data_type,
+                    chunks: vec![ColumnChunk {
+                        data,
+                        validity: Some(valid),
+                    }],
                 })
-            })))
-        }
-        AggFunc::Min | AggFunc::Max => {
-            let rows = batch.num_rows() as u32;
-            let (column, _) = value_column(agg).expect("checked: a column");
-            let at = UInt32Array::from_iter(
-                (0..groups).map(|g| (state[g * 3 + 2] != 0).then(|| rows - state[g * 3 + 2])),
-            );
-            take(batch.column(column).as_ref(), &at, None)?
-        }
-        other => {
-            return Err(Error::UnsupportedOnGpu {
-                operation: "group_by",
-                reason: format!("{other}"),
+            }
+        };
+        slots.push(column.map(|col| {
+            columns.push(col);
+            columns.len() - 1
+        }));
+    }
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, col)| Field::new(format!("a{i}"), col.data_type.clone(), true))
+        .collect();
+    let inputs = GpuBatch {
+        ctx: ctx.clone(),
+        schema: Arc::new(Schema::new(fields)),
+        columns,
+        chunk_rows: vec![rows],
+    };
+    Ok((inputs, slots, flags))
+}
+
+/// The key values of a chunk's groups, from their first rows (local) and the chunk's base.
+type KeysAt<'a> = dyn Fn(&[u32], u32) -> Result<Vec<ArrayRef>> + 'a;
+
+/// Chunk `c` of `batch` grouped by `plan` on the GPU, into partial aggregates; `base` is
+/// the chunk's first row in the batch, and `keys_at` gives the key values of rows.
+fn chunk_partial(
+    batch: &GpuBatch,
+    c: usize,
+    plan: &Plan,
+    base: u32,
+    keys_at: &KeysAt,
+) -> Result<Grouped> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let start = Instant::now();
+    let (groups, group_of_row, first_of_group) = if plan.keys.is_empty() {
+        let ids = ctx.storage_zeroed("group of row", rows as u64 * 4)?;
+        (1, ids, None)
+    } else {
+        let keys: Vec<Key> = plan
+            .keys
+            .iter()
+            .map(|&k| Key {
+                column: k,
+                options: SortOptions::default(),
             })
+            .collect();
+        let (g, ids, first) = super::groups::assign_groups(batch, &keys, c)?;
+        (g, ids, Some(first))
+    };
+    let mut encoder = ctx.encoder();
+    let (inputs, slots, flags) = aggregate_inputs(batch, c, plan, &mut encoder)?;
+    ctx.submit(encoder)?;
+    // The bit range of every float input summed, to size its exact digits.
+    let sums = |a: &PlannedAgg| {
+        !matches!(
+            a.func,
+            AggFunc::Count | AggFunc::CountStar | AggFunc::Min | AggFunc::Max
+        )
+    };
+    let float_inputs: Vec<usize> = plan
+        .aggs
+        .iter()
+        .zip(&slots)
+        .filter(|(a, _)| sums(a))
+        .filter_map(|(_, s)| s.filter(|&s| is_float(&inputs.columns[s].data_type)))
+        .collect();
+    let ranges = float_ranges(&inputs, &float_inputs)?;
+    let mut encoder = ctx.encoder();
+    let mut states = Vec::with_capacity(plan.aggs.len());
+    for (agg, slot) in plan.aggs.iter().zip(&slots) {
+        let range = slot
+            .filter(|_| sums(agg))
+            .and_then(|s| ranges.iter().find(|(k, _)| *k == s).map(|(_, r)| *r));
+        states.push(record_aggregate(
+            &inputs,
+            agg,
+            *slot,
+            range,
+            groups,
+            &group_of_row,
+            &mut encoder,
+        )?);
+    }
+    ctx.submit(encoder)?;
+    profile::record(Phase::Kernels, start);
+
+    let start = Instant::now();
+    let g = groups as u64;
+    let mut parts: Vec<(&wgpu::Buffer, u64)> = vec![(&flags, 4)];
+    if let Some(first) = &first_of_group {
+        parts.push((first, g * 4));
+    }
+    for s in &states {
+        parts.push((&s.state, s.words as u64 * g * 4));
+        if let Some(c) = &s.counts {
+            parts.push((c, g * 4));
         }
+        if let Some(q) = s.float.as_ref().and_then(|f| f.squares.as_ref()) {
+            parts.push((&q.state, (q.digits as u64 + 1) * g * 4));
+        }
+        if let Some(q) = &s.int_squares {
+            parts.push((q, 5 * g * 4));
+        }
+    }
+    let mut bytes = ctx.read_many(&parts)?.into_iter();
+    let mut next = || -> Vec<u32> { read_u32s(&bytes.next().unwrap_or_default()) };
+    check_flags(next()[0])?;
+    let first: Vec<u32> = match &first_of_group {
+        Some(_) => next(),
+        None => Vec::new(),
+    };
+    let groups = groups as usize;
+    let mut out = Vec::with_capacity(states.len());
+    // min/max: (aggregate, its input column, each group's row or none), gathered below.
+    let mut extremes: Vec<(usize, usize, Vec<Option<u32>>)> = Vec::new();
+    for (i, (agg, s)) in plan.aggs.iter().zip(&states).enumerate() {
+        let state = next();
+        let counts: Option<Vec<u64>> = s
+            .counts
+            .as_ref()
+            .map(|_| next().into_iter().map(u64::from).collect());
+        let sum96 = |g: usize| -> i128 {
+            let w = &state[g * 3..g * 3 + 3];
+            ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128
+        };
+        out.push(match (agg.func, &s.float) {
+            (AggFunc::CountStar | AggFunc::Count, _) => {
+                State::Count(state[..groups].iter().map(|c| *c as u64).collect())
+            }
+            (AggFunc::Min | AggFunc::Max, _) => {
+                let at = (0..groups)
+                    .map(|g| {
+                        let r = state[g * 3 + 2];
+                        (r != 0).then(|| rows - r)
+                    })
+                    .collect();
+                extremes.push((i, slots[i].expect("min and max have a value"), at));
+                State::Count(Vec::new()) // replaced below
+            }
+            (_, Some(f)) => {
+                let squares = f.squares.as_ref().map(|_| next());
+                float_moments(
+                    f,
+                    groups,
+                    &state,
+                    squares.as_deref(),
+                    counts.expect("counted"),
+                )
+            }
+            (AggFunc::Sum | AggFunc::Mean, None) => State::IntSum {
+                sums: (0..groups).map(sum96).collect(),
+                n: counts.expect("integer sums count their values"),
+            },
+            (_, None) => {
+                let squares = next();
+                State::Moments {
+                    sum: (0..groups)
+                        .map(|g| {
+                            let mut e = ExactSum::default();
+                            e.add_i128(sum96(g));
+                            e
+                        })
+                        .collect(),
+                    squares: (0..groups)
+                        .map(|g| {
+                            let mut e = ExactSum::default();
+                            for (i, w) in squares[g * 5..g * 5 + 5].iter().enumerate() {
+                                e.add_digit(false, *w, BIAS_SQUARES + 32 * i as u32);
+                            }
+                            e
+                        })
+                        .collect(),
+                    n: counts.expect("variances count their values"),
+                }
+            }
+        });
+    }
+    profile::record(Phase::Download, start);
+    for (i, slot, at) in extremes {
+        let rows: Vec<u32> = at.iter().map(|r| r.unwrap_or(0)).collect();
+        let values = gather(&inputs, &[slot], &rows)?.remove(0);
+        let present = UInt32Array::from_iter((0..groups).map(|g| at[g].map(|_| g as u32)));
+        let mut values = take(values.as_ref(), &present, None)?;
+        if values.data_type() != &plan.aggs[i].output {
+            // A widened expression value: every value fits the output type.
+            values = cast(&values, &plan.aggs[i].output)?;
+        }
+        out[i] = State::Extreme(values);
+    }
+    let keys = if plan.keys.is_empty() {
+        Vec::new()
+    } else {
+        keys_at(&first, base)?
+    };
+    Ok(Grouped {
+        groups,
+        keys,
+        states: out,
     })
 }
 
-/// A float aggregate's column from its downloaded digits: the exact sums rebuilt and
-/// rounded once by the same code as the CPU path's, so the bits are the same.
-fn finish_float(
-    agg: &PlannedAgg,
+/// Exact float sums (and sums of squares) from their downloaded digits.
+fn float_moments(
     f: &FloatDigits,
     groups: usize,
     state: &[u32],
     squares: Option<&[u32]>,
-    counts: &[u32],
-) -> ArrayRef {
+    n: Vec<u64>,
+) -> State {
     let d = f.digits as usize;
     let sum = |g: usize| {
         let mut e = ExactSum::default();
@@ -559,14 +800,13 @@ fn finish_float(
         e.add_flags(words[at + d]);
         e
     };
-    let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
-    Arc::new(Float64Array::from_iter((0..groups).map(|g| {
-        let n = counts[g] as u64;
-        match agg.func {
-            AggFunc::Sum => (n > 0).then(|| sum(g).sum()),
-            AggFunc::Mean => (n > 0).then(|| sum(g).mean(n)),
-            AggFunc::VarSamp | AggFunc::VarPop => exact::variance(&sum(g), &square_sum(g), n, ddof),
-            _ => exact::std_dev(&sum(g), &square_sum(g), n, ddof).map(exact::canonical),
-        }
-    })))
+    State::Moments {
+        sum: (0..groups).map(sum).collect(),
+        squares: if squares.is_some() {
+            (0..groups).map(square_sum).collect()
+        } else {
+            Vec::new()
+        },
+        n,
+    }
 }

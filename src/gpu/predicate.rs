@@ -84,7 +84,7 @@ pub(crate) fn unsupported_reason(expr: &Typed) -> Option<String> {
     reason
 }
 
-/// A generated predicate kernel for one shape.
+/// A generated kernel for one shape: a predicate's bitmaps, or an aggregate's input.
 pub(crate) struct PredicateKernel {
     /// The cache key: the expression's shape.
     pub key: String,
@@ -96,6 +96,19 @@ pub(crate) struct PredicateKernel {
     pub columns: Vec<(usize, bool)>,
     /// Whether the kernel reports division errors through a flags buffer.
     pub has_flags: bool,
+    /// What the kernel writes, bound first (after the parameters) in this order.
+    pub outputs: Outputs,
+}
+
+/// The buffers a kernel writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outputs {
+    /// A value bitmap and a validity bitmap (a predicate, or a boolean value).
+    Bits,
+    /// Values of this type (32 or 64 bits each) and a validity bitmap.
+    Values(DataType),
+    /// A validity bitmap only: the rows an aggregate takes from a column read as it is.
+    Validity,
 }
 
 /// Flag bits the kernel ORs into `flags[0]`.
@@ -103,6 +116,7 @@ pub(crate) const FLAG_DIVIDE_BY_ZERO: u32 = 1;
 pub(crate) const FLAG_OVERFLOW: u32 = 2;
 
 struct Gen<'a> {
+    operation: &'static str,
     body: String,
     key: String,
     literals: Vec<u32>,
@@ -116,16 +130,48 @@ struct Gen<'a> {
     softfloat: bool,
 }
 
-/// Generates the kernel for `expr`; `has_nulls(i)` says whether column `i`'s chunk has a
-/// validity bitmap to bind.
+/// Generates the predicate kernel for `expr`; `has_nulls(i)` says whether column `i`'s
+/// chunk has a validity bitmap to bind.
 pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Result<PredicateKernel> {
-    if let Some(reason) = unsupported_reason(expr) {
-        return Err(Error::UnsupportedOnGpu {
-            operation: "filter",
-            reason,
-        });
+    build("filter", Some(expr), false, None, has_nulls)
+}
+
+/// Generates the kernel that makes an aggregate's input: `value`'s values (when
+/// `write_value`; else only its validity is used, the column being read as it is) and a
+/// validity bitmap that is set where the value is valid and `filter` is true.
+pub(crate) fn generate_input(
+    value: Option<&Typed>,
+    write_value: bool,
+    filter: Option<&Typed>,
+    has_nulls: &dyn Fn(usize) -> bool,
+) -> Result<PredicateKernel> {
+    build("group_by", value, write_value, filter, has_nulls)
+}
+
+/// The column type a kernel writes for a value of type `dt`: 8- and 16-bit integers
+/// widened to 32 bits (same order, same sum), everything else as it is.
+pub(crate) fn written_type(dt: &DataType) -> Option<DataType> {
+    Some(match repr(dt)? {
+        Repr::I32 if *dt != DataType::Date32 => DataType::Int32,
+        Repr::U32 => DataType::UInt32,
+        _ => dt.clone(),
+    })
+}
+
+fn build(
+    operation: &'static str,
+    value: Option<&Typed>,
+    write_value: bool,
+    filter: Option<&Typed>,
+    has_nulls: &dyn Fn(usize) -> bool,
+) -> Result<PredicateKernel> {
+    for e in value.iter().chain(filter.iter()) {
+        if let Some(reason) = unsupported_reason(e) {
+            return Err(Error::UnsupportedOnGpu { operation, reason });
+        }
     }
     let mut g = Gen {
+        operation,
         body: String::new(),
         key: String::new(),
         literals: Vec::new(),
@@ -135,10 +181,64 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
         has_flags: false,
         softfloat: false,
     };
-    let (value, ok, r) = g.node(expr)?;
-    debug_assert_eq!(r, Repr::Bool);
+    let predicate = operation == "filter";
+    let mut value_repr = None;
+    let (mut value_text, mut ok) = ("false".to_string(), "true".to_string());
+    if let Some(v) = value {
+        let (text, v_ok, r) = g.node(v)?;
+        value_repr = Some(r);
+        value_text = text;
+        ok = v_ok;
+    }
+    if let Some(f) = filter {
+        g.key.push_str(" where ");
+        let (f_value, _, _) = g.node(f)?;
+        // A boolean's value is false wherever it is null: true only where it is true.
+        ok = format!("({ok}) && ({f_value})");
+    }
+    if !predicate {
+        write!(g.key, " write:{write_value}").unwrap();
+    }
+    let outputs = match (predicate, write_value, value_repr, value) {
+        (true, ..) | (false, true, Some(Repr::Bool), _) => Outputs::Bits,
+        (false, true, Some(_), Some(v)) => {
+            Outputs::Values(written_type(&v.data_type()).expect("checked: a represented type"))
+        }
+        _ => Outputs::Validity,
+    };
     let mut bindings = String::new();
-    let mut slot = 3;
+    let (store, flush) = match &outputs {
+        Outputs::Bits => {
+            bindings.push_str("@group(0) @binding(1) var<storage, read_write> out_values: array<u32>;\n@group(0) @binding(2) var<storage, read_write> out_valid: array<u32>;\n");
+            (
+                format!("if ({ok}) {{ atomicOr(&word_valid[lid >> 5u], bit); }}\n        if ({value_text}) {{ atomicOr(&word_values[lid >> 5u], bit); }}"),
+                "out_values[w] = atomicLoad(&word_values[lid]);\n        out_valid[w] = atomicLoad(&word_valid[lid]);".to_string(),
+            )
+        }
+        Outputs::Values(dt) => {
+            let (elem, word) = match value_repr.expect("a value") {
+                Repr::I32 => ("u32", format!("bitcast<u32>({value_text})")),
+                Repr::I64 | Repr::U64 | Repr::F64 => ("vec2<u32>", value_text.clone()),
+                _ => ("u32", value_text.clone()),
+            };
+            debug_assert!(super::column::Layout::of(dt).is_some());
+            writeln!(bindings, "@group(0) @binding(1) var<storage, read_write> out_values: array<{elem}>;\n@group(0) @binding(2) var<storage, read_write> out_valid: array<u32>;").unwrap();
+            (
+                format!("if ({ok}) {{ atomicOr(&word_valid[lid >> 5u], bit); }}\n        out_values[row] = {word};"),
+                "out_valid[w] = atomicLoad(&word_valid[lid]);".to_string(),
+            )
+        }
+        Outputs::Validity => {
+            bindings.push_str(
+                "@group(0) @binding(1) var<storage, read_write> out_valid: array<u32>;\n",
+            );
+            (
+                format!("if ({ok}) {{ atomicOr(&word_valid[lid >> 5u], bit); }}"),
+                "out_valid[w] = atomicLoad(&word_valid[lid]);".to_string(),
+            )
+        }
+    };
+    let mut slot = if outputs == Outputs::Validity { 2 } else { 3 };
     if !g.literals.is_empty() {
         writeln!(
             bindings,
@@ -155,8 +255,14 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
         .unwrap();
         slot += 1;
     }
+    let all: Vec<&Typed> = value.iter().chain(filter.iter()).copied().collect();
     for (i, (col, valid)) in g.columns.iter().enumerate() {
-        let elem = match repr(&column_type(expr, *col)) {
+        let dt = all
+            .iter()
+            .map(|e| column_type(e, *col))
+            .find(|dt| *dt != DataType::Null)
+            .unwrap_or(DataType::Null);
+        let elem = match repr(&dt) {
             Some(Repr::I64 | Repr::U64 | Repr::F64) => "vec2<u32>",
             _ => "u32",
         };
@@ -187,16 +293,18 @@ pub(crate) fn generate(expr: &Typed, has_nulls: &dyn Fn(usize) -> bool) -> Resul
         &[
             ("BINDINGS", &bindings),
             ("BODY", &g.body),
-            ("OK", &ok),
-            ("VALUE", &value),
+            ("STORE", &store),
+            ("FLUSH", &flush),
         ],
     );
+    let kind = if predicate { "predicate" } else { "agg_input" };
     Ok(PredicateKernel {
-        key: format!("predicate:{}", g.key),
+        key: format!("{kind}:{}", g.key),
         source,
         literals: g.literals,
         columns: g.columns,
         has_flags: g.has_flags,
+        outputs,
     })
 }
 
@@ -222,7 +330,7 @@ impl Gen<'_> {
     fn node(&mut self, e: &Typed) -> Result<(String, String, Repr)> {
         let dt = e.data_type();
         let r = repr(&dt).ok_or_else(|| Error::UnsupportedOnGpu {
-            operation: "filter",
+            operation: self.operation,
             reason: format!("{dt} in an expression"),
         })?;
         let (value, ok): (String, String) = match e {
@@ -307,7 +415,7 @@ impl Gen<'_> {
                     }
                     (a, b) => {
                         return Err(Error::UnsupportedOnGpu {
-                            operation: "filter",
+                            operation: self.operation,
                             reason: format!("cast from {a:?} to {b:?}"),
                         })
                     }
@@ -408,7 +516,7 @@ impl Gen<'_> {
             return Ok(format!("{}({l}, {rv})", float_fn(op, r)));
         }
         let (_, bits) = int_info(dt).ok_or_else(|| Error::UnsupportedOnGpu {
-            operation: "filter",
+            operation: self.operation,
             reason: format!("arithmetic on {dt}"),
         })?;
         let n = self.fresh();
@@ -463,7 +571,7 @@ impl Gen<'_> {
             }
             _ => {
                 return Err(Error::UnsupportedOnGpu {
-                    operation: "filter",
+                    operation: self.operation,
                     reason: format!("{op:?} on {dt}"),
                 })
             }

@@ -1,0 +1,311 @@
+//! Partial aggregates: the per-group states that both group-by paths produce, that merge
+//! exactly across chunks and batches, and that finish into the output columns.
+//!
+//! A state holds what the result needs and nothing rounded: counts, exact integer sums,
+//! exact float sums (and sums of squares), or the best value so far for `min`/`max`. So a
+//! batch split into chunks (on the GPU) or a file streamed in batches
+//! ([`crate::group_by::GroupByAccumulator`]) gives the same bits as one batch would.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, Float64Array, Int64Array, UInt32Array, UInt64Array,
+};
+use arrow::compute::{concat, take, SortOptions};
+use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, SortField};
+use hashbrown::HashMap;
+
+use crate::cpu::keys;
+use crate::error::Result;
+use crate::exact::{self, ExactSum};
+use crate::group_by::{AggFunc, Plan, PlannedAgg};
+
+/// One aggregate's state for every group.
+#[derive(Debug, Clone)]
+pub(crate) enum State {
+    /// `count(*)` and `count(x)`: rows counted per group.
+    Count(Vec<u64>),
+    /// `sum` and `avg` of integers: the exact sum (2^64 values of 64 bits fit an i128) and
+    /// the number of values.
+    IntSum { sums: Vec<i128>, n: Vec<u64> },
+    /// Exact sums (and, for `var`/`stddev`, sums of squares; empty otherwise) and the
+    /// number of values: float `sum`/`avg`, and `var`/`stddev` of any number.
+    Moments {
+        sum: Vec<ExactSum>,
+        squares: Vec<ExactSum>,
+        n: Vec<u64>,
+    },
+    /// `min`/`max`: the best value of each group (null where it has none), in the
+    /// aggregate's output type.
+    Extreme(ArrayRef),
+}
+
+/// Grows `v` to `groups` entries with defaults.
+fn grow<T: Default + Clone>(v: &mut Vec<T>, groups: usize) {
+    if v.len() < groups {
+        v.resize(groups, T::default());
+    }
+}
+
+impl State {
+    /// Adds `other` into `self`: `other`'s group `g` is `self`'s group `map[g]`, and `self`
+    /// grows to `groups` groups. `max`: whether an `Extreme` keeps the largest value (else
+    /// the smallest); on a tie the value already in `self` (the earlier row) stays.
+    pub(crate) fn merge(
+        &mut self,
+        other: &State,
+        map: &[u32],
+        groups: usize,
+        max: bool,
+    ) -> Result<()> {
+        match (self, other) {
+            (State::Count(a), State::Count(b)) => {
+                grow(a, groups);
+                for (g, c) in b.iter().enumerate() {
+                    a[map[g] as usize] += c;
+                }
+            }
+            (State::IntSum { sums, n }, State::IntSum { sums: s2, n: n2 }) => {
+                grow(sums, groups);
+                grow(n, groups);
+                for g in 0..s2.len() {
+                    let to = map[g] as usize;
+                    sums[to] = sums[to].wrapping_add(s2[g]);
+                    n[to] += n2[g];
+                }
+            }
+            (
+                State::Moments { sum, squares, n },
+                State::Moments {
+                    sum: sum2,
+                    squares: sq2,
+                    n: n2,
+                },
+            ) => {
+                grow(sum, groups);
+                grow(n, groups);
+                if !sq2.is_empty() {
+                    grow(squares, groups);
+                }
+                for g in 0..sum2.len() {
+                    let to = map[g] as usize;
+                    sum[to].merge(&sum2[g]);
+                    if !sq2.is_empty() {
+                        squares[to].merge(&sq2[g]);
+                    }
+                    n[to] += n2[g];
+                }
+            }
+            (State::Extreme(a), State::Extreme(b)) => {
+                let mut parts = vec![a.clone()];
+                if a.len() < groups {
+                    parts.push(new_null_array(a.data_type(), groups - a.len()));
+                }
+                parts.push(b.clone());
+                let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+                let all = concat(&refs)?;
+                let offset = groups;
+                let better = better_than(&all, max)?;
+                let mut pick: Vec<u32> = (0..groups as u32).collect();
+                for (g, to) in map.iter().enumerate().take(b.len()) {
+                    let (to, from) = (*to as usize, offset + g);
+                    if all.is_valid(from)
+                        && (all.is_null(pick[to] as usize) || better(from, pick[to] as usize))
+                    {
+                        pick[to] = from as u32;
+                    }
+                }
+                *a = take(all.as_ref(), &UInt32Array::from(pick), None)?;
+            }
+            (a, b) => unreachable!("states of one aggregate differ: {a:?} and {b:?}"),
+        }
+        Ok(())
+    }
+
+    /// The aggregate's output column.
+    pub(crate) fn finish(&self, agg: &PlannedAgg) -> Result<ArrayRef> {
+        let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
+        Ok(match self {
+            State::Count(c) => Arc::new(Int64Array::from_iter_values(c.iter().map(|c| *c as i64))),
+            State::IntSum { sums, n } => {
+                let groups = sums.iter().zip(n);
+                match (agg.func, &agg.output) {
+                    (AggFunc::Mean, _) => {
+                        Arc::new(Float64Array::from_iter(groups.map(|(s, n)| {
+                            (*n > 0).then(|| {
+                                let mut e = ExactSum::default();
+                                e.add_i128(*s);
+                                e.mean(*n)
+                            })
+                        })))
+                    }
+                    // The wrapping sum is the exact sum's low 64 bits.
+                    (_, DataType::UInt64) => Arc::new(UInt64Array::from_iter(
+                        groups.map(|(s, n)| (*n > 0).then_some(*s as u64)),
+                    )),
+                    _ => Arc::new(Int64Array::from_iter(
+                        groups.map(|(s, n)| (*n > 0).then_some(*s as i64)),
+                    )),
+                }
+            }
+            State::Moments { sum, squares, n } => {
+                Arc::new(Float64Array::from_iter((0..sum.len()).map(|g| {
+                    let n = n[g];
+                    match agg.func {
+                        AggFunc::Sum => (n > 0).then(|| sum[g].sum()),
+                        AggFunc::Mean => (n > 0).then(|| sum[g].mean(n)),
+                        AggFunc::VarSamp | AggFunc::VarPop => {
+                            exact::variance(&sum[g], &squares[g], n, ddof)
+                        }
+                        _ => exact::std_dev(&sum[g], &squares[g], n, ddof).map(exact::canonical),
+                    }
+                })))
+            }
+            State::Extreme(values) => {
+                debug_assert_eq!(values.data_type(), &agg.output);
+                values.clone()
+            }
+        })
+    }
+}
+
+/// `better(i, j)`: whether value `i` of `values` orders after (`max`) or before value `j`.
+pub(crate) fn better_than(
+    values: &ArrayRef,
+    max: bool,
+) -> Result<Box<dyn Fn(usize, usize) -> bool>> {
+    Ok(match keys::order_words(values.as_ref()) {
+        Some((words, _)) => Box::new(move |i, j| {
+            if max {
+                words[i] > words[j]
+            } else {
+                words[i] < words[j]
+            }
+        }),
+        None => {
+            let rows = keys::rows(&[(values, SortOptions::default())])?;
+            Box::new(move |i, j| {
+                let (x, y) = (rows.row(i), rows.row(j));
+                if max {
+                    x > y
+                } else {
+                    x < y
+                }
+            })
+        }
+    })
+}
+
+/// One batch (or chunk) grouped: every group's key values (a column per key, groups in
+/// order of first appearance) and every aggregate's state.
+#[derive(Debug, Clone)]
+pub(crate) struct Grouped {
+    pub(crate) groups: usize,
+    pub(crate) keys: Vec<ArrayRef>,
+    pub(crate) states: Vec<State>,
+}
+
+impl Grouped {
+    /// The output columns: the keys, then each aggregate finished.
+    pub(crate) fn finish(&self, plan: &Plan) -> Result<Vec<ArrayRef>> {
+        let mut columns = self.keys.clone();
+        for (agg, state) in plan.aggs.iter().zip(&self.states) {
+            columns.push(state.finish(agg)?);
+        }
+        Ok(columns)
+    }
+}
+
+/// Merges [`Grouped`] parts in order: a group's number is its first appearance across the
+/// parts, keys compared by their row-format encodings (equal exactly when the keys are).
+pub(crate) struct Merger {
+    merged: Option<Grouped>,
+    converter: Option<RowConverter>,
+    index: HashMap<Box<[u8]>, u32>,
+    key_parts: Vec<Vec<ArrayRef>>,
+}
+
+impl Merger {
+    pub(crate) fn new() -> Merger {
+        Merger {
+            merged: None,
+            converter: None,
+            index: HashMap::new(),
+            key_parts: Vec::new(),
+        }
+    }
+
+    /// Adds `part`'s groups: new keys become new groups after the ones seen before.
+    pub(crate) fn push(&mut self, plan: &Plan, part: Grouped) -> Result<()> {
+        let Some(merged) = &mut self.merged else {
+            self.key_parts = part.keys.iter().map(|k| vec![k.clone()]).collect();
+            if !part.keys.is_empty() {
+                let converter = RowConverter::new(
+                    part.keys
+                        .iter()
+                        .map(|k| SortField::new(k.data_type().clone()))
+                        .collect(),
+                )?;
+                let rows = converter.convert_columns(&part.keys)?;
+                for (g, row) in rows.iter().enumerate() {
+                    self.index.insert(row.as_ref().into(), g as u32);
+                }
+                self.converter = Some(converter);
+            }
+            self.merged = Some(part);
+            return Ok(());
+        };
+        let map: Vec<u32> = match &self.converter {
+            None => vec![0; part.groups],
+            Some(converter) => {
+                let rows = converter.convert_columns(&part.keys)?;
+                let mut new = Vec::new();
+                let map = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(g, row)| {
+                        let next = merged.groups as u32 + new.len() as u32;
+                        *self.index.entry(row.as_ref().into()).or_insert_with(|| {
+                            new.push(g as u32);
+                            next
+                        })
+                    })
+                    .collect();
+                if !new.is_empty() {
+                    let new = UInt32Array::from(new);
+                    for (parts, k) in self.key_parts.iter_mut().zip(&part.keys) {
+                        parts.push(take(k.as_ref(), &new, None)?);
+                    }
+                }
+                map
+            }
+        };
+        let groups = if self.converter.is_some() {
+            self.index.len()
+        } else {
+            1
+        };
+        for ((state, other), agg) in merged.states.iter_mut().zip(&part.states).zip(&plan.aggs) {
+            state.merge(other, &map, groups, agg.func == AggFunc::Max)?;
+        }
+        merged.groups = groups;
+        Ok(())
+    }
+
+    /// Everything pushed, merged (`None` when nothing was).
+    pub(crate) fn finish(self) -> Result<Option<Grouped>> {
+        let Some(mut merged) = self.merged else {
+            return Ok(None);
+        };
+        merged.keys = self
+            .key_parts
+            .iter()
+            .map(|parts| {
+                let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+                Ok(concat(&refs)?)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(merged))
+    }
+}
