@@ -1,11 +1,11 @@
-//! Distinct on the CPU: the rows' keys numbered by a `hashbrown` table
-//! (`keys::group_ids`, the same grouping as the CPU group-by), then the kept row of each key
-//! picked from the numbering, in input order.
+//! Distinct on the CPU: the rows' keys numbered by the CPU group-by's `hashbrown` table
+//! (`group_by::assign_groups`: packed u64 / u128 keys, or row-format rows), then the kept
+//! row of each key picked from the numbering, in input order.
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 
-use super::keys;
+use super::group_by;
 use crate::distinct::Keep;
 use crate::error::Result;
 
@@ -17,7 +17,7 @@ pub(crate) fn distinct_indices(
     keep: Keep,
 ) -> Result<Vec<u32>> {
     let columns: Vec<ArrayRef> = keys.iter().map(|&k| batch.column(k).clone()).collect();
-    let (ids, first) = keys::group_ids(&columns)?;
+    let (ids, first) = group_by::assign_groups(&columns)?;
     Ok(pick(&ids, first, keep))
 }
 
@@ -61,5 +61,5 @@ pub(crate) fn distinct(batch: &RecordBatch, keys: &[usize], keep: Keep) -> Resul
 /// The number of distinct keys.
 pub(crate) fn distinct_count(batch: &RecordBatch, keys: &[usize]) -> Result<usize> {
     let columns: Vec<ArrayRef> = keys.iter().map(|&k| batch.column(k).clone()).collect();
-    Ok(keys::group_ids(&columns)?.1.len())
+    Ok(group_by::assign_groups(&columns)?.1.len())
 }

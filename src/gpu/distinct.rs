@@ -171,7 +171,7 @@ fn merge_chunks(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<(Vec<u32>,
         base += batch.chunk_rows[c];
     }
     let candidates = concat_batches(&candidates[0].schema(), &candidates)?;
-    let (ids, firsts) = cpu::keys::group_ids(candidates.columns())?;
+    let (ids, firsts) = cpu::group_by::assign_groups(candidates.columns())?;
     let distinct = firsts.len();
     let kept = match keep {
         // A key's first candidate holds its first row; the firsts ascend.
