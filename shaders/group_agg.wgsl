@@ -8,6 +8,8 @@
 //               rows - row, by max). The minimum is the maximum of inverted words.
 //   MODE_SQUARES: the sum of the squares of integer values, exactly: 160 bits per group
 //               (five words; 2^32 squares of up to 128 bits fit), for integer variances.
+// MODE_COUNT, MODE_SUM and MODE_SQUARES pre-aggregate in workgroup memory when assembled
+// with LOCAL (few groups; see common/group_rows.wgsl).
 #import dispatch
 #import group_rows
 #import int64
@@ -31,21 +33,6 @@ struct AggParams {
 
 @group(0) @binding(0) var<uniform> params: AggParams;
 
-fn add96(base: u32, v0: u32, v1: u32, v2: u32) {
-    let o0 = atomicAdd(&state[base], v0);
-    var carry = select(0u, 1u, o0 + v0 < o0);
-    let add1 = v1 + carry;
-    carry = select(0u, 1u, add1 < v1);
-    if (add1 != 0u) {
-        let o1 = atomicAdd(&state[base + 1u], add1);
-        carry += select(0u, 1u, o1 + add1 < o1);
-    }
-    let add2 = v2 + carry;
-    if (add2 != 0u) {
-        atomicAdd(&state[base + 2u], add2);
-    }
-}
-
 // `w += v << (32 * at)` on a local five-word number (carries kept inside it).
 fn add_local(w: ptr<function, array<u32, 5>>, at: u32, v: vec2<u32>) {
     var carry = 0u;
@@ -68,20 +55,6 @@ fn add_local(w: ptr<function, array<u32, 5>>, at: u32, v: vec2<u32>) {
     }
 }
 
-// Adds a five-word number to group state words base.. with 32-bit atomics: each word's
-// overflow, seen by the thread that caused it, is carried into the next word.
-fn add160(base: u32, v: array<u32, 5>) {
-    var carry = 0u;
-    for (var i = 0u; i < 5u; i++) {
-        let add = v[i] + carry;
-        carry = select(0u, 1u, add < v[i]);
-        if (add != 0u) {
-            let old = atomicAdd(&state[base + i], add);
-            carry += select(0u, 1u, old + add < old);
-        }
-    }
-}
-
 // The value of `row` as a 64-bit two's-complement number (sign- or zero-extended).
 fn value64(row: u32, width: u32, signed: bool) -> vec2<u32> {
     if (width == 64u) {
@@ -96,23 +69,15 @@ fn value64(row: u32, width: u32, signed: bool) -> vec2<u32> {
     return vec2<u32>(raw, 0u);
 }
 
-@compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = flat_workgroup(wg, nwg) * WG + lid;
-    if (row >= params.rows) {
-        return;
-    }
+// One row's contribution.
+fn process(row: u32) {
     if (!row_valid(row, (params.flags & 1u) != 0u)) {
         return;
     }
     let g = group_of_row[row];
     switch params.mode {
         case 0u: { // MODE_COUNT
-            atomicAdd(&state[g], 1u);
+            state_add(g, 1u);
         }
         case 1u: { // MODE_SUM
             let signed = (params.kind & 128u) != 0u;
@@ -120,7 +85,7 @@ fn main(
             let lo = v.x;
             let hi = v.y;
             let top = select(0u, 0xffffffffu, signed && (hi & 0x80000000u) != 0u);
-            add96(g * 3u, lo, hi, top);
+            add_words_n(g * 3u, array<u32, 5>(lo, hi, top, 0u, 0u), 3u);
         }
         case 2u: { // MODE_MAX_HI
             atomicMax(&state[g * 3u], values[row * params.kind]);
@@ -143,7 +108,7 @@ fn main(
             add_local(&w, 1u, cross);
             add_local(&w, 1u, cross);
             add_local(&w, 2u, mul_wide(v.y, v.y));
-            add160(g * 5u, w);
+            add_words_n(g * 5u, w, 5u);
         }
         default: { // MODE_MAX_ROW
             var best = values[row * params.kind] == atomicLoad(&state[g * 3u]);
@@ -153,6 +118,35 @@ fn main(
             if (best) {
                 atomicMax(&state[g * 3u + 2u], params.rows - row);
             }
+        }
+    }
+}
+
+// The words per group of a mode that pre-aggregates in workgroup memory.
+fn words_per_group() -> u32 {
+    switch params.mode {
+        case 1u: { return 3u; }
+        case 5u: { return 5u; }
+        default: { return 1u; }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    local_begin(lid);
+    let stride = nwg.x * nwg.y * WG;
+    for (var row = flat_workgroup(wg, nwg) * WG + lid; row < params.rows; row += stride) {
+        process(row);
+    }
+    if (LOCAL) {
+        workgroupBarrier();
+        let n = words_per_group();
+        for (var at = lid * n; at + n <= flushed_words(); at += WG * n) {
+            flush_number(at, n);
         }
     }
 }

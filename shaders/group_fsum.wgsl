@@ -8,6 +8,8 @@
 //                 (state[0] by min, state[1] by max), to size the digits.
 //   MODE_SUM:     per group [positive digits][negative digits][flags], at scale 2^-1074.
 //   MODE_SQUARES: per group [digits][flags] of x * x, at scale 2^-2148.
+// MODE_SUM and MODE_SQUARES pre-aggregate in workgroup memory when assembled with LOCAL
+// (few groups; see common/group_rows.wgsl).
 #import dispatch
 #import group_rows
 #import int64
@@ -91,7 +93,7 @@ fn add_words(base: u32, k: u32, w: array<u32, 5>) {
             carry = select(0u, 1u, v < w[j]);
         }
         if (v != 0u) {
-            let old = atomicAdd(&state[base + k + j], v);
+            let old = state_add(base + k + j, v);
             carry += select(0u, 1u, old + v < old);
         }
         j += 1u;
@@ -132,16 +134,8 @@ fn shifted(v: array<u32, 4>, b: u32) -> array<u32, 5> {
     );
 }
 
-@compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = flat_workgroup(wg, nwg) * WG + lid;
-    if (row >= params.rows) {
-        return;
-    }
+// One row's contribution.
+fn process(row: u32) {
     if (!row_valid(row, (params.mode & 512u) != 0u)) {
         return;
     }
@@ -159,7 +153,7 @@ fn main(
     if (mode == MODE_SUM) {
         let base = g * (2u * params.digits + 1u);
         if (p.special != 0u) {
-            atomicOr(&state[base + 2u * params.digits], p.special);
+            state_or(base + 2u * params.digits, p.special);
             return;
         }
         if (zero) {
@@ -173,7 +167,7 @@ fn main(
     // MODE_SQUARES
     let base = g * (params.digits + 1u);
     if (p.special != 0u) {
-        atomicOr(&state[base + params.digits], p.special);
+        state_or(base + params.digits, p.special);
         return;
     }
     if (zero) {
@@ -181,4 +175,37 @@ fn main(
     }
     let shift = 2u * p.pos - params.lowest * 32u;
     add_words(base, shift >> 5u, shifted(square(p.m), shift & 31u));
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    local_begin(lid);
+    let stride = nwg.x * nwg.y * WG;
+    for (var row = flat_workgroup(wg, nwg) * WG + lid; row < params.rows; row += stride) {
+        process(row);
+    }
+    if (LOCAL) {
+        workgroupBarrier();
+        // Per group: its digit arrays (two for sums, one for squares), then its flags.
+        let arrays = select(1u, 2u, (params.mode & 255u) == MODE_SUM);
+        let per_group = arrays * params.digits + 1u;
+        let parts = flushed_words() / per_group * (arrays + 1u);
+        for (var t = lid; t < parts; t += WG) {
+            let g = t / (arrays + 1u);
+            let part = t % (arrays + 1u);
+            let at = g * per_group + part * params.digits;
+            if (part == arrays) {
+                let flags = atomicLoad(&local_state[at]);
+                if (flags != 0u) {
+                    atomicOr(&state[at], flags);
+                }
+            } else {
+                flush_number(at, params.digits);
+            }
+        }
+    }
 }

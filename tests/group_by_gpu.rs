@@ -476,3 +476,56 @@ fn float_sums_and_variances_of_many_random_values_are_bit_exact() {
     same_as_cpu(&b, &["k"], &aggs);
     same_as_cpu(&b, &[], &aggs);
 }
+
+#[test]
+fn few_groups_pre_aggregate_in_workgroup_memory() {
+    // Few groups over many rows: each workgroup walks thousands of rows, adding into its
+    // own words (carries among them included: the values are near the i64 limits), then
+    // adds those into the global state once. 256 groups still pre-aggregate; 257 don't:
+    // both sides of the switch must give the CPU's answer.
+    let n = 300_000usize;
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let big: Vec<i64> = (0..n)
+        .map(|_| {
+            let r = next();
+            if r & 1 == 0 {
+                i64::MAX - (r >> 40) as i64
+            } else {
+                i64::MIN + (r >> 40) as i64
+            }
+        })
+        .collect();
+    let f: Vec<f64> = (0..n)
+        .map(|_| (next() >> 11) as f64 * 2f64.powi(-40))
+        .collect();
+    for groups in [3usize, 256, 257] {
+        let b = batch(vec![
+            (
+                "k",
+                Arc::new(UInt16Array::from_iter_values(
+                    (0..n).map(|i| (i * 7919 % groups) as u16),
+                )) as _,
+            ),
+            ("i", Arc::new(Int64Array::from(big.clone())) as _),
+            ("f", Arc::new(Float64Array::from(f.clone())) as _),
+        ]);
+        let aggs = [
+            Agg::count_star(),
+            Agg::sum(col("i")),
+            Agg::mean(col("i")),
+            Agg::var_pop(col("i")),
+            Agg::sum(col("f")),
+            Agg::stddev_samp(col("f")),
+        ];
+        same_as_cpu(&b, &["k"], &aggs);
+        if groups == 3 {
+            same_as_cpu(&b, &[], &aggs);
+        }
+    }
+}

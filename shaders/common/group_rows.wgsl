@@ -9,3 +9,71 @@
 fn row_valid(row: u32, has_validity: bool) -> bool {
     return !has_validity || ((validity[row >> 5u] >> (row & 31u)) & 1u) != 0u;
 }
+
+// Pre-aggregation in workgroup memory, for few groups. LOCAL and LOCAL_WORDS are assembled
+// in: with LOCAL, rows add into `local_state` (laid out as `state`), a workgroup walks many
+// rows (a grid-stride loop), and then adds its words into `state` once, so millions of rows
+// don't fight over a few global atomics. Without it, rows add into `state` directly.
+const LOCAL: bool = ${LOCAL};
+var<workgroup> local_state: array<atomic<u32>, ${LOCAL_WORDS}>;
+
+fn state_add(i: u32, v: u32) -> u32 {
+    if (LOCAL) {
+        return atomicAdd(&local_state[i], v);
+    }
+    return atomicAdd(&state[i], v);
+}
+
+fn state_or(i: u32, v: u32) {
+    if (LOCAL) {
+        atomicOr(&local_state[i], v);
+    } else {
+        atomicOr(&state[i], v);
+    }
+}
+
+// Adds the `n`-word number `v` (least significant word first, n <= 5) to the words from
+// `base`: each word's overflow is seen by the thread that caused it and carried into the
+// next word, so the total is exact whatever the order; a carry out of the top word is
+// dropped (two's complement).
+fn add_words_n(base: u32, v: array<u32, 5>, n: u32) {
+    var carry = 0u;
+    for (var i = 0u; i < n; i++) {
+        let add = v[i] + carry;
+        carry = select(0u, 1u, add < v[i]);
+        if (add != 0u) {
+            let old = state_add(base + i, add);
+            carry += select(0u, 1u, old + add < old);
+        }
+    }
+}
+
+// Zeroes the workgroup's words (with LOCAL) before any row adds to them.
+fn local_begin(lid: u32) {
+    if (LOCAL) {
+        for (var i = lid; i < ${LOCAL_WORDS}u; i += WG) {
+            atomicStore(&local_state[i], 0u);
+        }
+    }
+    workgroupBarrier();
+}
+
+// Adds the workgroup's words [at, at + n) into `state` as one n-word number (a carry out of
+// the top word dropped).
+fn flush_number(at: u32, n: u32) {
+    var carry = 0u;
+    for (var j = 0u; j < n; j++) {
+        let w = atomicLoad(&local_state[at + j]);
+        let add = w + carry;
+        carry = select(0u, 1u, add < w);
+        if (add != 0u) {
+            let old = atomicAdd(&state[at + j], add);
+            carry += select(0u, 1u, old + add < old);
+        }
+    }
+}
+
+// The words of `state` that a flush covers: all of them, within the workgroup's words.
+fn flushed_words() -> u32 {
+    return min(arrayLength(&state), ${LOCAL_WORDS}u);
+}

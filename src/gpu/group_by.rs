@@ -27,7 +27,7 @@ use super::filter::{check_bindings, check_flags, read_u32s, record_kernel};
 use super::predicate::{self, Outputs};
 use super::shader::{self, assemble};
 use super::sort::{encode_interleaved, key_kind, Key};
-use super::GpuContext;
+use super::{GpuContext, WORKGROUP_SIZE};
 use crate::aggregate::{Grouped, Merger, State};
 use crate::engine::check_gpu_types;
 use crate::error::{Error, Result};
@@ -310,7 +310,7 @@ fn float_ranges(batch: &GpuBatch, columns: &[usize]) -> Result<Vec<(usize, (u32,
     }
     let ctx = &batch.ctx;
     let rows = batch.chunk_rows[0];
-    let pipeline = ctx.pipeline("group_fsum", || assemble(shader::GROUP_FSUM, &[]))?;
+    let (pipeline, _) = stage(ctx, "group_fsum", shader::GROUP_FSUM, None, rows)?;
     let mut encoder = ctx.encoder();
     let mut buffers = Vec::with_capacity(columns.len());
     for &c in &columns {
@@ -339,6 +339,45 @@ fn float_ranges(batch: &GpuBatch, columns: &[usize]) -> Result<Vec<(usize, (u32,
         .collect())
 }
 
+/// At most this many groups pre-aggregate in workgroup memory: beyond it, each workgroup's
+/// flush would cost more than the contention it saves.
+const LOCAL_MAX_GROUPS: u32 = 256;
+/// Workgroups a pre-aggregating stage runs (each walks its share of the rows).
+const LOCAL_WORKGROUPS: u64 = 512;
+
+/// The workgroup words to pre-aggregate `groups` groups of `per_group` words in (a power of
+/// two, so that few pipelines serve every size), if they are few enough and fit the
+/// adapter's workgroup memory. Sized to the need: some drivers zero-initialize workgroup
+/// memory one invocation at a time.
+fn local_words(ctx: &GpuContext, groups: u32, per_group: u32) -> Option<u32> {
+    let budget = (ctx.summary.limits.max_compute_workgroup_storage_size / 4).min(4096);
+    let need = (groups as u64 * per_group as u64)
+        .next_power_of_two()
+        .max(32);
+    (groups <= LOCAL_MAX_GROUPS && need <= budget as u64).then_some(need as u32)
+}
+
+/// An aggregate stage's pipeline, adding to global atomics or (with `local` words)
+/// pre-aggregating in workgroup memory, and the threads to dispatch for `rows` rows.
+fn stage(
+    ctx: &GpuContext,
+    name: &str,
+    source: &str,
+    local: Option<u32>,
+    rows: u32,
+) -> Result<(Arc<wgpu::ComputePipeline>, u64)> {
+    let words = local.unwrap_or(1).to_string();
+    let flag = if local.is_some() { "true" } else { "false" };
+    let pipeline = ctx.pipeline(&format!("{name}:{flag}:{words}"), || {
+        assemble(source, &[("LOCAL", flag), ("LOCAL_WORDS", &words)])
+    })?;
+    let threads = match local {
+        Some(_) => (rows as u64).min(LOCAL_WORKGROUPS * WORKGROUP_SIZE as u64),
+        None => rows as u64,
+    };
+    Ok((pipeline, threads))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn record_aggregate(
     batch: &GpuBatch,
@@ -351,7 +390,6 @@ fn record_aggregate(
 ) -> Result<AggState> {
     let ctx = &batch.ctx;
     let rows = batch.chunk_rows[0];
-    let pipeline = ctx.pipeline("group_agg", || assemble(shader::GROUP_AGG, &[]))?;
     let chunk = column.map(|c| &batch.columns[c].chunks[0]);
     let validity = chunk.and_then(|c| c.validity.as_ref());
     let flags = validity.is_some() as u32;
@@ -361,11 +399,19 @@ fn record_aggregate(
                     values: &wgpu::Buffer,
                     state: &wgpu::Buffer|
      -> Result<()> {
+        let per_group = match mode {
+            MODE_COUNT => Some(1),
+            MODE_SUM => Some(3),
+            MODE_SQUARES => Some(5),
+            _ => None,
+        };
+        let local = per_group.and_then(|w| local_words(ctx, groups, w));
+        let (pipeline, threads) = stage(ctx, "group_agg", shader::GROUP_AGG, local, rows)?;
         let params = ctx.params([rows, mode, kind, flags])?;
         let v = validity.unwrap_or(values);
         let bg = ctx.bind(&pipeline, &[&params, values, v, group_of_row, state]);
         if rows > 0 {
-            ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
+            ctx.dispatch(encoder, &pipeline, &bg, threads);
         }
         Ok(())
     };
@@ -377,7 +423,6 @@ fn record_aggregate(
         };
     if let (Some((min_pos, max_pos)), Some(chunk), Some(c)) = (range, chunk, column) {
         // Exact float sums (and sums of squares for variances).
-        let fsum = ctx.pipeline("group_fsum", || assemble(shader::GROUP_FSUM, &[]))?;
         // The binding limit itself: `max_chunk_bytes` sizes column chunks, not states.
         let limits = &ctx.summary.limits;
         let limit = limits
@@ -400,10 +445,12 @@ fn record_aggregate(
                 });
             }
             let state = ctx.storage_zeroed("exact float digits", bytes)?;
+            let local = local_words(ctx, groups, words);
+            let (fsum, threads) = stage(ctx, "group_fsum", shader::GROUP_FSUM, local, rows)?;
             let params = ctx.params([rows, fsum_mode(batch, c, mode), digits, lowest])?;
             let v = validity.unwrap_or(&chunk.data);
             let bg = ctx.bind(&fsum, &[&params, &chunk.data, v, group_of_row, &state]);
-            ctx.dispatch(encoder, &fsum, &bg, rows as u64);
+            ctx.dispatch(encoder, &fsum, &bg, threads);
             Ok((state, words))
         };
         let lowest = min_pos / 32;

@@ -68,6 +68,9 @@ fn expand(source: &str, out: &mut String, seen: &mut Vec<String>) {
 mod tests {
     use super::*;
 
+    const GLOBAL_DEFS: &[(&str, &str)] = &[("LOCAL", "false"), ("LOCAL_WORDS", "1")];
+    const LOCAL_DEFS: &[(&str, &str)] = &[("LOCAL", "true"), ("LOCAL_WORDS", "4096")];
+
     #[test]
     fn every_stage_assembles_and_parses() {
         let scatter_defs: &[(&str, &str)] = &[
@@ -88,8 +91,10 @@ mod tests {
             (GROUP_INSERT, &[][..]),
             (GROUP_FIRST, &[][..]),
             (GROUP_IDS, &[][..]),
-            (GROUP_AGG, &[][..]),
-            (GROUP_FSUM, &[][..]),
+            (GROUP_AGG, GLOBAL_DEFS),
+            (GROUP_FSUM, GLOBAL_DEFS),
+            (GROUP_AGG, LOCAL_DEFS),
+            (GROUP_FSUM, LOCAL_DEFS),
             (DISTINCT_LAST, &[][..]),
             (DISTINCT_MARK, &[][..]),
             (DISTINCT_SCATTER, &[][..]),
@@ -114,7 +119,12 @@ mod tests {
             "group_rows",
             "softfloat",
         ] {
-            let text = assemble(&format!("#import dispatch\n#import {name}\n"), &[]);
+            let defs = if name == "group_rows" {
+                LOCAL_DEFS
+            } else {
+                &[]
+            };
+            let text = assemble(&format!("#import dispatch\n#import {name}\n"), defs);
             let module = naga::front::wgsl::parse_str(&text)
                 .unwrap_or_else(|e| panic!("{name}: {}\n{text}", e.emit_to_string(&text)));
             naga::valid::Validator::new(
