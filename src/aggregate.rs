@@ -39,6 +39,34 @@ pub(crate) enum State {
     /// `min`/`max`: the best value of each group (null where it has none), in the
     /// aggregate's output type.
     Extreme(ArrayRef),
+    /// `count(DISTINCT x)`: every distinct (group, value) pair, values non-null, over
+    /// `groups` groups.
+    Distinct {
+        groups: usize,
+        pair_group: Vec<u32>,
+        values: ArrayRef,
+    },
+}
+
+impl State {
+    /// The distinct (group, value) pairs among `pair_group[i]`, `values[i]` (no nulls), the
+    /// first of each kept, in order.
+    pub(crate) fn distinct(groups: usize, pair_group: Vec<u32>, values: ArrayRef) -> Result<State> {
+        let gid: ArrayRef = Arc::new(UInt32Array::from(pair_group));
+        let (_, first) = crate::cpu::group_by::assign_groups(&[gid.clone(), values.clone()])?;
+        let first = UInt32Array::from(first);
+        let gid = take(gid.as_ref(), &first, None)?;
+        Ok(State::Distinct {
+            groups,
+            pair_group: gid
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .expect("u32")
+                .values()
+                .to_vec(),
+            values: take(values.as_ref(), &first, None)?,
+        })
+    }
 }
 
 /// Grows `v` to `groups` entries with defaults.
@@ -118,6 +146,25 @@ impl State {
                 }
                 *a = take(all.as_ref(), &UInt32Array::from(pick), None)?;
             }
+            (
+                a @ State::Distinct { .. },
+                State::Distinct {
+                    pair_group: g2,
+                    values: v2,
+                    ..
+                },
+            ) => {
+                let State::Distinct {
+                    pair_group, values, ..
+                } = &*a
+                else {
+                    unreachable!("matched above")
+                };
+                let mut all_groups = pair_group.clone();
+                all_groups.extend(g2.iter().map(|g| map[*g as usize]));
+                let all = concat(&[values.as_ref(), v2.as_ref()])?;
+                *a = State::distinct(groups, all_groups, all)?;
+            }
             (a, b) => unreachable!("states of one aggregate differ: {a:?} and {b:?}"),
         }
         Ok(())
@@ -165,6 +212,15 @@ impl State {
             State::Extreme(values) => {
                 debug_assert_eq!(values.data_type(), &agg.output);
                 values.clone()
+            }
+            State::Distinct {
+                groups, pair_group, ..
+            } => {
+                let mut counts = vec![0i64; *groups];
+                for g in pair_group {
+                    counts[*g as usize] += 1;
+                }
+                Arc::new(Int64Array::from(counts))
             }
         })
     }

@@ -129,6 +129,9 @@ pub enum AggFunc {
     CountStar,
     /// `count(x)`: the non-null values.
     Count,
+    /// `count(DISTINCT x)`: the distinct non-null values (equal as arrow's row format
+    /// says: NaN equals NaN, -0.0 differs from 0.0).
+    CountDistinct,
     /// `sum(x)`: integers wrap, floats are exact and rounded once.
     Sum,
     /// `min(x)`, in the row format's order (floats in IEEE total order).
@@ -152,7 +155,7 @@ impl fmt::Display for AggFunc {
     /// `stddev`, `stddev_pop`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            AggFunc::CountStar | AggFunc::Count => "count",
+            AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => "count",
             AggFunc::Sum => "sum",
             AggFunc::Min => "min",
             AggFunc::Max => "max",
@@ -223,6 +226,27 @@ impl Agg {
         /// assert_eq!(Agg::count(col("x")).name(), "count(x)");
         /// ```
         count => Count,
+        /// `count(DISTINCT expr)`: the number of distinct non-null values, as Int64 (0 for
+        /// none). Values are equal when their arrow row-format encodings are (NaN equals
+        /// NaN, -0.0 differs from 0.0), as group keys are.
+        ///
+        /// # Example
+        /// ```
+        /// # use std::sync::Arc;
+        /// # use arrow::array::{Int32Array, Int64Array};
+        /// # use arrow::record_batch::RecordBatch;
+        /// use arrow_wgpu::{col, Agg, Engine};
+        /// let batch = RecordBatch::try_from_iter([
+        ///     ("k", Arc::new(Int32Array::from(vec![1, 1, 1, 2, 2])) as _),
+        ///     ("x", Arc::new(Int32Array::from(vec![Some(7), Some(7), Some(8), None, Some(9)])) as _),
+        /// ]).unwrap();
+        /// let out = Engine::from_env().unwrap()
+        ///     .group_by(&batch, &["k"], &[Agg::count_distinct(col("x"))])
+        ///     .unwrap();
+        /// assert_eq!(out.schema().field(1).name(), "count(DISTINCT x)");
+        /// assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![2, 1]));
+        /// ```
+        count_distinct => CountDistinct,
         /// `sum(expr)`: Int64 for signed integers, UInt64 for unsigned (both wrap on
         /// overflow, as arrow's `sum`), Float64 for floats (exact, rounded once); null for
         /// a group without values.
@@ -387,6 +411,9 @@ impl Agg {
         }
         let arg = match &self.expr {
             None => "*".to_string(),
+            Some(e) if self.func == AggFunc::CountDistinct => {
+                format!("DISTINCT {}", strip_parens(e.to_string()))
+            }
             Some(e) => strip_parens(e.to_string()),
         };
         match &self.filter {
@@ -516,6 +543,12 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
                 }
                 dt.clone()
             }
+            (AggFunc::CountDistinct, Some(dt)) => {
+                if !cpu::group_by::orderable(dt) {
+                    return Err(unsupported(dt));
+                }
+                DataType::Int64
+            }
             (AggFunc::Sum, Some(dt)) => match plan::int_info(dt) {
                 Some((true, _)) => DataType::Int64,
                 Some((false, _)) => DataType::UInt64,
@@ -530,7 +563,10 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
                 DataType::Float64
             }
         };
-        let nullable = !matches!(agg.func, AggFunc::CountStar | AggFunc::Count);
+        let nullable = !matches!(
+            agg.func,
+            AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct
+        );
         fields.push(Field::new(name, output.clone(), nullable));
         planned.push(PlannedAgg {
             func: agg.func,

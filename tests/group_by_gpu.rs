@@ -529,3 +529,44 @@ fn few_groups_pre_aggregate_in_workgroup_memory() {
         }
     }
 }
+
+#[test]
+fn count_distinct_counts_values_by_row_format() {
+    // NaN equals NaN (the same bits), -0.0 differs from 0.0, nulls don't count, and the
+    // filter drops rows before counting.
+    let b = batch(vec![
+        (
+            "k",
+            Arc::new(Int32Array::from(vec![1, 1, 1, 1, 1, 1, 2, 2, 2])) as _,
+        ),
+        (
+            "x",
+            Arc::new(Float64Array::from(vec![
+                Some(f64::NAN),
+                Some(f64::NAN),
+                Some(-0.0),
+                Some(0.0),
+                None,
+                Some(1.0),
+                Some(5.0),
+                Some(5.0),
+                None,
+            ])) as _,
+        ),
+        (
+            "w",
+            Arc::new(Int8Array::from(vec![1, 2, 3, 4, 5, 6, 7, 8, 9])) as _,
+        ),
+    ]);
+    let aggs = [
+        Agg::count_distinct(col("x")),
+        Agg::count_distinct(col("x")).filter(col("w").gt(lit(2))),
+        Agg::count_distinct(col("w") - col("w")),
+    ];
+    let want = common::cpu().group_by(&b, &["k"], &aggs).unwrap();
+    assert_eq!(want.column(1).as_ref(), &Int64Array::from(vec![4, 1]));
+    assert_eq!(want.column(2).as_ref(), &Int64Array::from(vec![3, 1]));
+    assert_eq!(want.column(3).as_ref(), &Int64Array::from(vec![1, 1]));
+    same_as_cpu(&b, &["k"], &aggs);
+    same_as_cpu(&b, &[], &aggs);
+}

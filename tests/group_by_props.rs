@@ -21,7 +21,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::*;
@@ -122,6 +122,7 @@ fn random_agg(rng: &mut Rng, full: &RecordBatch) -> Agg {
     let funcs = [
         AggFunc::CountStar,
         AggFunc::Count,
+        AggFunc::CountDistinct,
         AggFunc::Sum,
         AggFunc::Min,
         AggFunc::Max,
@@ -135,7 +136,11 @@ fn random_agg(rng: &mut Rng, full: &RecordBatch) -> Agg {
     let number_only = |f: AggFunc| {
         !matches!(
             f,
-            AggFunc::CountStar | AggFunc::Count | AggFunc::Min | AggFunc::Max
+            AggFunc::CountStar
+                | AggFunc::Count
+                | AggFunc::CountDistinct
+                | AggFunc::Min
+                | AggFunc::Max
         )
     };
     if number_only(func) && numeric.is_empty() {
@@ -159,6 +164,7 @@ fn random_agg(rng: &mut Rng, full: &RecordBatch) -> Agg {
     let agg = match func {
         AggFunc::CountStar => Agg::count_star(),
         AggFunc::Count => Agg::count(expr),
+        AggFunc::CountDistinct => Agg::count_distinct(expr),
         AggFunc::Sum => Agg::sum(expr),
         AggFunc::Min => Agg::min(expr),
         AggFunc::Max => Agg::max(expr),
@@ -372,6 +378,17 @@ fn check_one(
         return;
     }
     let p = prepared.unwrap();
+    if func == AggFunc::CountDistinct {
+        // Distinct by the row format: a BTreeSet of the kept values' rows.
+        let distinct: BTreeSet<_> = kept.iter().map(|&i| p.rows.row(i)).collect();
+        assert_eq!(result.data_type(), &DataType::Int64, "{ctx}");
+        assert_eq!(
+            result.as_primitive::<Int64Type>().value(g),
+            distinct.len() as i64,
+            "{ctx}"
+        );
+        return;
+    }
     let dt = p.values.data_type().clone();
     let null_expected =
         n == 0 || (n == 1 && matches!(func, AggFunc::VarSamp | AggFunc::StddevSamp));

@@ -228,6 +228,14 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
             }
             State::IntSum { sums, n }
         }
+        AggFunc::CountDistinct => {
+            let values = values.expect("count(DISTINCT) has a value");
+            let mut rows = Vec::new();
+            for_each_kept(&kept, ids.len(), |i| rows.push(i as u32));
+            let rows = UInt32Array::from(rows);
+            let pair_group = rows.values().iter().map(|&i| ids[i as usize]).collect();
+            State::distinct(groups, pair_group, take(values.as_ref(), &rows, None)?)?
+        }
         AggFunc::Min | AggFunc::Max => {
             let values = values.expect("min and max have a value");
             let better = better_than(&values, agg.func == AggFunc::Max)?;

@@ -101,7 +101,7 @@ fn unsupported(plan: &Plan, schema: &Schema, host: bool) -> Option<String> {
             AggFunc::CountStar => true,
             AggFunc::Count => Layout::of(&dt).is_some(),
             AggFunc::Sum | AggFunc::Mean => int_info(&dt).is_some() || is_float(&dt),
-            AggFunc::Min | AggFunc::Max => key_kind(&dt).is_some(),
+            AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct => key_kind(&dt).is_some(),
             AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
                 int_info(&dt).is_some() || is_float(&dt)
             }
@@ -482,7 +482,8 @@ fn record_aggregate(
     }
     Ok(match (agg.func, chunk) {
         // count(*) has no column, so no validity is read: every row counts.
-        (AggFunc::CountStar | AggFunc::Count, _) => AggState {
+        // count(DISTINCT x) counts its pairs later; this count is not read.
+        (AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct, _) => AggState {
             state: count(encoder, chunk.map_or(group_of_row, |c| &c.data))?,
             words: 1,
             counts: None,
@@ -670,7 +671,11 @@ fn chunk_partial(
     let sums = |a: &PlannedAgg| {
         !matches!(
             a.func,
-            AggFunc::Count | AggFunc::CountStar | AggFunc::Min | AggFunc::Max
+            AggFunc::Count
+                | AggFunc::CountStar
+                | AggFunc::CountDistinct
+                | AggFunc::Min
+                | AggFunc::Max
         )
     };
     let float_inputs: Vec<usize> = plan
@@ -729,6 +734,8 @@ fn chunk_partial(
     let mut out = Vec::with_capacity(states.len());
     // min/max: (aggregate, its input column, each group's row or none), gathered below.
     let mut extremes: Vec<(usize, usize, Vec<Option<u32>>)> = Vec::new();
+    // count(DISTINCT x): (aggregate, its input column), paired with the groups below.
+    let mut distincts: Vec<(usize, usize)> = Vec::new();
     for (i, (agg, s)) in plan.aggs.iter().zip(&states).enumerate() {
         let state = next();
         let counts: Option<Vec<u64>> = s
@@ -742,6 +749,10 @@ fn chunk_partial(
         out.push(match (agg.func, &s.float) {
             (AggFunc::CountStar | AggFunc::Count, _) => {
                 State::Count(state[..groups].iter().map(|c| *c as u64).collect())
+            }
+            (AggFunc::CountDistinct, _) => {
+                distincts.push((i, slots[i].expect("count(DISTINCT) has a value")));
+                State::Count(Vec::new()) // replaced below
             }
             (AggFunc::Min | AggFunc::Max, _) => {
                 let at = (0..groups)
@@ -803,6 +814,14 @@ fn chunk_partial(
         }
         out[i] = State::Extreme(values);
     }
+    for (i, slot) in distincts {
+        let value_type = plan.aggs[i]
+            .value
+            .as_ref()
+            .expect("count(DISTINCT) has a value")
+            .data_type();
+        out[i] = distinct_pairs(&inputs, slot, &group_of_row, groups, &value_type)?;
+    }
     let keys = if plan.keys.is_empty() {
         Vec::new()
     } else {
@@ -812,6 +831,66 @@ fn chunk_partial(
         groups,
         keys,
         states: out,
+    })
+}
+
+/// `count(DISTINCT x)`'s state: the distinct (group, value) pairs of the one-chunk batch
+/// `inputs`' column `slot`, found by the hash grouping on (group, value) and gathered at
+/// each pair's first row on the GPU; pairs of a null value (not counted) dropped on the
+/// host, values cast back to `value_type` (a kernel widens small integers).
+fn distinct_pairs(
+    inputs: &GpuBatch,
+    slot: usize,
+    group_of_row: &wgpu::Buffer,
+    groups: usize,
+    value_type: &DataType,
+) -> Result<State> {
+    let ctx = &inputs.ctx;
+    let input = &inputs.columns[slot];
+    let pairs = GpuBatch {
+        ctx: ctx.clone(),
+        schema: Arc::new(Schema::new(vec![
+            Field::new("group", DataType::UInt32, false),
+            Field::new("value", input.data_type.clone(), true),
+        ])),
+        columns: vec![
+            GpuColumn {
+                data_type: DataType::UInt32,
+                chunks: vec![ColumnChunk {
+                    data: group_of_row.clone(),
+                    validity: None,
+                }],
+            },
+            input.clone(),
+        ],
+        chunk_rows: inputs.chunk_rows.clone(),
+    };
+    let keys = [0, 1].map(|column| Key {
+        column,
+        options: SortOptions::default(),
+    });
+    let start = Instant::now();
+    let (count, _, first) = super::groups::assign_groups(&pairs, &keys, 0)?;
+    let first = read_u32s(&ctx.read_many(&[(&first, count as u64 * 4)])?[0]);
+    profile::record(Phase::Kernels, start);
+    let columns = gather(&pairs, &[0, 1], &first)?;
+    let valid = UInt32Array::from_iter_values(
+        (0..first.len() as u32).filter(|&p| columns[1].is_valid(p as usize)),
+    );
+    let pair_group = take(columns[0].as_ref(), &valid, None)?;
+    let mut values = take(columns[1].as_ref(), &valid, None)?;
+    if values.data_type() != value_type {
+        values = cast(&values, value_type)?;
+    }
+    Ok(State::Distinct {
+        groups,
+        pair_group: pair_group
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .expect("u32 groups")
+            .values()
+            .to_vec(),
+        values,
     })
 }
 
