@@ -1,0 +1,179 @@
+//! The command line: subcommands, their flags and the `--help` texts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Query Parquet, Arrow IPC and CSV files on the GPU (filter, group-by, distinct, sort),
+/// measure the GPU against the CPU, and list the GPU adapters.
+#[derive(Debug, Parser)]
+#[command(name = "arrow-wgpu", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Query(QueryArgs),
+    Report(ReportArgs),
+    Info(InfoArgs),
+}
+
+/// Where operations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The best GPU adapter; the CPU where there is none or where it can't run an
+    /// operation (shown by --profile).
+    Auto,
+    /// The GPU or an error, never a silent CPU run.
+    Gpu,
+    /// The CPU path.
+    Cpu,
+}
+
+impl From<BackendArg> for arrow_wgpu::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => arrow_wgpu::Backend::Auto,
+            BackendArg::Gpu => arrow_wgpu::Backend::Gpu,
+            BackendArg::Cpu => arrow_wgpu::Backend::Cpu,
+        }
+    }
+}
+
+/// Which row of each distinct key `--distinct` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepArg {
+    /// The first row of each key (streams).
+    First,
+    /// The last row of each key (needs the whole input in memory).
+    Last,
+    /// Any one row of each key (streams; today the first).
+    Any,
+    /// Only rows whose key occurs once (needs the whole input in memory).
+    None,
+}
+
+/// Filter, group, deduplicate, sort and limit the rows of one or more files.
+///
+/// Steps run in SQL's order: --filter, --group-by/--agg, --distinct, --sort, --limit.
+/// Expressions are SQL: columns (double-quote names with odd characters: "sum(x)"),
+/// numbers, true/false, DATE '2021-01-01', + - * /, = <> < <= > >=, AND OR NOT,
+/// IS [NOT] NULL, [NOT] BETWEEN, [NOT] IN (...), parentheses.
+///
+/// Memory: the input is read in batches (--batch-rows). --filter, --group-by (partial
+/// aggregates merged across batches; the groups are held), --distinct with --keep first or
+/// any (the distinct keys are held) and --sort with --limit (the top N are held) stream, so
+/// they run on files larger than memory. --sort without --limit and --distinct with --keep
+/// last or none need their whole input in memory.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  arrow-wgpu query variants.parquet --filter \"qual >= 30 AND pos BETWEEN 1000 AND 2000\" --out kept.parquet\n  arrow-wgpu query a.csv b.csv --group-by chrom --agg \"count(*) AS n, mean(qual)\" --sort \"n desc\" --limit 10\n  arrow-wgpu query reads.arrow --distinct read_id --keep first --out dedup.arrow --profile"
+)]
+pub struct QueryArgs {
+    /// Input files: Parquet (.parquet), Arrow IPC file (.arrow, .feather, .ipc) or stream
+    /// (.arrows), CSV with a header (.csv, .tsv; types inferred from the first rows). The
+    /// format is told by the file's first bytes, else by its extension. Several files must
+    /// share one schema and are read in order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Keep the rows where this SQL predicate is true (a null result drops the row).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Group by these columns (comma-separated); groups come out in order of first
+    /// appearance. Without --agg, one row per group.
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    pub group_by: Vec<String>,
+
+    /// Aggregates, comma-separated: count(*), count(x), sum, min, max, mean (avg), var
+    /// (var_samp), var_pop, stddev (stddev_samp), stddev_pop, over any expression, each
+    /// with an optional FILTER (WHERE ...) and AS name. Without --group-by, one global row.
+    #[arg(long, value_name = "AGGS")]
+    pub agg: Option<String>,
+
+    /// Keep one row per distinct value of these columns (comma-separated): whole rows, in
+    /// input order.
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    pub distinct: Vec<String>,
+
+    /// Which row of each distinct key --distinct keeps.
+    #[arg(long, value_enum, default_value_t = KeepArg::First, requires = "distinct")]
+    pub keep: KeepArg,
+
+    /// Sort by columns, SQL style: "a desc nulls last, b". Stable. Nulls default to SQL's
+    /// placement: last for asc, first for desc.
+    #[arg(long, value_name = "KEYS")]
+    pub sort: Option<String>,
+
+    /// Only the first N rows (after --sort, the top N).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Write the result here; the format is the extension's: .parquet, .arrow / .feather /
+    /// .ipc (IPC file), .arrows (IPC stream), .csv, .tsv. Written to a temporary name and
+    /// renamed when complete. Without --out, a table is printed (at most 100 rows unless
+    /// --limit says otherwise).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Where operations run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+
+    /// Print each operation's time split (read, upload, kernels, download, CPU, write) and
+    /// the backend that ran it, on stderr.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// Rows per batch read (the unit of streaming and of each GPU upload).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub batch_rows: usize,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Run every operation over a ladder of sizes on the GPU (resident and with transfers) and
+/// on the CPU, check that the answers agree, and write report.html (charts), report.md and
+/// report.json.
+///
+/// The default ladder (1k to 1M rows) finishes in a few minutes on a 2-core machine with a
+/// software GPU driver; --quick stops at 100k rows, --max-rows goes further.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A short ladder (up to 100,000 rows, one timed run per point).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// The largest size of the ladder (sizes step by about 3x from 1,000).
+    #[arg(long, value_name = "ROWS", conflicts_with = "quick")]
+    pub max_rows: Option<usize>,
+
+    /// Timed runs per point (the median is reported); default 3, or 1 with --quick.
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+
+    /// The directory to write report.html, report.md and report.json into.
+    #[arg(long, value_name = "DIR", default_value = "arrow-wgpu-report")]
+    pub out: PathBuf,
+
+    /// Only these operations (comma-separated: filter, sort, group_by, distinct).
+    #[arg(long, value_delimiter = ',', value_name = "OPS")]
+    pub ops: Vec<String>,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The GPU adapters wgpu finds: name, backend, device type, driver, features and limits.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Every feature and limit, not only those arrow-wgpu uses.
+    #[arg(long)]
+    pub all: bool,
+}

@@ -1,0 +1,808 @@
+//! `arrow-wgpu report`: every operation over a ladder of sizes, on the GPU (data resident,
+//! and with the upload and download) and on the CPU; the answers checked against each
+//! other; an HTML page with charts, a Markdown summary and the raw numbers as JSON.
+//!
+//! Timings are wall-clock medians of `--runs` runs after one untimed run (whose answer is
+//! the one checked). The time split comes from the engine's profile of the median run.
+
+mod chart;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, UInt32Array, UInt8Array};
+use arrow::record_batch::RecordBatch;
+use arrow_wgpu::{
+    col, lit, AdapterSummary, Agg, Backend, Engine, Expr, GpuBatch, Keep, Phase, SortKey,
+};
+use serde_json::json;
+
+use crate::args::ReportArgs;
+
+/// A single timed run above this stops the ladder for that operation and mode: the
+/// sizes above it would take minutes each on a software driver.
+const SLOW_RUN: Duration = Duration::from_secs(20);
+
+/// The operations measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Filter,
+    Sort,
+    GroupBy,
+    Distinct,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Filter, Op::Sort, Op::GroupBy, Op::Distinct];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Filter => "filter",
+            Op::Sort => "sort",
+            Op::GroupBy => "group_by",
+            Op::Distinct => "distinct",
+        }
+    }
+
+    /// What the operation does, in words, for the page.
+    pub fn what(self) -> &'static str {
+        match self {
+            Op::Filter => {
+                "qty BETWEEN 10 AND 30 AND price > 500.0 (about 21% of rows kept; all 5 columns)"
+            }
+            Op::Sort => "by id (random u32), all 5 columns gathered",
+            Op::GroupBy => "by grp (1,000 groups): count(*), sum(price), avg(qty)",
+            Op::Distinct => "on (grp, flag) (4,000 keys), keep first, whole rows",
+        }
+    }
+}
+
+/// Where an operation ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Cpu,
+    GpuResident,
+    GpuTransfers,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Cpu, Mode::GpuResident, Mode::GpuTransfers];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Mode::Cpu => "cpu",
+            Mode::GpuResident => "gpu_resident",
+            Mode::GpuTransfers => "gpu_transfers",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Cpu => "CPU",
+            Mode::GpuResident => "GPU, data resident",
+            Mode::GpuTransfers => "GPU, with upload + download",
+        }
+    }
+}
+
+/// One measured point.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub op: Op,
+    pub mode: Mode,
+    pub rows: usize,
+    /// The median wall time.
+    pub seconds: f64,
+    /// Upload, kernels, download, CPU (seconds) of the median run.
+    pub split: [f64; 4],
+    /// The answer equals the CPU's.
+    pub agrees: bool,
+}
+
+impl Point {
+    pub fn rows_per_second(&self) -> f64 {
+        self.rows as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The smallest size from which the GPU mode beats the CPU at that size and every larger
+/// one measured; `None` if it never does.
+pub fn crossover(points: &[Point], op: Op, mode: Mode) -> Option<usize> {
+    let time = |m: Mode, rows: usize| {
+        points
+            .iter()
+            .find(|p| p.op == op && p.mode == m && p.rows == rows)
+            .map(|p| p.seconds)
+    };
+    let mut sizes: Vec<usize> = points
+        .iter()
+        .filter(|p| p.op == op && p.mode == mode)
+        .map(|p| p.rows)
+        .collect();
+    sizes.sort_unstable();
+    let mut from = None;
+    for &rows in sizes.iter().rev() {
+        match (time(mode, rows), time(Mode::Cpu, rows)) {
+            (Some(g), Some(c)) if g < c => from = Some(rows),
+            _ => break,
+        }
+    }
+    from
+}
+
+/// The ladder: 1,000 rows up to `max`, about 3x a step (1k, 3k, 10k, 30k, ...).
+fn ladder(max: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut decade = 1000usize;
+    while decade <= max {
+        sizes.push(decade);
+        if decade * 3 <= max {
+            sizes.push(decade * 3);
+        }
+        decade *= 10;
+    }
+    if sizes.last() != Some(&max) && max >= 1000 {
+        sizes.push(max);
+    }
+    sizes
+}
+
+/// The data: five columns of uniform random values (a fixed seed, so every run measures
+/// the same rows).
+fn make_batch(rows: usize) -> Result<RecordBatch> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let id: UInt32Array = (0..rows).map(|_| next() as u32).collect();
+    let grp: Int32Array = (0..rows).map(|_| (next() % 1000) as i32).collect();
+    let qty: Int64Array = (0..rows).map(|_| (next() % 50) as i64).collect();
+    let price: Float64Array = (0..rows)
+        .map(|_| (next() % 100_000) as f64 / 100.0)
+        .collect();
+    let flag: UInt8Array = (0..rows).map(|_| (next() % 4) as u8).collect();
+    Ok(RecordBatch::try_from_iter([
+        ("id", Arc::new(id) as ArrayRef),
+        ("grp", Arc::new(grp)),
+        ("qty", Arc::new(qty)),
+        ("price", Arc::new(price)),
+        ("flag", Arc::new(flag)),
+    ])?)
+}
+
+struct Work {
+    predicate: Expr,
+    sort_keys: Vec<SortKey>,
+    aggs: Vec<Agg>,
+}
+
+impl Work {
+    fn new() -> Work {
+        Work {
+            predicate: col("qty")
+                .between(lit(10i64), lit(30i64))
+                .and(col("price").gt(lit(500.0))),
+            sort_keys: vec![SortKey::asc("id")],
+            aggs: vec![
+                Agg::count_star(),
+                Agg::sum(col("price")),
+                Agg::mean(col("qty")),
+            ],
+        }
+    }
+
+    fn on_host(
+        &self,
+        engine: &Engine,
+        op: Op,
+        batch: &RecordBatch,
+    ) -> arrow_wgpu::Result<RecordBatch> {
+        match op {
+            Op::Filter => engine.filter(batch, &self.predicate),
+            Op::Sort => engine.sort(batch, &self.sort_keys, None),
+            Op::GroupBy => engine.group_by(batch, &["grp"], &self.aggs),
+            Op::Distinct => engine.distinct(batch, &["grp", "flag"], Keep::First),
+        }
+    }
+
+    /// The operation on a resident batch, waited for; the result as the GPU left it (the
+    /// group-by's comes back to the host, as its API returns it).
+    fn resident(&self, op: Op, batch: &GpuBatch) -> arrow_wgpu::Result<Resident> {
+        let out = match op {
+            Op::Filter => Resident::Gpu(batch.filter(&self.predicate)?),
+            Op::Sort => Resident::Gpu(batch.sort(&self.sort_keys, None)?),
+            Op::GroupBy => Resident::Host(batch.group_by(&["grp"], &self.aggs)?),
+            Op::Distinct => Resident::Gpu(batch.distinct(&["grp", "flag"], Keep::First)?),
+        };
+        batch.wait()?;
+        Ok(out)
+    }
+}
+
+enum Resident {
+    Gpu(GpuBatch),
+    Host(RecordBatch),
+}
+
+impl Resident {
+    fn download(self) -> arrow_wgpu::Result<RecordBatch> {
+        match self {
+            Resident::Gpu(b) => b.to_record_batch(),
+            Resident::Host(b) => Ok(b),
+        }
+    }
+}
+
+/// Runs `f` once untimed (its answer is returned) and `runs` times timed; the median
+/// run's time and profile split.
+fn measure(
+    engine: &Engine,
+    runs: usize,
+    mut f: impl FnMut(&Engine) -> arrow_wgpu::Result<Option<RecordBatch>>,
+) -> Result<(Option<RecordBatch>, f64, [f64; 4])> {
+    let answer = f(engine)?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let (_, profile) = engine.profiled(|e| f(e))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let split = [Phase::Upload, Phase::Kernels, Phase::Download, Phase::Cpu]
+            .map(|p| profile.time_in(p).as_secs_f64());
+        samples.push((seconds, split));
+        if start.elapsed() > SLOW_RUN {
+            break;
+        }
+    }
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (seconds, split) = samples[samples.len() / 2];
+    Ok((answer, seconds, split))
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let max_rows = match (args.quick, args.max_rows) {
+        (true, _) => 100_000,
+        (false, Some(m)) if m < 1000 => bail!("--max-rows: at least 1000"),
+        (false, Some(m)) => m,
+        (false, None) => 1_000_000,
+    };
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let ops: Vec<Op> = if args.ops.is_empty() {
+        Op::ALL.to_vec()
+    } else {
+        args.ops
+            .iter()
+            .map(|name| {
+                Op::ALL
+                    .into_iter()
+                    .find(|o| o.name() == name.trim().replace('-', "_"))
+                    .with_context(|| {
+                        format!(
+                            "--ops: unknown operation '{name}' (filter, sort, group_by, distinct)"
+                        )
+                    })
+            })
+            .collect::<Result<_>>()?
+    };
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("can't create the directory {}", args.out.display()))?;
+    let sizes = ladder(max_rows);
+    let started = Instant::now();
+
+    let cpu = Engine::new(Backend::Cpu)?;
+    let gpu = match Engine::new(Backend::Gpu) {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            eprintln!("no GPU: {e}; measuring the CPU path only");
+            None
+        }
+    };
+    let adapter = gpu.as_ref().and_then(|g| g.adapter().cloned());
+    if let Some(a) = &adapter {
+        eprintln!("adapter: {a}");
+    }
+    let work = Work::new();
+    let mut points: Vec<Point> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut stopped: Vec<(Op, Mode, usize)> = Vec::new();
+
+    for &rows in &sizes {
+        let batch = make_batch(rows)?;
+        for &op in &ops {
+            let (want, seconds, split) =
+                measure(&cpu, runs, |e| work.on_host(e, op, &batch).map(Some))?;
+            let want = want.expect("the host path answers");
+            points.push(Point {
+                op,
+                mode: Mode::Cpu,
+                rows,
+                seconds,
+                split,
+                agrees: true,
+            });
+            let mut line = format!(
+                "{:<9} {:>10} rows: CPU {}",
+                op.name(),
+                thousands(rows),
+                ms(seconds)
+            );
+            if let Some(gpu) = &gpu {
+                for mode in [Mode::GpuResident, Mode::GpuTransfers] {
+                    if stopped.iter().any(|(o, m, _)| *o == op && *m == mode) {
+                        continue;
+                    }
+                    let measured = match mode {
+                        Mode::GpuTransfers => {
+                            measure(gpu, runs, |e| work.on_host(e, op, &batch).map(Some))
+                        }
+                        _ => {
+                            let resident = gpu.upload(&batch)?;
+                            let answer = work.resident(op, &resident)?.download()?;
+                            measure(gpu, runs, |_| work.resident(op, &resident).map(|_| None))
+                                .map(|(_, s, split)| (Some(answer), s, split))
+                        }
+                    };
+                    let (got, seconds, split) = match measured {
+                        Ok(m) => m,
+                        Err(e) => {
+                            failures.push(format!(
+                                "{} {} at {rows} rows: {e:#}",
+                                op.name(),
+                                mode.label()
+                            ));
+                            stopped.push((op, mode, rows));
+                            continue;
+                        }
+                    };
+                    let agrees = got.as_ref() == Some(&want);
+                    if !agrees {
+                        failures.push(format!(
+                            "{} {} at {rows} rows: the answer differs from the CPU's",
+                            op.name(),
+                            mode.label()
+                        ));
+                    }
+                    points.push(Point {
+                        op,
+                        mode,
+                        rows,
+                        seconds,
+                        split,
+                        agrees,
+                    });
+                    let _ = write!(
+                        line,
+                        ", {} {}{}",
+                        if mode == Mode::GpuResident {
+                            "resident"
+                        } else {
+                            "with transfers"
+                        },
+                        ms(seconds),
+                        if agrees { "" } else { " (DISAGREES)" }
+                    );
+                    if seconds > SLOW_RUN.as_secs_f64() {
+                        stopped.push((op, mode, rows));
+                    }
+                }
+            }
+            if !args.quiet {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    let report = Report {
+        adapter: adapter.as_ref(),
+        sizes: &sizes,
+        ops: &ops,
+        points: &points,
+        failures: &failures,
+        stopped: &stopped,
+        runs,
+        elapsed: started.elapsed(),
+    };
+    let write = |name: &str, text: String| -> Result<()> {
+        let path = args.out.join(name);
+        fs::write(&path, text).with_context(|| format!("can't write {}", path.display()))
+    };
+    write("report.html", report.html()?)?;
+    write("report.md", report.markdown())?;
+    write("report.json", serde_json::to_string_pretty(&report.json())?)?;
+    println!(
+        "wrote {} (open it in a browser), report.md and report.json in {:.0} s",
+        args.out.join("report.html").display(),
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", report.markdown_summary());
+    if !failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed or disagreed with the CPU:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+pub fn ms(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.2} s")
+    } else if seconds >= 0.001 {
+        format!("{:.1} ms", seconds * 1e3)
+    } else {
+        format!("{:.0} µs", seconds * 1e6)
+    }
+}
+
+/// 1234567 -> "1,234,567".
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 1500000.0 -> "1.5M", 3000.0 -> "3k": rows and rows/s on axes and in tables.
+pub fn si(v: f64) -> String {
+    let (scaled, unit) = if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let digits = if scaled >= 100.0 {
+        0
+    } else if scaled >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{scaled:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("{text}{unit}")
+}
+
+struct Report<'a> {
+    adapter: Option<&'a AdapterSummary>,
+    sizes: &'a [usize],
+    ops: &'a [Op],
+    points: &'a [Point],
+    failures: &'a [String],
+    stopped: &'a [(Op, Mode, usize)],
+    runs: usize,
+    elapsed: Duration,
+}
+
+impl Report<'_> {
+    fn max_rows(&self) -> usize {
+        self.sizes.last().copied().unwrap_or(0)
+    }
+
+    fn point(&self, op: Op, mode: Mode, rows: usize) -> Option<&Point> {
+        self.points
+            .iter()
+            .find(|p| p.op == op && p.mode == mode && p.rows == rows)
+    }
+
+    /// The largest size measured in every mode for `op`.
+    fn largest_common(&self, op: Op) -> Option<usize> {
+        let modes: Vec<Mode> = if self.adapter.is_some() {
+            Mode::ALL.to_vec()
+        } else {
+            vec![Mode::Cpu]
+        };
+        self.sizes
+            .iter()
+            .rev()
+            .copied()
+            .find(|&r| modes.iter().all(|&m| self.point(op, m, r).is_some()))
+    }
+
+    /// "The GPU starts to win at N rows" or "... never wins up to N rows", per GPU mode.
+    fn verdict(&self, op: Op, mode: Mode) -> String {
+        let measured = self
+            .points
+            .iter()
+            .filter(|p| p.op == op && p.mode == mode)
+            .map(|p| p.rows)
+            .max();
+        match (crossover(self.points, op, mode), measured) {
+            (_, None) => "not measured".into(),
+            (Some(from), _) if Some(&from) == self.sizes.first() => {
+                format!(
+                    "wins at every size measured (from {} rows)",
+                    thousands(from)
+                )
+            }
+            (Some(from), _) => format!("starts to win at {} rows", thousands(from)),
+            (None, Some(max)) => format!("never wins up to {} rows", thousands(max)),
+        }
+    }
+
+    fn adapter_line(&self) -> String {
+        match self.adapter {
+            None => "no GPU adapter found: CPU figures only".into(),
+            Some(a) => format!(
+                "{} ({:?}, {:?}, driver {})",
+                a.name, a.backend, a.device_type, a.driver
+            ),
+        }
+    }
+
+    fn software_warning(&self) -> Option<String> {
+        let a = self.adapter?;
+        a.is_software().then(|| {
+            format!(
+                "The \"GPU\" here is {}, a software driver: it runs the shaders on this machine's CPU cores. \
+                 These figures check correctness and the shape of the costs; they say nothing about a real GPU's speed.",
+                a.name
+            )
+        })
+    }
+
+    fn machine(&self) -> String {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
+        format!(
+            "{} {} , {cores} CPU threads",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )
+        .replace(" ,", ",")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let adapter = self.adapter.map(|a| {
+            json!({
+                "name": a.name,
+                "backend": format!("{:?}", a.backend),
+                "device_type": format!("{:?}", a.device_type),
+                "driver": a.driver,
+                "software": a.is_software(),
+                "shader_int64": a.shader_int64,
+                "shader_f64": a.shader_f64,
+                "max_storage_buffer_binding_size": a.limits.max_storage_buffer_binding_size,
+            })
+        });
+        let points: Vec<_> = self
+            .points
+            .iter()
+            .map(|p| {
+                json!({
+                    "operation": p.op.name(),
+                    "mode": p.mode.key(),
+                    "rows": p.rows,
+                    "seconds": p.seconds,
+                    "rows_per_second": p.rows_per_second(),
+                    "upload_s": p.split[0],
+                    "kernels_s": p.split[1],
+                    "download_s": p.split[2],
+                    "cpu_s": p.split[3],
+                    "agrees_with_cpu": p.agrees,
+                })
+            })
+            .collect();
+        let crossovers: Vec<_> = self
+            .ops
+            .iter()
+            .flat_map(|&op| {
+                [Mode::GpuResident, Mode::GpuTransfers].map(|mode| {
+                    json!({
+                        "operation": op.name(),
+                        "mode": mode.key(),
+                        "gpu_wins_from_rows": crossover(self.points, op, mode),
+                        "verdict": self.verdict(op, mode),
+                    })
+                })
+            })
+            .collect();
+        json!({
+            "tool": format!("arrow-wgpu {}", env!("CARGO_PKG_VERSION")),
+            "machine": self.machine(),
+            "adapter": adapter,
+            "sizes": self.sizes,
+            "timed_runs_per_point": self.runs,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "operations": self.ops.iter().map(|o| json!({"name": o.name(), "what": o.what()})).collect::<Vec<_>>(),
+            "points": points,
+            "crossovers": crossovers,
+            "failures": self.failures,
+            "all_answers_agree": self.failures.is_empty(),
+        })
+    }
+
+    /// The table of the summary: per operation, rows/s at the largest size and verdicts.
+    fn markdown_summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\n| operation | rows | CPU rows/s | GPU resident rows/s | GPU + transfers rows/s | GPU resident | GPU + transfers |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
+        for &op in self.ops {
+            let Some(rows) = self.largest_common(op) else {
+                continue;
+            };
+            let rate = |m| {
+                self.point(op, m, rows)
+                    .map(|p| si(p.rows_per_second()))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                op.name(),
+                thousands(rows),
+                rate(Mode::Cpu),
+                rate(Mode::GpuResident),
+                rate(Mode::GpuTransfers),
+                self.verdict(op, Mode::GpuResident),
+                self.verdict(op, Mode::GpuTransfers)
+            );
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("# arrow-wgpu report: GPU against CPU\n\n");
+        let _ = writeln!(out, "- Adapter: {}", self.adapter_line());
+        let _ = writeln!(out, "- Machine: {}", self.machine());
+        let _ = writeln!(
+            out,
+            "- Sizes: {} rows; median of {} timed run(s) per point after one untimed run; {:.0} s in all",
+            self.sizes.iter().map(|&s| thousands(s)).collect::<Vec<_>>().join(", "),
+            self.runs,
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "- Answers: {}",
+            if self.failures.is_empty() {
+                "every GPU answer equals the CPU's".to_string()
+            } else {
+                format!(
+                    "{} problem(s): {}",
+                    self.failures.len(),
+                    self.failures.join("; ")
+                )
+            }
+        );
+        if let Some(w) = self.software_warning() {
+            let _ = writeln!(out, "\n> **Software driver.** {w}");
+        }
+        out += &self.markdown_summary();
+        let _ = writeln!(out, "\nOperations:\n");
+        for &op in self.ops {
+            let _ = writeln!(out, "- `{}`: {}", op.name(), op.what());
+        }
+        for (op, mode, rows) in self.stopped {
+            let _ = writeln!(
+                out,
+                "- {} {} stopped at {} rows (a run took over {} s, or failed)",
+                op.name(),
+                mode.label(),
+                thousands(*rows),
+                SLOW_RUN.as_secs()
+            );
+        }
+        let _ = writeln!(out, "\nCharts: report.html; raw numbers: report.json.");
+        out
+    }
+
+    fn html(&self) -> Result<String> {
+        let mut body = String::new();
+        let _ = writeln!(
+            body,
+            "<h1>arrow-wgpu: GPU against CPU</h1>\n<p class=meta><b>Adapter:</b> {}<br><b>Machine:</b> {}<br><b>Sizes:</b> {} to {} rows, median of {} timed run(s) per point; {:.0} s in all.</p>",
+            esc(&self.adapter_line()),
+            esc(&self.machine()),
+            thousands(self.sizes.first().copied().unwrap_or(0)),
+            thousands(self.max_rows()),
+            self.runs,
+            self.elapsed.as_secs_f64()
+        );
+        if let Some(w) = self.software_warning() {
+            let _ = writeln!(
+                body,
+                "<div class=warn><b>Software driver, not a GPU.</b> {}</div>",
+                esc(&w)
+            );
+        }
+        if self.adapter.is_none() {
+            body += "<div class=warn><b>No GPU adapter found.</b> Only the CPU path was measured.</div>\n";
+        }
+        if self.failures.is_empty() {
+            body += "<div class=ok>Every GPU answer equals the CPU's, bit for bit.</div>\n";
+        } else {
+            let _ = writeln!(
+                body,
+                "<div class=bad><b>{} problem(s):</b><ul>{}</ul></div>",
+                self.failures.len(),
+                self.failures
+                    .iter()
+                    .map(|f| format!("<li>{}</li>", esc(f)))
+                    .collect::<String>()
+            );
+        }
+        body += "<h2>Summary</h2>\n<table><tr><th>operation</th><th>rows</th><th>CPU</th><th>GPU resident</th><th>GPU + transfers</th><th>GPU resident</th><th>GPU + transfers</th></tr>\n";
+        for &op in self.ops {
+            let Some(rows) = self.largest_common(op) else {
+                continue;
+            };
+            let rate = |m| {
+                self.point(op, m, rows)
+                    .map(|p| format!("{} rows/s", si(p.rows_per_second())))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let _ = writeln!(
+                body,
+                "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
+                op.name(),
+                thousands(rows),
+                rate(Mode::Cpu),
+                rate(Mode::GpuResident),
+                rate(Mode::GpuTransfers),
+                esc(&self.verdict(op, Mode::GpuResident)),
+                esc(&self.verdict(op, Mode::GpuTransfers)),
+            );
+        }
+        body += "</table>\n";
+        for &op in self.ops {
+            let _ = write!(
+                body,
+                "<h2>{}</h2>\n<p class=what>{}</p>\n<p class=verdict>GPU, data resident: <b>{}</b>. GPU with upload + download: <b>{}</b>.</p>\n<div class=row>",
+                op.name(),
+                esc(op.what()),
+                esc(&self.verdict(op, Mode::GpuResident)),
+                esc(&self.verdict(op, Mode::GpuTransfers)),
+            );
+            body += &chart::throughput(self.points, op, self.sizes)?;
+            if let Some(rows) = self.largest_common(op) {
+                body += &chart::split(self.points, op, rows)?;
+            }
+            body += "</div>\n";
+        }
+        let _ = writeln!(
+            body,
+            "<p class=meta>rows/s = rows in the input / wall time of the operation. \"Resident\": the batch is already on the GPU (uploaded once, untimed) and the result stays there (the group-by's small result comes back). \"With upload + download\": the batch goes from host memory to the GPU and the result back, as a one-off call does. Raw numbers: report.json. Made by arrow-wgpu {}.</p>",
+            env!("CARGO_PKG_VERSION")
+        );
+        Ok(format!(
+            "<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>arrow-wgpu report</title>\n<style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n"
+        ))
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1320px;margin:24px auto;padding:0 16px;color:#222}\
+h1{margin-bottom:4px}h2{margin:28px 0 4px;border-bottom:1px solid #ddd}\
+.meta{color:#555;font-size:14px}.what{margin:2px 0;color:#444}.verdict{margin:4px 0 8px;font-size:17px}\
+.warn{background:#fff3cd;border:2px solid #e0a800;padding:10px 14px;margin:12px 0;font-size:16px}\
+.ok{background:#e6f4ea;border:1px solid #34a853;padding:8px 14px;margin:12px 0}\
+.bad{background:#fde8e8;border:2px solid #d93025;padding:8px 14px;margin:12px 0}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 10px}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+.row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}";
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

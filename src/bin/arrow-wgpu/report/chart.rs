@@ -1,0 +1,244 @@
+//! The report's SVG charts, drawn with plotters: rows/s against rows (log-log, one line per
+//! backend, the GPU's crossover marked) and the time split at the largest size.
+
+use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use super::{crossover, si, Mode, Op, Point};
+
+const FONT: &str = "sans-serif";
+
+fn color(mode: Mode) -> RGBColor {
+    match mode {
+        Mode::Cpu => RGBColor(31, 119, 180),
+        Mode::GpuResident => RGBColor(44, 160, 44),
+        Mode::GpuTransfers => RGBColor(214, 39, 40),
+    }
+}
+
+fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing a chart: {e:?}")
+}
+
+/// Rows/s against rows for `op`, one line per mode measured, on log axes.
+pub fn throughput(points: &[Point], op: Op, sizes: &[usize]) -> Result<String> {
+    let mine: Vec<&Point> = points.iter().filter(|p| p.op == op).collect();
+    let (min_rows, max_rows) = (
+        *sizes.first().unwrap_or(&1000) as f64,
+        *sizes.last().unwrap_or(&1000) as f64,
+    );
+    let rates = mine.iter().map(|p| p.rows_per_second());
+    let (lo, hi) = rates.fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    let (lo, hi) = if hi > 0.0 {
+        (lo / 2.0, hi * 2.0)
+    } else {
+        (1.0, 10.0)
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (780, 460)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{}: throughput (higher is better)", op.name()),
+                (FONT, 22),
+            )
+            .margin(14)
+            .x_label_area_size(56)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                (min_rows / 1.25..max_rows * 1.25).log_scale(),
+                (lo..hi).log_scale(),
+            )
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("rows in the input (log scale)")
+            .y_desc("rows per second (log scale)")
+            .x_label_formatter(&|v| si(*v))
+            .y_label_formatter(&|v| si(*v))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(200, 200, 200))
+            .draw()
+            .map_err(plot_error)?;
+        for mode in Mode::ALL {
+            let mut data: Vec<(f64, f64)> = mine
+                .iter()
+                .filter(|p| p.mode == mode)
+                .map(|p| (p.rows as f64, p.rows_per_second()))
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            data.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let c = color(mode);
+            chart
+                .draw_series(LineSeries::new(data.clone(), c.stroke_width(3)))
+                .map_err(plot_error)?
+                .label(mode.label())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                });
+            chart
+                .draw_series(
+                    data.iter()
+                        .map(|&(x, y)| Circle::new((x, y), 5, c.filled())),
+                )
+                .map_err(plot_error)?;
+        }
+        // The crossover: where the GPU (with transfers first, the case a one-off call
+        // meets) starts to beat the CPU.
+        for mode in [Mode::GpuTransfers, Mode::GpuResident] {
+            if let Some(from) = crossover(points, op, mode) {
+                let x = from as f64;
+                let c = color(mode);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(x, lo), (x, hi)],
+                        8,
+                        6,
+                        c.stroke_width(2),
+                    ))
+                    .map_err(plot_error)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!(" GPU ({}) wins from {} rows", short(mode), si(x)),
+                        (x, hi / 1.6),
+                        (FONT, 15).into_font().color(&c),
+                    )))
+                    .map_err(plot_error)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(150, 150, 150))
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+fn short(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Cpu => "CPU",
+        Mode::GpuResident => "resident",
+        Mode::GpuTransfers => "with transfers",
+    }
+}
+
+/// Phases of the split bars: their labels and colours.
+const PHASES: [(&str, RGBColor); 5] = [
+    ("upload", RGBColor(148, 103, 189)),
+    ("GPU kernels", RGBColor(255, 127, 14)),
+    ("download", RGBColor(23, 190, 207)),
+    ("CPU work", RGBColor(31, 119, 180)),
+    ("other (waits, host code)", RGBColor(190, 190, 190)),
+];
+
+/// Stacked bars: where the time of `op` at `rows` went, per mode.
+pub fn split(points: &[Point], op: Op, rows: usize) -> Result<String> {
+    let bars: Vec<&Point> = Mode::ALL
+        .iter()
+        .filter_map(|&m| {
+            points
+                .iter()
+                .find(|p| p.op == op && p.mode == m && p.rows == rows)
+        })
+        .collect();
+    let max_ms = bars
+        .iter()
+        .map(|p| p.seconds * 1e3)
+        .fold(0.0, f64::max)
+        .max(1e-3)
+        * 1.05;
+    let n = bars.len() as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (500, 460)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("time split at {} rows (lower is better)", si(rows as f64)),
+                (FONT, 19),
+            )
+            .margin(14)
+            .x_label_area_size(56)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..max_ms, (0u32..n).into_segmented())
+            .map_err(plot_error)?;
+        let labels: Vec<&'static str> = bars.iter().map(|p| short(p.mode)).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("milliseconds")
+            .y_labels(n as usize)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => labels
+                    .get(*i as usize)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()
+            .map_err(plot_error)?;
+        for (i, (label, c)) in PHASES.iter().enumerate() {
+            let rects: Vec<Rectangle<(f64, SegmentValue<u32>)>> = bars
+                .iter()
+                .enumerate()
+                .filter_map(|(bar, p)| {
+                    let parts = parts(p);
+                    let start: f64 = parts[..i].iter().sum();
+                    let width = parts[i];
+                    (width > 0.0).then(|| {
+                        let mut r = Rectangle::new(
+                            [
+                                (start, SegmentValue::Exact(bar as u32)),
+                                (start + width, SegmentValue::Exact(bar as u32 + 1)),
+                            ],
+                            c.filled(),
+                        );
+                        r.set_margin(12, 12, 0, 0);
+                        r
+                    })
+                })
+                .collect();
+            if rects.is_empty() {
+                continue;
+            }
+            let c = *c;
+            chart
+                .draw_series(rects)
+                .map_err(plot_error)?
+                .label(*label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(150, 150, 150))
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// A point's time in milliseconds per phase of [`PHASES`]; "other" is the wall time the
+/// profile's phases don't cover.
+fn parts(p: &Point) -> [f64; 5] {
+    let [upload, kernels, download, cpu] = p.split.map(|s| s * 1e3);
+    let other = (p.seconds * 1e3 - (upload + kernels + download + cpu)).max(0.0);
+    [upload, kernels, download, cpu, other]
+}
