@@ -295,9 +295,10 @@ fn streamed_group_by_equals_the_one_batch_group_by() {
         Agg::min(col("day")),
         Agg::max(col("qual")),
         Agg::count(col("qual")).filter(col("pass")),
+        Agg::count_distinct(col("pos")),
     ];
     let want = cpu().group_by(&batch, &["chrom", "pass"], &aggs).unwrap();
-    let text = "count(*), sum(qual) AS total, avg(pos), var(qual), stddev_pop(qual), min(day), max(qual), count(qual) FILTER (WHERE pass)";
+    let text = "count(*), sum(qual) AS total, avg(pos), var(qual), stddev_pop(qual), min(day), max(qual), count(qual) FILTER (WHERE pass), count(DISTINCT pos)";
     for (format, input) in inputs(&dir, &batch) {
         for batch_rows in ["1", "7", "100"] {
             let got = query_to(

@@ -88,9 +88,10 @@ pub struct QueryArgs {
     #[arg(long, value_name = "a,b", value_delimiter = ',')]
     pub group_by: Vec<String>,
 
-    /// Aggregates, comma-separated: count(*), count(x), sum, min, max, mean (avg), var
-    /// (var_samp), var_pop, stddev (stddev_samp), stddev_pop, over any expression, each
-    /// with an optional FILTER (WHERE ...) and AS name. Without --group-by, one global row.
+    /// Aggregates, comma-separated: count(*), count(x), count(DISTINCT x), sum, min, max,
+    /// mean (avg), var (var_samp), var_pop, stddev (stddev_samp), stddev_pop, over any
+    /// expression, each with an optional FILTER (WHERE ...) and AS name. Without
+    /// --group-by, one global row.
     #[arg(long, value_name = "AGGS")]
     pub agg: Option<String>,
 

@@ -284,8 +284,9 @@ fn to_agg(e: &ast::Expr, schema: &Schema) -> Result<Agg> {
     let FunctionArguments::List(list) = &f.args else {
         bail!("`{e}`: {name} takes one argument");
     };
-    if matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct)) {
-        bail!("`{e}`: {name}(DISTINCT ...) isn't supported (--distinct, then --agg, does it in two runs)");
+    let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+    if distinct && !name.eq_ignore_ascii_case("count") {
+        bail!("`{e}`: only count takes DISTINCT");
     }
     if !list.clauses.is_empty() {
         bail!("`{e}`: clauses inside an aggregate's parentheses aren't supported");
@@ -293,6 +294,9 @@ fn to_agg(e: &ast::Expr, schema: &Schema) -> Result<Agg> {
     let agg = match list.args.as_slice() {
         [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if name.eq_ignore_ascii_case("count") => {
             Agg::count_star()
+        }
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] if distinct => {
+            Agg::count_distinct(to_expr(arg, schema)?)
         }
         [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => make(to_expr(arg, schema)?),
         _ => bail!("`{e}`: {name} takes one argument"),
@@ -359,7 +363,7 @@ mod tests {
     fn aggregates_with_aliases_and_filters() {
         let s = schema();
         let aggs = parse_aggs(
-            "count(*), SUM(qty) AS total, avg(price), mean(price) FILTER (WHERE qty > 1), var(qty), stddev_pop(qty)",
+            "count(*), SUM(qty) AS total, avg(price), mean(price) FILTER (WHERE qty > 1), var(qty), stddev_pop(qty), count(DISTINCT qty)",
             &s,
         )
         .unwrap();
@@ -372,10 +376,11 @@ mod tests {
                 "avg(Price)",
                 "avg(Price) FILTER (WHERE qty > 1)",
                 "var(qty)",
-                "stddev_pop(qty)"
+                "stddev_pop(qty)",
+                "count(DISTINCT qty)"
             ]
         );
-        for bad in ["median(qty)", "qty", "count(DISTINCT qty)", "sum(qty, qty)"] {
+        for bad in ["median(qty)", "qty", "sum(DISTINCT qty)", "sum(qty, qty)"] {
             assert!(parse_aggs(bad, &s).is_err(), "{bad}");
         }
     }
