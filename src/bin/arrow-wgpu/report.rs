@@ -537,6 +537,25 @@ impl Report<'_> {
         }
     }
 
+    /// The verdict, and the GPU's speed as a multiple of the CPU's at `rows`.
+    fn verdict_and_ratio(&self, op: Op, mode: Mode, rows: usize) -> String {
+        let verdict = self.verdict(op, mode);
+        match (self.point(op, Mode::Cpu, rows), self.point(op, mode, rows)) {
+            (Some(cpu), Some(gpu)) => {
+                let ratio = cpu.seconds / gpu.seconds.max(1e-12);
+                let ratio = if ratio >= 10.0 {
+                    format!("{ratio:.0}")
+                } else if ratio >= 0.1 {
+                    format!("{ratio:.2}")
+                } else {
+                    format!("{ratio:.3}")
+                };
+                format!("{verdict} ({ratio}x)")
+            }
+            _ => verdict,
+        }
+    }
+
     fn adapter_line(&self) -> String {
         match self.adapter {
             None => "no GPU adapter found: CPU figures only".into(),
@@ -635,7 +654,7 @@ impl Report<'_> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n| operation | rows | CPU rows/s | GPU resident rows/s | GPU + transfers rows/s | GPU resident | GPU + transfers |"
+            "\n| operation | rows | CPU rows/s | GPU resident rows/s | GPU + transfers rows/s | GPU resident vs CPU | GPU + transfers vs CPU |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
         for &op in self.ops {
@@ -655,8 +674,8 @@ impl Report<'_> {
                 rate(Mode::Cpu),
                 rate(Mode::GpuResident),
                 rate(Mode::GpuTransfers),
-                self.verdict(op, Mode::GpuResident),
-                self.verdict(op, Mode::GpuTransfers)
+                self.verdict_and_ratio(op, Mode::GpuResident, rows),
+                self.verdict_and_ratio(op, Mode::GpuTransfers, rows)
             );
         }
         out
@@ -743,7 +762,7 @@ impl Report<'_> {
                     .collect::<String>()
             );
         }
-        body += "<h2>Summary</h2>\n<table><tr><th>operation</th><th>rows</th><th>CPU</th><th>GPU resident</th><th>GPU + transfers</th><th>GPU resident</th><th>GPU + transfers</th></tr>\n";
+        body += "<h2>Summary</h2>\n<table><tr><th rowspan=2>operation</th><th colspan=4>throughput at the largest size measured</th><th colspan=2>GPU against CPU (speed ratio at that size)</th></tr>\n<tr><th>rows</th><th>CPU</th><th>GPU resident</th><th>GPU + transfers</th><th>GPU resident</th><th>GPU + transfers</th></tr>\n";
         for &op in self.ops {
             let Some(rows) = self.largest_common(op) else {
                 continue;
@@ -761,8 +780,8 @@ impl Report<'_> {
                 rate(Mode::Cpu),
                 rate(Mode::GpuResident),
                 rate(Mode::GpuTransfers),
-                esc(&self.verdict(op, Mode::GpuResident)),
-                esc(&self.verdict(op, Mode::GpuTransfers)),
+                esc(&self.verdict_and_ratio(op, Mode::GpuResident, rows)),
+                esc(&self.verdict_and_ratio(op, Mode::GpuTransfers, rows)),
             );
         }
         body += "</table>\n";

@@ -56,6 +56,7 @@ pub fn throughput(points: &[Point], op: Op, sizes: &[usize]) -> Result<String> {
             .configure_mesh()
             .x_desc("rows in the input (log scale)")
             .y_desc("rows per second (log scale)")
+            .x_labels(8)
             .x_label_formatter(&|v| si(*v))
             .y_label_formatter(&|v| si(*v))
             .label_style((FONT, 15))
@@ -90,7 +91,20 @@ pub fn throughput(points: &[Point], op: Op, sizes: &[usize]) -> Result<String> {
                 .map_err(plot_error)?;
         }
         // The crossover: where the GPU (with transfers first, the case a one-off call
-        // meets) starts to beat the CPU.
+        // meets) starts to beat the CPU; or, said on the chart, that it never does.
+        let gpu_measured = mine.iter().any(|p| p.mode != Mode::Cpu);
+        let wins = [Mode::GpuTransfers, Mode::GpuResident]
+            .iter()
+            .any(|&m| crossover(points, op, m).is_some());
+        if gpu_measured && !wins {
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("GPU never wins up to {} rows", si(max_rows)),
+                    (min_rows, hi / 1.5),
+                    (FONT, 18).into_font().color(&RGBColor(170, 20, 20)),
+                )))
+                .map_err(plot_error)?;
+        }
         for mode in [Mode::GpuTransfers, Mode::GpuResident] {
             if let Some(from) = crossover(points, op, mode) {
                 let x = from as f64;
@@ -178,6 +192,13 @@ pub fn split(points: &[Point], op: Op, rows: usize) -> Result<String> {
             .configure_mesh()
             .disable_y_mesh()
             .x_desc("milliseconds")
+            .x_label_formatter(&|v| {
+                if max_ms >= 10.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            })
             .y_labels(n as usize)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels
