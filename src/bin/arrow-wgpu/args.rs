@@ -45,13 +45,13 @@ impl From<BackendArg> for arrow_wgpu::Backend {
 /// Which row of each distinct key `--distinct` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeepArg {
-    /// The first row of each key (streams).
+    /// The first row of each key (streamed out as found).
     First,
-    /// The last row of each key (needs the whole input in memory).
+    /// The last row of each key (one row per key held until the input ends).
     Last,
-    /// Any one row of each key (streams; today the first).
+    /// Any one row of each key (today the first, as `first`).
     Any,
-    /// Only rows whose key occurs once (needs the whole input in memory).
+    /// Only the rows whose key occurs once (one row per key held until the input ends).
     None,
 }
 
@@ -62,11 +62,11 @@ pub enum KeepArg {
 /// numbers, true/false, DATE '2021-01-01', + - * /, = <> < <= > >=, AND OR NOT,
 /// IS [NOT] NULL, [NOT] BETWEEN, [NOT] IN (...), parentheses.
 ///
-/// Memory: the input is read in batches (--batch-rows). --filter, --group-by (partial
-/// aggregates merged across batches; the groups are held), --distinct with --keep first or
-/// any (the distinct keys are held) and --sort with --limit (the top N are held) stream, so
-/// they run on files larger than memory. --sort without --limit and --distinct with --keep
-/// last or none need their whole input in memory.
+/// Memory: the input is read in batches (--batch-rows), so files larger than memory can be
+/// filtered (nothing held), grouped (partial aggregates merged exactly across batches; the
+/// groups are held), deduplicated (the distinct keys are held; with --keep last or none,
+/// one row per key) and top-N sorted (--sort with --limit holds N rows). Only --sort
+/// without --limit needs its whole input in memory.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  arrow-wgpu query variants.parquet --filter \"qual >= 30 AND pos BETWEEN 1000 AND 2000\" --out kept.parquet\n  arrow-wgpu query a.csv b.csv --group-by chrom --agg \"count(*) AS n, mean(qual)\" --sort \"n desc\" --limit 10\n  arrow-wgpu query reads.arrow --distinct read_id --keep first --out dedup.arrow --profile"

@@ -1,10 +1,11 @@
 //! `arrow-wgpu query`: filter, group-by, distinct, sort and limit over streamed batches.
 //!
 //! The steps form a push pipeline in SQL's order. Each input batch goes through the steps
-//! that stream (filter; group-by, whose partial aggregates merge exactly across batches;
-//! distinct keeping first occurrences, with a host-side set of the keys seen before; a
-//! top-N sort) and on to the output; the steps that need their whole input (a full sort,
-//! distinct keeping last or unique rows) collect it and run once at the end.
+//! and on to the output. Filter streams; group-by merges each batch's partial aggregates
+//! exactly and holds the groups; distinct keeping first rows streams them out, with a
+//! host-side set of the keys seen before; distinct keeping last or unique rows holds one
+//! candidate row per key; a sort with a limit holds the best N rows. Only a full sort
+//! holds its whole input, and sorts it at the end.
 //!
 //! Every step is checked against the input's schema (on an empty batch, by the CPU path)
 //! before any output file is created or any data is read, so an unknown column or an
@@ -21,7 +22,8 @@ use arrow::row::{RowConverter, SortField};
 use arrow_wgpu::{
     Agg, Backend, Engine, Expr, GroupByAccumulator, GroupByOptions, Keep, Phase, RanOn, SortKey,
 };
-use hashbrown::HashSet;
+use hashbrown::hash_map::Entry;
+use hashbrown::{HashMap, HashSet};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{KeepArg, QueryArgs};
@@ -75,37 +77,31 @@ pub fn run(args: QueryArgs) -> Result<()> {
             )
             .context("--distinct")?;
         stages.push(match args.keep {
-            KeepArg::First | KeepArg::Any => {
-                let fields = key_refs
-                    .iter()
-                    .map(|k| {
-                        let field = schema.field_with_name(k).expect("checked above");
-                        SortField::new(field.data_type().clone())
-                    })
-                    .collect();
-                Stage::DistinctFirst {
-                    keep: if args.keep == KeepArg::Any {
-                        Keep::Any
-                    } else {
-                        Keep::First
-                    },
-                    converter: RowConverter::new(fields)?,
-                    seen: HashSet::new(),
-                    keys,
-                }
-            }
-            KeepArg::Last | KeepArg::None => Stage::Collect {
-                batches: Vec::new(),
-                schema: schema.clone(),
-                then: Whole::Distinct(
-                    keys,
-                    if args.keep == KeepArg::Last {
-                        Keep::Last
-                    } else {
-                        Keep::None
-                    },
-                ),
+            KeepArg::First | KeepArg::Any => Stage::DistinctFirst {
+                keep: if args.keep == KeepArg::Any {
+                    Keep::Any
+                } else {
+                    Keep::First
+                },
+                converter: key_converter(&schema, &key_refs)?,
+                seen: HashSet::new(),
+                keys,
             },
+            KeepArg::Last | KeepArg::None => Stage::DistinctHeld(Box::new(HeldDistinct {
+                keep: if args.keep == KeepArg::Last {
+                    Keep::Last
+                } else {
+                    Keep::None
+                },
+                converter: key_converter(&schema, &key_refs)?,
+                keys,
+                candidates: HashMap::new(),
+                held: Vec::new(),
+                held_rows: 0,
+                next_row: 0,
+                slack_rows: HELD_SLACK_ROWS,
+                schema: schema.clone(),
+            })),
         });
     }
     if let Some(text) = &args.sort {
@@ -119,10 +115,10 @@ pub fn run(args: QueryArgs) -> Result<()> {
                 limit,
                 best: None,
             },
-            None => Stage::Collect {
+            None => Stage::SortAll {
+                keys,
                 batches: Vec::new(),
                 schema: schema.clone(),
-                then: Whole::Sort(keys),
             },
         });
     }
@@ -172,11 +168,147 @@ fn describe_group_by(keys: &[String], aggs: &[Agg]) -> String {
     )
 }
 
-/// What runs on the whole input at the end.
-enum Whole {
-    Sort(Vec<SortKey>),
-    Distinct(Vec<String>, Keep),
+/// A row-format converter for the key columns, whose encodings are equal exactly when the
+/// library's distinct calls the keys equal.
+fn key_converter(schema: &SchemaRef, keys: &[&str]) -> Result<RowConverter> {
+    let fields = keys
+        .iter()
+        .map(|k| {
+            let field = schema.field_with_name(k)?;
+            Ok(SortField::new(field.data_type().clone()))
+        })
+        .collect::<Result<Vec<_>, arrow::error::ArrowError>>()?;
+    Ok(RowConverter::new(fields)?)
 }
+
+/// A key's candidate row for [`HeldDistinct`].
+struct Candidate {
+    /// The row's index in the whole input.
+    global: u64,
+    /// Where its values are held: `(batch, row)` in [`HeldDistinct::held`]; `None` once
+    /// the key is known to repeat under `Keep::None`, whose rows are never output.
+    at: Option<(usize, usize)>,
+}
+
+/// Distinct keeping the last row of each key (`Keep::Last`) or only the keys that occur
+/// once (`Keep::None`). Nothing can be output before the input ends, but only one
+/// candidate row per key is held, not the input: each batch is reduced on the engine to
+/// its own last (or first) row per key, which replaces (or, seen twice, disqualifies) the
+/// key's candidate from earlier batches. At the end the candidates come out in input order,
+/// as the library's distinct gives them for the whole input at once.
+struct HeldDistinct {
+    keys: Vec<String>,
+    keep: Keep,
+    converter: RowConverter,
+    candidates: HashMap<Box<[u8]>, Candidate>,
+    /// The batches candidate rows point into (superseded rows are dropped by `compact`).
+    held: Vec<RecordBatch>,
+    held_rows: usize,
+    /// The input index of the next batch's first row.
+    next_row: u64,
+    /// Held rows beyond twice the candidates that trigger a compaction.
+    slack_rows: usize,
+    schema: SchemaRef,
+}
+
+impl HeldDistinct {
+    fn push(&mut self, batch: &RecordBatch, ctx: &mut Ctx) -> Result<()> {
+        let key_refs: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        // Each key's row in this batch, and, for Keep::None, the keys this batch has once.
+        let (rows, once) = match self.keep {
+            Keep::Last => (
+                ctx.call(|e| e.distinct_indices(batch, &key_refs, Keep::Last))?,
+                None,
+            ),
+            _ => (
+                ctx.call(|e| e.distinct_indices(batch, &key_refs, Keep::First))?,
+                Some(ctx.call(|e| e.distinct_indices(batch, &key_refs, Keep::None))?),
+            ),
+        };
+        let kept = take_record_batch(batch, &rows)?;
+        let columns: Vec<_> = key_refs
+            .iter()
+            .map(|k| kept.column_by_name(k).expect("checked").clone())
+            .collect();
+        let encoded = self.converter.convert_columns(&columns)?;
+        let batch_no = self.held.len();
+        for (i, &row) in rows.values().iter().enumerate() {
+            let global = self.next_row + row as u64;
+            // Under Keep::None a key whose first row here isn't one of this batch's
+            // single rows repeats within the batch.
+            let repeats_here = once
+                .as_ref()
+                .is_some_and(|once| once.values().binary_search(&row).is_err());
+            let at = (!repeats_here).then_some((batch_no, i));
+            match self.candidates.entry(encoded.row(i).as_ref().into()) {
+                Entry::Occupied(mut o) => {
+                    let c = o.get_mut();
+                    match self.keep {
+                        Keep::Last => *c = Candidate { global, at },
+                        _ => c.at = None,
+                    }
+                }
+                Entry::Vacant(v) => {
+                    v.insert(Candidate { global, at });
+                }
+            }
+        }
+        self.held_rows += kept.num_rows();
+        self.held.push(kept);
+        self.next_row += batch.num_rows() as u64;
+        if self.held_rows > 2 * self.candidates.len() + self.slack_rows {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// The live candidates, in input order.
+    fn live(&self) -> Vec<(u64, (usize, usize))> {
+        let mut live: Vec<(u64, (usize, usize))> = self
+            .candidates
+            .values()
+            .filter_map(|c| c.at.map(|at| (c.global, at)))
+            .collect();
+        live.sort_unstable();
+        live
+    }
+
+    fn gather(&self, live: &[(u64, (usize, usize))]) -> Result<RecordBatch> {
+        if live.is_empty() {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        let batches: Vec<&RecordBatch> = self.held.iter().collect();
+        let at: Vec<(usize, usize)> = live.iter().map(|(_, at)| *at).collect();
+        Ok(arrow::compute::interleave_record_batch(&batches, &at)?)
+    }
+
+    /// Drops the held rows no candidate points to: one batch of the live ones.
+    fn compact(&mut self) -> Result<()> {
+        let live = self.live();
+        let gathered = self.gather(&live)?;
+        let new_at: HashMap<(usize, usize), usize> = live
+            .iter()
+            .enumerate()
+            .map(|(i, (_, at))| (*at, i))
+            .collect();
+        for c in self.candidates.values_mut() {
+            c.at = c.at.map(|at| (0, new_at[&at]));
+        }
+        self.held_rows = gathered.num_rows();
+        self.held = vec![gathered];
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch> {
+        let out = self.gather(&self.live())?;
+        self.held.clear();
+        self.candidates.clear();
+        Ok(out)
+    }
+}
+
+/// Rows [`HeldDistinct`] may hold beyond twice its candidates before it compacts them.
+const HELD_SLACK_ROWS: usize = 1 << 16;
 
 /// One step of the pipeline.
 enum Stage {
@@ -197,10 +329,12 @@ enum Stage {
         limit: usize,
         best: Option<RecordBatch>,
     },
-    Collect {
+    DistinctHeld(Box<HeldDistinct>),
+    /// A full sort: the whole input, sorted at the end.
+    SortAll {
+        keys: Vec<SortKey>,
         batches: Vec<RecordBatch>,
         schema: SchemaRef,
-        then: Whole,
     },
     Limit {
         remaining: usize,
@@ -276,7 +410,11 @@ impl Stage {
                 *best = Some(ctx.call(|e| e.sort(&candidates, keys, Some(*limit)))?);
                 Vec::new()
             }
-            Stage::Collect { batches, .. } => {
+            Stage::DistinctHeld(held) => {
+                held.push(&batch, ctx)?;
+                Vec::new()
+            }
+            Stage::SortAll { batches, .. } => {
                 batches.push(batch);
                 Vec::new()
             }
@@ -302,20 +440,15 @@ impl Stage {
                     .with_context(|| format!("group-by {what}"))?]
             }
             Stage::TopN { best, .. } => best.take().into_iter().collect(),
-            Stage::Collect {
+            Stage::DistinctHeld(held) => vec![held.finish()?],
+            Stage::SortAll {
+                keys,
                 batches,
                 schema,
-                then,
             } => {
                 let all = concat_batches(schema, batches.iter())?;
                 batches.clear();
-                vec![match then {
-                    Whole::Sort(keys) => ctx.call(|e| e.sort(&all, keys, None))?,
-                    Whole::Distinct(keys, keep) => {
-                        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-                        ctx.call(|e| e.distinct(&all, &key_refs, *keep))?
-                    }
-                }]
+                vec![ctx.call(|e| e.sort(&all, keys, None))?]
             }
             Stage::Filter(_) | Stage::DistinctFirst { .. } | Stage::Limit { .. } => Vec::new(),
         })
@@ -523,6 +656,61 @@ impl Progress {
     fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int32Array, Int64Array};
+
+    use super::*;
+
+    /// Held distinct, compacting after every batch, equals the library's distinct over the
+    /// whole input, for batches of every size.
+    #[test]
+    fn held_distinct_with_compaction_equals_one_batch_distinct() {
+        let n = 300;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "k",
+                Arc::new(Int32Array::from_iter(
+                    (0..n).map(|i| ((i * 7919) % 41 != 0).then_some((i * 31) % 97)),
+                )) as ArrayRef,
+            ),
+            ("row", Arc::new(Int64Array::from_iter_values(0..n as i64))),
+        ])
+        .unwrap();
+        let engine = Engine::new(Backend::Cpu).unwrap();
+        for keep in [Keep::Last, Keep::None] {
+            let want = engine.distinct(&batch, &["k"], keep).unwrap();
+            for size in [1, 7, 64, 300] {
+                for slack_rows in [0, 1 << 16] {
+                    let mut held = HeldDistinct {
+                        keys: vec!["k".into()],
+                        keep,
+                        converter: key_converter(&batch.schema(), &["k"]).unwrap(),
+                        candidates: HashMap::new(),
+                        held: Vec::new(),
+                        held_rows: 0,
+                        next_row: 0,
+                        slack_rows,
+                        schema: batch.schema(),
+                    };
+                    let mut ctx = Ctx {
+                        engine: engine.clone(),
+                        profile: None,
+                    };
+                    for start in (0..n as usize).step_by(size) {
+                        let part = batch.slice(start, size.min(n as usize - start));
+                        held.push(&part, &mut ctx).unwrap();
+                    }
+                    let got = held.finish().unwrap();
+                    assert_eq!(got, want, "{keep:?}, batches of {size}, slack {slack_rows}");
+                }
+            }
         }
     }
 }
