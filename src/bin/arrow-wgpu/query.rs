@@ -24,7 +24,7 @@ use arrow_wgpu::{
 };
 use hashbrown::hash_map::Entry;
 use hashbrown::{HashMap, HashSet};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::args::{KeepArg, QueryArgs};
 use crate::read::Input;
@@ -638,14 +638,24 @@ impl Progress {
             let (bar, template) = match self.total {
                 Some(total) => (
                     ProgressBar::new(total),
-                    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({rate}, eta {eta})",
                 ),
                 None => (
                     ProgressBar::no_length(),
-                    "{spinner} [{elapsed_precise}] {human_pos} rows ({per_sec})",
+                    "{spinner} [{elapsed_precise}] {human_pos} rows ({rate})",
                 ),
             };
-            let style = ProgressStyle::with_template(template).expect("a valid template");
+            // The mean rate since the start: indicatif's own `per_sec` is an estimate that
+            // the jump to the rows read before the bar appeared throws off.
+            let style = ProgressStyle::with_template(template)
+                .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let rate = state.pos() as f64 / state.elapsed().as_secs_f64().max(1e-3);
+                        let _ = write!(w, "{} rows/s", crate::report::si(rate));
+                    },
+                );
             self.bar = Some(bar.with_style(style).with_elapsed(self.start.elapsed()));
         }
         if let Some(bar) = &self.bar {
