@@ -309,6 +309,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let work = Work::new();
     let mut points: Vec<Point> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
+    let mut unsupported: Vec<String> = Vec::new();
     let mut stopped: Vec<(Op, Mode, usize)> = Vec::new();
 
     for &rows in &sizes {
@@ -340,21 +341,28 @@ pub fn run(args: ReportArgs) -> Result<()> {
                         Mode::GpuTransfers => {
                             measure(gpu, runs, |e| work.on_host(e, op, &batch).map(Some))
                         }
-                        _ => {
+                        _ => (|| {
                             let resident = gpu.upload(&batch)?;
                             let answer = work.resident(op, &resident)?.download()?;
                             measure(gpu, runs, |_| work.resident(op, &resident).map(|_| None))
                                 .map(|(_, s, split)| (Some(answer), s, split))
-                        }
+                        })(),
                     };
                     let (got, seconds, split) = match measured {
                         Ok(m) => m,
                         Err(e) => {
-                            failures.push(format!(
-                                "{} {} at {rows} rows: {e:#}",
-                                op.name(),
-                                mode.label()
-                            ));
+                            let what =
+                                format!("{} {} at {rows} rows: {e:#}", op.name(), mode.label());
+                            // What the adapter can't run is a finding, not a failure; an
+                            // error on input the CPU took is.
+                            let gpu_side = e
+                                .downcast_ref::<arrow_wgpu::Error>()
+                                .is_some_and(arrow_wgpu::Error::is_gpu_side);
+                            if gpu_side {
+                                unsupported.push(what);
+                            } else {
+                                failures.push(what);
+                            }
                             stopped.push((op, mode, rows));
                             continue;
                         }
@@ -403,6 +411,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         ops: &ops,
         points: &points,
         failures: &failures,
+        unsupported: &unsupported,
         stopped: &stopped,
         runs,
         elapsed: started.elapsed(),
@@ -486,6 +495,8 @@ struct Report<'a> {
     ops: &'a [Op],
     points: &'a [Point],
     failures: &'a [String],
+    /// Operations the adapter couldn't run (an `is_gpu_side` error), with the reason.
+    unsupported: &'a [String],
     stopped: &'a [(Op, Mode, usize)],
     runs: usize,
     elapsed: Duration,
@@ -645,6 +656,7 @@ impl Report<'_> {
             "points": points,
             "crossovers": crossovers,
             "failures": self.failures,
+            "not_run_on_the_gpu": self.unsupported,
             "all_answers_agree": self.failures.is_empty(),
         })
     }
@@ -708,6 +720,9 @@ impl Report<'_> {
         if let Some(w) = self.software_warning() {
             let _ = writeln!(out, "\n> **Software driver.** {w}");
         }
+        for u in self.unsupported {
+            let _ = writeln!(out, "- Not run on the GPU: {u}");
+        }
         out += &self.markdown_summary();
         let _ = writeln!(out, "\nOperations:\n");
         for &op in self.ops {
@@ -759,6 +774,16 @@ impl Report<'_> {
                 self.failures
                     .iter()
                     .map(|f| format!("<li>{}</li>", esc(f)))
+                    .collect::<String>()
+            );
+        }
+        if !self.unsupported.is_empty() {
+            let _ = writeln!(
+                body,
+                "<div class=warn><b>Not run on this GPU:</b><ul>{}</ul></div>",
+                self.unsupported
+                    .iter()
+                    .map(|u| format!("<li>{}</li>", esc(u)))
                     .collect::<String>()
             );
         }
