@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arrow::csv::reader::Format as CsvFormat;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
@@ -115,6 +115,8 @@ impl Input {
     pub fn open(paths: &[PathBuf], batch_rows: usize) -> Result<Input> {
         let mut opened = Vec::with_capacity(paths.len());
         let mut schema: Option<(SchemaRef, &Path)> = None;
+        // Columns nullable in any file are nullable in the one schema every batch gets.
+        let mut nullable: Vec<bool> = Vec::new();
         let mut total_rows = Some(0u64);
         for path in paths {
             let (file_schema, batches, rows) = open_one(path, batch_rows.max(1))
@@ -133,13 +135,24 @@ impl Input {
                     }
                 }
             }
+            nullable.resize(file_schema.fields().len(), false);
+            for (n, f) in nullable.iter_mut().zip(file_schema.fields()) {
+                *n |= f.is_nullable();
+            }
             total_rows = total_rows.zip(rows).map(|(a, b)| a + b);
             opened.push(Opened {
                 path: path.clone(),
                 batches,
             });
         }
-        let (schema, _) = schema.context("no input files")?;
+        let (first, _) = schema.context("no input files")?;
+        let fields: Vec<Field> = first
+            .fields()
+            .iter()
+            .zip(&nullable)
+            .map(|(f, &n)| f.as_ref().clone().with_nullable(n))
+            .collect();
+        let schema = Arc::new(Schema::new_with_metadata(fields, first.metadata().clone()));
         Ok(Input {
             schema,
             files: opened.into_iter(),
@@ -165,10 +178,10 @@ impl Iterator for Input {
             match current.batches.next() {
                 None => self.current = None,
                 Some(Ok(batch)) => {
-                    // Files agree on names and types; take the first file's schema (its
-                    // metadata and nullability) so batches concatenate and write as one.
-                    let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
-                        .or_else(|_| Ok::<_, ArrowError>(batch));
+                    // Files agree on names and types; every batch gets the one schema
+                    // (the first file's metadata, nullable where any file's column is),
+                    // so batches from different files concatenate and write as one.
+                    let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec());
                     return Some(batch.map_err(Into::into));
                 }
                 Some(Err(e)) => {
