@@ -142,7 +142,7 @@ pub struct QueryArgs {
 /// on the CPU, check that the answers agree, and write report.html (charts), report.md and
 /// report.json.
 ///
-/// The default ladder (1k to 1M rows) finishes in a few minutes on a 2-core machine with a
+/// The default ladder (1k to 3M rows) takes about two minutes on a 2-core machine with a
 /// software GPU driver; --quick stops at 100k rows, --max-rows goes further.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {

@@ -269,7 +269,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         (true, _) => 100_000,
         (false, Some(m)) if m < 1000 => bail!("--max-rows: at least 1000"),
         (false, Some(m)) => m,
-        (false, None) => 1_000_000,
+        (false, None) => 3_000_000,
     };
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let ops: Vec<Op> = if args.ops.is_empty() {
@@ -842,11 +842,91 @@ h1{margin-bottom:4px}h2{margin:28px 0 4px;border-bottom:1px solid #ddd}\
 .warn{background:#fff3cd;border:2px solid #e0a800;padding:10px 14px;margin:12px 0;font-size:16px}\
 .ok{background:#e6f4ea;border:1px solid #34a853;padding:8px 14px;margin:12px 0}\
 .bad{background:#fde8e8;border:2px solid #d93025;padding:8px 14px;margin:12px 0}\
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 10px}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 10px}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(mode: Mode, rows: usize, seconds: f64) -> Point {
+        Point {
+            op: Op::Sort,
+            mode,
+            rows,
+            seconds,
+            split: [seconds * 0.2, seconds * 0.6, seconds * 0.1, 0.0],
+            agrees: true,
+        }
+    }
+
+    /// The GPU (with transfers) loses below 100k rows and wins from there; resident wins
+    /// from 10k, loses at 100k, and wins above: its crossover is where it wins for good.
+    fn points() -> Vec<Point> {
+        let mut points = Vec::new();
+        for (rows, cpu, resident, transfers) in [
+            (1_000, 1e-5, 1e-4, 2e-4),
+            (10_000, 1e-4, 5e-5, 3e-4),
+            (100_000, 1e-3, 2e-3, 9e-4),
+            (1_000_000, 1e-2, 1e-3, 4e-3),
+        ] {
+            points.push(point(Mode::Cpu, rows, cpu));
+            points.push(point(Mode::GpuResident, rows, resident));
+            points.push(point(Mode::GpuTransfers, rows, transfers));
+        }
+        points
+    }
+
+    #[test]
+    fn crossover_is_where_the_gpu_wins_for_good() {
+        let points = points();
+        assert_eq!(
+            crossover(&points, Op::Sort, Mode::GpuTransfers),
+            Some(100_000)
+        );
+        assert_eq!(
+            crossover(&points, Op::Sort, Mode::GpuResident),
+            Some(1_000_000)
+        );
+        assert_eq!(crossover(&points, Op::Filter, Mode::GpuResident), None);
+    }
+
+    #[test]
+    fn charts_mark_the_crossover() {
+        let points = points();
+        let sizes = [1_000, 10_000, 100_000, 1_000_000];
+        let svg = chart::throughput(&points, Op::Sort, &sizes).unwrap();
+        assert!(
+            svg.contains("GPU with transfers: wins from 100k rows"),
+            "{svg}"
+        );
+        assert!(svg.contains("GPU resident: wins from 1M rows"), "{svg}");
+        assert!(!svg.contains("never wins"));
+        let split = chart::split(&points, Op::Sort, 1_000_000).unwrap();
+        assert!(split.contains("GPU kernels") && split.contains("resident"));
+        if let Ok(path) = std::env::var("ARROW_WGPU_CHART_SAMPLE") {
+            std::fs::write(path, format!("<html><body>{svg}{split}</body></html>")).unwrap();
+        }
+    }
+
+    #[test]
+    fn numbers_read_at_a_glance() {
+        assert_eq!(si(1_000.0), "1k");
+        assert_eq!(si(3_000_000.0), "3M");
+        assert_eq!(si(12_400_000.0), "12.4M");
+        assert_eq!(si(686_000.0), "686k");
+        assert_eq!(si(1_650_000.0), "1.65M");
+        assert_eq!(thousands(3_000_000), "3,000,000");
+        assert_eq!(
+            ladder(1_000_000),
+            [1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
+        );
+        assert_eq!(ladder(5_000), [1_000, 3_000, 5_000]);
+    }
 }

@@ -90,39 +90,58 @@ pub fn throughput(points: &[Point], op: Op, sizes: &[usize]) -> Result<String> {
                 )
                 .map_err(plot_error)?;
         }
-        // The crossover: where the GPU (with transfers first, the case a one-off call
-        // meets) starts to beat the CPU; or, said on the chart, that it never does.
-        let gpu_measured = mine.iter().any(|p| p.mode != Mode::Cpu);
-        let wins = [Mode::GpuTransfers, Mode::GpuResident]
+        // The crossover, said in words at the top left (one line per GPU mode, or one
+        // line when neither wins) and marked by a dashed line where a mode starts to win.
+        let gpu_modes: Vec<Mode> = [Mode::GpuTransfers, Mode::GpuResident]
+            .into_iter()
+            .filter(|&m| mine.iter().any(|p| p.mode == m))
+            .collect();
+        let crossovers: Vec<(Mode, Option<usize>)> = gpu_modes
             .iter()
-            .any(|&m| crossover(points, op, m).is_some());
-        if gpu_measured && !wins {
+            .map(|&m| (m, crossover(points, op, m)))
+            .collect();
+        let lines: Vec<(String, RGBColor)> = if crossovers.iter().all(|(_, c)| c.is_none()) {
+            if crossovers.is_empty() {
+                Vec::new()
+            } else {
+                vec![(
+                    format!("GPU never wins up to {} rows", si(max_rows)),
+                    RGBColor(170, 20, 20),
+                )]
+            }
+        } else {
+            crossovers
+                .iter()
+                .map(|&(m, c)| {
+                    let text = match c {
+                        Some(from) => {
+                            format!("GPU {}: wins from {} rows", short(m), si(from as f64))
+                        }
+                        None => format!("GPU {}: never wins up to {} rows", short(m), si(max_rows)),
+                    };
+                    (text, color(m))
+                })
+                .collect()
+        };
+        for (i, (text, c)) in lines.iter().enumerate() {
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!("GPU never wins up to {} rows", si(max_rows)),
-                    (min_rows, hi / 1.5),
-                    (FONT, 18).into_font().color(&RGBColor(170, 20, 20)),
+                    text.clone(),
+                    (min_rows, hi / 1.5 / 1.7f64.powi(i as i32)),
+                    (FONT, 18).into_font().color(c),
                 )))
                 .map_err(plot_error)?;
         }
-        for mode in [Mode::GpuTransfers, Mode::GpuResident] {
-            if let Some(from) = crossover(points, op, mode) {
-                let x = from as f64;
-                let c = color(mode);
+        for (m, c) in &crossovers {
+            if let Some(from) = c {
+                let x = *from as f64;
                 chart
                     .draw_series(DashedLineSeries::new(
                         vec![(x, lo), (x, hi)],
                         8,
                         6,
-                        c.stroke_width(2),
+                        color(*m).stroke_width(2),
                     ))
-                    .map_err(plot_error)?;
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        format!(" GPU ({}) wins from {} rows", short(mode), si(x)),
-                        (x, hi / 1.6),
-                        (FONT, 15).into_font().color(&c),
-                    )))
                     .map_err(plot_error)?;
             }
         }
@@ -185,7 +204,8 @@ pub fn split(points: &[Point], op: Op, rows: usize) -> Result<String> {
             .margin(14)
             .x_label_area_size(56)
             .y_label_area_size(110)
-            .build_cartesian_2d(0.0..max_ms, (0u32..n).into_segmented())
+            // Two empty rows above the bars hold the legend.
+            .build_cartesian_2d(0.0..max_ms, (0u32..n + 1).into_segmented())
             .map_err(plot_error)?;
         let labels: Vec<&'static str> = bars.iter().map(|p| short(p.mode)).collect();
         chart
@@ -199,7 +219,7 @@ pub fn split(points: &[Point], op: Op, rows: usize) -> Result<String> {
                     format!("{v:.1}")
                 }
             })
-            .y_labels(n as usize)
+            .y_labels(n as usize + 2)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels
                     .get(*i as usize)
