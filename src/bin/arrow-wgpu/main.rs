@@ -6,6 +6,7 @@
 
 mod args;
 mod info;
+mod keys;
 mod query;
 mod read;
 mod report;

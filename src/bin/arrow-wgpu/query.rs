@@ -22,11 +22,11 @@ use arrow::row::{RowConverter, SortField};
 use arrow_wgpu::{
     Agg, Backend, Engine, Expr, GroupByAccumulator, GroupByOptions, Keep, Phase, RanOn, SortKey,
 };
-use hashbrown::hash_map::Entry;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::args::{KeepArg, QueryArgs};
+use crate::keys::KeySet;
 use crate::read::Input;
 use crate::sql;
 use crate::write::{FileSink, Sink, TableSink, TABLE_ROWS};
@@ -84,7 +84,7 @@ pub fn run(args: QueryArgs) -> Result<()> {
                     Keep::First
                 },
                 converter: key_converter(&schema, &key_refs)?,
-                seen: HashSet::new(),
+                seen: KeySet::default(),
                 keys,
             },
             KeepArg::Last | KeepArg::None => Stage::DistinctHeld(Box::new(HeldDistinct {
@@ -95,7 +95,8 @@ pub fn run(args: QueryArgs) -> Result<()> {
                 },
                 converter: key_converter(&schema, &key_refs)?,
                 keys,
-                candidates: HashMap::new(),
+                keys_seen: KeySet::default(),
+                candidates: Vec::new(),
                 held: Vec::new(),
                 held_rows: 0,
                 next_row: 0,
@@ -182,12 +183,13 @@ fn key_converter(schema: &SchemaRef, keys: &[&str]) -> Result<RowConverter> {
 }
 
 /// A key's candidate row for [`HeldDistinct`].
+#[derive(Clone, Copy)]
 struct Candidate {
     /// The row's index in the whole input.
     global: u64,
     /// Where its values are held: `(batch, row)` in [`HeldDistinct::held`]; `None` once
     /// the key is known to repeat under `Keep::None`, whose rows are never output.
-    at: Option<(usize, usize)>,
+    at: Option<(u32, u32)>,
 }
 
 /// Distinct keeping the last row of each key (`Keep::Last`) or only the keys that occur
@@ -200,7 +202,9 @@ struct HeldDistinct {
     keys: Vec<String>,
     keep: Keep,
     converter: RowConverter,
-    candidates: HashMap<Box<[u8]>, Candidate>,
+    /// The keys seen, numbered; `candidates[n]` is key `n`'s candidate.
+    keys_seen: KeySet,
+    candidates: Vec<Candidate>,
     /// The batches candidate rows point into (superseded rows are dropped by `compact`).
     held: Vec<RecordBatch>,
     held_rows: usize,
@@ -231,7 +235,7 @@ impl HeldDistinct {
             .map(|k| kept.column_by_name(k).expect("checked").clone())
             .collect();
         let encoded = self.converter.convert_columns(&columns)?;
-        let batch_no = self.held.len();
+        let batch_no = u32::try_from(self.held.len()).context("too many batches held")?;
         for (i, &row) in rows.values().iter().enumerate() {
             let global = self.next_row + row as u64;
             // Under Keep::None a key whose first row here isn't one of this batch's
@@ -239,46 +243,47 @@ impl HeldDistinct {
             let repeats_here = once
                 .as_ref()
                 .is_some_and(|once| once.values().binary_search(&row).is_err());
-            let at = (!repeats_here).then_some((batch_no, i));
-            match self.candidates.entry(encoded.row(i).as_ref().into()) {
-                Entry::Occupied(mut o) => {
-                    let c = o.get_mut();
-                    match self.keep {
-                        Keep::Last => *c = Candidate { global, at },
-                        _ => c.at = None,
-                    }
-                }
-                Entry::Vacant(v) => {
-                    v.insert(Candidate { global, at });
+            let at = (!repeats_here).then_some((batch_no, i as u32));
+            let (key, new) = self.keys_seen.insert(encoded.row(i).as_ref());
+            if new {
+                self.candidates.push(Candidate { global, at });
+            } else {
+                let c = &mut self.candidates[key];
+                match self.keep {
+                    Keep::Last => *c = Candidate { global, at },
+                    _ => c.at = None,
                 }
             }
         }
         self.held_rows += kept.num_rows();
         self.held.push(kept);
         self.next_row += batch.num_rows() as u64;
-        if self.held_rows > 2 * self.candidates.len() + self.slack_rows {
+        if self.held_rows > 2 * self.keys_seen.len() + self.slack_rows {
             self.compact()?;
         }
         Ok(())
     }
 
     /// The live candidates, in input order.
-    fn live(&self) -> Vec<(u64, (usize, usize))> {
-        let mut live: Vec<(u64, (usize, usize))> = self
+    fn live(&self) -> Vec<(u64, (u32, u32))> {
+        let mut live: Vec<(u64, (u32, u32))> = self
             .candidates
-            .values()
+            .iter()
             .filter_map(|c| c.at.map(|at| (c.global, at)))
             .collect();
         live.sort_unstable();
         live
     }
 
-    fn gather(&self, live: &[(u64, (usize, usize))]) -> Result<RecordBatch> {
+    fn gather(&self, live: &[(u64, (u32, u32))]) -> Result<RecordBatch> {
         if live.is_empty() {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
         }
         let batches: Vec<&RecordBatch> = self.held.iter().collect();
-        let at: Vec<(usize, usize)> = live.iter().map(|(_, at)| *at).collect();
+        let at: Vec<(usize, usize)> = live
+            .iter()
+            .map(|(_, (b, r))| (*b as usize, *r as usize))
+            .collect();
         Ok(arrow::compute::interleave_record_batch(&batches, &at)?)
     }
 
@@ -286,12 +291,12 @@ impl HeldDistinct {
     fn compact(&mut self) -> Result<()> {
         let live = self.live();
         let gathered = self.gather(&live)?;
-        let new_at: HashMap<(usize, usize), usize> = live
+        let new_at: HashMap<(u32, u32), u32> = live
             .iter()
             .enumerate()
-            .map(|(i, (_, at))| (*at, i))
+            .map(|(i, (_, at))| (*at, i as u32))
             .collect();
-        for c in self.candidates.values_mut() {
+        for c in &mut self.candidates {
             c.at = c.at.map(|at| (0, new_at[&at]));
         }
         self.held_rows = gathered.num_rows();
@@ -302,7 +307,8 @@ impl HeldDistinct {
     fn finish(&mut self) -> Result<RecordBatch> {
         let out = self.gather(&self.live())?;
         self.held.clear();
-        self.candidates.clear();
+        self.candidates = Vec::new();
+        self.keys_seen = KeySet::default();
         Ok(out)
     }
 }
@@ -320,7 +326,7 @@ enum Stage {
         keys: Vec<String>,
         keep: Keep,
         converter: RowConverter,
-        seen: HashSet<Box<[u8]>>,
+        seen: KeySet,
     },
     /// The best `limit` rows so far by `keys`: each batch is sorted with the best before it
     /// (first, so ties keep input order) and cut to `limit`.
@@ -393,7 +399,7 @@ impl Stage {
                     .collect::<Vec<_>>();
                 let rows = converter.convert_columns(&columns)?;
                 let new: Vec<u32> = (0..rows.num_rows())
-                    .filter(|&i| seen.insert(rows.row(i).as_ref().into()))
+                    .filter(|&i| seen.insert(rows.row(i).as_ref()).1)
                     .map(|i| i as u32)
                     .collect();
                 if new.len() == firsts.num_rows() {
@@ -702,7 +708,8 @@ mod tests {
                         keys: vec!["k".into()],
                         keep,
                         converter: key_converter(&batch.schema(), &["k"]).unwrap(),
-                        candidates: HashMap::new(),
+                        keys_seen: KeySet::default(),
+                        candidates: Vec::new(),
                         held: Vec::new(),
                         held_rows: 0,
                         next_row: 0,
