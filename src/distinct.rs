@@ -20,13 +20,16 @@
 //! floats, booleans, dates, timestamps) run there. A batch of more than one chunk groups each
 //! chunk on the GPU, downloads each chunk's distinct keys (one row per key and chunk) and
 //! merges them on the CPU by the same hash grouping as the CPU path, so the answer is the
-//! same. Other key types (strings, dictionaries, ...) run on the CPU under
-//! [`Backend::Auto`], logged and shown in the [`crate::Profile`] as a fall back;
-//! [`Backend::Gpu`] returns [`Error::UnsupportedType`].
+//! same. `distinct_indices` and `distinct_count` upload only the key columns; `distinct`
+//! uploads and gathers every column, so it needs every column's type on the GPU. Other
+//! types (strings, dictionaries, ...) run on the CPU under [`Backend::Auto`], logged and
+//! shown in the [`crate::Profile`] as a fall back; [`Backend::Gpu`] returns
+//! [`Error::UnsupportedType`].
 //!
-//! On a software driver (llvmpipe) the GPU path is an emulation on the CPU and much slower
-//! than the CPU path; an upload just to deduplicate once is rarely worth it on a real GPU
-//! either: keep batches resident ([`GpuBatch::distinct`]).
+//! On a software driver (llvmpipe) the GPU path is an emulation on the CPU, several times
+//! slower than the CPU path (BENCHMARKS.md). On any GPU, a one-off distinct of data just
+//! read pays for its upload and download: keep batches resident ([`GpuBatch::distinct`]) to
+//! chain operations there.
 //!
 //! ```
 //! use std::sync::Arc;
