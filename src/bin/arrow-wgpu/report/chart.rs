@@ -30,8 +30,9 @@ pub fn throughput(points: &[Point], op: Op, sizes: &[usize]) -> Result<String> {
     );
     let rates = mine.iter().map(|p| p.rows_per_second());
     let (lo, hi) = rates.fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    // Headroom above the data for the verdict lines.
     let (lo, hi) = if hi > 0.0 {
-        (lo / 2.0, hi * 2.0)
+        (lo / 2.0, hi * 5.0)
     } else {
         (1.0, 10.0)
     };
