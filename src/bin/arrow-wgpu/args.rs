@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Query Parquet, Arrow IPC and CSV files on the GPU (filter, group-by, distinct, sort),
 /// measure the GPU against the CPU, and list the GPU adapters.
 #[derive(Debug, Parser)]
-#[command(name = "arrow-wgpu", version, about, propagate_version = true)]
+#[command(name = "arrow-wgpu", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
