@@ -339,6 +339,17 @@ fn float_ranges(batch: &GpuBatch, columns: &[usize]) -> Result<Vec<(usize, (u32,
         .collect())
 }
 
+/// Which aggregates can share one state: counts; integer or float sums and means; the
+/// variance family. (`None`: not shared.)
+fn shared_state(a: &PlannedAgg) -> Option<u8> {
+    match a.func {
+        AggFunc::CountStar | AggFunc::Count => Some(0),
+        AggFunc::Sum | AggFunc::Mean => Some(1),
+        AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => Some(2),
+        AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct => None,
+    }
+}
+
 /// At most this many groups pre-aggregate in workgroup memory: beyond it, each workgroup's
 /// flush would cost more than the contention it saves.
 const LOCAL_MAX_GROUPS: u32 = 256;
@@ -688,11 +699,30 @@ fn chunk_partial(
     let ranges = float_ranges(&inputs, &float_inputs)?;
     let mut encoder = ctx.encoder();
     let mut states = Vec::with_capacity(plan.aggs.len());
-    for (agg, slot) in plan.aggs.iter().zip(&slots) {
+    // Aggregates over the same input with the same state (`sum(x)` and `avg(x)`, two
+    // counts) share one pass: the later ones copy the earlier one's state.
+    let same_as: Vec<Option<usize>> = plan
+        .aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            plan.aggs[..i].iter().position(|b| {
+                shared_state(a).is_some()
+                    && shared_state(a) == shared_state(b)
+                    && a.value == b.value
+                    && a.filter == b.filter
+            })
+        })
+        .collect();
+    for ((agg, slot), same) in plan.aggs.iter().zip(&slots).zip(&same_as) {
+        if same.is_some() {
+            states.push(None);
+            continue;
+        }
         let range = slot
             .filter(|_| sums(agg))
             .and_then(|s| ranges.iter().find(|(k, _)| *k == s).map(|(_, r)| *r));
-        states.push(record_aggregate(
+        states.push(Some(record_aggregate(
             &inputs,
             agg,
             *slot,
@@ -700,7 +730,7 @@ fn chunk_partial(
             groups,
             &group_of_row,
             &mut encoder,
-        )?);
+        )?));
     }
     ctx.submit(encoder)?;
     profile::record(Phase::Kernels, start);
@@ -711,7 +741,7 @@ fn chunk_partial(
     if let Some(first) = &first_of_group {
         parts.push((first, g * 4));
     }
-    for s in &states {
+    for s in states.iter().flatten() {
         parts.push((&s.state, s.words as u64 * g * 4));
         if let Some(c) = &s.counts {
             parts.push((c, g * 4));
@@ -731,12 +761,18 @@ fn chunk_partial(
         None => Vec::new(),
     };
     let groups = groups as usize;
-    let mut out = Vec::with_capacity(states.len());
+    let mut out: Vec<State> = Vec::with_capacity(states.len());
     // min/max: (aggregate, its input column, each group's row or none), gathered below.
     let mut extremes: Vec<(usize, usize, Vec<Option<u32>>)> = Vec::new();
     // count(DISTINCT x): (aggregate, its input column), paired with the groups below.
     let mut distincts: Vec<(usize, usize)> = Vec::new();
     for (i, (agg, s)) in plan.aggs.iter().zip(&states).enumerate() {
+        let Some(s) = s else {
+            let earlier = same_as[i].expect("a shared state");
+            let copy = out[earlier].clone();
+            out.push(copy);
+            continue;
+        };
         let state = next();
         let counts: Option<Vec<u64>> = s
             .counts
