@@ -137,21 +137,8 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let first = flat_workgroup(wg, nwg) * WG + lid;
-    if (!LOCAL) {
-        // One row per invocation, straight to the global state.
-        if (first < params.rows) {
-            process(first);
-        }
-        return;
-    }
-    local_begin(lid);
-    let stride = nwg.x * nwg.y * WG;
-    for (var row = first; row < params.rows; row += stride) {
-        process(row);
-    }
-    {
-        workgroupBarrier();
+    walk_rows(wg, nwg, lid, params.rows);
+    if (LOCAL) {
         let n = words_per_group();
         for (var at = lid * n; at + n <= flushed_words(); at += WG * n) {
             flush_number(at, n);

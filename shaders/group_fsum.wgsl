@@ -183,21 +183,8 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let first = flat_workgroup(wg, nwg) * WG + lid;
-    if (!LOCAL) {
-        // One row per invocation, straight to the global state.
-        if (first < params.rows) {
-            process(first);
-        }
-        return;
-    }
-    local_begin(lid);
-    let stride = nwg.x * nwg.y * WG;
-    for (var row = first; row < params.rows; row += stride) {
-        process(row);
-    }
-    {
-        workgroupBarrier();
+    walk_rows(wg, nwg, lid, params.rows);
+    if (LOCAL) {
         // Per group: its digit arrays (two for sums, one for squares), then its flags.
         let arrays = select(1u, 2u, (params.mode & 255u) == MODE_SUM);
         let per_group = arrays * params.digits + 1u;

@@ -65,11 +65,30 @@ fn add_words_n(base: u32, v: array<u32, 5>, n: u32) {
     }
 }
 
-// Zeroes the workgroup's words before any row adds to them (called only with LOCAL, so
-// that the other pipelines have no barrier: some drivers run barrier-free kernels faster).
+// Zeroes the workgroup's words before any row adds to them (with LOCAL only).
 fn local_begin(lid: u32) {
     for (var i = lid; i < ${LOCAL_WORDS}u; i += WG) {
         atomicStore(&local_state[i], 0u);
+    }
+    workgroupBarrier();
+}
+
+// Calls the stage's `process(row)` for each of the `rows` rows: without LOCAL, one row per
+// invocation (no barrier: some drivers run barrier-free kernels faster); with it, a
+// grid-stride loop over the workgroup's zeroed words, ending at a barrier so that the
+// caller can flush them.
+fn walk_rows(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, rows: u32) {
+    let first = flat_workgroup(wg, nwg) * WG + lid;
+    if (!LOCAL) {
+        if (first < rows) {
+            process(first);
+        }
+        return;
+    }
+    local_begin(lid);
+    let stride = nwg.x * nwg.y * WG;
+    for (var row = first; row < rows; row += stride) {
+        process(row);
     }
     workgroupBarrier();
 }

@@ -493,8 +493,7 @@ fn record_aggregate(
     }
     Ok(match (agg.func, chunk) {
         // count(*) has no column, so no validity is read: every row counts.
-        // count(DISTINCT x) counts its pairs later; this count is not read.
-        (AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct, _) => AggState {
+        (AggFunc::CountStar | AggFunc::Count, _) => AggState {
             state: count(encoder, chunk.map_or(group_of_row, |c| &c.data))?,
             words: 1,
             counts: None,
@@ -715,7 +714,9 @@ fn chunk_partial(
         })
         .collect();
     for ((agg, slot), same) in plan.aggs.iter().zip(&slots).zip(&same_as) {
-        if same.is_some() {
+        // A shared state is copied, and count(DISTINCT x) pairs its values with the
+        // groups after this pass: neither records anything here.
+        if same.is_some() || agg.func == AggFunc::CountDistinct {
             states.push(None);
             continue;
         }
@@ -768,9 +769,14 @@ fn chunk_partial(
     let mut distincts: Vec<(usize, usize)> = Vec::new();
     for (i, (agg, s)) in plan.aggs.iter().zip(&states).enumerate() {
         let Some(s) = s else {
-            let earlier = same_as[i].expect("a shared state");
-            let copy = out[earlier].clone();
-            out.push(copy);
+            let placeholder = match same_as[i] {
+                Some(earlier) => out[earlier].clone(),
+                None => {
+                    distincts.push((i, slots[i].expect("count(DISTINCT) has a value")));
+                    State::Count(Vec::new()) // replaced below
+                }
+            };
+            out.push(placeholder);
             continue;
         };
         let state = next();
@@ -785,10 +791,6 @@ fn chunk_partial(
         out.push(match (agg.func, &s.float) {
             (AggFunc::CountStar | AggFunc::Count, _) => {
                 State::Count(state[..groups].iter().map(|c| *c as u64).collect())
-            }
-            (AggFunc::CountDistinct, _) => {
-                distincts.push((i, slots[i].expect("count(DISTINCT) has a value")));
-                State::Count(Vec::new()) // replaced below
             }
             (AggFunc::Min | AggFunc::Max, _) => {
                 let at = (0..groups)

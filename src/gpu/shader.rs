@@ -119,12 +119,13 @@ mod tests {
             "group_rows",
             "softfloat",
         ] {
-            let defs = if name == "group_rows" {
-                LOCAL_DEFS
+            // group_rows walks rows with the stage's `process`: a stage supplies one.
+            let (defs, stage) = if name == "group_rows" {
+                (LOCAL_DEFS, "fn process(row: u32) {}\n")
             } else {
-                &[]
+                (&[][..], "")
             };
-            let text = assemble(&format!("#import dispatch\n#import {name}\n"), defs);
+            let text = assemble(&format!("#import dispatch\n#import {name}\n{stage}"), defs);
             let module = naga::front::wgsl::parse_str(&text)
                 .unwrap_or_else(|e| panic!("{name}: {}\n{text}", e.emit_to_string(&text)));
             naga::valid::Validator::new(
