@@ -2,7 +2,9 @@
 //   MODE_COUNT: count[g] += 1 for each valid row.
 //   MODE_SUM:   a 96-bit two's-complement sum per group (three words, carries propagated
 //               by the adder itself): exact for up to 2^32 values of 64 bits, so the
-//               wrapping 64-bit sum is its low words and the mean its exact value.
+//               wrapping 64-bit sum is its low words and the mean its exact value. Values
+//               of 128 bits (decimals written by an expression kernel) sum into 160 bits
+//               (five words), whose low four are the wrapping 128-bit sum.
 //   MODE_MAX_HI, MODE_MAX_LO, MODE_MAX_ROW: the largest order word (high, then low among
 //               rows whose high word is the largest), then the first row holding it (as
 //               rows - row, by max). The minimum is the maximum of inverted words.
@@ -24,7 +26,8 @@ const MODE_SQUARES: u32 = 5u;
 struct AggParams {
     rows: u32,
     mode: u32,
-    // MODE_SUM, MODE_SQUARES: bits 0-6 the value's width (8, 16, 32, 64), bit 7 signed.
+    // MODE_SUM, MODE_SQUARES: bits 0-7 the value's width (8, 16, 32, 64; 128 for MODE_SUM),
+    // bit 8 signed.
     // MODE_MAX_*: order words per row (1 or 2).
     kind: u32,
     // Bit 0: the input has a validity bitmap.
@@ -80,12 +83,18 @@ fn process(row: u32) {
             state_add(g, 1u);
         }
         case 1u: { // MODE_SUM
-            let signed = (params.kind & 128u) != 0u;
-            let v = value64(row, params.kind & 127u, signed);
-            let lo = v.x;
-            let hi = v.y;
-            let top = select(0u, 0xffffffffu, signed && (hi & 0x80000000u) != 0u);
-            add_words_n(g * 3u, array<u32, 5>(lo, hi, top, 0u, 0u), 3u);
+            let signed = (params.kind & 256u) != 0u;
+            let width = params.kind & 255u;
+            if (width == 128u) {
+                let at = row * 4u;
+                let w3 = values[at + 3u];
+                let top = select(0u, 0xffffffffu, (w3 & 0x80000000u) != 0u);
+                add_words_n(g * 5u, array<u32, 5>(values[at], values[at + 1u], values[at + 2u], w3, top), 5u);
+            } else {
+                let v = value64(row, width, signed);
+                let top = select(0u, 0xffffffffu, signed && (v.y & 0x80000000u) != 0u);
+                add_words_n(g * 3u, array<u32, 5>(v.x, v.y, top, 0u, 0u), 3u);
+            }
         }
         case 2u: { // MODE_MAX_HI
             atomicMax(&state[g * 3u], values[row * params.kind]);
@@ -96,8 +105,8 @@ fn process(row: u32) {
             }
         }
         case 5u: { // MODE_SQUARES
-            let signed = (params.kind & 128u) != 0u;
-            var v = value64(row, params.kind & 127u, signed);
+            let signed = (params.kind & 256u) != 0u;
+            var v = value64(row, params.kind & 255u, signed);
             if (signed && (v.y & 0x80000000u) != 0u) {
                 v = u64_neg(v);
             }
@@ -125,7 +134,7 @@ fn process(row: u32) {
 // The words per group of a mode that pre-aggregates in workgroup memory.
 fn words_per_group() -> u32 {
     switch params.mode {
-        case 1u: { return 3u; }
+        case 1u: { return select(3u, 5u, (params.kind & 255u) == 128u); }
         case 5u: { return 5u; }
         default: { return 1u; }
     }

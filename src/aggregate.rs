@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, Float64Array, Int64Array, UInt32Array, UInt64Array,
+    new_null_array, Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, UInt32Array,
+    UInt64Array,
 };
 use arrow::compute::{concat, take, SortOptions};
 use arrow::datatypes::DataType;
@@ -17,7 +18,7 @@ use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
 use crate::cpu::keys;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exact::{self, ExactSum};
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
 
@@ -178,6 +179,37 @@ impl State {
             State::IntSum { sums, n } => {
                 let groups = sums.iter().zip(n);
                 match (agg.func, &agg.output) {
+                    // A decimal's mean (DataFusion's): the sum at the output's scale, divided
+                    // by the count, truncated toward zero; an overflow of that scaling is an
+                    // error, as there.
+                    (AggFunc::Mean, DataType::Decimal128(p, s)) => {
+                        let from = match agg.value.as_ref().map(|v| v.data_type()) {
+                            Some(DataType::Decimal128(_, from)) => from,
+                            other => unreachable!("a decimal mean of {other:?}"),
+                        };
+                        let scale = 10i128.pow((*s - from) as u32);
+                        let means = groups
+                            .map(|(sum, n)| {
+                                if *n == 0 {
+                                    return Ok(None);
+                                }
+                                sum.checked_mul(scale)
+                                    .map(|v| Some(v / *n as i128))
+                                    .ok_or_else(|| {
+                                        Error::ArithmeticOverflow(format!(
+                                            "{}: the mean's sum {sum} at scale {s}",
+                                            agg.func
+                                        ))
+                                    })
+                            })
+                            .collect::<Result<Decimal128Array>>()?;
+                        Arc::new(means.with_precision_and_scale(*p, *s)?)
+                    }
+                    // The wrapping i128 sum.
+                    (_, DataType::Decimal128(p, s)) => Arc::new(
+                        Decimal128Array::from_iter(groups.map(|(sum, n)| (*n > 0).then_some(*sum)))
+                            .with_precision_and_scale(*p, *s)?,
+                    ),
                     (AggFunc::Mean, _) => {
                         Arc::new(Float64Array::from_iter(groups.map(|(s, n)| {
                             (*n > 0).then(|| {

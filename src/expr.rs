@@ -12,10 +12,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Date64Array, Float32Array, Float64Array, Int16Array,
-    Int32Array, Int64Array, Int8Array, TimestampMicrosecondArray, TimestampMillisecondArray,
-    TimestampNanosecondArray, TimestampSecondArray, UInt16Array, UInt32Array, UInt64Array,
-    UInt8Array,
+    ArrayRef, BooleanArray, Date32Array, Date64Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, Int8Array, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, UInt16Array,
+    UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow::datatypes::{DataType, TimeUnit};
 
@@ -27,6 +27,10 @@ use arrow::datatypes::{DataType, TimeUnit};
 /// use arrow::datatypes::DataType;
 /// assert_eq!(ScalarValue::from(3i64).data_type(), DataType::Int64);
 /// assert_eq!(ScalarValue::Date32(18_628).data_type(), DataType::Date32);
+/// // 0.06 as a Decimal128(15, 2), as TPC-H's `l_discount`:
+/// let d = ScalarValue::Decimal128(6, 15, 2);
+/// assert_eq!(d.data_type(), DataType::Decimal128(15, 2));
+/// assert_eq!(d.to_string(), "decimal128(0.06, 15, 2)");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
@@ -48,6 +52,9 @@ pub enum ScalarValue {
     Date64(i64),
     /// A timestamp in the given unit, with an optional time zone.
     Timestamp(i64, TimeUnit, Option<Arc<str>>),
+    /// A decimal: the unscaled value, the precision (1 to 38) and the scale, as arrow's
+    /// `Decimal128(precision, scale)`: `Decimal128(1234, 15, 2)` is 12.34.
+    Decimal128(i128, u8, i8),
 }
 
 macro_rules! scalar_from {
@@ -78,6 +85,7 @@ impl ScalarValue {
             ScalarValue::Date32(_) => DataType::Date32,
             ScalarValue::Date64(_) => DataType::Date64,
             ScalarValue::Timestamp(_, unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+            ScalarValue::Decimal128(_, p, s) => DataType::Decimal128(*p, *s),
         }
     }
 
@@ -111,6 +119,11 @@ impl ScalarValue {
                     Arc::new(TimestampNanosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()))
                 }
             },
+            ScalarValue::Decimal128(v, p, s) => Arc::new(
+                Decimal128Array::from(vec![*v])
+                    .with_precision_and_scale(*p, *s)
+                    .expect("a decimal literal's precision and scale are arrow's"),
+            ),
         }
     }
 
@@ -131,11 +144,14 @@ impl ScalarValue {
             ScalarValue::UInt64(v) => *v,
             ScalarValue::Float32(v) => v.to_bits() as u64,
             ScalarValue::Float64(v) => v.to_bits(),
+            // The low 64 bits; kernels read decimals as four words (see gpu::predicate).
+            ScalarValue::Decimal128(v, _, _) => *v as u64,
         }
     }
 
     /// This value as `to`, when `to` holds it exactly (an integer that fits, a float that
-    /// round-trips, a timestamp of the same unit); `None` otherwise.
+    /// round-trips, a timestamp of the same unit, a decimal or integer whose digits fit the
+    /// decimal's precision and scale); `None` otherwise.
     pub(crate) fn cast_exact(&self, to: &DataType) -> Option<ScalarValue> {
         use ScalarValue as S;
         if &self.data_type() == to {
@@ -152,6 +168,21 @@ impl ScalarValue {
             S::UInt64(v) => Some(*v as i128),
             _ => None,
         };
+        // Decimals (and integers) to a decimal: the same number with `to`'s scale, when it
+        // has no digits beyond that scale and fits the precision.
+        let unscaled = match self {
+            S::Decimal128(v, _, s) => Some((*v, *s)),
+            _ => int.map(|i| (i, 0)),
+        };
+        if let (Some((v, from)), DataType::Decimal128(p, s)) = (unscaled, to) {
+            let v = rescale(v, from, *s)?;
+            return (v.unsigned_abs() < 10u128.checked_pow(*p as u32)?)
+                .then_some(S::Decimal128(v, *p, *s));
+        }
+        if let (S::Decimal128(v, _, s), Some(_)) = (self, crate::plan::int_info(to)) {
+            // An integral decimal to an integer type, as the integer it is.
+            return S::Int64(i64::try_from(rescale(*v, *s, 0)?).ok()?).cast_exact(to);
+        }
         if let Some(i) = int {
             return match to {
                 DataType::Int8 => i8::try_from(i).ok().map(S::Int8),
@@ -190,6 +221,17 @@ impl ScalarValue {
     }
 }
 
+/// `v` (at scale `from`) at scale `to`, when that is exact and fits an i128.
+fn rescale(v: i128, from: i8, to: i8) -> Option<i128> {
+    let k = (to as i32 - from as i32).unsigned_abs();
+    let pow = 10i128.checked_pow(k)?;
+    if to >= from {
+        v.checked_mul(pow)
+    } else {
+        (v % pow == 0).then_some(v / pow)
+    }
+}
+
 impl fmt::Display for ScalarValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -207,6 +249,21 @@ impl fmt::Display for ScalarValue {
             ScalarValue::Date32(v) => write!(f, "date32({v})"),
             ScalarValue::Date64(v) => write!(f, "date64({v})"),
             ScalarValue::Timestamp(v, u, _) => write!(f, "timestamp({v}, {u:?})"),
+            ScalarValue::Decimal128(v, p, s) => {
+                let digits = v.unsigned_abs().to_string();
+                let sign = if *v < 0 { "-" } else { "" };
+                let text = match usize::try_from(*s) {
+                    Ok(0) => digits,
+                    Ok(s) if digits.len() > s => {
+                        let (int, frac) = digits.split_at(digits.len() - s);
+                        format!("{int}.{frac}")
+                    }
+                    Ok(s) => format!("0.{}{digits}", "0".repeat(s - digits.len())),
+                    // A negative scale: trailing zeros.
+                    Err(_) => format!("{digits}{}", "0".repeat(s.unsigned_abs() as usize)),
+                };
+                write!(f, "decimal128({sign}{text}, {p}, {s})")
+            }
         }
     }
 }

@@ -14,9 +14,16 @@
 //! |---|---|---|---|
 //! | `count(*)`, `count(x)` | any | Int64 | 0 |
 //! | `sum(x)` | signed ints / unsigned ints / floats | Int64 / UInt64 / Float64 | null |
+//! | `sum(x)` | Decimal128(p, s) | Decimal128(38, s) | null |
 //! | `min(x)`, `max(x)` | any type with a row format | the input type | null |
 //! | `avg(x)` (`mean`) | numbers | Float64 | null |
-//! | `var`, `var_pop`, `stddev`, `stddev_pop` | numbers | Float64 | null (sample forms: also for one value) |
+//! | `avg(x)` (`mean`) | Decimal128(p, s) | Decimal128(min(p + 4, 38), min(s + 4, 38)) | null |
+//! | `var`, `var_pop`, `stddev`, `stddev_pop` | numbers, decimals (as Float64) | Float64 | null (sample forms: also for one value) |
+//!
+//! **Decimals** sum exactly in 128 bits (wrapping there, as the integers wrap in 64); the
+//! mean is that sum at four more decimal places divided by the count, truncated toward
+//! zero (DataFusion's decimal average); variances are of the values cast to Float64 (as
+//! arrow casts: correctly rounded).
 //!
 //! Aggregates skip nulls, and rows where their own filter ([`Agg::filter`]) is not true.
 //! **Integer sums wrap** on overflow (in Int64 or UInt64), as arrow's `sum` does; `avg`
@@ -54,7 +61,9 @@
 //! and Dictionary keys (grouped by canonical codes that the host derives from the
 //! dictionary's values). Every aggregate, over a column or an expression (evaluated by a
 //! generated kernel, the filter's code), with or without a filter: counts; integer `sum`
-//! and `avg` from an exact 96-bit sum; integer `var`/`stddev` from that and an exact
+//! and `avg` from an exact 96-bit sum (decimals of up to 18 digits, held as i64, too;
+//! decimal expressions, computed in checked 128-bit arithmetic, from a 160-bit sum);
+//! integer `var`/`stddev` from that and an exact
 //! 160-bit sum of squares; float `sum`/`avg`/`var`/`stddev` from the exact sums above, held
 //! as 32-bit digits that rows add to with 32-bit atomics and carries; `min`/`max` by order
 //! words. All of it with 32-bit atomics only, so every adapter runs it (GL included), and
@@ -520,14 +529,25 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
             .as_ref()
             .map(|p| plan::plan_predicate(p, schema))
             .transpose()?;
-        let value = agg
+        let mut value = agg
             .expr
             .as_ref()
             .map(|e| plan::plan(e, schema))
             .transpose()?;
+        // Variances of decimals are of their Float64 values (DataFusion's coercion): the
+        // value is cast, as arrow casts decimals to floats (correctly rounded).
+        let spread = matches!(
+            agg.func,
+            AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop
+        );
+        if let (true, Some(v)) = (spread, &value) {
+            if plan::is_decimal(&v.data_type()) {
+                value = Some(Typed::Cast(Box::new(v.clone()), DataType::Float64));
+            }
+        }
         let input = value.as_ref().map(|v| v.data_type());
-        // `where_` stays empty: the type is unsupported on every backend (Decimal128 sums
-        // are a later issue), so `Backend::Auto` has nothing to fall back to.
+        // `where_` stays empty: the type is unsupported on every backend, so
+        // `Backend::Auto` has nothing to fall back to.
         let unsupported = |dt: &DataType| Error::UnsupportedType {
             operation: "group_by",
             column: name.clone(),
@@ -549,11 +569,16 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
                 }
                 DataType::Int64
             }
+            // DataFusion's: a decimal's sum has 38 digits at its scale; its mean four more
+            // decimal places (and digits), at most 38.
+            (AggFunc::Sum, Some(DataType::Decimal128(_, s))) => DataType::Decimal128(38, *s),
+            (AggFunc::Mean, Some(DataType::Decimal128(p, s))) => {
+                DataType::Decimal128((*p + 4).min(38), (*s + 4).min(38))
+            }
             (AggFunc::Sum, Some(dt)) => match plan::int_info(dt) {
                 Some((true, _)) => DataType::Int64,
                 Some((false, _)) => DataType::UInt64,
                 None if matches!(dt, DataType::Float32 | DataType::Float64) => DataType::Float64,
-                None if matches!(dt, DataType::Decimal128(..)) => return Err(unsupported(dt)),
                 None => return Err(unsupported(dt)),
             },
             (_, Some(dt)) => {

@@ -5,7 +5,9 @@
 //! takes the column's type when it holds the value exactly; otherwise both sides widen to a
 //! common type (signed with signed to the wider; signed with unsigned to a signed type wide
 //! enough for both; integers with floats to Float64, or Float32 for 8/16-bit integers).
-//! Temporal values compare only with the same type. `BETWEEN` becomes `>= AND <=` and `IN`
+//! Decimals (Decimal128) meet integers as decimals of scale 0 and floats as Float64; two
+//! decimals compare at the larger scale, and their `+ - * /` follow arrow's kernels (whose
+//! types the planner asks arrow for). Temporal values compare only with the same type. `BETWEEN` becomes `>= AND <=` and `IN`
 //! an OR of `=`, which is exactly SQL's three-valued meaning of both.
 
 use arrow::datatypes::{DataType, Schema};
@@ -18,7 +20,8 @@ use crate::expr::{ArithOp, CmpOp, Expr, ScalarValue};
 pub(crate) enum Typed {
     Column(usize, DataType),
     Literal(ScalarValue),
-    /// A widening cast (integer to wider integer, integer to float, f32 to f64).
+    /// A widening cast (integer to wider integer, integer to float, f32 to f64, integer to
+    /// decimal, decimal to a decimal of a larger scale, decimal to Float64).
     Cast(Box<Typed>, DataType),
     Arith(ArithOp, Box<Typed>, Box<Typed>, DataType),
     Cmp(CmpOp, Box<Typed>, Box<Typed>),
@@ -107,17 +110,22 @@ pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
             let (l, r) = (plan(l, schema)?, plan(r, schema)?);
             for side in [&l, &r] {
                 let dt = side.data_type();
-                if !is_numeric(&dt) {
+                if !is_numeric(&dt) && !is_decimal(&dt) {
                     return Err(Error::InvalidExpression(format!(
                         "arithmetic ({op}) needs numbers, got {dt} in {expr}"
                     )));
                 }
             }
-            let (l, r, dt) = coerce(l, r, expr)?;
+            let (l, r, dt) = coerce(l, r, expr, false)?;
+            let dt = if is_decimal(&dt) {
+                decimal_arith_type(*op, &l.data_type(), &r.data_type(), expr)?
+            } else {
+                dt
+            };
             Typed::Arith(*op, Box::new(l), Box::new(r), dt)
         }
         Expr::Cmp(op, l, r) => {
-            let (l, r, _) = coerce(plan(l, schema)?, plan(r, schema)?, expr)?;
+            let (l, r, _) = coerce(plan(l, schema)?, plan(r, schema)?, expr, true)?;
             Typed::Cmp(*op, Box::new(l), Box::new(r))
         }
         Expr::And(l, r) => Typed::And(
@@ -170,6 +178,54 @@ fn boolean(t: Typed, ctx: &Expr) -> Result<Typed> {
             "AND/OR/NOT need booleans, got {other} in {ctx}"
         ))),
     }
+}
+
+/// Whether `dt` is a decimal (only `Decimal128` is planned).
+pub(crate) fn is_decimal(dt: &DataType) -> bool {
+    matches!(dt, DataType::Decimal128(..))
+}
+
+/// The decimal type an integer type converts to exactly: as many digits as its largest
+/// value has, scale 0 (DataFusion's rule).
+fn int_as_decimal(dt: &DataType) -> Option<DataType> {
+    let (_, bits) = int_info(dt)?;
+    let digits = match bits {
+        8 => 3,
+        16 => 5,
+        32 => 10,
+        _ => 20,
+    };
+    Some(DataType::Decimal128(digits, 0))
+}
+
+/// The result type of `l op r` on two decimals: arrow's own (`numeric` kernels, Hive's
+/// rules: `+ -` at the larger scale with one more digit, `*` adding precisions and scales),
+/// found by running the kernel on empty arrays, so both backends agree with arrow by
+/// construction; an error (a scale beyond 38, ...) is arrow's.
+fn decimal_arith_type(op: ArithOp, l: &DataType, r: &DataType, ctx: &Expr) -> Result<DataType> {
+    use arrow::array::new_empty_array;
+    use arrow::compute::kernels::numeric;
+    let (a, b) = (new_empty_array(l), new_empty_array(r));
+    let out = match op {
+        ArithOp::Add => numeric::add_wrapping(&a, &b),
+        ArithOp::Sub => numeric::sub_wrapping(&a, &b),
+        ArithOp::Mul => numeric::mul_wrapping(&a, &b),
+        ArithOp::Div => numeric::div(&a, &b),
+    };
+    out.map(|a| a.data_type().clone())
+        .map_err(|e| Error::InvalidExpression(format!("{ctx}: {e}")))
+}
+
+/// The one decimal type two decimals compare in: the larger scale, and digits enough for
+/// both integer parts (DataFusion's rule; at most 38).
+fn common_decimal(a: &DataType, b: &DataType) -> DataType {
+    let (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) = (a, b) else {
+        unreachable!("two decimals")
+    };
+    let scale = (*s1).max(*s2);
+    let int_digits = (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16);
+    let precision = (int_digits + scale as i16).clamp(1, 38) as u8;
+    DataType::Decimal128(precision, scale)
 }
 
 pub(crate) fn is_numeric(dt: &DataType) -> bool {
@@ -248,22 +304,56 @@ fn cast_to(t: Typed, to: &DataType) -> Typed {
     }
 }
 
-/// Brings two operands to one type; returns them and the type.
-fn coerce(l: Typed, r: Typed, ctx: &Expr) -> Result<(Typed, Typed, DataType)> {
+/// Brings two operands to one type; returns them and the type. With decimals: a decimal
+/// meets a float as Float64 and an integer as a decimal (see [`int_as_decimal`]); two
+/// decimals are brought to one type when `same_type` (comparisons), and left as they are
+/// for arithmetic, whose kernels rescale (the returned type is then the left one's).
+fn coerce(l: Typed, r: Typed, ctx: &Expr, same_type: bool) -> Result<(Typed, Typed, DataType)> {
     let (lt, rt) = (l.data_type(), r.data_type());
     if lt == rt {
         return Ok((l, r, lt));
     }
-    // A literal adopts the other side's type when it holds the value exactly.
-    if let (Typed::Literal(v), false) = (&r, matches!(l, Typed::Literal(_))) {
-        if let Some(v) = v.cast_exact(&lt) {
-            return Ok((l, Typed::Literal(v), lt));
+    let decimal = is_decimal(&lt) || is_decimal(&rt);
+    // A literal adopts the other side's type when it holds the value exactly; not in
+    // decimal arithmetic, where a type is a scale and the result's scale is arrow's rule
+    // over the operands' own (`price * 2` keeps the price's scale).
+    if !decimal || same_type {
+        if let (Typed::Literal(v), false) = (&r, matches!(l, Typed::Literal(_))) {
+            if let Some(v) = v.cast_exact(&lt) {
+                return Ok((l, Typed::Literal(v), lt));
+            }
+        }
+        if let (Typed::Literal(v), false) = (&l, matches!(r, Typed::Literal(_))) {
+            if let Some(v) = v.cast_exact(&rt) {
+                return Ok((Typed::Literal(v), r, rt));
+            }
         }
     }
-    if let (Typed::Literal(v), false) = (&l, matches!(r, Typed::Literal(_))) {
-        if let Some(v) = v.cast_exact(&rt) {
-            return Ok((Typed::Literal(v), r, rt));
+    if decimal {
+        let float = |dt: &DataType| matches!(dt, DataType::Float32 | DataType::Float64);
+        if float(&lt) || float(&rt) {
+            let f = DataType::Float64;
+            return Ok((cast_to(l, &f), cast_to(r, &f), f));
         }
+        let as_decimal = |t: Typed| -> Result<Typed> {
+            let dt = t.data_type();
+            if is_decimal(&dt) {
+                return Ok(t);
+            }
+            match int_as_decimal(&dt) {
+                Some(d) => Ok(cast_to(t, &d)),
+                None => Err(Error::InvalidExpression(format!(
+                    "cannot combine {lt} with {rt} in {ctx}"
+                ))),
+            }
+        };
+        let (l, r) = (as_decimal(l)?, as_decimal(r)?);
+        let (lt, rt) = (l.data_type(), r.data_type());
+        if !same_type || lt == rt {
+            return Ok((l, r, lt));
+        }
+        let common = common_decimal(&lt, &rt);
+        return Ok((cast_to(l, &common), cast_to(r, &common), common));
     }
     if is_numeric(&lt) && is_numeric(&rt) {
         if let Some(common) = common_numeric(&lt, &rt) {

@@ -16,7 +16,7 @@ use arrow::array::{
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::{cast, take, SortOptions};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
@@ -26,7 +26,7 @@ use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
 use crate::exact::ExactSum;
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
-use crate::plan::int_info;
+use crate::plan::{int_info, is_decimal};
 
 /// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).
 pub(crate) fn orderable(dt: &DataType) -> bool {
@@ -201,9 +201,11 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
         agg,
         values.as_ref().filter(|_| agg.func != AggFunc::CountStar),
     )?;
+    // Integers and decimals sum exactly in an i128 (a decimal's sum wraps there, as the
+    // integers' wrapping 64-bit sums are the low bits of theirs).
     let integer = values
         .as_ref()
-        .is_some_and(|v| int_info(v.data_type()).is_some());
+        .is_some_and(|v| int_info(v.data_type()).is_some() || is_decimal(v.data_type()));
     Ok(match agg.func {
         AggFunc::CountStar | AggFunc::Count => {
             let mut counts = vec![0u64; groups];
@@ -217,10 +219,15 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
             let mut add = |v: &dyn Fn(usize) -> i128| {
                 for_each_kept(&kept, rows, |i| {
                     let g = ids[i] as usize;
-                    sums[g] += v(i);
+                    sums[g] = sums[g].wrapping_add(v(i));
                     n[g] += 1;
                 })
             };
+            if is_decimal(values.data_type()) {
+                let a = values.as_primitive::<Decimal128Type>();
+                add(&|i| a.value(i));
+                return Ok(State::IntSum { sums, n });
+            }
             match Numbers::of(&values)? {
                 Numbers::Signed(a) => add(&|i| a.value(i) as i128),
                 Numbers::Unsigned(a) => add(&|i| a.value(i) as i128),

@@ -8,13 +8,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{make_array, Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{make_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::compute::concat;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Decimal128Type, SchemaRef};
 
 use super::GpuContext;
 use crate::error::{Error, Result};
+
+/// The largest decimal precision the GPU holds: 18 digits fit an i64.
+pub(crate) const MAX_GPU_DECIMAL_PRECISION: u8 = 18;
 
 /// How a type's values lie in a GPU buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,9 @@ impl Layout {
             | DataType::Float64
             | DataType::Date64
             | DataType::Timestamp(..) => Layout::Bytes(8),
+            // Up to 18 digits, a decimal's unscaled value is an i64: held as one (its scale
+            // stays in the type). Wider decimals stay on the CPU.
+            DataType::Decimal128(p, _) if *p <= MAX_GPU_DECIMAL_PRECISION => Layout::Bytes(8),
             _ => return None,
         })
     }
@@ -166,6 +172,67 @@ impl GpuBatch {
         })
     }
 
+    /// The same batch in chunks of at most `max_rows` rows (rounded down to a multiple of
+    /// 32, so every piece starts on a validity word): larger chunks are split by copies on
+    /// the GPU, others shared. For kernels whose per-row intermediates (interleaved key
+    /// words, 128-bit values) are wider than the columns the chunks were sized for.
+    pub(crate) fn rechunked(&self, max_rows: usize) -> Result<GpuBatch> {
+        let max_rows = (max_rows / 32 * 32).max(32);
+        if self.chunk_rows.iter().all(|&r| r as usize <= max_rows) {
+            return Ok(self.clone());
+        }
+        let ctx = &self.ctx;
+        // (source chunk, first row, rows) of each new chunk.
+        let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
+        for (c, &rows) in self.chunk_rows.iter().enumerate() {
+            let rows = rows as usize;
+            for start in (0..rows.max(1)).step_by(max_rows) {
+                pieces.push((c, start, (rows - start).min(max_rows)));
+            }
+        }
+        let mut encoder = ctx.encoder();
+        let mut copy = |src: &wgpu::Buffer, layout: Layout, start: usize, rows: usize| {
+            let offset = layout.bytes(start);
+            let bytes = layout.bytes(rows).div_ceil(4) * 4;
+            let dst = ctx.storage_zeroed("rechunked column", bytes)?;
+            let bytes = bytes.min(src.size() - offset);
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(src, offset, &dst, 0, bytes);
+            }
+            Ok::<_, Error>(dst)
+        };
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            let layout = column.layout();
+            let mut chunks = Vec::with_capacity(pieces.len());
+            for &(c, start, rows) in &pieces {
+                let chunk = &column.chunks[c];
+                if start == 0 && rows == self.chunk_rows[c] as usize {
+                    chunks.push(chunk.clone());
+                    continue;
+                }
+                chunks.push(ColumnChunk {
+                    data: copy(&chunk.data, layout, start, rows)?,
+                    validity: match &chunk.validity {
+                        Some(v) => Some(copy(v, Layout::Bits, start, rows)?),
+                        None => None,
+                    },
+                });
+            }
+            columns.push(GpuColumn {
+                data_type: column.data_type.clone(),
+                chunks,
+            });
+        }
+        ctx.submit(encoder)?;
+        Ok(GpuBatch {
+            ctx: ctx.clone(),
+            schema: self.schema.clone(),
+            columns,
+            chunk_rows: pieces.iter().map(|p| p.2 as u32).collect(),
+        })
+    }
+
     /// Downloads the batch into a `RecordBatch`.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
         let _op = super::OperationScope::enter();
@@ -203,6 +270,9 @@ fn upload_column(ctx: &GpuContext, array: &ArrayRef, chunk_rows: &[u32]) -> Resu
                         BooleanBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
                     rebase_bits(&bits, start, len)
                 }
+                Layout::Bytes(_) if matches!(array.data_type(), DataType::Decimal128(..)) => {
+                    decimal_as_i64(array, start, len)?
+                }
                 Layout::Bytes(w) => {
                     let w = w as usize;
                     data.buffers()[0].slice_with_length((data.offset() + start) * w, len * w)
@@ -228,6 +298,31 @@ fn upload_column(ctx: &GpuContext, array: &ArrayRef, chunk_rows: &[u32]) -> Resu
     })
 }
 
+/// Rows `[start, start + len)` of a Decimal128 column as i64 values: exact for every value
+/// its precision (at most 18 digits) allows; a value beyond 64 bits (arrow doesn't check
+/// values against the precision) can't go to the GPU.
+fn decimal_as_i64(array: &ArrayRef, start: usize, len: usize) -> Result<Buffer> {
+    let values = array.as_primitive::<Decimal128Type>().values();
+    let mut out = Vec::with_capacity(len);
+    for (i, v) in values[start..start + len].iter().enumerate() {
+        match i64::try_from(*v) {
+            Ok(v) => out.push(v),
+            // A null slot's value is anything: it is never read.
+            Err(_) if array.is_null(start + i) => out.push(0),
+            Err(_) => {
+                return Err(Error::UnsupportedOnGpu {
+                    operation: "upload",
+                    reason: format!(
+                        "decimal value {v} of a {} column needs more than 64 bits",
+                        array.data_type()
+                    ),
+                })
+            }
+        }
+    }
+    Ok(Buffer::from_vec(out))
+}
+
 fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> Result<ArrayRef> {
     let layout = column.layout();
     let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
@@ -243,7 +338,12 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
         .iter()
         .zip(chunk_rows)
         .map(|(chunk, &rows)| {
-            let values = Buffer::from_vec(bytes.next().unwrap_or_default());
+            let mut values = Buffer::from_vec(bytes.next().unwrap_or_default());
+            if let DataType::Decimal128(..) = column.data_type {
+                // Held as i64: widened back to arrow's i128 values.
+                let wide: Vec<i128> = read_i64s(&values).into_iter().map(i128::from).collect();
+                values = Buffer::from_vec(wide);
+            }
             let validity = chunk
                 .validity
                 .as_ref()
@@ -265,6 +365,14 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
             Ok(concat(&refs)?)
         }
     }
+}
+
+/// Little-endian i64 values from bytes (a download need not be 8-byte aligned).
+fn read_i64s(bytes: &[u8]) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect()
 }
 
 /// Uploads a boolean mask split like a batch's chunks: (values, validity) per chunk.

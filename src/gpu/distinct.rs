@@ -24,7 +24,7 @@ use arrow::compute::concat_batches;
 
 use super::column::{ColumnChunk, GpuBatch, GpuColumn};
 use super::compact;
-use super::groups::assign_groups;
+use super::groups::{assign_groups, fit_key_words};
 use super::shader::{self, assemble};
 use super::sort::{take, Key};
 use crate::cpu;
@@ -245,6 +245,9 @@ fn take_by_chunk(batch: &GpuBatch, kept: &[u32]) -> Result<GpuBatch> {
 fn kept_rows(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<Kept> {
     let start = Instant::now();
     let out = batch.ctx.scoped(|| {
+        // Several wide keys may need smaller chunks; then the rows come back as indices
+        // (Kept::Host), which hold for `batch` too.
+        let batch = &fit_key_words(batch, keys, 8)?;
         Ok(if batch.num_rows() == 0 {
             Kept::Host(Vec::new())
         } else if batch.num_chunks() == 1 {
@@ -286,6 +289,7 @@ pub(crate) fn distinct_indices(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Re
 pub(crate) fn distinct_count(batch: &GpuBatch, keys: &[Key]) -> Result<usize> {
     let start = Instant::now();
     let out = batch.ctx.scoped(|| {
+        let batch = &fit_key_words(batch, keys, 8)?;
         Ok(if batch.num_rows() == 0 {
             0
         } else if batch.num_chunks() == 1 {

@@ -22,7 +22,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UI
 use arrow::compute::{cast, take, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
+use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout, MAX_GPU_DECIMAL_PRECISION};
 use super::filter::{check_bindings, check_flags, read_u32s, record_kernel};
 use super::predicate::{self, Outputs};
 use super::shader::{self, assemble};
@@ -51,6 +51,16 @@ pub(crate) enum Input<'a> {
 
 fn is_float(dt: &DataType) -> bool {
     matches!(dt, DataType::Float32 | DataType::Float64)
+}
+
+/// (signed, bits) of a value that sums as an integer on the GPU: integers, decimals held as
+/// i64 (columns of up to 18 digits) and the 128-bit decimals an expression kernel writes.
+fn sum_width(dt: &DataType) -> Option<(bool, u32)> {
+    match dt {
+        DataType::Decimal128(p, _) if *p <= MAX_GPU_DECIMAL_PRECISION => Some((true, 64)),
+        DataType::Decimal128(..) => Some((true, 128)),
+        dt => int_info(dt),
+    }
 }
 
 /// The column an aggregate reads as it is, when its value is a plain column.
@@ -100,7 +110,7 @@ fn unsupported(plan: &Plan, schema: &Schema, host: bool) -> Option<String> {
         let ok = match agg.func {
             AggFunc::CountStar => true,
             AggFunc::Count => Layout::of(&dt).is_some(),
-            AggFunc::Sum | AggFunc::Mean => int_info(&dt).is_some() || is_float(&dt),
+            AggFunc::Sum | AggFunc::Mean => sum_width(&dt).is_some() || is_float(&dt),
             AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct => key_kind(&dt).is_some(),
             AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
                 int_info(&dt).is_some() || is_float(&dt)
@@ -158,6 +168,17 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
         Input::Resident(b) => (b.clone(), plan.clone()),
         Input::Host(batch) => upload_used(ctx, batch, plan)?,
     };
+    // Chunks whose key words, 128-bit decimal values or (group, value) pairs would exceed
+    // a binding are split first.
+    let keys: Vec<Key> = remapped
+        .keys
+        .iter()
+        .map(|&column| Key {
+            column,
+            options: SortOptions::default(),
+        })
+        .collect();
+    let resident = super::groups::fit_key_words(&resident, &keys, 16)?;
     // Each group's key values: a take of the host batch, or a gather on the GPU.
     let keys_at = |first: &[u32], base: u32| -> Result<Vec<ArrayRef>> {
         let idx: Vec<u32> = first.iter().map(|r| r + base).collect();
@@ -412,6 +433,7 @@ fn record_aggregate(
      -> Result<()> {
         let per_group = match mode {
             MODE_COUNT => Some(1),
+            MODE_SUM if kind & 255 == 128 => Some(5),
             MODE_SUM => Some(3),
             MODE_SQUARES => Some(5),
             _ => None,
@@ -501,12 +523,13 @@ fn record_aggregate(
             int_squares: None,
         },
         (func, Some(chunk)) if func != AggFunc::Min && func != AggFunc::Max => {
-            // Integers: the exact 96-bit sum, the count, and for variances the exact sum
-            // of squares.
+            // Integers and decimals: the exact 96-bit sum (160-bit for 128-bit values), the
+            // count, and for variances the exact sum of squares.
             let dt = &batch.columns[column.expect("a column")].data_type;
-            let (signed, bits) = int_info(dt).expect("checked: an integer");
-            let kind = bits | if signed { 128 } else { 0 };
-            let state = ctx.storage_zeroed("group sums", groups as u64 * 12)?;
+            let (signed, bits) = sum_width(dt).expect("checked: an integer or a decimal");
+            let kind = bits | if signed { 256 } else { 0 };
+            let words = if bits == 128 { 5 } else { 3 };
+            let state = ctx.storage_zeroed("group sums", groups as u64 * words as u64 * 4)?;
             dispatch(encoder, MODE_SUM, kind, &chunk.data, &state)?;
             let int_squares = if matches!(func, AggFunc::Sum | AggFunc::Mean) {
                 None
@@ -517,7 +540,7 @@ fn record_aggregate(
             };
             AggState {
                 state,
-                words: 3,
+                words,
                 counts: Some(count(encoder, &chunk.data)?),
                 float: None,
                 int_squares,
@@ -598,8 +621,7 @@ fn aggregate_inputs(
                         (DataType::Boolean, data)
                     }
                     Outputs::Values(dt) => {
-                        let layout = Layout::of(dt).expect("a kernel writes a GPU type");
-                        let bytes = layout.bytes(rows as usize);
+                        let bytes = predicate::written_bytes(dt, rows as usize);
                         let data = ctx.storage_zeroed("aggregate input values", bytes)?;
                         record_kernel(batch, c, &kernel, &[&data, &valid], &flags, encoder)?;
                         (dt.clone(), data)
@@ -784,9 +806,16 @@ fn chunk_partial(
             .counts
             .as_ref()
             .map(|_| next().into_iter().map(u64::from).collect());
+        // The exact sum's low 128 bits: all of a 96-bit sum (sign-extended), the wrapping
+        // sum of 128-bit values.
+        let per_group = s.words as usize;
         let sum96 = |g: usize| -> i128 {
-            let w = &state[g * 3..g * 3 + 3];
-            ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128
+            let w = &state[g * per_group..g * per_group + 3];
+            let low = ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128;
+            match per_group {
+                5 => (low & ((1i128 << 96) - 1)) | ((state[g * 5 + 3] as i128) << 96),
+                _ => low,
+            }
         };
         out.push(match (agg.func, &s.float) {
             (AggFunc::CountStar | AggFunc::Count, _) => {

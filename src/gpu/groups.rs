@@ -6,8 +6,24 @@
 use super::column::{ColumnChunk, GpuBatch};
 use super::compact;
 use super::shader::{self, assemble};
-use super::sort::{encode_interleaved, Key};
+use super::sort::{encode_interleaved, key_kind, Key};
 use crate::error::{Error, Result};
+
+/// `batch` in chunks small enough for the hash grouping on `keys`: a chunk's interleaved
+/// key words (up to three words per key: a null word, and two for 64-bit keys) and any
+/// per-row intermediate of `row_bytes` bytes must each fit the chunk size the columns were
+/// cut for (`max_chunk_bytes`, at most one storage binding). Splits chunks on the GPU
+/// only where needed (several wide keys over a chunk of 8-byte columns).
+pub(crate) fn fit_key_words(batch: &GpuBatch, keys: &[Key], row_bytes: u64) -> Result<GpuBatch> {
+    let words: u64 = keys
+        .iter()
+        .map(|k| {
+            2 + key_kind(&batch.columns[k.column].data_type).map_or(1, |(_, wide)| wide as u64)
+        })
+        .sum();
+    let row_bytes = (words * 4).max(row_bytes).max(8);
+    batch.rechunked((batch.ctx.summary.max_chunk_bytes / row_bytes) as usize)
+}
 
 /// Numbers the groups of chunk `c` of `batch` by `keys`, in order of first appearance:
 /// the group count, every row's group (`u32` per row of the chunk) and every group's first

@@ -39,6 +39,9 @@ enum Repr {
     U64,
     /// Float64 bits as `vec2<u32>`.
     F64,
+    /// Decimal128 values (unscaled; the scale is in the type) as 128-bit two's complement
+    /// in `vec4<u32>`, low word first; columns hold them as i64 (`Layout::of`).
+    Dec,
 }
 
 fn repr(dt: &DataType) -> Option<Repr> {
@@ -50,6 +53,7 @@ fn repr(dt: &DataType) -> Option<Repr> {
         DataType::Int64 | DataType::Date64 | DataType::Timestamp(..) => Repr::I64,
         DataType::UInt64 => Repr::U64,
         DataType::Float64 => Repr::F64,
+        DataType::Decimal128(..) => Repr::Dec,
         _ => return None,
     })
 }
@@ -61,6 +65,7 @@ impl Repr {
             Repr::I32 => "i32",
             Repr::U32 | Repr::F32 => "u32",
             Repr::I64 | Repr::U64 | Repr::F64 => "vec2<u32>",
+            Repr::Dec => "vec4<u32>",
         }
     }
 }
@@ -128,6 +133,8 @@ struct Gen<'a> {
     /// Whether the kernel calls the soft-float module (imported only then, to keep other
     /// kernels small).
     softfloat: bool,
+    /// Whether the kernel calls the 128-bit integer module (decimals).
+    int128: bool,
 }
 
 /// Generates the predicate kernel for `expr`; `has_nulls(i)` says whether column `i`'s
@@ -149,13 +156,29 @@ pub(crate) fn generate_input(
 }
 
 /// The column type a kernel writes for a value of type `dt`: 8- and 16-bit integers
-/// widened to 32 bits (same order, same sum), everything else as it is.
+/// widened to 32 bits (same order, same sum), decimals as 128-bit values (typed with 38
+/// digits at their scale: see [`written_bytes`]), everything else as it is.
 pub(crate) fn written_type(dt: &DataType) -> Option<DataType> {
     Some(match repr(dt)? {
         Repr::I32 if *dt != DataType::Date32 => DataType::Int32,
         Repr::U32 => DataType::UInt32,
+        Repr::Dec => match dt {
+            DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
+            _ => unreachable!("a decimal"),
+        },
         _ => dt.clone(),
     })
+}
+
+/// The bytes a kernel writes for `rows` values of the written type `dt`: 16 per decimal,
+/// else the type's GPU layout.
+pub(crate) fn written_bytes(dt: &DataType, rows: usize) -> u64 {
+    match dt {
+        DataType::Decimal128(..) => rows as u64 * 16,
+        dt => super::column::Layout::of(dt)
+            .expect("a kernel writes a GPU type")
+            .bytes(rows),
+    }
 }
 
 fn build(
@@ -180,6 +203,7 @@ fn build(
         columns: Vec::new(),
         has_flags: false,
         softfloat: false,
+        int128: false,
     };
     let predicate = operation == "filter";
     let mut value_repr = None;
@@ -219,9 +243,10 @@ fn build(
             let (elem, word) = match value_repr.expect("a value") {
                 Repr::I32 => ("u32", format!("bitcast<u32>({value_text})")),
                 Repr::I64 | Repr::U64 | Repr::F64 => ("vec2<u32>", value_text.clone()),
+                Repr::Dec => ("vec4<u32>", value_text.clone()),
                 _ => ("u32", value_text.clone()),
             };
-            debug_assert!(super::column::Layout::of(dt).is_some());
+            debug_assert!(written_bytes(dt, 1) > 0);
             writeln!(bindings, "@group(0) @binding(1) var<storage, read_write> out_values: array<{elem}>;\n@group(0) @binding(2) var<storage, read_write> out_valid: array<u32>;").unwrap();
             (
                 format!("if ({ok}) {{ atomicOr(&word_valid[lid >> 5u], bit); }}\n        out_values[row] = {word};"),
@@ -263,7 +288,7 @@ fn build(
             .find(|dt| *dt != DataType::Null)
             .unwrap_or(DataType::Null);
         let elem = match repr(&dt) {
-            Some(Repr::I64 | Repr::U64 | Repr::F64) => "vec2<u32>",
+            Some(Repr::I64 | Repr::U64 | Repr::F64 | Repr::Dec) => "vec2<u32>",
             _ => "u32",
         };
         writeln!(
@@ -281,13 +306,16 @@ fn build(
             slot += 1;
         }
     }
-    let with_softfloat;
-    let template = if g.softfloat {
-        with_softfloat = format!("#import softfloat\n{}", super::shader::PREDICATE);
-        with_softfloat.as_str()
-    } else {
-        super::shader::PREDICATE
-    };
+    // Modules imported only when used, to keep other kernels small.
+    let mut imports = String::new();
+    if g.softfloat {
+        imports.push_str("#import softfloat\n");
+    }
+    if g.int128 {
+        imports.push_str("#import int128\n");
+    }
+    let with_imports = format!("{imports}{}", super::shader::PREDICATE);
+    let template = with_imports.as_str();
     let source = super::shader::assemble(
         template,
         &[
@@ -358,6 +386,10 @@ impl Gen<'_> {
                         format!("extractBits({c}[row >> 1u], (row & 1u) * 16u, 16u)")
                     }
                     DataType::Int32 | DataType::Date32 => format!("bitcast<i32>({c}[row])"),
+                    DataType::Decimal128(..) => {
+                        self.int128 = true;
+                        format!("i128_from_i64({c}[row])")
+                    }
                     _ => format!("{c}[row]"),
                 };
                 let ok = if valid {
@@ -378,7 +410,19 @@ impl Gen<'_> {
                 let o = self.literals.len();
                 let bits = v.gpu_bits();
                 self.literals.push(bits as u32);
+                if let crate::expr::ScalarValue::Decimal128(x, _, _) = v {
+                    self.int128 = true;
+                    self.literals.pop();
+                    self.literals
+                        .extend((0..4).map(|i| (*x >> (32 * i)) as u32));
+                }
                 let value = match r {
+                    Repr::Dec => format!(
+                        "vec4<u32>(lits[{o}], lits[{}], lits[{}], lits[{}])",
+                        o + 1,
+                        o + 2,
+                        o + 3
+                    ),
                     Repr::Bool => format!("lits[{o}] != 0u"),
                     Repr::I32 => format!("bitcast<i32>(lits[{o}])"),
                     Repr::U32 | Repr::F32 => format!("lits[{o}]"),
@@ -394,6 +438,9 @@ impl Gen<'_> {
                 let (v, ok, from) = self.node(inner)?;
                 self.key.push(')');
                 let value = match (from, r) {
+                    (Repr::Dec, Repr::Dec) | (_, Repr::Dec) | (Repr::Dec, _) => {
+                        self.decimal_cast(&inner.data_type(), to, &v, from)?
+                    }
                     (a, b) if a == b => v,
                     (Repr::U32, Repr::I32) => format!("bitcast<i32>({v})"),
                     (Repr::I32, Repr::I64) => format!("i64_from_i32({v})"),
@@ -429,7 +476,13 @@ impl Gen<'_> {
                 let (rv, rok, _) = self.node(rt)?;
                 self.key.push(')');
                 let ok = format!("({lok}) && ({rok})");
-                (self.arith(*op, dt, r, &lv, &rv, &ok)?, ok)
+                let value = if r == Repr::Dec {
+                    let types = (l.data_type(), rt.data_type());
+                    self.decimal_arith(*op, dt, types, &lv, &rv, &ok)?
+                } else {
+                    self.arith(*op, dt, r, &lv, &rv, &ok)?
+                };
+                (value, ok)
             }
             Typed::Cmp(op, l, rt) => {
                 write!(self.key, "{op:?}(").unwrap();
@@ -452,6 +505,8 @@ impl Gen<'_> {
                     Repr::I64 => format!("i64_cmp({lv}, {rv}) {sym} 0"),
                     Repr::U64 => format!("u64_cmp({lv}, {rv}) {sym} 0"),
                     Repr::F64 => format!("u64_cmp(f64_key({lv}), f64_key({rv})) {sym} 0"),
+                    // The planner brings both sides to one decimal type (one scale).
+                    Repr::Dec => format!("i128_cmp({lv}, {rv}) {sym} 0"),
                 };
                 let ok = format!("({lok}) && ({rok})");
                 (format!("({ok}) && ({test})"), ok)
@@ -497,6 +552,139 @@ impl Gen<'_> {
         writeln!(self.body, "        let v{n}: {ty} = {value};").unwrap();
         writeln!(self.body, "        let ok{n}: bool = {ok};").unwrap();
         Ok((format!("v{n}"), format!("ok{n}"), r))
+    }
+
+    /// A decimal constant (unscaled), read from the literals buffer.
+    fn decimal_literal(&mut self, x: i128) -> String {
+        let o = self.literals.len();
+        self.literals.extend((0..4).map(|i| (x >> (32 * i)) as u32));
+        format!(
+            "vec4<u32>(lits[{o}], lits[{}], lits[{}], lits[{}])",
+            o + 1,
+            o + 2,
+            o + 3
+        )
+    }
+
+    /// Emits a checked 128-bit operation; its overflow (where `ok`) is arrow's error.
+    fn checked(&mut self, call: String, ok: &str) -> String {
+        self.has_flags = true;
+        let n = self.fresh();
+        write!(
+            self.body,
+            "        let q{n} = {call};\n        if (({ok}) && q{n}.overflow) {{ atomicOr(&flags[0], {FLAG_OVERFLOW}u); }}\n"
+        )
+        .unwrap();
+        format!("q{n}.v")
+    }
+
+    /// `l op r` on decimals of types `lt`, `rt` into `dt`, as arrow's decimal kernels: `+ -`
+    /// bring both to the result's scale (multiplying by a power of ten) and add; `*`
+    /// multiplies (the scales add); every step checked, an overflow of 128 bits being an
+    /// error. Division stays on the CPU.
+    fn decimal_arith(
+        &mut self,
+        op: ArithOp,
+        dt: &DataType,
+        (lt, rt): (DataType, DataType),
+        l: &str,
+        r: &str,
+        ok: &str,
+    ) -> Result<String> {
+        self.int128 = true;
+        let scale = |dt: &DataType| match dt {
+            DataType::Decimal128(_, s) => *s,
+            _ => unreachable!("the planner makes both operands decimals"),
+        };
+        Ok(match op {
+            ArithOp::Add | ArithOp::Sub => {
+                let to = scale(dt);
+                let mut side = |v: &str, from: i8| -> String {
+                    if from == to {
+                        return v.to_string();
+                    }
+                    let pow = self.decimal_literal(10i128.pow((to - from) as u32));
+                    self.checked(format!("i128_mul_checked({v}, {pow})"), ok)
+                };
+                let (a, b) = (side(l, scale(&lt)), side(r, scale(&rt)));
+                let f = if op == ArithOp::Add {
+                    "i128_add_checked"
+                } else {
+                    "i128_sub_checked"
+                };
+                self.checked(format!("{f}({a}, {b})"), ok)
+            }
+            ArithOp::Mul => self.checked(format!("i128_mul_checked({l}, {r})"), ok),
+            ArithOp::Div => {
+                return Err(Error::UnsupportedOnGpu {
+                    operation: self.operation,
+                    reason: format!("decimal division ({lt} / {rt})"),
+                })
+            }
+        })
+    }
+
+    /// A cast to or from a decimal, as arrow's `cast` for the casts the planner makes:
+    /// an integer to a decimal of scale 0 that holds all its values (exact); a decimal to
+    /// a larger scale with digits enough (arrow's infallible upscale, a wrapping multiply);
+    /// a decimal of at most 15 digits to Float64 (exact integer over an exact power of ten,
+    /// rounded once by the IEEE division, as arrow). Anything else stays on the CPU.
+    fn decimal_cast(
+        &mut self,
+        from: &DataType,
+        to: &DataType,
+        v: &str,
+        from_repr: Repr,
+    ) -> Result<String> {
+        self.int128 = true;
+        let unsupported = || Error::UnsupportedOnGpu {
+            operation: self.operation,
+            reason: format!("cast from {from} to {to}"),
+        };
+        Ok(match (from, to) {
+            (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) => {
+                let delta = *s2 as i16 - *s1 as i16;
+                if delta < 0 || *p1 as i16 + delta > *p2 as i16 {
+                    return Err(unsupported());
+                }
+                if delta == 0 {
+                    v.to_string()
+                } else {
+                    let pow = self.decimal_literal(10i128.pow(delta as u32));
+                    format!("i128_mul_checked({v}, {pow}).v")
+                }
+            }
+            (DataType::Decimal128(p, s), DataType::Float64) if *p <= 15 && (0..=22).contains(s) => {
+                self.softfloat = true;
+                let o = self.literals.len();
+                let pow = 10f64.powi(*s as i32).to_bits();
+                self.literals.extend([pow as u32, (pow >> 32) as u32]);
+                format!(
+                    "f64_div(f64_from_i64({v}.xy), vec2<u32>(lits[{o}], lits[{}]))",
+                    o + 1
+                )
+            }
+            (_, DataType::Decimal128(p, 0)) => {
+                let (_, bits) = int_info(from).ok_or_else(unsupported)?;
+                let digits = match bits {
+                    8 => 3,
+                    16 => 5,
+                    32 => 10,
+                    _ => 20,
+                };
+                if *p < digits {
+                    return Err(unsupported());
+                }
+                match from_repr {
+                    Repr::I32 => format!("i128_from_i32({v})"),
+                    Repr::U32 => format!("vec4<u32>({v}, 0u, 0u, 0u)"),
+                    Repr::I64 => format!("i128_from_i64({v})"),
+                    Repr::U64 => format!("vec4<u32>({v}, 0u, 0u)"),
+                    _ => return Err(unsupported()),
+                }
+            }
+            _ => return Err(unsupported()),
+        })
     }
 
     /// Arithmetic in the type `dt`. Integers: `+ - *` wrap, `/` truncates and flags

@@ -6,6 +6,7 @@ fn common(name: &str) -> Option<&'static str> {
     Some(match name {
         "dispatch" => include_str!("../../shaders/common/dispatch.wgsl"),
         "int64" => include_str!("../../shaders/common/int64.wgsl"),
+        "int128" => include_str!("../../shaders/common/int128.wgsl"),
         "order" => include_str!("../../shaders/common/order.wgsl"),
         "mask" => include_str!("../../shaders/common/mask.wgsl"),
         "scan" => include_str!("../../shaders/common/scan.wgsl"),
@@ -112,6 +113,7 @@ mod tests {
         for name in [
             "dispatch",
             "int64",
+            "int128",
             "order",
             "mask",
             "scan",

@@ -54,6 +54,8 @@ pub(crate) fn key_kind(dt: &DataType) -> Option<(u32, bool)> {
         DataType::UInt32 => (6, false),
         DataType::Float32 => (7, false),
         DataType::Int64 | DataType::Date64 | DataType::Timestamp(_, _) => (8, true),
+        // Held as i64 (see `Layout::of`): ordered as one.
+        DataType::Decimal128(p, _) if *p <= super::column::MAX_GPU_DECIMAL_PRECISION => (8, true),
         DataType::UInt64 => (9, true),
         DataType::Float64 => (10, true),
         _ => return None,
