@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --lib --tests --examples
 cargo test --doc
+# TPC-H at SF1 against the published answers (6M rows; ignored in the plain run for time).
+cargo test --test tpch -- --ignored
 # The arrow-wgpu command (feature `cli`): its lints, its SQL unit tests and its end-to-end
 # tests (every input and output format, streamed against one-batch answers, bad input).
 cargo clippy --features cli --all-targets -- -D warnings

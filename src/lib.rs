@@ -56,6 +56,7 @@ pub mod group_by;
 mod plan;
 mod profile;
 mod sort;
+pub mod tpch;
 
 /// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
 pub use arrow::compute::SortOptions;
