@@ -377,7 +377,42 @@ mod tests {
             Field::new("u32", DataType::UInt32, true),
             Field::new("f32", DataType::Float32, true),
             Field::new("d", DataType::Date32, true),
+            Field::new("p", DataType::Decimal128(15, 2), true),
+            Field::new("q", DataType::Decimal128(10, 4), true),
         ])
+    }
+
+    #[test]
+    fn decimals_follow_arrow_and_datafusion_types() {
+        // An integer column meets a decimal as Decimal128(10, 0); `+` then follows arrow.
+        let t = plan(&(col("p") + col("u32")), &schema()).unwrap();
+        let Typed::Arith(_, _, r, dt) = &t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(r.data_type(), DataType::Decimal128(10, 0));
+        assert_eq!(dt, &DataType::Decimal128(16, 2));
+        // `*` adds scales; an integer literal keeps scale 0 (no adoption in arithmetic).
+        let t = plan(&(col("p") * lit(2)), &schema()).unwrap();
+        assert_eq!(t.data_type(), DataType::Decimal128(26, 2));
+        // A comparison brings both sides to the larger scale with digits for both.
+        let t = plan(&col("p").lt(col("q")), &schema()).unwrap();
+        let Typed::Cmp(_, l, r) = &t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(l.data_type(), DataType::Decimal128(17, 4));
+        assert_eq!(r.data_type(), DataType::Decimal128(17, 4));
+        // A float makes it Float64; a literal that fits adopts the column's type.
+        assert!(matches!(
+            plan(&(col("p") + col("f32")), &schema())
+                .unwrap()
+                .data_type(),
+            DataType::Float64
+        ));
+        let t = plan(&col("p").eq(lit(3)), &schema()).unwrap();
+        let Typed::Cmp(_, _, r) = &t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(**r, Typed::Literal(ScalarValue::Decimal128(300, 15, 2)));
     }
 
     #[test]
