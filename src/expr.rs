@@ -11,6 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::StringArray;
 use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Date64Array, Float32Array, Float64Array, Int16Array,
     Int32Array, Int64Array, Int8Array, TimestampMicrosecondArray, TimestampMillisecondArray,
@@ -27,6 +28,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 /// use arrow::datatypes::DataType;
 /// assert_eq!(ScalarValue::from(3i64).data_type(), DataType::Int64);
 /// assert_eq!(ScalarValue::Date32(18_628).data_type(), DataType::Date32);
+/// assert_eq!(ScalarValue::from("chr1").to_string(), "'chr1'");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
@@ -48,6 +50,21 @@ pub enum ScalarValue {
     Date64(i64),
     /// A timestamp in the given unit, with an optional time zone.
     Timestamp(i64, TimeUnit, Option<Arc<str>>),
+    /// A UTF-8 string. Compared with a `Utf8`, `LargeUtf8` or `Utf8View` column it takes
+    /// the column's type; it never meets a number. Displayed as SQL quotes it (`'it''s'`).
+    Utf8(String),
+}
+
+impl From<&str> for ScalarValue {
+    fn from(v: &str) -> Self {
+        ScalarValue::Utf8(v.to_string())
+    }
+}
+
+impl From<String> for ScalarValue {
+    fn from(v: String) -> Self {
+        ScalarValue::Utf8(v)
+    }
 }
 
 macro_rules! scalar_from {
@@ -78,10 +95,19 @@ impl ScalarValue {
             ScalarValue::Date32(_) => DataType::Date32,
             ScalarValue::Date64(_) => DataType::Date64,
             ScalarValue::Timestamp(_, unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+            ScalarValue::Utf8(_) => DataType::Utf8,
         }
     }
 
     /// A one-row array holding this value.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow::array::{Array, StringArray};
+    /// use arrow_wgpu::ScalarValue;
+    /// let a = ScalarValue::from("chr1").to_array();
+    /// assert_eq!(a.as_any().downcast_ref::<StringArray>().unwrap().value(0), "chr1");
+    /// ```
     pub fn to_array(&self) -> ArrayRef {
         match self {
             ScalarValue::Boolean(v) => Arc::new(BooleanArray::from(vec![*v])),
@@ -111,6 +137,7 @@ impl ScalarValue {
                     Arc::new(TimestampNanosecondArray::from(vec![*v]).with_timezone_opt(tz.clone()))
                 }
             },
+            ScalarValue::Utf8(v) => Arc::new(StringArray::from(vec![v.as_str()])),
         }
     }
 
@@ -131,6 +158,8 @@ impl ScalarValue {
             ScalarValue::UInt64(v) => *v,
             ScalarValue::Float32(v) => v.to_bits() as u64,
             ScalarValue::Float64(v) => v.to_bits(),
+            // Strings travel as their bytes (`gpu::predicate`), never as one word.
+            ScalarValue::Utf8(_) => 0,
         }
     }
 
@@ -207,6 +236,7 @@ impl fmt::Display for ScalarValue {
             ScalarValue::Date32(v) => write!(f, "date32({v})"),
             ScalarValue::Date64(v) => write!(f, "date64({v})"),
             ScalarValue::Timestamp(v, u, _) => write!(f, "timestamp({v}, {u:?})"),
+            ScalarValue::Utf8(v) => write!(f, "'{}'", v.replace('\'', "''")),
         }
     }
 }
@@ -327,14 +357,17 @@ pub fn col(name: impl Into<String>) -> Expr {
 }
 
 /// A literal: `lit(5)` is an Int32, `lit(5i64)` an Int64, `lit(1.5)` a Float64,
-/// `lit(ScalarValue::Date32(..))` a date. An integer literal compared with or added to a
-/// column takes the column's type when it fits there.
+/// `lit("chr1")` a string, `lit(ScalarValue::Date32(..))` a date. An integer literal
+/// compared with or added to a column takes the column's type when it fits there; a string
+/// literal compared with a string column takes the column's string type.
 ///
 /// # Example
 /// ```
 /// use arrow_wgpu::{col, lit};
 /// let e = col("x").lt_eq(lit(7u8));
 /// assert_eq!(e.to_string(), "(x <= 7u8)");
+/// let e = col("chrom").in_list(vec![lit("chr1"), lit("chrX")]);
+/// assert_eq!(e.to_string(), "(chrom IN ('chr1', 'chrX'))");
 /// ```
 pub fn lit(value: impl Into<ScalarValue>) -> Expr {
     Expr::Literal(value.into())

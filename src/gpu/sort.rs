@@ -22,6 +22,7 @@ use arrow::datatypes::DataType;
 
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
 use super::shader::{self, assemble};
+use super::strings::{take_strings, Source};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
 use crate::profile::{self, Phase};
@@ -440,6 +441,7 @@ fn width_bits(layout: Layout) -> u32 {
     match layout {
         Layout::Bits => 1,
         Layout::Bytes(w) => w * 8,
+        Layout::Strings => unreachable!("strings are gathered by `strings::take_strings`"),
     }
 }
 
@@ -479,11 +481,24 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
         let mut columns = Vec::with_capacity(batch.columns.len());
         for column in &batch.columns {
             let layout = column.layout();
-            let width = width_bits(layout);
             let nullable = column.chunks.iter().any(|c| c.validity.is_some());
             let mut chunks = Vec::with_capacity(out_chunks.len());
             for (idx, out_rows) in out_chunks {
-                let data = ctx.storage_zeroed("sorted column", layout.bytes(*out_rows as usize))?;
+                let data = if layout == Layout::Strings {
+                    let sources: Vec<Source> = column
+                        .chunks
+                        .iter()
+                        .zip(bases.iter().zip(&batch.chunk_rows))
+                        .map(|(chunk, (&base, &rows))| Source {
+                            data: &chunk.data,
+                            base,
+                            rows,
+                        })
+                        .collect();
+                    take_strings(ctx, &sources, idx, *out_rows)?
+                } else {
+                    ctx.storage_zeroed("sorted column", layout.bytes(*out_rows as usize))?
+                };
                 let validity = if nullable {
                     Some(ctx.storage_zeroed(
                         "sorted validity",
@@ -496,7 +511,10 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                     if *out_rows == 0 || batch.chunk_rows[c] == 0 {
                         continue;
                     }
-                    take_one(Some(&chunk.data), &data, idx, *out_rows, c, width)?;
+                    if layout != Layout::Strings {
+                        let width = width_bits(layout);
+                        take_one(Some(&chunk.data), &data, idx, *out_rows, c, width)?;
+                    }
                     if let Some(v) = &validity {
                         take_one(chunk.validity.as_ref(), v, idx, *out_rows, c, 1)?;
                     }
