@@ -3,8 +3,8 @@
 //! non-ASCII UTF-8, strings equal but for a trailing byte, nulls, sliced arrays), every GPU
 //! adapter (also with small chunks, so chunk boundaries fall between strings) gives the CPU
 //! path's answer exactly: group-by on string keys (alone and with an integer key), distinct
-//! on string keys (every `Keep`), and filters with `=`, `!=` and `IN` on strings, from host
-//! batches and from resident ones.
+//! on string keys (every `Keep`), filters with `=`, `!=` and `IN` on strings, from host
+//! batches and from resident ones, and sorts that carry string columns.
 
 mod common;
 
@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use arrow_wgpu::{col, lit, Agg, Engine, Expr, Keep};
+use arrow_wgpu::{col, lit, Agg, Engine, Expr, Keep, SortKey};
 use common::gen::Rng;
 use proptest::prelude::*;
 
@@ -235,6 +235,8 @@ proptest! {
         let cpu = common::cpu();
         let want_mask = cpu.evaluate(&batch, &predicate).unwrap();
         let want = cpu.filter(&batch, &predicate).unwrap();
+        let sort_keys = [SortKey::asc("k"), SortKey::desc("v")];
+        let want_sorted = cpu.sort(&batch, &sort_keys, None).unwrap();
         for (name, engine) in engines() {
             let mask = engine.evaluate(&batch, &predicate).unwrap();
             prop_assert_eq!(&mask, &want_mask, "{} evaluate {}", name, predicate);
@@ -242,6 +244,9 @@ proptest! {
             prop_assert_eq!(&got, &want, "{} filter {}", name, predicate);
             let got = engine.upload(&batch).unwrap().filter(&predicate).unwrap().to_record_batch().unwrap();
             prop_assert_eq!(&got, &want, "{} resident filter {}", name, predicate);
+            // Sorting by the integers carries the strings (across chunks, with small ones).
+            let got = engine.sort(&batch, &sort_keys, None).unwrap();
+            prop_assert_eq!(&got, &want_sorted, "{} sort", name);
         }
     }
 }

@@ -235,14 +235,26 @@ fn string_lengths(array: &dyn Array) -> Option<Vec<u64>> {
 /// Rows per chunk for `batch`: `ctx.rows_per_chunk()` rows, fewer where a string column's
 /// offsets and bytes would not fit one binding.
 fn chunk_bounds(ctx: &GpuContext, batch: &RecordBatch) -> Result<Vec<u32>> {
-    let per_chunk = ctx.rows_per_chunk().max(1);
-    let rows = batch.num_rows();
-    let lengths: Vec<(usize, Vec<u64>)> = batch
+    let lengths: Vec<(String, Vec<u64>)> = batch
         .columns()
         .iter()
-        .enumerate()
-        .filter_map(|(i, a)| string_lengths(a.as_ref()).map(|l| (i, l)))
+        .zip(batch.schema_ref().fields())
+        .filter_map(|(a, f)| string_lengths(a.as_ref()).map(|l| (f.name().clone(), l)))
         .collect();
+    cut_chunks(ctx, "upload", batch.num_rows(), &lengths)
+}
+
+/// Rows per chunk for `rows` rows: `ctx.rows_per_chunk()` rows, fewer where a string
+/// column's offsets and bytes would not fit one binding; `lengths` holds each string
+/// column's name and every row's string length. One string too long for a chunk is
+/// [`Error::UnsupportedOnGpu`].
+pub(crate) fn cut_chunks(
+    ctx: &GpuContext,
+    operation: &'static str,
+    rows: usize,
+    lengths: &[(String, Vec<u64>)],
+) -> Result<Vec<u32>> {
+    let per_chunk = ctx.rows_per_chunk().max(1);
     if lengths.is_empty() {
         return Ok((0..rows)
             .step_by(per_chunk)
@@ -272,15 +284,14 @@ fn chunk_bounds(ctx: &GpuContext, batch: &RecordBatch) -> Result<Vec<u32>> {
                 .find(|(_, l)| Layout::Strings.bytes_with(1, l[row]) > limit)
                 .expect("one column does not fit");
             return Err(Error::UnsupportedOnGpu {
-                operation: "upload",
+                operation,
                 reason: format!(
-                    "row {row} of column '{}' holds a string of {} bytes, more than one storage binding ({limit} bytes) holds",
-                    batch.schema_ref().field(*column).name(),
+                    "row {row} of column '{column}' holds a string of {} bytes, more than one storage binding ({limit} bytes) holds",
                     l[row]
                 ),
             });
         }
-        for (b, (_, l)) in bytes.iter_mut().zip(&lengths) {
+        for (b, (_, l)) in bytes.iter_mut().zip(lengths) {
             *b += l[row];
         }
         in_chunk += 1;
