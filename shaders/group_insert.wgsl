@@ -1,15 +1,19 @@
 // Group-by, stage 1 (insert): every row finds its group's slot in an open-addressing hash
 // table. A slot's owner is the row that claimed it (compare-and-swap from empty); rows are
-// equal when their key words are (arrow's row-format equality: the words are an injective
-// encoding), compared against the owner's words, which an earlier dispatch wrote, so no row
-// waits on another. Each slot also keeps its group's first row (as rows - row, by max).
+// equal when their keys are (the KEYS definition: key words, arrow's row-format equality
+// since the words are an injective encoding, from group_keys_words.wgsl; or one string
+// column's bytes and validity, from group_keys_strings.wgsl), compared against the owner's
+// key, which an earlier dispatch wrote, so no row waits on another. Each slot also keeps
+// its group's first row (as rows - row, by max).
 // A table that fills past its limit sets the overflow flag; the host then grows it and
 // inserts again, so no row is ever dropped.
 #import dispatch
+#import strings
 
 struct InsertParams {
     rows: u32,
-    // Key words per row (keys[row * words + w]).
+    // Key words per row (keys[row * words + w]); for a string key, whether it has a
+    // validity bitmap.
     words: u32,
     // Slots, a power of two.
     capacity: u32,
@@ -18,7 +22,6 @@ struct InsertParams {
 }
 
 @group(0) @binding(0) var<uniform> params: InsertParams;
-@group(0) @binding(1) var<storage, read> keys: array<u32>;
 @group(0) @binding(2) var<storage, read_write> owner: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> first: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> slot_of_row: array<u32>;
@@ -35,22 +38,7 @@ fn mix(h: u32) -> u32 {
     return x;
 }
 
-fn hash_row(row: u32) -> u32 {
-    var h = 0x9e3779b9u;
-    for (var w = 0u; w < params.words; w++) {
-        h = mix(h ^ keys[row * params.words + w]) + w;
-    }
-    return mix(h);
-}
-
-fn same_keys(a: u32, b: u32) -> bool {
-    for (var w = 0u; w < params.words; w++) {
-        if (keys[a * params.words + w] != keys[b * params.words + w]) {
-            return false;
-        }
-    }
-    return true;
-}
+${KEYS}
 
 @compute @workgroup_size(WG)
 fn main(

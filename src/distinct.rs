@@ -17,12 +17,13 @@
 //! (`atomicMax`), keep none the keys whose first row is also their last; a bitmap of the kept
 //! rows is compacted (a prefix sum) into their indices in input order, and `distinct` gathers
 //! every column by those indices on the GPU. Keys of every type the engine uploads (integers,
-//! floats, booleans, dates, timestamps) run there. A batch of more than one chunk groups each
+//! floats, booleans, dates, timestamps, strings of any length) run there; string keys are
+//! hashed over their bytes and compared byte by byte (`src/gpu/groups.rs`). A batch of more than one chunk groups each
 //! chunk on the GPU, downloads each chunk's distinct keys (one row per key and chunk) and
 //! merges them on the CPU by the same hash grouping as the CPU path, so the answer is the
 //! same. `distinct_indices` and `distinct_count` upload only the key columns; `distinct`
 //! uploads and gathers every column, so it needs every column's type on the GPU. Other
-//! types (strings, dictionaries, ...) run on the CPU under [`Backend::Auto`], logged and
+//! types (dictionaries, nested types, ...) run on the CPU under [`Backend::Auto`], logged and
 //! shown in the [`crate::Profile`] as a fall back; [`Backend::Gpu`] returns
 //! [`Error::UnsupportedType`].
 //!

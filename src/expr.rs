@@ -11,6 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::StringArray;
 use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Date64Array, Decimal128Array, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, Int8Array, TimestampMicrosecondArray,
@@ -31,6 +32,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 /// let d = ScalarValue::Decimal128(6, 15, 2);
 /// assert_eq!(d.data_type(), DataType::Decimal128(15, 2));
 /// assert_eq!(d.to_string(), "decimal128(0.06, 15, 2)");
+/// assert_eq!(ScalarValue::from("chr1").to_string(), "'chr1'");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
@@ -55,6 +57,21 @@ pub enum ScalarValue {
     /// A decimal: the unscaled value, the precision (1 to 38) and the scale, as arrow's
     /// `Decimal128(precision, scale)`: `Decimal128(1234, 15, 2)` is 12.34.
     Decimal128(i128, u8, i8),
+    /// A UTF-8 string. Compared with a `Utf8`, `LargeUtf8` or `Utf8View` column it takes
+    /// the column's type; it never meets a number. Displayed as SQL quotes it (`'it''s'`).
+    Utf8(String),
+}
+
+impl From<&str> for ScalarValue {
+    fn from(v: &str) -> Self {
+        ScalarValue::Utf8(v.to_string())
+    }
+}
+
+impl From<String> for ScalarValue {
+    fn from(v: String) -> Self {
+        ScalarValue::Utf8(v)
+    }
 }
 
 macro_rules! scalar_from {
@@ -86,10 +103,19 @@ impl ScalarValue {
             ScalarValue::Date64(_) => DataType::Date64,
             ScalarValue::Timestamp(_, unit, tz) => DataType::Timestamp(*unit, tz.clone()),
             ScalarValue::Decimal128(_, p, s) => DataType::Decimal128(*p, *s),
+            ScalarValue::Utf8(_) => DataType::Utf8,
         }
     }
 
     /// A one-row array holding this value.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow::array::{Array, StringArray};
+    /// use arrow_wgpu::ScalarValue;
+    /// let a = ScalarValue::from("chr1").to_array();
+    /// assert_eq!(a.as_any().downcast_ref::<StringArray>().unwrap().value(0), "chr1");
+    /// ```
     pub fn to_array(&self) -> ArrayRef {
         match self {
             ScalarValue::Boolean(v) => Arc::new(BooleanArray::from(vec![*v])),
@@ -124,6 +150,7 @@ impl ScalarValue {
                     .with_precision_and_scale(*p, *s)
                     .expect("a decimal literal's precision and scale are arrow's"),
             ),
+            ScalarValue::Utf8(v) => Arc::new(StringArray::from(vec![v.as_str()])),
         }
     }
 
@@ -146,6 +173,8 @@ impl ScalarValue {
             ScalarValue::Float64(v) => v.to_bits(),
             // The low 64 bits; kernels read decimals as four words (see gpu::predicate).
             ScalarValue::Decimal128(v, _, _) => *v as u64,
+            // Strings travel as their bytes (`gpu::predicate`), never as one word.
+            ScalarValue::Utf8(_) => 0,
         }
     }
 
@@ -264,6 +293,7 @@ impl fmt::Display for ScalarValue {
                 };
                 write!(f, "decimal128({sign}{text}, {p}, {s})")
             }
+            ScalarValue::Utf8(v) => write!(f, "'{}'", v.replace('\'', "''")),
         }
     }
 }
@@ -384,14 +414,17 @@ pub fn col(name: impl Into<String>) -> Expr {
 }
 
 /// A literal: `lit(5)` is an Int32, `lit(5i64)` an Int64, `lit(1.5)` a Float64,
-/// `lit(ScalarValue::Date32(..))` a date. An integer literal compared with or added to a
-/// column takes the column's type when it fits there.
+/// `lit("chr1")` a string, `lit(ScalarValue::Date32(..))` a date. An integer literal
+/// compared with or added to a column takes the column's type when it fits there; a string
+/// literal compared with a string column takes the column's string type.
 ///
 /// # Example
 /// ```
 /// use arrow_wgpu::{col, lit};
 /// let e = col("x").lt_eq(lit(7u8));
 /// assert_eq!(e.to_string(), "(x <= 7u8)");
+/// let e = col("chrom").in_list(vec![lit("chr1"), lit("chrX")]);
+/// assert_eq!(e.to_string(), "(chrom IN ('chr1', 'chrX'))");
 /// ```
 pub fn lit(value: impl Into<ScalarValue>) -> Expr {
     Expr::Literal(value.into())

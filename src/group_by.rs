@@ -58,8 +58,10 @@
 //! words (compare-and-swap on slots; sized from the input, grown and rebuilt when the groups
 //! fill it, so no row is ever dropped), groups numbered in order of first appearance by a
 //! prefix sum, then one atomic pass per aggregate. Keys of every type the engine uploads,
-//! and Dictionary keys (grouped by canonical codes that the host derives from the
-//! dictionary's values). Every aggregate, over a column or an expression (evaluated by a
+//! string keys (`Utf8`, `LargeUtf8`, `Utf8View`, of any length: hashed over their bytes,
+//! compared byte by byte on a collision; with other keys each string key first becomes a
+//! code per row, the first row holding an equal string), and Dictionary keys (grouped by
+//! canonical codes that the host derives from the dictionary's values). Every aggregate, over a column or an expression (evaluated by a
 //! generated kernel, the filter's code), with or without a filter: counts; integer `sum`
 //! and `avg` from an exact 96-bit sum (decimals of up to 18 digits, held as i64, too;
 //! decimal expressions, computed in checked 128-bit arithmetic, from a 160-bit sum);
@@ -69,8 +71,9 @@
 //! words. All of it with 32-bit atomics only, so every adapter runs it (GL included), and
 //! the results are finished by the same code as the CPU path's: the same bits. A batch
 //! larger than one GPU chunk is grouped chunk by chunk and the partial aggregates merged.
-//! What still runs on the CPU: plain string (or other non-uploadable) keys, aggregates over
-//! such values, and a float sum whose exact digits for all groups would exceed one storage
+//! What still runs on the CPU: keys of other types the GPU doesn't hold (nested types,
+//! decimals, ...), `min`/`max`/`count(DISTINCT)` of strings and aggregates over other such
+//! values, a string longer than one storage binding, and a float sum whose exact digits for all groups would exceed one storage
 //! binding. [`Backend::Auto`] runs those on the CPU (the hash-based path from `hashbrown`
 //! over row-format encodings), logged and shown in the [`crate::Profile`] as a fall back;
 //! [`Backend::Gpu`] returns [`Error::UnsupportedOnGpu`] naming what it can't run.

@@ -37,6 +37,14 @@
 //! Sort keys order as arrow's row format: nulls first or last per key, floats in total
 //! order; the sort is stable on both paths (see [`Engine::sort_to_indices`]).
 //!
+//! ## Strings
+//! `Utf8`, `LargeUtf8` and `Utf8View` columns go to the GPU as offsets and bytes per chunk
+//! (strings of any length; one longer than a storage binding runs on the CPU): `=`, `!=`
+//! and `IN` against string literals (`lit("chr1")`) or other string columns, group-by and
+//! distinct keys (equal exactly when their bytes are, all nulls one key), and string
+//! columns carried through filter, distinct and sort. `<`/`>` on strings and string sort
+//! keys run on the CPU.
+//!
 //! ## When the GPU wins
 //! Uploading costs a pass over PCIe; a one-off filter on data just read is usually faster
 //! on the CPU. Keep batches resident ([`Engine::upload`], [`GpuBatch`]) and chain

@@ -7,8 +7,12 @@
 //! enough for both; integers with floats to Float64, or Float32 for 8/16-bit integers).
 //! Decimals (Decimal128) meet integers as decimals of scale 0 and floats as Float64; two
 //! decimals compare at the larger scale, and their `+ - * /` follow arrow's kernels (whose
-//! types the planner asks arrow for). Temporal values compare only with the same type. `BETWEEN` becomes `>= AND <=` and `IN`
-//! an OR of `=`, which is exactly SQL's three-valued meaning of both.
+//! types the planner asks arrow for). Temporal values compare only with the same type.
+//! Strings compare only with strings: a string literal takes the other side's string type
+//! (`Utf8`, `LargeUtf8`, `Utf8View`), and two string columns of different types meet at
+//! `LargeUtf8` when either is large, else `Utf8` (arrow's `cmp` kernels need one type on
+//! both sides). `BETWEEN` becomes `>= AND <=` and `IN` an OR of `=`, which is exactly SQL's
+//! three-valued meaning of both.
 
 use arrow::datatypes::{DataType, Schema};
 
@@ -21,7 +25,8 @@ pub(crate) enum Typed {
     Column(usize, DataType),
     Literal(ScalarValue),
     /// A widening cast (integer to wider integer, integer to float, f32 to f64, integer to
-    /// decimal, decimal to a decimal of a larger scale, decimal to Float64).
+    /// decimal, decimal to a decimal of a larger scale, decimal to Float64), or a cast
+    /// between string types (same values).
     Cast(Box<Typed>, DataType),
     Arith(ArithOp, Box<Typed>, Box<Typed>, DataType),
     Cmp(CmpOp, Box<Typed>, Box<Typed>),
@@ -228,6 +233,23 @@ fn common_decimal(a: &DataType, b: &DataType) -> DataType {
     DataType::Decimal128(precision, scale)
 }
 
+/// Whether `dt` is a string type (`Utf8`, `LargeUtf8`, `Utf8View`).
+pub(crate) fn is_string(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// The type two different string types meet at.
+fn common_string(a: &DataType, b: &DataType) -> DataType {
+    if a == &DataType::LargeUtf8 || b == &DataType::LargeUtf8 {
+        DataType::LargeUtf8
+    } else {
+        DataType::Utf8
+    }
+}
+
 pub(crate) fn is_numeric(dt: &DataType) -> bool {
     int_info(dt).is_some() || matches!(dt, DataType::Float32 | DataType::Float64)
 }
@@ -355,6 +377,16 @@ fn coerce(l: Typed, r: Typed, ctx: &Expr, same_type: bool) -> Result<(Typed, Typ
         let common = common_decimal(&lt, &rt);
         return Ok((cast_to(l, &common), cast_to(r, &common), common));
     }
+    if is_string(&lt) && is_string(&rt) {
+        // A string literal is a Utf8 value: it takes the column's string type.
+        let common = match (&l, &r) {
+            (Typed::Literal(_), Typed::Literal(_)) => common_string(&lt, &rt),
+            (Typed::Literal(_), _) => rt.clone(),
+            (_, Typed::Literal(_)) => lt.clone(),
+            _ => common_string(&lt, &rt),
+        };
+        return Ok((cast_to(l, &common), cast_to(r, &common), common));
+    }
     if is_numeric(&lt) && is_numeric(&rt) {
         if let Some(common) = common_numeric(&lt, &rt) {
             return Ok((cast_to(l, &common), cast_to(r, &common), common));
@@ -445,6 +477,66 @@ mod tests {
     fn date_with_number_is_invalid() {
         let err = plan(&col("d").gt(lit(1)), &schema()).unwrap_err();
         assert!(matches!(err, Error::InvalidExpression(_)), "{err}");
+    }
+
+    #[test]
+    fn string_literal_takes_the_column_string_type() {
+        let schema = Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("l", DataType::LargeUtf8, true),
+            Field::new("v", DataType::Utf8View, true),
+        ]);
+        let lit_s = || Box::new(Typed::Literal(ScalarValue::from("a")));
+        let t = plan(&col("s").eq(lit("a")), &schema).unwrap();
+        assert_eq!(
+            t,
+            Typed::Cmp(
+                CmpOp::Eq,
+                Box::new(Typed::Column(0, DataType::Utf8)),
+                lit_s()
+            )
+        );
+        let t = plan(&lit("a").not_eq(col("v")), &schema).unwrap();
+        assert_eq!(
+            t,
+            Typed::Cmp(
+                CmpOp::NotEq,
+                Box::new(Typed::Cast(lit_s(), DataType::Utf8View)),
+                Box::new(Typed::Column(2, DataType::Utf8View))
+            )
+        );
+        let Typed::Cmp(_, l, r) = plan(&col("v").eq(col("l")), &schema).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (l.data_type(), r.data_type()),
+            (DataType::LargeUtf8, DataType::LargeUtf8)
+        );
+        let Typed::Cmp(_, l, r) = plan(&col("v").eq(col("s")), &schema).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (l.data_type(), r.data_type()),
+            (DataType::Utf8, DataType::Utf8)
+        );
+    }
+
+    #[test]
+    fn strings_never_meet_numbers() {
+        let schema = Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("i", DataType::Int32, true),
+        ]);
+        for e in [
+            col("s").eq(lit(1)),
+            col("i").eq(lit("1")),
+            col("s").eq(col("i")),
+            col("s") + lit("x"),
+            col("s").in_list(vec![lit("a"), lit(2)]),
+        ] {
+            let err = plan(&e, &schema).unwrap_err();
+            assert!(matches!(err, Error::InvalidExpression(_)), "{e}: {err}");
+        }
     }
 
     #[test]

@@ -592,7 +592,7 @@ fn no_keys_and_unknown_key_are_errors() {
 }
 
 #[test]
-fn string_and_dictionary_keys_run_on_cpu_under_auto_and_error_on_gpu() {
+fn string_keys_run_on_gpu_and_dictionary_keys_on_cpu_under_auto() {
     let schema = Arc::new(Schema::new(vec![
         Field::new("s", DataType::Utf8, true),
         Field::new("n", DataType::Int32, false),
@@ -619,18 +619,19 @@ fn string_and_dictionary_keys_run_on_cpu_under_auto_and_error_on_gpu() {
     let d = one("d", Arc::new(dict));
     assert_eq!(indices(&cpu, &d, &["d"], Keep::Last), vec![1, 3]);
     for (name, gpu) in common::gpu_engines(None) {
-        let err = gpu.distinct_indices(&b, &["s"], Keep::First).unwrap_err();
+        // String keys and string payload columns run on the GPU.
+        assert_eq!(indices(&gpu, &b, &["s"], Keep::First), vec![0, 1, 3]);
+        assert_eq!(indices(&gpu, &b, &["s"], Keep::None), vec![3]);
+        assert_eq!(
+            gpu.distinct(&b, &["n"], Keep::First).unwrap(),
+            cpu.distinct(&b, &["n"], Keep::First).unwrap(),
+            "{name}"
+        );
+        let err = gpu.distinct_indices(&d, &["d"], Keep::First).unwrap_err();
         assert!(
             matches!(err, Error::UnsupportedType { .. }),
             "{name}: {err}"
         );
-        // A string payload column can't be gathered on the GPU either.
-        let err = gpu.distinct(&b, &["n"], Keep::First).unwrap_err();
-        assert!(
-            matches!(err, Error::UnsupportedType { .. }),
-            "{name}: {err}"
-        );
-        // ...but the indices need only the keys.
         assert_eq!(
             indices(&gpu, &b, &["n"], Keep::First),
             vec![0, 1, 2, 3, 4],
@@ -646,8 +647,7 @@ fn string_and_dictionary_keys_run_on_cpu_under_auto_and_error_on_gpu() {
             .profiled(|e| e.distinct(&b, &["s"], Keep::Last))
             .unwrap();
         assert_eq!(got, cpu.distinct(&b, &["s"], Keep::Last).unwrap(), "{name}");
-        assert_eq!(profile.steps[0].ran_on, RanOn::Cpu, "{name}");
-        assert!(profile.steps[0].fallback.is_some(), "{name}");
+        assert!(matches!(profile.steps[0].ran_on, RanOn::Gpu(_)), "{name}");
         let (got, profile) = auto.profiled(|e| e.distinct_count(&d, &["d"])).unwrap();
         assert_eq!(got, 2, "{name}");
         assert_eq!(profile.steps[0].ran_on, RanOn::Cpu, "{name}");

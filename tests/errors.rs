@@ -11,7 +11,10 @@ use arrow_wgpu::{col, lit, Backend, Engine, EngineOptions, Error};
 fn sample() -> RecordBatch {
     RecordBatch::try_from_iter([
         ("a", Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef),
-        ("s", Arc::new(StringArray::from(vec!["x", "y", "z"]))),
+        (
+            "s",
+            Arc::new(BinaryArray::from(vec![&b"x"[..], b"y", b"z"])),
+        ),
         ("d", Arc::new(Date32Array::from(vec![1, 2, 3]))),
     ])
     .unwrap()
@@ -63,7 +66,7 @@ fn invalid_expressions() {
     let b = sample();
     for (name, e) in every_engine() {
         for bad in [
-            col("s").eq(lit(1)),               // string with number
+            col("s").eq(lit(1)),               // binary with number
             col("a") + col("d"),               // not boolean, and date arithmetic
             col("d").gt(lit(1)),               // date with number
             col("a").and(lit(true)),           // AND on an integer

@@ -5,12 +5,22 @@
 //! a column is one buffer in Arrow's own layout from the chunk's first row (fixed-width
 //! values; booleans as bits) plus, when it has nulls, a validity bitmap in Arrow's bit
 //! layout. Sliced arrays are re-based to bit 0 on upload.
+//!
+//! Strings (`Utf8`, `LargeUtf8`, `Utf8View`) lie in one buffer per chunk: the chunk's
+//! `rows + 1` offsets (u32, from 0), then its bytes packed in u32 words, then one spare
+//! zero word (so a kernel may read the word after a string's last one). `LargeUtf8` and
+//! `Utf8View` are gathered into that layout on upload, and come back as their own type on
+//! download. A chunk's rows are cut so that every string column's buffer fits one binding;
+//! one string larger than that is [`Error::UnsupportedOnGpu`].
 
 use std::sync::Arc;
 
-use arrow::array::{make_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::buffer::{BooleanBuffer, Buffer};
-use arrow::compute::concat;
+use arrow::array::{
+    make_array, Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait,
+    RecordBatch, StringArray,
+};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::compute::{cast, concat};
 use arrow::datatypes::{DataType, Decimal128Type, SchemaRef};
 
 use super::GpuContext;
@@ -26,6 +36,8 @@ pub(crate) enum Layout {
     Bits,
     /// Fixed-width values of this many bytes.
     Bytes(u32),
+    /// Strings: offsets, then bytes, in one buffer (see the module docs).
+    Strings,
 }
 
 impl Layout {
@@ -46,15 +58,23 @@ impl Layout {
             // Up to 18 digits, a decimal's unscaled value is an i64: held as one (its scale
             // stays in the type). Wider decimals stay on the CPU.
             DataType::Decimal128(p, _) if *p <= MAX_GPU_DECIMAL_PRECISION => Layout::Bytes(8),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Layout::Strings,
             _ => return None,
         })
     }
 
-    /// Bytes that `rows` values occupy.
+    /// Bytes that `rows` values occupy; for strings, with `string_bytes` bytes of values.
     pub(crate) fn bytes(self, rows: usize) -> u64 {
+        self.bytes_with(rows, 0)
+    }
+
+    /// Bytes that `rows` values occupy, strings holding `string_bytes` bytes in all: the
+    /// offsets, the words of bytes and the spare word.
+    pub(crate) fn bytes_with(self, rows: usize, string_bytes: u64) -> u64 {
         match self {
             Layout::Bits => rows.div_ceil(8) as u64,
             Layout::Bytes(w) => rows as u64 * w as u64,
+            Layout::Strings => (rows as u64 + 1) * 4 + string_bytes.div_ceil(4) * 4 + 4,
         }
     }
 }
@@ -151,12 +171,7 @@ impl GpuBatch {
                 });
             }
         }
-        let per_chunk = ctx.rows_per_chunk();
-        let rows = batch.num_rows();
-        let chunk_rows: Vec<u32> = (0..rows)
-            .step_by(per_chunk.max(1))
-            .map(|start| (rows - start).min(per_chunk) as u32)
-            .collect();
+        let chunk_rows = chunk_bounds(ctx, batch)?;
         ctx.scoped(|| {
             let columns = batch
                 .columns()
@@ -211,8 +226,22 @@ impl GpuBatch {
                     chunks.push(chunk.clone());
                     continue;
                 }
+                let data = if layout == Layout::Strings {
+                    // Offsets must be rebased: a GPU gather of the piece's rows.
+                    let idx: Vec<u32> = (start as u32..(start + rows) as u32).collect();
+                    let idx =
+                        ctx.storage_from_bytes("rechunked rows", bytemuck::cast_slice(&idx))?;
+                    let source = super::strings::Source {
+                        data: &chunk.data,
+                        base: 0,
+                        rows: self.chunk_rows[c],
+                    };
+                    super::strings::take_strings(ctx, &[source], &idx, rows as u32)?
+                } else {
+                    copy(&chunk.data, layout, start, rows)?
+                };
                 chunks.push(ColumnChunk {
-                    data: copy(&chunk.data, layout, start, rows)?,
+                    data,
                     validity: match &chunk.validity {
                         Some(v) => Some(copy(v, Layout::Bits, start, rows)?),
                         None => None,
@@ -251,6 +280,192 @@ impl GpuBatch {
     }
 }
 
+/// The largest buffer a string chunk may take: one binding, and u32 byte positions.
+pub(crate) fn max_string_chunk_bytes(ctx: &GpuContext) -> u64 {
+    ctx.summary.max_chunk_bytes.min(u32::MAX as u64 & !3)
+}
+
+/// Each row's string length in bytes (0 for nulls of a view array), or `None` for
+/// non-string arrays.
+fn string_lengths(array: &dyn Array) -> Option<Vec<u64>> {
+    Some(match array.data_type() {
+        DataType::Utf8 => {
+            let o = array.as_string::<i32>().value_offsets();
+            o.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
+        }
+        DataType::LargeUtf8 => {
+            let o = array.as_string::<i64>().value_offsets();
+            o.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
+        }
+        DataType::Utf8View => {
+            let v = array.as_string_view();
+            (0..v.len())
+                .map(|i| {
+                    if v.is_null(i) {
+                        0
+                    } else {
+                        v.value(i).len() as u64
+                    }
+                })
+                .collect()
+        }
+        _ => return None,
+    })
+}
+
+/// Rows per chunk for `batch`: `ctx.rows_per_chunk()` rows, fewer where a string column's
+/// offsets and bytes would not fit one binding.
+fn chunk_bounds(ctx: &GpuContext, batch: &RecordBatch) -> Result<Vec<u32>> {
+    let lengths: Vec<(String, Vec<u64>)> = batch
+        .columns()
+        .iter()
+        .zip(batch.schema_ref().fields())
+        .filter_map(|(a, f)| string_lengths(a.as_ref()).map(|l| (f.name().clone(), l)))
+        .collect();
+    cut_chunks(ctx, "upload", batch.num_rows(), &lengths)
+}
+
+/// Rows per chunk for `rows` rows: `ctx.rows_per_chunk()` rows, fewer where a string
+/// column's offsets and bytes would not fit one binding; `lengths` holds each string
+/// column's name and every row's string length. One string too long for a chunk is
+/// [`Error::UnsupportedOnGpu`].
+pub(crate) fn cut_chunks(
+    ctx: &GpuContext,
+    operation: &'static str,
+    rows: usize,
+    lengths: &[(String, Vec<u64>)],
+) -> Result<Vec<u32>> {
+    let per_chunk = ctx.rows_per_chunk().max(1);
+    if lengths.is_empty() {
+        return Ok((0..rows)
+            .step_by(per_chunk)
+            .map(|start| (rows - start).min(per_chunk) as u32)
+            .collect());
+    }
+    let limit = max_string_chunk_bytes(ctx);
+    let mut out = Vec::new();
+    let mut bytes = vec![0u64; lengths.len()];
+    let mut in_chunk = 0usize;
+    // Whether the chunk so far (`rows` rows of `bytes` per column) can take row `row`.
+    let fits = |rows: usize, bytes: &[u64], row: usize| {
+        lengths
+            .iter()
+            .zip(bytes)
+            .all(|((_, l), b)| Layout::Strings.bytes_with(rows + 1, b + l[row]) <= limit)
+    };
+    for row in 0..rows {
+        if in_chunk == per_chunk || (in_chunk > 0 && !fits(in_chunk, &bytes, row)) {
+            out.push(in_chunk as u32);
+            in_chunk = 0;
+            bytes.iter_mut().for_each(|b| *b = 0);
+        }
+        if in_chunk == 0 && !fits(0, &bytes, row) {
+            let (column, l) = lengths
+                .iter()
+                .find(|(_, l)| Layout::Strings.bytes_with(1, l[row]) > limit)
+                .expect("one column does not fit");
+            return Err(Error::UnsupportedOnGpu {
+                operation,
+                reason: format!(
+                    "row {row} of column '{column}' holds a string of {} bytes, more than one storage binding ({limit} bytes) holds",
+                    l[row]
+                ),
+            });
+        }
+        for (b, (_, l)) in bytes.iter_mut().zip(lengths) {
+            *b += l[row];
+        }
+        in_chunk += 1;
+    }
+    if in_chunk > 0 {
+        out.push(in_chunk as u32);
+    }
+    Ok(out)
+}
+
+/// Rows `[start, start + len)` of an offset-based string array: offsets from 0 and bytes.
+fn contiguous<O: OffsetSizeTrait>(
+    array: &GenericStringArray<O>,
+    start: usize,
+    len: usize,
+    offsets: &mut Vec<u32>,
+    bytes: &mut Vec<u8>,
+) {
+    let o = &array.value_offsets()[start..=start + len];
+    let first = o[0].as_usize();
+    offsets.extend(o.iter().map(|x| (x.as_usize() - first) as u32));
+    bytes.extend_from_slice(&array.value_data()[first..o[len].as_usize()]);
+}
+
+/// Rows `[start, start + len)` of a string array in the GPU layout: offsets from 0, the
+/// bytes, padded to a word, and the spare word.
+fn string_chunk(array: &dyn Array, start: usize, len: usize) -> Vec<u8> {
+    let mut offsets: Vec<u32> = Vec::with_capacity(len + 1);
+    let mut bytes: Vec<u8> = Vec::new();
+    match array.data_type() {
+        DataType::Utf8 => contiguous(
+            array.as_string::<i32>(),
+            start,
+            len,
+            &mut offsets,
+            &mut bytes,
+        ),
+        DataType::LargeUtf8 => contiguous(
+            array.as_string::<i64>(),
+            start,
+            len,
+            &mut offsets,
+            &mut bytes,
+        ),
+        _ => {
+            let a = array.as_string_view();
+            offsets.push(0);
+            for i in start..start + len {
+                if a.is_valid(i) {
+                    bytes.extend_from_slice(a.value(i).as_bytes());
+                }
+                offsets.push(bytes.len() as u32);
+            }
+        }
+    }
+    let mut out: Vec<u8> =
+        Vec::with_capacity(Layout::Strings.bytes_with(len, bytes.len() as u64) as usize);
+    out.extend_from_slice(bytemuck::cast_slice(&offsets));
+    out.extend_from_slice(&bytes);
+    out.resize(
+        Layout::Strings.bytes_with(len, bytes.len() as u64) as usize,
+        0,
+    );
+    out
+}
+
+/// A string chunk's buffer as downloaded (`rows + 1` offsets, then the bytes) back into an
+/// array of type `dt`.
+fn strings_from_gpu(
+    dt: &DataType,
+    rows: usize,
+    bytes: &[u8],
+    validity: Option<Buffer>,
+) -> Result<ArrayRef> {
+    let words: &[u8] = &bytes[..(rows + 1) * 4];
+    let offsets: Vec<i32> = words
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i32)
+        .collect();
+    let end = (rows + 1) * 4 + *offsets.last().unwrap_or(&0) as usize;
+    let values = Buffer::from(&bytes[(rows + 1) * 4..end]);
+    let nulls = validity.map(|v| NullBuffer::new(BooleanBuffer::new(v, 0, rows)));
+    let utf8: ArrayRef = Arc::new(StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        values,
+        nulls,
+    )?);
+    Ok(match dt {
+        DataType::Utf8 => utf8,
+        other => cast(&utf8, other)?,
+    })
+}
+
 /// Bits `[offset, offset + len)` of `bits`, re-based to bit 0.
 fn rebase_bits(bits: &BooleanBuffer, start: usize, len: usize) -> Buffer {
     bits.slice(start, len).sliced()
@@ -265,6 +480,7 @@ fn upload_column(ctx: &GpuContext, array: &ArrayRef, chunk_rows: &[u32]) -> Resu
         .map(|&len| {
             let len = len as usize;
             let values: Buffer = match layout {
+                Layout::Strings => Buffer::from_vec(string_chunk(array.as_ref(), start, len)),
                 Layout::Bits => {
                     let bits =
                         BooleanBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
@@ -327,7 +543,12 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
     let layout = column.layout();
     let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
     for (chunk, &rows) in column.chunks.iter().zip(chunk_rows) {
-        parts.push((&chunk.data, layout.bytes(rows as usize)));
+        let bytes = match layout {
+            // Offsets and bytes: the whole buffer, read as its offsets say.
+            Layout::Strings => chunk.data.size(),
+            _ => layout.bytes(rows as usize),
+        };
+        parts.push((&chunk.data, bytes));
         if let Some(v) = &chunk.validity {
             parts.push((v, Layout::Bits.bytes(rows as usize)));
         }
@@ -338,16 +559,24 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
         .iter()
         .zip(chunk_rows)
         .map(|(chunk, &rows)| {
-            let mut values = Buffer::from_vec(bytes.next().unwrap_or_default());
-            if let DataType::Decimal128(..) = column.data_type {
-                // Held as i64: widened back to arrow's i128 values.
-                let wide: Vec<i128> = read_i64s(&values).into_iter().map(i128::from).collect();
-                values = Buffer::from_vec(wide);
-            }
+            let values = bytes.next().unwrap_or_default();
             let validity = chunk
                 .validity
                 .as_ref()
                 .map(|_| Buffer::from_vec(bytes.next().unwrap_or_default()));
+            if layout == Layout::Strings {
+                return strings_from_gpu(&column.data_type, rows as usize, &values, validity);
+            }
+            let values = match column.data_type {
+                // Held as i64: widened back to arrow's i128 values.
+                DataType::Decimal128(..) => Buffer::from_vec(
+                    read_i64s(&values)
+                        .into_iter()
+                        .map(i128::from)
+                        .collect::<Vec<_>>(),
+                ),
+                _ => Buffer::from_vec(values),
+            };
             let data = arrow::array::ArrayData::builder(column.data_type.clone())
                 .len(rows as usize)
                 .add_buffer(values)

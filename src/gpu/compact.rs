@@ -4,7 +4,8 @@
 //! block of mask words; scan the block counts in one workgroup; turn them into per-word
 //! output offsets; scatter each column's kept values. No workgroup waits on another, so it
 //! is correct on every WebGPU adapter. Chunks are independent: chunk c of the output holds
-//! the kept rows of chunk c of the input.
+//! the kept rows of chunk c of the input. String columns are gathered instead
+//! (`super::strings`), by the kept rows' indices (`distinct_scatter.wgsl` over the mask).
 
 use super::column::{ColumnChunk, GpuColumn, Layout};
 use super::shader::{self, assemble};
@@ -82,6 +83,7 @@ fn scatter_variant(layout: Layout) -> (&'static str, [(&'static str, &'static st
             ("STORE", "let v = (src[row >> 1u] >> ((row & 1u) * 16u)) & 0xffffu; atomicOr(&dst[o >> 1u], v << ((o & 1u) * 16u));"),
         ]),
         Layout::Bytes(4) => ("b32", [("SRC", words), ("DST", words), ("STORE", "dst[o] = src[row];")]),
+        Layout::Strings => unreachable!("strings are gathered, not scattered"),
         Layout::Bytes(_) => ("b64", [
             ("SRC", "array<vec2<u32>>"),
             ("DST", "array<vec2<u32>>"),
@@ -123,6 +125,34 @@ pub(crate) fn scatter(
         ctx.dispatch(&mut encoder, &pipeline, &bg, chunk_rows[c] as u64);
         Ok(dst)
     };
+    // Per chunk, the kept rows' indices, made for the first string column that needs them.
+    let mut kept_rows: Vec<Option<wgpu::Buffer>> = vec![None; chunk_rows.len()];
+    let mut kept_indices = |c: usize| -> Result<wgpu::Buffer> {
+        if let Some(b) = &kept_rows[c] {
+            return Ok(b.clone());
+        }
+        let pipeline = ctx.pipeline("distinct_scatter", || {
+            assemble(shader::DISTINCT_SCATTER, &[])
+        })?;
+        let indices = ctx.storage_zeroed("kept rows", kept[c] as u64 * 4)?;
+        let mask = &masks[c];
+        let valid = mask.validity.as_ref().unwrap_or(&mask.data);
+        let bg = ctx.bind(
+            &pipeline,
+            &[
+                &plan.params[c],
+                &mask.data,
+                valid,
+                &plan.word_offsets[c],
+                &indices,
+            ],
+        );
+        let mut encoder = ctx.encoder();
+        ctx.dispatch(&mut encoder, &pipeline, &bg, chunk_rows[c] as u64);
+        ctx.submit(encoder)?;
+        kept_rows[c] = Some(indices.clone());
+        Ok(indices)
+    };
     let mut out = Vec::with_capacity(columns.len());
     for column in columns {
         let layout = column.layout();
@@ -135,7 +165,16 @@ pub(crate) fn scatter(
                 chunks.push(chunk.clone()); // every row kept: share the buffers
                 continue;
             }
-            let data = scatter_one(layout, &chunk.data, c)?;
+            let data = if layout == Layout::Strings {
+                let source = super::strings::Source {
+                    data: &chunk.data,
+                    base: 0,
+                    rows: chunk_rows[c],
+                };
+                super::strings::take_strings(ctx, &[source], &kept_indices(c)?, kept[c])?
+            } else {
+                scatter_one(layout, &chunk.data, c)?
+            };
             let validity = match &chunk.validity {
                 Some(v) => Some(scatter_one(Layout::Bits, v, c)?),
                 None => None,

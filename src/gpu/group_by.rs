@@ -33,7 +33,7 @@ use crate::engine::check_gpu_types;
 use crate::error::{Error, Result};
 use crate::exact::{ExactSum, BIAS_SQUARES};
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
-use crate::plan::{int_info, Typed};
+use crate::plan::{int_info, is_string, Typed};
 use crate::profile::{self, Phase};
 
 const MODE_COUNT: u32 = 0;
@@ -86,7 +86,7 @@ fn unsupported(plan: &Plan, schema: &Schema, host: bool) -> Option<String> {
     for &k in &plan.keys {
         let dt = schema.field(k).data_type();
         let dictionary = host && matches!(dt, DataType::Dictionary(..));
-        if key_kind(dt).is_none() && !dictionary {
+        if key_kind(dt).is_none() && !dictionary && !is_string(dt) {
             return Some(format!("group keys of type {dt}"));
         }
     }

@@ -2,64 +2,93 @@
 //! over the keys' order words (compare-and-swap on slots, grown and rebuilt when it fills,
 //! never dropping a row), groups numbered in order of first appearance by a prefix sum over
 //! the bitmap of first rows.
+//!
+//! String keys: one string key is hashed over its bytes directly
+//! (`shaders/group_keys_strings.wgsl`, a byte comparison on collision); with other keys,
+//! each string key first becomes a code per row (the first row holding an equal string, by
+//! the same table; `shaders/string_codes.wgsl`), and the codes are grouped as `UInt32` keys.
 
-use super::column::{ColumnChunk, GpuBatch};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
 use super::compact;
 use super::shader::{self, assemble};
 use super::sort::{encode_interleaved, key_kind, Key};
+use super::GpuContext;
 use crate::error::{Error, Result};
 
 /// `batch` in chunks small enough for the hash grouping on `keys`: a chunk's interleaved
-/// key words (up to three words per key: a null word, and two for 64-bit keys) and any
-/// per-row intermediate of `row_bytes` bytes must each fit the chunk size the columns were
-/// cut for (`max_chunk_bytes`, at most one storage binding). Splits chunks on the GPU
-/// only where needed (several wide keys over a chunk of 8-byte columns).
+/// key words (up to three words per key: a null word, and two for 64-bit keys; a string
+/// key is a code word and a null word) and any per-row intermediate of `row_bytes` bytes
+/// must each fit the chunk size the columns were cut for (`max_chunk_bytes`, at most one
+/// storage binding). Splits chunks on the GPU only where needed (several wide keys over a
+/// chunk of 8-byte columns).
 pub(crate) fn fit_key_words(batch: &GpuBatch, keys: &[Key], row_bytes: u64) -> Result<GpuBatch> {
     let words: u64 = keys
         .iter()
         .map(|k| {
-            2 + key_kind(&batch.columns[k.column].data_type).map_or(1, |(_, wide)| wide as u64)
+            let column = &batch.columns[k.column];
+            let wide = column.layout() != Layout::Strings
+                && key_kind(&column.data_type).is_none_or(|(_, wide)| wide);
+            2 + wide as u64
         })
         .sum();
     let row_bytes = (words * 4).max(row_bytes).max(8);
     batch.rechunked((batch.ctx.summary.max_chunk_bytes / row_bytes) as usize)
 }
 
-/// Numbers the groups of chunk `c` of `batch` by `keys`, in order of first appearance:
-/// the group count, every row's group (`u32` per row of the chunk) and every group's first
-/// row (local to the chunk), on the GPU. Keys are equal exactly when their order words are
-/// (arrow's row-format equality: nulls equal, NaN equal NaN, -0.0 apart from 0.0).
-pub(crate) fn assign_groups(
-    batch: &GpuBatch,
-    keys: &[Key],
-    c: usize,
-) -> Result<(u32, wgpu::Buffer, wgpu::Buffer)> {
-    let ctx = &batch.ctx;
-    let rows = batch.chunk_rows[c];
-    let insert = ctx.pipeline("group_insert", || assemble(shader::GROUP_INSERT, &[]))?;
-    let first_pass = ctx.pipeline("group_first", || assemble(shader::GROUP_FIRST, &[]))?;
-    let ids = ctx.pipeline("group_ids", || assemble(shader::GROUP_IDS, &[]))?;
-    let mut encoder = ctx.encoder();
-    let (words, per_row) = encode_interleaved(batch, keys, c, true, &mut encoder)?;
+/// What the hash table's rows are compared by.
+enum TableKeys<'a> {
+    /// Interleaved key words, this many per row.
+    Words(&'a wgpu::Buffer, u32),
+    /// One string column's chunk.
+    Strings(&'a ColumnChunk),
+}
+
+/// Inserts every one of `rows` rows into a hash table (grown fourfold and rebuilt
+/// whenever the groups fill three quarters of it); returns each slot's first row (as
+/// `rows - row`), the table's capacity and every row's slot. Submits `encoder`.
+fn insert(
+    ctx: &GpuContext,
+    rows: u32,
+    keys: TableKeys,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<(wgpu::Buffer, u64, wgpu::Buffer)> {
+    let (variant, source) = match keys {
+        TableKeys::Words(..) => ("group_insert", shader::GROUP_KEYS_WORDS),
+        TableKeys::Strings(_) => ("group_insert:strings", shader::GROUP_KEYS_STRINGS),
+    };
+    let insert = ctx.pipeline(variant, || {
+        assemble(shader::GROUP_INSERT, &[("KEYS", source)])
+    })?;
     // Sized from the input; grown fourfold and rebuilt whenever the groups fill three
     // quarters of it.
     let mut capacity = (rows as u64 / 2).max(256).next_power_of_two();
     let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
-    let (first, capacity) = loop {
+    let first = loop {
         let owner = ctx.storage_zeroed("hash owners", capacity * 4)?;
         let first = ctx.storage_zeroed("hash first rows", capacity * 4)?;
         let state = ctx.storage_zeroed("hash state", 8)?;
+        let (data, per_row, validity) = match &keys {
+            TableKeys::Words(words, per_row) => (*words, *per_row, None),
+            TableKeys::Strings(chunk) => (
+                &chunk.data,
+                chunk.validity.is_some() as u32,
+                Some(chunk.validity.as_ref().unwrap_or(&chunk.data)),
+            ),
+        };
         let params = ctx.params([rows, per_row, capacity as u32, (capacity * 3 / 4) as u32])?;
-        let bg = ctx.bind(
-            &insert,
-            &[&params, &words, &owner, &first, &slot_of_row, &state],
-        );
-        ctx.dispatch(&mut encoder, &insert, &bg, rows as u64);
-        ctx.submit(std::mem::replace(&mut encoder, ctx.encoder()))?;
+        let mut buffers = vec![&params, data, &owner, &first, &slot_of_row, &state];
+        buffers.extend(validity);
+        let bg = ctx.bind(&insert, &buffers);
+        ctx.dispatch(encoder, &insert, &bg, rows as u64);
+        ctx.submit(std::mem::replace(encoder, ctx.encoder()))?;
         let read = ctx.read_many(&[(&state, 8)])?;
         let state: Vec<u32> = bytemuck::pod_collect_to_vec(&read[0]);
         if state[1] == 0 {
-            break (first, capacity);
+            break first;
         }
         log::debug!(
             "group_by: {} groups fill a table of {capacity} slots; growing it",
@@ -70,6 +99,88 @@ pub(crate) fn assign_groups(
             return Err(Error::OutOfMemory(format!(
                 "group_by: a hash table of {capacity} slots"
             )));
+        }
+    };
+    Ok((first, capacity, slot_of_row))
+}
+
+/// Chunk `c` of `batch` as a batch of its own in which every string column among `keys`
+/// is replaced by its codes (`UInt32`, no nulls: each row's first row with an equal
+/// string), so the keys group as fixed-width words.
+fn with_string_codes(batch: &GpuBatch, keys: &[Key], c: usize) -> Result<GpuBatch> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let codes_stage = ctx.pipeline("string_codes", || assemble(shader::STRING_CODES, &[]))?;
+    let mut fields = Vec::with_capacity(batch.columns.len());
+    let mut columns = Vec::with_capacity(batch.columns.len());
+    for (i, column) in batch.columns.iter().enumerate() {
+        let chunk = &column.chunks[c];
+        let is_key = keys.iter().any(|k| k.column == i);
+        if !is_key || column.layout() != Layout::Strings {
+            fields.push(batch.schema.field(i).clone());
+            columns.push(GpuColumn {
+                data_type: column.data_type.clone(),
+                chunks: vec![chunk.clone()],
+            });
+            continue;
+        }
+        let mut encoder = ctx.encoder();
+        let (first, _, slot_of_row) = insert(ctx, rows, TableKeys::Strings(chunk), &mut encoder)?;
+        let codes = ctx.storage_zeroed("string codes", rows as u64 * 4)?;
+        let params = ctx.params([rows, 0, 0, 0])?;
+        let bg = ctx.bind(&codes_stage, &[&params, &slot_of_row, &first, &codes]);
+        ctx.dispatch(&mut encoder, &codes_stage, &bg, rows as u64);
+        ctx.submit(encoder)?;
+        fields.push(Field::new(
+            batch.schema.field(i).name(),
+            DataType::UInt32,
+            false,
+        ));
+        columns.push(GpuColumn {
+            data_type: DataType::UInt32,
+            chunks: vec![ColumnChunk {
+                data: codes,
+                validity: None,
+            }],
+        });
+    }
+    Ok(GpuBatch {
+        ctx: ctx.clone(),
+        schema: Arc::new(Schema::new(fields)),
+        columns,
+        chunk_rows: vec![rows],
+    })
+}
+
+/// Numbers the groups of chunk `c` of `batch` by `keys`, in order of first appearance:
+/// the group count, every row's group (`u32` per row of the chunk) and every group's first
+/// row (local to the chunk), on the GPU. Keys are equal exactly when their order words are
+/// (arrow's row-format equality: nulls equal, NaN equal NaN, -0.0 apart from 0.0), and
+/// strings when their bytes are.
+pub(crate) fn assign_groups(
+    batch: &GpuBatch,
+    keys: &[Key],
+    c: usize,
+) -> Result<(u32, wgpu::Buffer, wgpu::Buffer)> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let first_pass = ctx.pipeline("group_first", || assemble(shader::GROUP_FIRST, &[]))?;
+    let ids = ctx.pipeline("group_ids", || assemble(shader::GROUP_IDS, &[]))?;
+    let mut encoder = ctx.encoder();
+    let is_string = |k: &Key| batch.columns[k.column].layout() == Layout::Strings;
+    let (first, capacity, slot_of_row) = match keys {
+        [key] if is_string(key) => {
+            let chunk = &batch.columns[key.column].chunks[c];
+            insert(ctx, rows, TableKeys::Strings(chunk), &mut encoder)?
+        }
+        _ if keys.iter().any(is_string) => {
+            let coded = with_string_codes(batch, keys, c)?;
+            let (words, per_row) = encode_interleaved(&coded, keys, 0, true, &mut encoder)?;
+            insert(ctx, rows, TableKeys::Words(&words, per_row), &mut encoder)?
+        }
+        _ => {
+            let (words, per_row) = encode_interleaved(batch, keys, c, true, &mut encoder)?;
+            insert(ctx, rows, TableKeys::Words(&words, per_row), &mut encoder)?
         }
     };
     let mask_words = rows.div_ceil(32) as u64;

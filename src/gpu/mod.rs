@@ -10,6 +10,7 @@ pub(crate) mod groups;
 pub(crate) mod predicate;
 pub(crate) mod shader;
 pub(crate) mod sort;
+pub(crate) mod strings;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
-use crate::expr::{ArithOp, CmpOp};
+use crate::expr::{ArithOp, CmpOp, ScalarValue};
 use crate::plan::{int_info, is_numeric, Typed};
 
 /// The soft-float module's function for `op` on `Repr::F32` / `Repr::F64` values.
@@ -42,6 +42,9 @@ enum Repr {
     /// Decimal128 values (unscaled; the scale is in the type) as 128-bit two's complement
     /// in `vec4<u32>`, low word first; columns hold them as i64 (`Layout::of`).
     Dec,
+    /// A string (`Utf8`, `LargeUtf8`, `Utf8View`): never a WGSL value; `=` and `!=` compare
+    /// its length and bytes where it lies (a column chunk or the literal buffer).
+    Str,
 }
 
 fn repr(dt: &DataType) -> Option<Repr> {
@@ -54,6 +57,7 @@ fn repr(dt: &DataType) -> Option<Repr> {
         DataType::UInt64 => Repr::U64,
         DataType::Float64 => Repr::F64,
         DataType::Decimal128(..) => Repr::Dec,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Repr::Str,
         _ => return None,
     })
 }
@@ -63,7 +67,7 @@ impl Repr {
         match self {
             Repr::Bool => "bool",
             Repr::I32 => "i32",
-            Repr::U32 | Repr::F32 => "u32",
+            Repr::U32 | Repr::F32 | Repr::Str => "u32",
             Repr::I64 | Repr::U64 | Repr::F64 => "vec2<u32>",
             Repr::Dec => "vec4<u32>",
         }
@@ -95,7 +99,8 @@ pub(crate) struct PredicateKernel {
     pub key: String,
     /// The WGSL source.
     pub source: String,
-    /// Literal values as 32-bit words, in the order the kernel reads them.
+    /// Literal values as 32-bit words, in the order the kernel reads them; a string
+    /// literal is one word holding where its length and bytes lie further on.
     pub literals: Vec<u32>,
     /// Batch columns bound after the outputs, each with whether its validity is bound.
     pub columns: Vec<(usize, bool)>,
@@ -135,6 +140,44 @@ struct Gen<'a> {
     softfloat: bool,
     /// Whether the kernel calls the 128-bit integer module (decimals).
     int128: bool,
+    /// Whether the kernel compares strings (`shaders/common/strings.wgsl`).
+    strings: bool,
+    /// String literals: the word in `literals` that points at them, and their bytes
+    /// (appended after the fixed-size literals, so the kernel's shape doesn't depend on
+    /// their lengths).
+    string_literals: Vec<(usize, Vec<u8>)>,
+}
+
+/// Where a string operand lies: a column binding (`c{slot}`), or the literal word at an
+/// index of `lits`.
+#[derive(Debug, Clone, Copy)]
+enum StrSource {
+    Column(usize),
+    Literal(usize),
+}
+
+impl StrSource {
+    /// Statements defining `p{id}` (where the bytes start) and `l{id}` (the length).
+    fn define(self, id: &str) -> String {
+        match self {
+            StrSource::Column(c) => format!(
+                "        let s{id} = c{c}[row];\n        let l{id} = c{c}[row + 1u] - s{id};\n        let p{id} = (params.rows + 1u) * 4u + s{id};\n"
+            ),
+            StrSource::Literal(o) => format!(
+                "        let p{id} = lits[{o}] + 1u;\n        let l{id} = lits[p{id} - 1u];\n"
+            ),
+        }
+    }
+
+    /// The word of bytes `[k, k + 4)` of the string.
+    fn word(self, id: &str) -> String {
+        match self {
+            StrSource::Column(c) => format!(
+                "str_funnel(c{c}[(p{id} + k) >> 2u], c{c}[((p{id} + k) >> 2u) + 1u], p{id} + k)"
+            ),
+            StrSource::Literal(_) => format!("lits[p{id} + (k >> 2u)]"),
+        }
+    }
 }
 
 /// Generates the predicate kernel for `expr`; `has_nulls(i)` says whether column `i`'s
@@ -204,6 +247,8 @@ fn build(
         has_flags: false,
         softfloat: false,
         int128: false,
+        strings: false,
+        string_literals: Vec::new(),
     };
     let predicate = operation == "filter";
     let mut value_repr = None;
@@ -222,6 +267,20 @@ fn build(
     }
     if !predicate {
         write!(g.key, " write:{write_value}").unwrap();
+    }
+    if !predicate && write_value && value_repr == Some(Repr::Str) {
+        return Err(Error::UnsupportedOnGpu {
+            operation,
+            reason: "string values of an expression".into(),
+        });
+    }
+    // String literals go after the fixed-size ones: their slot says where.
+    for (slot, bytes) in std::mem::take(&mut g.string_literals) {
+        g.literals[slot] = g.literals.len() as u32;
+        g.literals.push(bytes.len() as u32);
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
+        g.literals.extend(words);
     }
     let outputs = match (predicate, write_value, value_repr, value) {
         (true, ..) | (false, true, Some(Repr::Bool), _) => Outputs::Bits,
@@ -307,17 +366,19 @@ fn build(
         }
     }
     // Modules imported only when used, to keep other kernels small.
-    let mut imports = String::new();
+    let mut template = String::new();
     if g.softfloat {
-        imports.push_str("#import softfloat\n");
+        template.push_str("#import softfloat\n");
     }
     if g.int128 {
-        imports.push_str("#import int128\n");
+        template.push_str("#import int128\n");
     }
-    let with_imports = format!("{imports}{}", super::shader::PREDICATE);
-    let template = with_imports.as_str();
+    if g.strings {
+        template.push_str("#import strings\n");
+    }
+    template.push_str(super::shader::PREDICATE);
     let source = super::shader::assemble(
-        template,
+        &template,
         &[
             ("BINDINGS", &bindings),
             ("BODY", &g.body),
@@ -374,6 +435,7 @@ impl Gen<'_> {
                 write!(self.key, "c{slot}:{dt}{}", if valid { "?" } else { "" }).unwrap();
                 let c = format!("c{slot}");
                 let value = match dt {
+                    _ if r == Repr::Str => slot.to_string(),
                     DataType::Boolean => format!("(({c}[row >> 5u] >> (row & 31u)) & 1u) != 0u"),
                     DataType::Int8 => {
                         format!("extractBits(bitcast<i32>({c}[row >> 2u]), (row & 3u) * 8u, 8u)")
@@ -405,6 +467,13 @@ impl Gen<'_> {
                 };
                 (value, ok)
             }
+            Typed::Literal(ScalarValue::Utf8(text)) => {
+                write!(self.key, "lit:{dt}").unwrap();
+                let o = self.literals.len();
+                self.literals.push(0); // where the string lies: filled in by `build`
+                self.string_literals.push((o, text.as_bytes().to_vec()));
+                (format!("lit{o}"), "true".to_string())
+            }
             Typed::Literal(v) => {
                 write!(self.key, "lit:{dt}").unwrap();
                 let o = self.literals.len();
@@ -430,6 +499,7 @@ impl Gen<'_> {
                         self.literals.push((bits >> 32) as u32);
                         format!("vec2<u32>(lits[{o}], lits[{}])", o + 1)
                     }
+                    Repr::Str => unreachable!("string literals are matched above"),
                 };
                 (value, "true".to_string())
             }
@@ -490,6 +560,19 @@ impl Gen<'_> {
                 self.key.push(',');
                 let (rv, rok, _) = self.node(rt)?;
                 self.key.push(')');
+                if lr == Repr::Str {
+                    let ok = format!("({lok}) && ({rok})");
+                    let equal = self.string_equal(*op, &lv, &rv, &ok)?;
+                    let value = if *op == CmpOp::Eq {
+                        format!("({ok}) && {equal}")
+                    } else {
+                        format!("({ok}) && !{equal}")
+                    };
+                    let n = self.fresh();
+                    writeln!(self.body, "        let v{n}: bool = {value};").unwrap();
+                    writeln!(self.body, "        let ok{n}: bool = {ok};").unwrap();
+                    return Ok((format!("v{n}"), format!("ok{n}"), Repr::Bool));
+                }
                 let sym = match op {
                     CmpOp::Eq => "==",
                     CmpOp::NotEq => "!=",
@@ -507,6 +590,7 @@ impl Gen<'_> {
                     Repr::F64 => format!("u64_cmp(f64_key({lv}), f64_key({rv})) {sym} 0"),
                     // The planner brings both sides to one decimal type (one scale).
                     Repr::Dec => format!("i128_cmp({lv}, {rv}) {sym} 0"),
+                    Repr::Str => unreachable!("strings compare in `string_equal`"),
                 };
                 let ok = format!("({lok}) && ({rok})");
                 (format!("({ok}) && ({test})"), ok)
@@ -548,6 +632,11 @@ impl Gen<'_> {
             }
         };
         let n = self.fresh();
+        if r == Repr::Str {
+            // A string is not a value: its source goes up to the comparison.
+            writeln!(self.body, "        let ok{n}: bool = {ok};").unwrap();
+            return Ok((value, format!("ok{n}"), r));
+        }
         let ty = r.wgsl();
         writeln!(self.body, "        let v{n}: {ty} = {value};").unwrap();
         writeln!(self.body, "        let ok{n}: bool = {ok};").unwrap();
@@ -685,6 +774,40 @@ impl Gen<'_> {
             }
             _ => return Err(unsupported()),
         })
+    }
+
+    /// Where a string operand lies, from the value text `node` returned for it.
+    fn string_source(&self, value: &str) -> StrSource {
+        match value.strip_prefix("lit") {
+            Some(o) => StrSource::Literal(o.parse().expect("a literal's index")),
+            None => StrSource::Column(value.parse().expect("a column's slot")),
+        }
+    }
+
+    /// Emits the byte comparison of two strings (any length: lengths, then a loop over
+    /// words) and returns the name of the bool that says they are equal. `op` must be `=`
+    /// or `!=`: byte order (`<`, `>`) stays on the CPU.
+    fn string_equal(&mut self, op: CmpOp, l: &str, r: &str, ok: &str) -> Result<String> {
+        if !matches!(op, CmpOp::Eq | CmpOp::NotEq) {
+            return Err(Error::UnsupportedOnGpu {
+                operation: self.operation,
+                reason: format!("string comparison {op} (only = and != run on the GPU)"),
+            });
+        }
+        self.strings = true;
+        let (a, b) = (self.string_source(l), self.string_source(r));
+        let n = self.fresh();
+        let (ia, ib) = (format!("{n}a"), format!("{n}b"));
+        self.body.push_str(&a.define(&ia));
+        self.body.push_str(&b.define(&ib));
+        write!(
+            self.body,
+            "        var eq{n} = l{ia} == l{ib};\n        if (eq{n} && ({ok})) {{\n            for (var k = 0u; k < l{ia}; k += 4u) {{\n                if ((({wa} ^ {wb}) & str_tail_mask(l{ia} - k)) != 0u) {{\n                    eq{n} = false;\n                    break;\n                }}\n            }}\n        }}\n",
+            wa = a.word(&ia),
+            wb = b.word(&ib),
+        )
+        .unwrap();
+        Ok(format!("eq{n}"))
     }
 
     /// Arithmetic in the type `dt`. Integers: `+ - *` wrap, `/` truncates and flags

@@ -13,6 +13,7 @@ fn common(name: &str) -> Option<&'static str> {
         "radix" => include_str!("../../shaders/common/radix.wgsl"),
         "group_rows" => include_str!("../../shaders/common/group_rows.wgsl"),
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
+        "strings" => include_str!("../../shaders/common/strings.wgsl"),
         _ => return None,
     })
 }
@@ -28,7 +29,14 @@ pub(crate) const SORT_HISTOGRAM: &str = include_str!("../../shaders/sort_histogr
 pub(crate) const SORT_SCATTER: &str = include_str!("../../shaders/sort_scatter.wgsl");
 pub(crate) const SORT_GATHER: &str = include_str!("../../shaders/sort_gather.wgsl");
 pub(crate) const TAKE: &str = include_str!("../../shaders/take.wgsl");
+pub(crate) const STRING_TAKE_LENGTHS: &str = include_str!("../../shaders/string_take_lengths.wgsl");
+pub(crate) const STRING_TAKE_OFFSETS: &str = include_str!("../../shaders/string_take_offsets.wgsl");
+pub(crate) const STRING_TAKE_COPY: &str = include_str!("../../shaders/string_take_copy.wgsl");
+pub(crate) const STRING_CODES: &str = include_str!("../../shaders/string_codes.wgsl");
 pub(crate) const GROUP_INSERT: &str = include_str!("../../shaders/group_insert.wgsl");
+/// `${KEYS}` of `GROUP_INSERT`: key words, or one string column.
+pub(crate) const GROUP_KEYS_WORDS: &str = include_str!("../../shaders/group_keys_words.wgsl");
+pub(crate) const GROUP_KEYS_STRINGS: &str = include_str!("../../shaders/group_keys_strings.wgsl");
 pub(crate) const GROUP_FIRST: &str = include_str!("../../shaders/group_first.wgsl");
 pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
 pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
@@ -89,7 +97,12 @@ mod tests {
             (SORT_SCATTER, &[][..]),
             (SORT_GATHER, &[][..]),
             (TAKE, &[][..]),
-            (GROUP_INSERT, &[][..]),
+            (STRING_TAKE_LENGTHS, &[][..]),
+            (STRING_TAKE_OFFSETS, &[][..]),
+            (STRING_TAKE_COPY, &[][..]),
+            (STRING_CODES, &[][..]),
+            (GROUP_INSERT, &[("KEYS", GROUP_KEYS_WORDS)][..]),
+            (GROUP_INSERT, &[("KEYS", GROUP_KEYS_STRINGS)][..]),
             (GROUP_FIRST, &[][..]),
             (GROUP_IDS, &[][..]),
             (GROUP_AGG, GLOBAL_DEFS),
@@ -120,6 +133,7 @@ mod tests {
             "radix",
             "group_rows",
             "softfloat",
+            "strings",
         ] {
             // group_rows walks rows with the stage's `process`: a stage supplies one.
             let (defs, stage) = if name == "group_rows" {

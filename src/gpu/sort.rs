@@ -22,6 +22,7 @@ use arrow::datatypes::DataType;
 
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
 use super::shader::{self, assemble};
+use super::strings::{take_strings, Source};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
 use crate::profile::{self, Phase};
@@ -442,6 +443,7 @@ fn width_bits(layout: Layout) -> u32 {
     match layout {
         Layout::Bits => 1,
         Layout::Bytes(w) => w * 8,
+        Layout::Strings => unreachable!("strings are gathered by `strings::take_strings`"),
     }
 }
 
@@ -481,11 +483,24 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
         let mut columns = Vec::with_capacity(batch.columns.len());
         for column in &batch.columns {
             let layout = column.layout();
-            let width = width_bits(layout);
             let nullable = column.chunks.iter().any(|c| c.validity.is_some());
             let mut chunks = Vec::with_capacity(out_chunks.len());
             for (idx, out_rows) in out_chunks {
-                let data = ctx.storage_zeroed("sorted column", layout.bytes(*out_rows as usize))?;
+                let data = if layout == Layout::Strings {
+                    let sources: Vec<Source> = column
+                        .chunks
+                        .iter()
+                        .zip(bases.iter().zip(&batch.chunk_rows))
+                        .map(|(chunk, (&base, &rows))| Source {
+                            data: &chunk.data,
+                            base,
+                            rows,
+                        })
+                        .collect();
+                    take_strings(ctx, &sources, idx, *out_rows)?
+                } else {
+                    ctx.storage_zeroed("sorted column", layout.bytes(*out_rows as usize))?
+                };
                 let validity = if nullable {
                     Some(ctx.storage_zeroed(
                         "sorted validity",
@@ -498,7 +513,10 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                     if *out_rows == 0 || batch.chunk_rows[c] == 0 {
                         continue;
                     }
-                    take_one(Some(&chunk.data), &data, idx, *out_rows, c, width)?;
+                    if layout != Layout::Strings {
+                        let width = width_bits(layout);
+                        take_one(Some(&chunk.data), &data, idx, *out_rows, c, width)?;
+                    }
                     if let Some(v) = &validity {
                         take_one(chunk.validity.as_ref(), v, idx, *out_rows, c, 1)?;
                     }
@@ -534,16 +552,49 @@ pub(crate) fn sort_batch(batch: &GpuBatch, keys: &[Key], limit: Option<usize>) -
         vec![(s.index, take_rows as u32)]
     } else {
         let order = sorted_indices(batch, &sorted, limit)?;
-        let per = ctx.rows_per_chunk();
-        order
-            .chunks(per.max(1))
-            .map(|part| {
+        let mut rest = &order[..];
+        output_chunks(batch, &order)?
+            .into_iter()
+            .map(|rows| {
+                let (part, later) = rest.split_at(rows as usize);
+                rest = later;
                 Ok((
                     ctx.storage_from_bytes("sort order", bytemuck::cast_slice(part))?,
-                    part.len() as u32,
+                    rows,
                 ))
             })
             .collect::<Result<_>>()?
     };
     take(batch, &out_chunks)
+}
+
+/// Rows per output chunk for `batch`'s rows taken in `order`: string columns' bytes cut
+/// chunks as on upload (from each chunk's offsets, downloaded), since a sorted chunk draws
+/// strings from every input chunk.
+fn output_chunks(batch: &GpuBatch, order: &[u32]) -> Result<Vec<u32>> {
+    let ctx = &batch.ctx;
+    let strings: Vec<usize> = (0..batch.columns.len())
+        .filter(|&i| batch.columns[i].layout() == Layout::Strings)
+        .collect();
+    let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+    for &i in &strings {
+        for (chunk, &rows) in batch.columns[i].chunks.iter().zip(&batch.chunk_rows) {
+            parts.push((&chunk.data, (rows as u64 + 1) * 4));
+        }
+    }
+    let mut read = ctx.read_many(&parts)?.into_iter();
+    let lengths: Vec<(String, Vec<u64>)> = strings
+        .iter()
+        .map(|&i| {
+            let mut by_row: Vec<u64> = Vec::with_capacity(batch.num_rows());
+            for _ in &batch.chunk_rows {
+                let offsets: Vec<u32> =
+                    bytemuck::pod_collect_to_vec(&read.next().unwrap_or_default());
+                by_row.extend(offsets.windows(2).map(|w| (w[1] - w[0]) as u64));
+            }
+            let in_order = order.iter().map(|&r| by_row[r as usize]).collect();
+            (batch.schema.field(i).name().clone(), in_order)
+        })
+        .collect();
+    super::column::cut_chunks(ctx, "sort", order.len(), &lengths)
 }

@@ -234,9 +234,9 @@ fn literal(v: &Value, negative: bool) -> Result<ScalarValue> {
         }
         Value::Boolean(b) if !negative => Ok(ScalarValue::Boolean(*b)),
         Value::Null => bail!("a NULL literal isn't supported (use IS NULL / IS NOT NULL)"),
-        v if v.clone().into_string().is_some() => bail!(
-            "the string literal {v} isn't supported: expressions take numbers, booleans and DATE '...' (string columns can still be grouped, deduplicated and sorted)"
-        ),
+        v if !negative && v.clone().into_string().is_some() => Ok(ScalarValue::Utf8(
+            v.clone().into_string().expect("a string literal"),
+        )),
         v => bail!("the literal `{sign}{v}` isn't supported"),
     }
 }
@@ -340,6 +340,10 @@ mod tests {
             parse_predicate("\"sum(x)\" * 2 <> -9223372036854775808", &s).unwrap(),
             (col("sum(x)") * lit(2)).not_eq(lit(i64::MIN))
         );
+        assert_eq!(
+            parse_predicate("qty IN ('a', 'it''s')", &s).unwrap(),
+            col("qty").in_list(vec![lit("a"), lit("it's")])
+        );
     }
 
     #[test]
@@ -348,7 +352,7 @@ mod tests {
         for (text, says) in [
             ("qty >", "can't parse"),
             ("upper(qty) = 1", "functions aren't supported"),
-            ("qty = 'a'", "string literal"),
+            ("qty = -'a'", "isn't supported"),
             ("qty LIKE 'a%'", "isn't supported"),
             ("qty % 2 = 0", "operator % isn't supported"),
             ("qty = 1 extra", "can't parse"),

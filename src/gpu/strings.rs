@@ -1,0 +1,91 @@
+//! String columns on the GPU: the gather (take) that moves strings by row indices, used by
+//! compaction, distinct, the group keys' values and the sort's payload columns.
+//!
+//! A gather is four stages (`shaders/string_take_*.wgsl`): each output row's length, then
+//! their prefix sum (reduce per block, `compact_scan`, scan per block), which is the
+//! output's offsets; the total comes back to size the output; then one invocation per
+//! output word copies offsets and bytes. An output built from several input chunks runs
+//! the length and copy stages once per input chunk, each for its own rows.
+
+use super::column::{max_string_chunk_bytes, Layout};
+use super::shader::{self, assemble};
+use super::{GpuContext, WORKGROUP_SIZE};
+use crate::error::{Error, Result};
+
+/// One input chunk of a gather: its string buffer, its first row (global, as the indices
+/// count) and its row count.
+pub(crate) struct Source<'a> {
+    pub data: &'a wgpu::Buffer,
+    pub base: u32,
+    pub rows: u32,
+}
+
+/// The strings at `n` global row indices `idx` (on the GPU) of the chunks `sources`, as a
+/// new string buffer. An output larger than one binding is [`Error::UnsupportedOnGpu`].
+pub(crate) fn take_strings(
+    ctx: &GpuContext,
+    sources: &[Source],
+    idx: &wgpu::Buffer,
+    n: u32,
+) -> Result<wgpu::Buffer> {
+    if n == 0 {
+        return ctx.storage_zeroed("strings", Layout::Strings.bytes_with(0, 0));
+    }
+    let lengths_stage = ctx.pipeline("string_take_lengths", || {
+        assemble(shader::STRING_TAKE_LENGTHS, &[])
+    })?;
+    let offsets_stage = ctx.pipeline("string_take_offsets", || {
+        assemble(shader::STRING_TAKE_OFFSETS, &[])
+    })?;
+    let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
+    let copy = ctx.pipeline("string_take_copy", || {
+        assemble(shader::STRING_TAKE_COPY, &[])
+    })?;
+    let count = n + 1;
+    let lengths = ctx.storage_zeroed("string lengths", count as u64 * 4)?;
+    let offsets = ctx.storage_zeroed("string offsets", count as u64 * 4)?;
+    let blocks = count.div_ceil(WORKGROUP_SIZE);
+    let block_sums = ctx.storage_zeroed("string block sums", blocks as u64 * 4)?;
+    let total = ctx.storage_zeroed("string total", 4)?;
+    let mut encoder = ctx.encoder();
+    let mut source_params = Vec::with_capacity(sources.len());
+    for (i, s) in sources.iter().enumerate() {
+        let params = ctx.params([n, s.base, s.rows, (i == 0) as u32])?;
+        if s.rows > 0 {
+            let bg = ctx.bind(&lengths_stage, &[&params, s.data, idx, &lengths]);
+            ctx.dispatch(&mut encoder, &lengths_stage, &bg, n as u64);
+        }
+        source_params.push(params);
+    }
+    let reduce = ctx.params([count, 0, 0, 0])?;
+    let bg = ctx.bind(&offsets_stage, &[&reduce, &lengths, &block_sums, &offsets]);
+    ctx.dispatch(&mut encoder, &offsets_stage, &bg, count as u64);
+    let scan_params = ctx.params([blocks, 0, 0, 0])?;
+    let bg = ctx.bind(&scan, &[&scan_params, &block_sums, &total]);
+    ctx.dispatch(&mut encoder, &scan, &bg, WORKGROUP_SIZE as u64);
+    let write = ctx.params([count, 1, 0, 0])?;
+    let bg = ctx.bind(&offsets_stage, &[&write, &lengths, &block_sums, &offsets]);
+    ctx.dispatch(&mut encoder, &offsets_stage, &bg, count as u64);
+    ctx.submit(encoder)?;
+    let read = ctx.read_many(&[(&total, 4)])?;
+    let bytes = u32::from_le_bytes(read[0][..4].try_into().expect("4 bytes")) as u64;
+    let size = Layout::Strings.bytes_with(n as usize, bytes);
+    let limit = max_string_chunk_bytes(ctx);
+    if size > limit {
+        return Err(Error::UnsupportedOnGpu {
+            operation: "take",
+            reason: format!(
+                "{n} strings of {bytes} bytes in all need {size} bytes, more than one storage binding ({limit} bytes)"
+            ),
+        });
+    }
+    let dst = ctx.storage_zeroed("strings", size)?;
+    let mut encoder = ctx.encoder();
+    for (s, params) in sources.iter().zip(&source_params) {
+        // Offsets are written by the first dispatch, even from an empty chunk.
+        let bg = ctx.bind(&copy, &[params, s.data, idx, &offsets, &dst]);
+        ctx.dispatch(&mut encoder, &copy, &bg, size / 4);
+    }
+    ctx.submit(encoder)?;
+    Ok(dst)
+}
