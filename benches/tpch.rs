@@ -6,7 +6,7 @@
 //!
 //! `cargo bench --bench tpch`
 
-#[path = "../examples/tpch/data.rs"]
+#[path = "../examples/common/tpch_data.rs"]
 mod data;
 
 use arrow::record_batch::RecordBatch;

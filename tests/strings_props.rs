@@ -170,8 +170,8 @@ fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
 fn rows_strategy() -> impl Strategy<Value = usize> {
     prop_oneof![
         1 => Just(0usize),
-        6 => 1usize..200,
-        3 => 200usize..1500,
+        6 => 1usize..150,
+        3 => 150usize..600,
     ]
 }
 
@@ -186,7 +186,9 @@ fn key_sets() -> Vec<Vec<&'static str>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    // 24 cases a test: each runs every adapter in normal and 8 KiB chunks (hundreds of
+    // chunks for long strings), which llvmpipe takes seconds for.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
     fn string_keys_group_by_and_distinct_gpu_equal_cpu(

@@ -5,7 +5,7 @@
 
 mod common;
 
-#[path = "../examples/tpch/data.rs"]
+#[path = "../examples/common/tpch_data.rs"]
 mod data;
 
 use arrow_wgpu::tpch;

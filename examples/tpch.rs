@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example tpch -- --sf 1`
 
+#[path = "common/tpch_data.rs"]
 mod data;
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! TPC-H `lineitem` in memory, from the `tpchgen-arrow` crate (shared by examples/tpch,
+//! TPC-H `lineitem` in memory, from the `tpchgen-arrow` crate (shared by examples/tpch.rs,
 //! benches/tpch.rs and tests/tpch.rs).
 //!
 //! tpchgen promises the rows of TPC-H's own `dbgen` at every scale factor; the SF1 answer
