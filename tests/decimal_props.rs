@@ -138,6 +138,13 @@ fn answer<T>(r: arrow_wgpu::Result<T>) -> Result<T, String> {
     })
 }
 
+/// The one documented decimal case the GPU declines (`Backend::Gpu` errors, `Auto` runs
+/// it on the CPU): a comparison whose common type would need more than 38 digits, where
+/// arrow's cast turns the values that overflow into nulls.
+fn capped_cast<T>(got: &Result<T, String>) -> bool {
+    matches!(got, Err(e) if e.contains("cannot run on the GPU: cast from Decimal128"))
+}
+
 fn engines() -> Vec<(String, Engine)> {
     let mut out = common::gpu_engines(None);
     out.extend(
@@ -191,11 +198,16 @@ proptest! {
             for p in &preds {
                 let want = answer(cpu.filter(&batch, p));
                 let got = answer(gpu.filter(&batch, p));
+                if capped_cast(&got) {
+                    continue;
+                }
                 prop_assert_eq!(&got, &want, "{}: filter {} (seed {})", name, p, seed);
             }
             let want = answer(cpu.group_by(&batch, &["k"], &aggs));
             let got = answer(gpu.group_by(&batch, &["k"], &aggs));
-            prop_assert_eq!(&got, &want, "{}: group_by (seed {})", name, seed);
+            if !capped_cast(&got) {
+                prop_assert_eq!(&got, &want, "{}: group_by (seed {})", name, seed);
+            }
             let want = answer(cpu.group_by(&batch, &["a"], &aggs[..4]));
             let got = answer(gpu.group_by(&batch, &["a"], &aggs[..4]));
             prop_assert_eq!(&got, &want, "{}: group_by decimal key (seed {})", name, seed);

@@ -178,7 +178,18 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
             options: SortOptions::default(),
         })
         .collect();
-    let resident = super::groups::fit_key_words(&resident, &keys, 16)?;
+    // Per-row intermediates beside the key words: 8 bytes (a group id, a 64-bit value),
+    // 16 for a decimal expression's 128-bit values or count(DISTINCT)'s (group, value) key
+    // words. Only what the plan needs: a split chunk costs copies and a merge.
+    let wide = remapped.aggs.iter().any(|a| {
+        a.func == AggFunc::CountDistinct
+            || matches!(
+                (&a.value, a.value.as_ref().map(|v| v.data_type())),
+                (Some(v), Some(DataType::Decimal128(..))) if !matches!(v, Typed::Column(..))
+            )
+    });
+    let row_bytes = if wide { 16 } else { 8 };
+    let resident = super::groups::fit_key_words(&resident, &keys, row_bytes)?;
     // Each group's key values: a take of the host batch, or a gather on the GPU.
     let keys_at = |first: &[u32], base: u32| -> Result<Vec<ArrayRef>> {
         let idx: Vec<u32> = first.iter().map(|r| r + base).collect();

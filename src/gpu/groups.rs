@@ -20,8 +20,8 @@ use super::GpuContext;
 use crate::error::{Error, Result};
 
 /// `batch` in chunks small enough for the hash grouping on `keys`: a chunk's interleaved
-/// key words (up to three words per key: a null word, and two for 64-bit keys; a string
-/// key is a code word and a null word) and any per-row intermediate of `row_bytes` bytes
+/// key words (per key: a null word where it has nulls, and one word, two for 64-bit keys;
+/// a string key is a code word) and any per-row intermediate of `row_bytes` bytes
 /// must each fit the chunk size the columns were cut for (`max_chunk_bytes`, at most one
 /// storage binding). Splits chunks on the GPU only where needed (several wide keys over a
 /// chunk of 8-byte columns).
@@ -32,7 +32,9 @@ pub(crate) fn fit_key_words(batch: &GpuBatch, keys: &[Key], row_bytes: u64) -> R
             let column = &batch.columns[k.column];
             let wide = column.layout() != Layout::Strings
                 && key_kind(&column.data_type).is_none_or(|(_, wide)| wide);
-            2 + wide as u64
+            // The null word only where the column has nulls, as `encode_interleaved`.
+            let nulls = column.chunks.iter().any(|c| c.validity.is_some());
+            1 + wide as u64 + nulls as u64
         })
         .sum();
     let row_bytes = (words * 4).max(row_bytes).max(8);

@@ -129,6 +129,14 @@ pub(crate) fn encode_interleaved(
     let words = words_with(batch, keys, null_words)?;
     let rows = batch.chunk_rows[c];
     let stride = words.len() as u32;
+    // A chunk's words must fit the chunk size (one binding at most): the hash grouping
+    // splits chunks first (`groups::fit_key_words`). Tests lower the chunk size, so this
+    // catches a path that doesn't.
+    debug_assert!(
+        rows as u64 * stride as u64 * 4 <= ctx.summary.max_chunk_bytes.max(32 * 4 * 4),
+        "{rows} rows of {stride} key words exceed a chunk of {} bytes",
+        ctx.summary.max_chunk_bytes
+    );
     let out = ctx.storage_zeroed("key words", rows as u64 * stride as u64 * 4)?;
     let bounds = ctx.storage_zeroed("key bounds", stride as u64 * 8)?;
     for (i, word) in words.iter().enumerate() {
