@@ -192,7 +192,7 @@ pub(crate) fn is_decimal(dt: &DataType) -> bool {
 
 /// The decimal type an integer type converts to exactly: as many digits as its largest
 /// value has, scale 0 (DataFusion's rule).
-fn int_as_decimal(dt: &DataType) -> Option<DataType> {
+pub(crate) fn int_as_decimal(dt: &DataType) -> Option<DataType> {
     let (_, bits) = int_info(dt)?;
     let digits = match bits {
         8 => 3,

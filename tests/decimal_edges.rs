@@ -26,12 +26,7 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
 /// Every engine: the CPU, then each GPU adapter (also in 4 KiB chunks).
 fn engines() -> Vec<(String, Engine)> {
     let mut out = vec![("cpu".to_string(), common::cpu())];
-    out.extend(common::gpu_engines(None));
-    out.extend(
-        common::gpu_engines(Some(4096))
-            .into_iter()
-            .map(|(n, e)| (format!("{n}, 4 KiB chunks"), e)),
-    );
+    out.extend(common::gpu_engines_and_small_chunks(4096));
     out
 }
 

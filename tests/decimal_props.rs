@@ -146,13 +146,7 @@ fn capped_cast<T>(got: &Result<T, String>) -> bool {
 }
 
 fn engines() -> Vec<(String, Engine)> {
-    let mut out = common::gpu_engines(None);
-    out.extend(
-        common::gpu_engines(Some(4096))
-            .into_iter()
-            .map(|(n, e)| (format!("{n}, 4 KiB chunks"), e)),
-    );
-    out
+    common::gpu_engines_and_small_chunks(4096)
 }
 
 /// Per group of `k`: the i128 sum of `a * b` over rows where both are valid.

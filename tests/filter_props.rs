@@ -13,16 +13,8 @@ use proptest::prelude::*;
 
 fn engines() -> &'static Vec<(String, Engine)> {
     static E: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
-    E.get_or_init(|| {
-        let mut all = common::gpu_engines(None);
-        // 1 KiB chunks: 128 rows each, so small batches cross many chunk boundaries.
-        all.extend(
-            common::gpu_engines(Some(1024))
-                .into_iter()
-                .map(|(n, e)| (format!("{n}/1KiB chunks"), e)),
-        );
-        all
-    })
+    // 1 KiB chunks: 128 rows each, so small batches cross many chunk boundaries.
+    E.get_or_init(|| common::gpu_engines_and_small_chunks(1024))
 }
 
 /// Arithmetic errors agree by kind; when several rows fail, the CPU reports the first it

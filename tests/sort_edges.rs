@@ -11,12 +11,7 @@ use arrow_wgpu::{col, lit, Backend, Engine, EngineOptions, Error, RanOn, SortKey
 
 fn every_engine() -> Vec<(String, Engine)> {
     let mut all = vec![("cpu".to_string(), common::cpu())];
-    all.extend(common::gpu_engines(None));
-    all.extend(
-        common::gpu_engines(Some(1024))
-            .into_iter()
-            .map(|(n, e)| (format!("{n}/1KiB chunks"), e)),
-    );
+    all.extend(common::gpu_engines_and_small_chunks(1024));
     all
 }
 

@@ -25,11 +25,8 @@ const TYPES: [DataType; 3] = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf
 /// handful of short strings each).
 fn on_every_backend(check: impl Fn(&str, &Engine)) {
     check("cpu", &common::cpu());
-    for (name, engine) in common::gpu_engines(None)
-        .iter()
-        .chain(common::gpu_engines(Some(256)).iter())
-    {
-        check(name, engine);
+    for (name, engine) in common::gpu_engines_and_small_chunks(256) {
+        check(&name, &engine);
     }
 }
 

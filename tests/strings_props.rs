@@ -24,15 +24,7 @@ const LONGEST: usize = 3000;
 
 fn engines() -> &'static Vec<(String, Engine)> {
     static E: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
-    E.get_or_init(|| {
-        let mut all = common::gpu_engines(None);
-        all.extend(
-            common::gpu_engines(Some(SMALL_CHUNK))
-                .into_iter()
-                .map(|(n, e)| (format!("{n}/8KiB chunks"), e)),
-        );
-        all
-    })
+    E.get_or_init(|| common::gpu_engines_and_small_chunks(SMALL_CHUNK))
 }
 
 const STRING_TYPES: [DataType; 3] = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];

@@ -18,13 +18,7 @@ fn q1_and_q6_agree_between_gpu_and_cpu_at_sf_0_01() {
     let q1 = tpch::q1(&cpu, &lineitem).unwrap();
     let q6 = tpch::q6(&cpu, &lineitem).unwrap();
     assert_eq!(q1.num_rows(), 4);
-    let mut engines = common::gpu_engines(None);
-    engines.extend(
-        common::gpu_engines(Some(64 * 1024))
-            .into_iter()
-            .map(|(n, e)| (format!("{n}, 64 KiB chunks"), e)),
-    );
-    for (name, gpu) in engines {
+    for (name, gpu) in common::gpu_engines_and_small_chunks(64 * 1024) {
         assert_eq!(tpch::q1(&gpu, &lineitem).unwrap(), q1, "{name}: Q1");
         assert_eq!(tpch::q6(&gpu, &lineitem).unwrap(), q6, "{name}: Q6");
         let resident = gpu.upload(&lineitem).unwrap();

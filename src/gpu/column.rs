@@ -570,7 +570,7 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
             let values = match column.data_type {
                 // Held as i64: widened back to arrow's i128 values.
                 DataType::Decimal128(..) => Buffer::from_vec(
-                    read_i64s(&values)
+                    bytemuck::pod_collect_to_vec::<u8, i64>(&values)
                         .into_iter()
                         .map(i128::from)
                         .collect::<Vec<_>>(),
@@ -594,14 +594,6 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
             Ok(concat(&refs)?)
         }
     }
-}
-
-/// Little-endian i64 values from bytes (a download need not be 8-byte aligned).
-fn read_i64s(bytes: &[u8]) -> Vec<i64> {
-    bytes
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect()
 }
 
 /// Uploads a boolean mask split like a batch's chunks: (values, validity) per chunk.

@@ -474,24 +474,18 @@ impl Gen<'_> {
                 self.string_literals.push((o, text.as_bytes().to_vec()));
                 (format!("lit{o}"), "true".to_string())
             }
+            Typed::Literal(ScalarValue::Decimal128(x, _, _)) => {
+                write!(self.key, "lit:{dt}").unwrap();
+                self.int128 = true;
+                (self.decimal_literal(*x), "true".to_string())
+            }
             Typed::Literal(v) => {
                 write!(self.key, "lit:{dt}").unwrap();
                 let o = self.literals.len();
                 let bits = v.gpu_bits();
                 self.literals.push(bits as u32);
-                if let crate::expr::ScalarValue::Decimal128(x, _, _) = v {
-                    self.int128 = true;
-                    self.literals.pop();
-                    self.literals
-                        .extend((0..4).map(|i| (*x >> (32 * i)) as u32));
-                }
                 let value = match r {
-                    Repr::Dec => format!(
-                        "vec4<u32>(lits[{o}], lits[{}], lits[{}], lits[{}])",
-                        o + 1,
-                        o + 2,
-                        o + 3
-                    ),
+                    Repr::Dec => unreachable!("decimal literals are matched above"),
                     Repr::Bool => format!("lits[{o}] != 0u"),
                     Repr::I32 => format!("bitcast<i32>(lits[{o}])"),
                     Repr::U32 | Repr::F32 => format!("lits[{o}]"),
@@ -754,15 +748,9 @@ impl Gen<'_> {
                 )
             }
             (_, DataType::Decimal128(p, 0)) => {
-                let (_, bits) = int_info(from).ok_or_else(unsupported)?;
-                let digits = match bits {
-                    8 => 3,
-                    16 => 5,
-                    32 => 10,
-                    _ => 20,
-                };
-                if *p < digits {
-                    return Err(unsupported());
+                match crate::plan::int_as_decimal(from) {
+                    Some(DataType::Decimal128(digits, 0)) if digits <= *p => {}
+                    _ => return Err(unsupported()),
                 }
                 match from_repr {
                     Repr::I32 => format!("i128_from_i32({v})"),

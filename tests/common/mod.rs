@@ -73,6 +73,18 @@ pub fn gpu_engines_with(
     engines
 }
 
+/// [`gpu_engines`] as the adapter allows, then again in chunks of `chunk_bytes` (named
+/// with their size), so that small batches cross chunk boundaries.
+pub fn gpu_engines_and_small_chunks(chunk_bytes: u64) -> Vec<(String, Engine)> {
+    let mut all = gpu_engines(None);
+    all.extend(
+        gpu_engines(Some(chunk_bytes))
+            .into_iter()
+            .map(|(n, e)| (format!("{n}, {chunk_bytes}-byte chunks"), e)),
+    );
+    all
+}
+
 pub fn cpu() -> Engine {
     Engine::new(Backend::Cpu).unwrap()
 }
