@@ -7,7 +7,9 @@
 //!   download of the groups), `v` Int64 (an exact 96-bit integer sum per group);
 //! - `gpu_resident`: the same on a `GpuBatch` uploaded before timing (`GpuBatch::group_by`:
 //!   nothing uploaded; the groups' keys gathered on the GPU and downloaded);
-//! - `cpu`: `Backend::Cpu`, the same query;
+//! - `cpu`: `Backend::Cpu`, the same query, on every core the OS reports (contiguous
+//!   pieces of at least 64k rows grouped on their own threads, merged exactly);
+//! - `cpu_1t`: the same on one thread (`EngineOptions::cpu_threads = Some(1)`);
 //! - `auto_f64` (i32 key only): `Backend::Auto` with a Float64 `v`, which runs where `Auto`
 //!   puts it: the CPU (a fall back) before float sums came to the GPU, the GPU (exact
 //!   fixed-point digits, `shaders/group_fsum.wgsl`) since. Each case prints where it ran
@@ -28,7 +30,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array};
 use arrow::record_batch::RecordBatch;
-use arrow_wgpu::{col, Agg, Backend, Engine};
+use arrow_wgpu::{col, Agg, Backend, Engine, EngineOptions};
 mod common;
 
 use common::sizes;
@@ -96,6 +98,13 @@ fn label(groups: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let cpu = Engine::new(Backend::Cpu).unwrap();
+    let cpu_1t = Engine::with_options(EngineOptions {
+        backend: Backend::Cpu,
+        cpu_threads: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    eprintln!("cpu threads: {} (cpu_1t: 1)", cpu.cpu_threads());
     let auto = Engine::new(Backend::Auto).unwrap();
     let gpu = Engine::new(Backend::Gpu).ok();
     match &gpu {
@@ -124,6 +133,9 @@ fn bench(c: &mut Criterion) {
                 let id = format!("{keys_label}/{}", label(groups));
                 group.bench_function(BenchmarkId::new("cpu", &id), |b| {
                     b.iter(|| cpu.group_by(&data, keys, &int_aggs).unwrap())
+                });
+                group.bench_function(BenchmarkId::new("cpu_1t", &id), |b| {
+                    b.iter(|| cpu_1t.group_by(&data, keys, &int_aggs).unwrap())
                 });
                 if let Some(g) = &gpu {
                     let mut resident = None;

@@ -2,7 +2,8 @@
 //! `ARROW_WGPU_TPCH_SF`): the CPU path, the GPU with transfers (`Backend::Gpu` on the host
 //! batch: upload of the columns read, the query, download of the result) and the GPU with
 //! the batch resident (uploaded before timing). Rows/s are criterion's throughput over
-//! `lineitem`'s rows. Each GPU variant is checked once against the CPU before timing.
+//! `lineitem`'s rows. Each GPU variant is checked once against the CPU before timing. The
+//! CPU runs on every core the OS reports (`cpu`) and on one thread (`cpu_1t`).
 //!
 //! `cargo bench --bench tpch`
 
@@ -10,7 +11,7 @@
 mod data;
 
 use arrow::record_batch::RecordBatch;
-use arrow_wgpu::{tpch, Backend, Engine, GpuBatch, Result};
+use arrow_wgpu::{tpch, Backend, Engine, EngineOptions, GpuBatch, Result};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 type Query = fn(&Engine, &RecordBatch) -> Result<RecordBatch>;
@@ -23,6 +24,13 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(1.0);
     let lineitem = data::lineitem(sf, &data::q1_q6_columns());
     let cpu = Engine::new(Backend::Cpu).unwrap();
+    let cpu_1t = Engine::with_options(EngineOptions {
+        backend: Backend::Cpu,
+        cpu_threads: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    eprintln!("cpu threads: {} (cpu_1t: 1)", cpu.cpu_threads());
     let gpu = Engine::new(Backend::Gpu).ok();
     match &gpu {
         Some(g) => eprintln!("adapter: {}", g.adapter().unwrap()),
@@ -40,6 +48,9 @@ fn bench(c: &mut Criterion) {
         let want = query(&cpu, &lineitem).unwrap();
         group.bench_function(format!("{name}/cpu"), |b| {
             b.iter(|| query(&cpu, &lineitem).unwrap())
+        });
+        group.bench_function(format!("{name}/cpu_1t"), |b| {
+            b.iter(|| query(&cpu_1t, &lineitem).unwrap())
         });
         if let (Some(g), Some(r)) = (&gpu, &resident) {
             assert_eq!(

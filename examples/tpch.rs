@@ -113,7 +113,11 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         println!("\n{name}");
         let start = Instant::now();
         let want = query(&cpu, &lineitem)?;
-        println!("  cpu:           {}", ms(start.elapsed()));
+        println!(
+            "  cpu:           {} ({} threads)",
+            ms(start.elapsed()),
+            cpu.cpu_threads()
+        );
         if let (Some(g), Some(r)) = (&gpu, &resident) {
             let start = Instant::now();
             let (got, profile) = g.profiled(|e| query(e, &lineitem))?;

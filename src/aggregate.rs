@@ -354,7 +354,8 @@ impl Merger {
                     .enumerate()
                     .map(|(g, row)| {
                         let next = merged.groups as u32 + new.len() as u32;
-                        *self.index.entry(row.as_ref().into()).or_insert_with(|| {
+                        // `entry_ref`: a key is boxed only when it is new.
+                        *self.index.entry_ref(row.as_ref()).or_insert_with(|| {
                             new.push(g as u32);
                             next
                         })

@@ -73,6 +73,15 @@ pub struct EngineOptions {
     /// (the default) leaves the limit to the device, whose own out-of-memory errors are
     /// handled the same way.
     pub gpu_memory_limit: Option<u64>,
+    /// The most threads a CPU group-by uses (on `Backend::Cpu`, and where `Auto` runs one
+    /// on the CPU): contiguous pieces of the batch are grouped on their own threads and
+    /// merged exactly, so the answer is the same bits on any number of threads. `None`
+    /// (the default): as many as the OS reports cores ([`std::thread::available_parallelism`]);
+    /// `Some(1)`: the calling thread only.
+    pub cpu_threads: Option<usize>,
+    /// The fewest rows a CPU thread is given (65,536 when `None`); lower only to test the
+    /// threaded path on small data.
+    pub cpu_rows_per_thread: Option<usize>,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +92,8 @@ impl Default for EngineOptions {
             adapter_name: None,
             max_chunk_bytes: None,
             gpu_memory_limit: None,
+            cpu_threads: None,
+            cpu_rows_per_thread: None,
         }
     }
 }
@@ -109,6 +120,7 @@ impl Default for EngineOptions {
 pub struct Engine {
     backend: Backend,
     gpu: Option<Arc<GpuContext>>,
+    pub(crate) cpu: cpu::Threads,
 }
 
 impl Engine {
@@ -154,7 +166,26 @@ impl Engine {
         Ok(Engine {
             backend: options.backend,
             gpu,
+            cpu: cpu::Threads::new(options.cpu_threads, options.cpu_rows_per_thread),
         })
+    }
+
+    /// The most threads a CPU group-by uses (see [`EngineOptions::cpu_threads`]).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::{Backend, Engine, EngineOptions};
+    /// let one = Engine::with_options(EngineOptions {
+    ///     backend: Backend::Cpu,
+    ///     cpu_threads: Some(1),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// assert_eq!(one.cpu_threads(), 1);
+    /// assert!(Engine::new(Backend::Cpu).unwrap().cpu_threads() >= 1);
+    /// ```
+    pub fn cpu_threads(&self) -> usize {
+        self.cpu.threads
     }
 
     /// The GPU adapters wgpu finds on `backends`, best first.

@@ -681,7 +681,7 @@ impl Engine {
         let grouped = self.run(
             "group_by",
             |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), &plan),
-            || cpu::group_by::partial(batch, &plan),
+            || cpu::group_by::partial(batch, &plan, self.cpu),
         )?;
         output(&plan, &grouped, options)
     }
@@ -774,7 +774,7 @@ impl GroupByAccumulator {
         let grouped = self.engine.run(
             "group_by",
             |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), plan),
-            || cpu::group_by::partial(batch, plan),
+            || cpu::group_by::partial(batch, plan, self.engine.cpu),
         )?;
         self.merger.push(plan, grouped)
     }
@@ -792,7 +792,7 @@ impl GroupByAccumulator {
             Some(g) => g,
             None => {
                 let empty = RecordBatch::new_empty(self.input.clone());
-                cpu::group_by::partial(&empty, &self.plan)?
+                cpu::group_by::partial(&empty, &self.plan, cpu::Threads::ONE)?
             }
         };
         output(&self.plan, &grouped, self.options)

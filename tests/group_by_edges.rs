@@ -608,3 +608,76 @@ fn sliced_input() {
     assert_eq!(out.column(1).as_ref(), &Float64Array::from(vec![4.0, 2.0]));
     assert_eq!(out.column(2).as_ref(), &Float64Array::from(vec![3.0, 2.0]));
 }
+
+/// A CPU engine with `threads` threads of at least `min_rows` rows each.
+fn cpu_with_threads(threads: usize, min_rows: Option<usize>) -> Engine {
+    Engine::with_options(EngineOptions {
+        backend: Backend::Cpu,
+        cpu_threads: Some(threads),
+        cpu_rows_per_thread: min_rows,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn threaded_cpu_gives_one_threads_bits() {
+    // 300k rows, cut into pieces by 2 to 7 threads: groups in order of first appearance
+    // (many groups first seen in a later piece), exact float sums of wild magnitudes,
+    // min/max ties between -0.0 and 0.0 and between NaNs (the first row's value stays),
+    // wrapping integer sums, count(DISTINCT), dictionary keys, filters.
+    let n = 300_000usize;
+    let key = Int32Array::from_iter((0..n).map(|i| {
+        let k = ((i * 7919) % 5003) as i32 + (i / 100_000) as i32 * 10_000;
+        (i % 97 != 0).then_some(k)
+    }));
+    let x = Float64Array::from_iter_values((0..n).map(|i| match i % 5 {
+        0 => 1e300 / (i as f64 + 1.0),
+        1 => -0.0,
+        2 => 0.0,
+        3 => f64::from_bits(0x7ff8_0000_0000_0000 | i as u64),
+        _ => (i as f64).sqrt() * 1e-300,
+    }));
+    let big = Int64Array::from_iter_values((0..n).map(|i| i64::MAX - i as i64));
+    let dict = DictionaryArray::<Int16Type>::try_new(
+        Int16Array::from_iter_values((0..n).map(|i| (i % 3) as i16)),
+        Arc::new(StringArray::from(vec!["a", "b", "a"])),
+    )
+    .unwrap();
+    let b = batch(vec![
+        ("k", Arc::new(key) as _),
+        ("x", Arc::new(x) as _),
+        ("big", Arc::new(big) as _),
+        ("d", Arc::new(dict) as _),
+    ]);
+    let finite = col("x").lt(lit(f64::INFINITY));
+    let aggs = [
+        Agg::count_star(),
+        Agg::sum(col("x")).filter(finite.clone()),
+        Agg::mean(col("x")).filter(finite.clone()),
+        Agg::var_samp(col("x")).filter(finite),
+        Agg::min(col("x")),
+        Agg::max(col("x")),
+        Agg::sum(col("big")),
+        Agg::count_distinct(col("d")),
+    ];
+    let one = cpu_with_threads(1, None);
+    for keys in [vec!["k"], vec!["d", "k"], vec![]] {
+        let want = one.group_by(&b, &keys, &aggs).unwrap();
+        for engine in [
+            cpu_with_threads(2, None),
+            cpu_with_threads(4, None),
+            cpu_with_threads(7, Some(1000)),
+        ] {
+            let got = engine.group_by(&b, &keys, &aggs).unwrap();
+            assert_eq!(got.num_rows(), want.num_rows(), "keys {keys:?}");
+            for (c, (g, w)) in got.columns().iter().zip(want.columns()).enumerate() {
+                if w.data_type() == &DataType::Float64 {
+                    assert_eq!(f64_bits(g), f64_bits(w), "keys {keys:?}, column {c}");
+                } else {
+                    assert_eq!(g, w, "keys {keys:?}, column {c}");
+                }
+            }
+        }
+    }
+}

@@ -17,7 +17,8 @@
 //! keys (dictionary keys included), any aggregates over columns or expressions, with or
 //! without filters, on `Backend::Gpu`: in one chunk, in chunks of a few hundred rows
 //! (partial aggregates merged), and streamed through a `GroupByAccumulator` in random
-//! pieces. The CPU path's streamed result is held to its one-batch result too.
+//! pieces. The CPU path's streamed result and its result on several threads are held to
+//! its one-batch result too.
 
 mod common;
 
@@ -529,6 +530,18 @@ proptest! {
         // Streamed in random pieces: the same output.
         let streamed = streamed(&engine, &mut rng, &batch, &key_refs, &aggs).unwrap();
         prop_assert_eq!(&streamed, &out, "seed {}: streamed", seed);
+        // On 1 to 4 threads of a few rows each: the same output.
+        let threads = 1 + rng.below(4) as usize;
+        let threaded = Engine::with_options(arrow_wgpu::EngineOptions {
+            backend: arrow_wgpu::Backend::Cpu,
+            cpu_threads: Some(threads),
+            cpu_rows_per_thread: Some(1 + rng.below(50) as usize),
+            ..Default::default()
+        })
+        .unwrap()
+        .group_by(&batch, &key_refs, &aggs)
+        .unwrap();
+        prop_assert_eq!(&threaded, &out, "seed {}: {} threads", seed, threads);
 
         // Sorted output: the same groups, ordered by the keys' row format (nulls first).
         let sorted = engine.group_by_with(&batch, &key_refs, &aggs, GroupByOptions::sorted()).unwrap();

@@ -21,7 +21,8 @@ use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
 use super::keys;
-use crate::aggregate::{better_than, Grouped, State};
+use super::Threads;
+use crate::aggregate::{better_than, Grouped, Merger, State};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
 use crate::exact::ExactSum;
@@ -277,8 +278,37 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
 }
 
 /// Groups `batch` as `plan` says, into per-group states; groups in order of first
-/// appearance.
-pub(crate) fn partial(batch: &RecordBatch, plan: &Plan) -> Result<Grouped> {
+/// appearance. With more than one thread and enough rows, contiguous pieces of the batch
+/// are grouped each on its own thread and merged in order: states merge exactly and the
+/// merge keeps first appearances and ties in row order, so the result is one thread's, bit
+/// for bit (an error is the first piece's that has one).
+pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Result<Grouped> {
+    let rows = batch.num_rows();
+    let pieces = threads.pieces(rows);
+    if pieces == 1 {
+        return partial_serial(batch, plan);
+    }
+    let step = rows.div_ceil(pieces);
+    let parts: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..pieces)
+            .map(|i| {
+                let piece = batch.slice(i * step, step.min(rows - i * step));
+                s.spawn(move || partial_serial(&piece, plan))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut merger = Merger::new();
+    for part in parts {
+        // A panic in a piece is a bug, raised as the one-thread path would raise it.
+        let part = part.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        merger.push(plan, part)?;
+    }
+    Ok(merger.finish()?.expect("more than one piece was pushed"))
+}
+
+/// [`partial`] on the calling thread.
+fn partial_serial(batch: &RecordBatch, plan: &Plan) -> Result<Grouped> {
     let key_columns: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
     let (ids, first, groups) = if key_columns.is_empty() {
         (vec![0u32; batch.num_rows()], Vec::new(), 1)

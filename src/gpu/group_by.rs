@@ -162,7 +162,7 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
         let empty = host
             .cloned()
             .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-        return crate::cpu::group_by::partial(&empty, plan);
+        return crate::cpu::group_by::partial(&empty, plan, crate::cpu::Threads::ONE);
     }
     let (resident, remapped) = match input {
         Input::Resident(b) => (b.clone(), plan.clone()),
