@@ -210,15 +210,9 @@ impl State {
                         Decimal128Array::from_iter(groups.map(|(sum, n)| (*n > 0).then_some(*sum)))
                             .with_precision_and_scale(*p, *s)?,
                     ),
-                    (AggFunc::Mean, _) => {
-                        Arc::new(Float64Array::from_iter(groups.map(|(s, n)| {
-                            (*n > 0).then(|| {
-                                let mut e = ExactSum::default();
-                                e.add_i128(*s);
-                                e.mean(*n)
-                            })
-                        })))
-                    }
+                    (AggFunc::Mean, _) => Arc::new(Float64Array::from_iter(
+                        groups.map(|(s, n)| (*n > 0).then(|| exact::int_mean(*s, *n))),
+                    )),
                     // The wrapping sum is the exact sum's low 64 bits.
                     (_, DataType::UInt64) => Arc::new(UInt64Array::from_iter(
                         groups.map(|(s, n)| (*n > 0).then_some(*s as u64)),
@@ -306,20 +300,98 @@ impl Grouped {
 }
 
 /// Merges [`Grouped`] parts in order: a group's number is its first appearance across the
-/// parts, keys compared by their row-format encodings (equal exactly when the keys are).
+/// parts, keys compared by an encoding equal exactly when the keys are: fixed-width keys
+/// packed into a u128 (with a null bit per key), others by their row-format rows.
 pub(crate) struct Merger {
     merged: Option<Grouped>,
-    converter: Option<RowConverter>,
-    index: HashMap<Box<[u8]>, u32>,
+    index: Index,
     key_parts: Vec<Vec<ArrayRef>>,
+}
+
+/// The groups merged so far, by key.
+enum Index {
+    /// No keys: one global group.
+    Global,
+    Packed(HashMap<u128, u32>),
+    Rows(RowConverter, HashMap<Box<[u8]>, u32>),
+}
+
+impl Index {
+    /// The index for keys like `keys`.
+    fn for_keys(keys: &[ArrayRef]) -> Result<Index> {
+        if keys.is_empty() {
+            return Ok(Index::Global);
+        }
+        if keys::packed_nullable(&keyed(keys)).is_some() {
+            return Ok(Index::Packed(HashMap::new()));
+        }
+        let fields = keys
+            .iter()
+            .map(|k| SortField::new(k.data_type().clone()))
+            .collect();
+        Ok(Index::Rows(RowConverter::new(fields)?, HashMap::new()))
+    }
+
+    /// The merged group of each of a part's groups (`keys`, one row per group, distinct),
+    /// numbering new keys from the merged groups' count, and the part's groups that are new.
+    fn map(&mut self, keys: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+        let mut new = Vec::new();
+        let map = match self {
+            Index::Global => return Ok((vec![0; keys.first().map_or(1, |k| k.len())], new)),
+            Index::Packed(index) => {
+                let (packed, _) = keys::packed_nullable(&keyed(keys)).ok_or_else(|| {
+                    Error::SchemaMismatch("group_by: partial keys of another type".into())
+                })?;
+                packed
+                    .into_iter()
+                    .enumerate()
+                    .map(|(g, key)| {
+                        let next = index.len() as u32;
+                        *index.entry(key).or_insert_with(|| {
+                            new.push(g as u32);
+                            next
+                        })
+                    })
+                    .collect()
+            }
+            Index::Rows(converter, index) => {
+                let rows = converter.convert_columns(keys)?;
+                rows.iter()
+                    .enumerate()
+                    .map(|(g, row)| {
+                        let next = index.len() as u32;
+                        // `entry_ref`: a key is boxed only when it is new.
+                        *index.entry_ref(row.as_ref()).or_insert_with(|| {
+                            new.push(g as u32);
+                            next
+                        })
+                    })
+                    .collect()
+            }
+        };
+        Ok((map, new))
+    }
+
+    /// How many groups are merged.
+    fn groups(&self) -> usize {
+        match self {
+            Index::Global => 1,
+            Index::Packed(index) => index.len(),
+            Index::Rows(_, index) => index.len(),
+        }
+    }
+}
+
+/// Key columns with the default sort options, as the key encodings take them.
+fn keyed(keys: &[ArrayRef]) -> Vec<(&ArrayRef, SortOptions)> {
+    keys.iter().map(|k| (k, SortOptions::default())).collect()
 }
 
 impl Merger {
     pub(crate) fn new() -> Merger {
         Merger {
             merged: None,
-            converter: None,
-            index: HashMap::new(),
+            index: Index::Global,
             key_parts: Vec::new(),
         }
     }
@@ -327,54 +399,20 @@ impl Merger {
     /// Adds `part`'s groups: new keys become new groups after the ones seen before.
     pub(crate) fn push(&mut self, plan: &Plan, part: Grouped) -> Result<()> {
         let Some(merged) = &mut self.merged else {
+            self.index = Index::for_keys(&part.keys)?;
+            self.index.map(&part.keys)?;
             self.key_parts = part.keys.iter().map(|k| vec![k.clone()]).collect();
-            if !part.keys.is_empty() {
-                let converter = RowConverter::new(
-                    part.keys
-                        .iter()
-                        .map(|k| SortField::new(k.data_type().clone()))
-                        .collect(),
-                )?;
-                let rows = converter.convert_columns(&part.keys)?;
-                for (g, row) in rows.iter().enumerate() {
-                    self.index.insert(row.as_ref().into(), g as u32);
-                }
-                self.converter = Some(converter);
-            }
             self.merged = Some(part);
             return Ok(());
         };
-        let map: Vec<u32> = match &self.converter {
-            None => vec![0; part.groups],
-            Some(converter) => {
-                let rows = converter.convert_columns(&part.keys)?;
-                let mut new = Vec::new();
-                let map = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(g, row)| {
-                        let next = merged.groups as u32 + new.len() as u32;
-                        // `entry_ref`: a key is boxed only when it is new.
-                        *self.index.entry_ref(row.as_ref()).or_insert_with(|| {
-                            new.push(g as u32);
-                            next
-                        })
-                    })
-                    .collect();
-                if !new.is_empty() {
-                    let new = UInt32Array::from(new);
-                    for (parts, k) in self.key_parts.iter_mut().zip(&part.keys) {
-                        parts.push(take(k.as_ref(), &new, None)?);
-                    }
-                }
-                map
+        let (map, new) = self.index.map(&part.keys)?;
+        if !new.is_empty() {
+            let new = UInt32Array::from(new);
+            for (parts, k) in self.key_parts.iter_mut().zip(&part.keys) {
+                parts.push(take(k.as_ref(), &new, None)?);
             }
-        };
-        let groups = if self.converter.is_some() {
-            self.index.len()
-        } else {
-            1
-        };
+        }
+        let groups = self.index.groups();
         for ((state, other), agg) in merged.states.iter_mut().zip(&part.states).zip(&plan.aggs) {
             state.merge(other, &map, groups, agg.func == AggFunc::Max)?;
         }

@@ -283,6 +283,20 @@ impl ExactSum {
     }
 }
 
+/// The integer `sum` divided by `n` (n ≥ 1), rounded once, as [`ExactSum::mean`] gives
+/// it. Where both are exact f64 values (at most 2^53 in magnitude), IEEE division of the
+/// two is that one rounding already, with no big-number arithmetic (a group-by of a million
+/// groups spent most of its time here).
+pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
+    const EXACT: u128 = 1 << 53;
+    if sum.unsigned_abs() <= EXACT && u128::from(n) <= EXACT {
+        return sum as f64 / n as f64;
+    }
+    let mut e = ExactSum::default();
+    e.add_i128(sum);
+    e.mean(n)
+}
+
 /// The variance of `n` values from the exact sum of the values (`sum`, scale
 /// [`BIAS_SUM`]) and of their squares (`squares`, scale [`BIAS_SQUARES`]):
 /// `(n·Σx² − (Σx)²) / (n·(n − ddof))`, rounded once. `None` when `n <= ddof`.
@@ -550,6 +564,53 @@ mod tests {
         let mut s = ExactSum::default();
         xs.iter().for_each(|x| s.add_f64(*x));
         s.sum()
+    }
+
+    #[test]
+    fn int_mean_fast_path_is_the_exact_rounding() {
+        let slow = |s: i128, n: u64| {
+            let mut e = ExactSum::default();
+            e.add_i128(s);
+            e.mean(n)
+        };
+        let edge = [
+            0i128,
+            1,
+            2,
+            3,
+            7,
+            10,
+            (1 << 53) - 1,
+            1 << 53,
+            (1 << 53) + 1,
+            1 << 60,
+        ];
+        let counts = [
+            1u64,
+            2,
+            3,
+            7,
+            10,
+            1_000_003,
+            (1 << 53) - 1,
+            1 << 53,
+            (1 << 53) + 1,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut sums: Vec<i128> = edge.iter().flat_map(|&s| [s, -s]).collect();
+        let mut ns = counts.to_vec();
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            sums.push((x >> (x % 64)) as i128 * if x & 1 == 0 { 1 } else { -1 });
+            ns.push(1 + (x >> (x % 63 + 1)));
+        }
+        for (i, &s) in sums.iter().enumerate() {
+            for &n in ns.iter().skip(i % 7).step_by(97).chain(&counts) {
+                assert_eq!(int_mean(s, n).to_bits(), slow(s, n).to_bits(), "{s} / {n}");
+            }
+        }
     }
 
     #[test]

@@ -623,14 +623,16 @@ fn cpu_with_threads(threads: usize, min_rows: Option<usize>) -> Engine {
 #[test]
 fn threaded_cpu_gives_one_threads_bits() {
     // 300k rows, cut into pieces by 2 to 7 threads: groups in order of first appearance
-    // (many groups first seen in a later piece), exact float sums of wild magnitudes,
-    // min/max ties between -0.0 and 0.0 and between NaNs (the first row's value stays),
-    // wrapping integer sums, count(DISTINCT), dictionary keys, filters.
+    // (groups first seen in a later piece), exact float sums of wild magnitudes, min/max
+    // ties between -0.0 and 0.0 and between NaNs (the first row's value stays), wrapping
+    // integer sums, count(DISTINCT), dictionary keys, filters. (Few groups: a batch of many
+    // is grouped on one thread; `k2` has one group in three rows.)
     let n = 300_000usize;
     let key = Int32Array::from_iter((0..n).map(|i| {
-        let k = ((i * 7919) % 5003) as i32 + (i / 100_000) as i32 * 10_000;
+        let k = ((i * 7919) % 131) as i32 + (i / 100_000) as i32 * 1_000;
         (i % 97 != 0).then_some(k)
     }));
+    let many = UInt32Array::from_iter_values((0..n).map(|i| (i / 3) as u32));
     let x = Float64Array::from_iter_values((0..n).map(|i| match i % 5 {
         0 => 1e300 / (i as f64 + 1.0),
         1 => -0.0,
@@ -646,6 +648,7 @@ fn threaded_cpu_gives_one_threads_bits() {
     .unwrap();
     let b = batch(vec![
         ("k", Arc::new(key) as _),
+        ("k2", Arc::new(many) as _),
         ("x", Arc::new(x) as _),
         ("big", Arc::new(big) as _),
         ("d", Arc::new(dict) as _),
@@ -662,7 +665,7 @@ fn threaded_cpu_gives_one_threads_bits() {
         Agg::count_distinct(col("d")),
     ];
     let one = cpu_with_threads(1, None);
-    for keys in [vec!["k"], vec!["d", "k"], vec![]] {
+    for keys in [vec!["k"], vec!["d", "k"], vec![], vec!["k2"]] {
         let want = one.group_by(&b, &keys, &aggs).unwrap();
         for engine in [
             cpu_with_threads(2, None),

@@ -282,10 +282,14 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
 /// are grouped each on its own thread and merged in order: states merge exactly and the
 /// merge keeps first appearances and ties in row order, so the result is one thread's, bit
 /// for bit (an error is the first piece's that has one).
+///
+/// Merging costs about what grouping the merged groups' keys again would, so a batch of
+/// many groups (more than one in eight rows of an evenly spread sample) is grouped on one
+/// thread.
 pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Result<Grouped> {
     let rows = batch.num_rows();
     let pieces = threads.pieces(rows);
-    if pieces == 1 {
+    if pieces == 1 || !few_groups(batch, plan)? {
         return partial_serial(batch, plan);
     }
     let step = rows.div_ceil(pieces);
@@ -305,6 +309,26 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
         merger.push(plan, part)?;
     }
     Ok(merger.finish()?.expect("more than one piece was pushed"))
+}
+
+/// Rows in the sample that [`few_groups`] judges by.
+const SAMPLE_ROWS: usize = 8192;
+
+/// Whether an evenly spread sample of `batch`'s rows has at most one group per eight rows.
+fn few_groups(batch: &RecordBatch, plan: &Plan) -> Result<bool> {
+    if plan.keys.is_empty() {
+        return Ok(true);
+    }
+    let rows = batch.num_rows();
+    let step = (rows / SAMPLE_ROWS).max(1);
+    let sample = UInt32Array::from_iter_values((0..rows).step_by(step).map(|i| i as u32));
+    let keys = plan
+        .keys
+        .iter()
+        .map(|k| take(batch.column(*k).as_ref(), &sample, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let (_, first) = assign_groups(&keys)?;
+    Ok(first.len() * 8 <= sample.len())
 }
 
 /// [`partial`] on the calling thread.

@@ -87,6 +87,20 @@ pub(crate) fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
 /// to), then its value bits (inverted when descending; 0 for nulls, so nulls are equal).
 /// `None` when a column is not fixed-width or the keys need more than 128 bits.
 pub(crate) fn packed(columns: &[(&ArrayRef, SortOptions)]) -> Option<(Vec<u128>, u32)> {
+    packed_as(columns, false)
+}
+
+/// [`packed`] with a null bit for every column, nulls or not: the same keys give the same
+/// words in every batch of one schema (the merge of partial group-bys relies on it).
+pub(crate) fn packed_nullable(columns: &[(&ArrayRef, SortOptions)]) -> Option<(Vec<u128>, u32)> {
+    packed_as(columns, true)
+}
+
+fn packed_as(
+    columns: &[(&ArrayRef, SortOptions)],
+    every_null_bit: bool,
+) -> Option<(Vec<u128>, u32)> {
+    let null_bit = |c: &ArrayRef| every_null_bit || c.null_count() > 0;
     let encoded: Vec<(Vec<u64>, u32)> = columns
         .iter()
         .map(|(c, _)| order_words(c.as_ref()))
@@ -94,7 +108,7 @@ pub(crate) fn packed(columns: &[(&ArrayRef, SortOptions)]) -> Option<(Vec<u128>,
     let total: u32 = encoded
         .iter()
         .zip(columns)
-        .map(|((_, bits), (c, _))| bits + (c.null_count() > 0) as u32)
+        .map(|((_, bits), (c, _))| bits + null_bit(c) as u32)
         .sum();
     if total > 128 {
         return None;
@@ -114,6 +128,13 @@ pub(crate) fn packed(columns: &[(&ArrayRef, SortOptions)]) -> Option<(Vec<u128>,
                     let bit = (valid == options.nulls_first) as u128;
                     let v = if valid { (v ^ flip) as u128 } else { 0 };
                     *p = (((*p << 1) | bit) << bits) | v;
+                }
+            }
+            None if null_bit(column) => {
+                // Valid: the bit a valid value has above.
+                let bit = options.nulls_first as u128;
+                for (p, v) in out.iter_mut().zip(values) {
+                    *p = (((*p << 1) | bit) << bits) | (v ^ flip) as u128;
                 }
             }
             None => {
