@@ -119,25 +119,18 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             cpu.cpu_threads()
         );
         if let (Some(g), Some(r)) = (&gpu, &resident) {
-            let start = Instant::now();
-            let (got, profile) = g.profiled(|e| query(e, &lineitem))?;
-            println!(
-                "  gpu_transfers: {} ({})",
-                ms(start.elapsed()),
-                split(&profile)
-            );
-            if got != want {
-                return Err(format!("{name}: the GPU and the CPU disagree").into());
-            }
-            let start = Instant::now();
-            let (got, profile) = g.profiled(|_| on_gpu(r))?;
-            println!(
-                "  gpu_resident:  {} ({})",
-                ms(start.elapsed()),
-                split(&profile)
-            );
-            if got != want {
-                return Err(format!("{name}: the resident GPU run and the CPU disagree").into());
+            let runs: [(&str, &dyn Fn() -> Result<RecordBatch>); 2] = [
+                ("gpu_transfers", &|| query(g, &lineitem)),
+                ("gpu_resident", &|| on_gpu(r)),
+            ];
+            for (label, run) in runs {
+                let start = Instant::now();
+                let (got, profile) = g.profiled(|_| run())?;
+                let head = format!("{label}:");
+                println!("  {head:<14} {} ({})", ms(start.elapsed()), split(&profile));
+                if got != want {
+                    return Err(format!("{name}: {label} and the CPU disagree").into());
+                }
             }
             println!("  GPU and CPU agree exactly");
         }

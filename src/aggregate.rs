@@ -17,6 +17,7 @@ use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
+use crate::cpu::group_by::number_into;
 use crate::cpu::keys;
 use crate::error::{Error, Result};
 use crate::exact::{self, ExactSum};
@@ -322,7 +323,7 @@ impl Index {
         if keys.is_empty() {
             return Ok(Index::Global);
         }
-        if keys::packed_nullable(&keyed(keys)).is_some() {
+        if keys::packed_nullable(&keys::ascending(keys)).is_some() {
             return Ok(Index::Packed(HashMap::new()));
         }
         let fields = keys
@@ -335,28 +336,21 @@ impl Index {
     /// The merged group of each of a part's groups (`keys`, one row per group, distinct),
     /// numbering new keys from the merged groups' count, and the part's groups that are new.
     fn map(&mut self, keys: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
-        let mut new = Vec::new();
-        let map = match self {
-            Index::Global => return Ok((vec![0; keys.first().map_or(1, |k| k.len())], new)),
+        Ok(match self {
+            // One global group.
+            Index::Global => (vec![0], Vec::new()),
             Index::Packed(index) => {
-                let (packed, _) = keys::packed_nullable(&keyed(keys)).ok_or_else(|| {
-                    Error::SchemaMismatch("group_by: partial keys of another type".into())
-                })?;
-                packed
-                    .into_iter()
-                    .enumerate()
-                    .map(|(g, key)| {
-                        let next = index.len() as u32;
-                        *index.entry(key).or_insert_with(|| {
-                            new.push(g as u32);
-                            next
-                        })
-                    })
-                    .collect()
+                let (packed, _) =
+                    keys::packed_nullable(&keys::ascending(keys)).ok_or_else(|| {
+                        Error::SchemaMismatch("group_by: partial keys of another type".into())
+                    })?;
+                number_into(index, packed.into_iter())
             }
             Index::Rows(converter, index) => {
                 let rows = converter.convert_columns(keys)?;
-                rows.iter()
+                let mut new = Vec::new();
+                let map = rows
+                    .iter()
                     .enumerate()
                     .map(|(g, row)| {
                         let next = index.len() as u32;
@@ -366,10 +360,10 @@ impl Index {
                             next
                         })
                     })
-                    .collect()
+                    .collect();
+                (map, new)
             }
-        };
-        Ok((map, new))
+        })
     }
 
     /// How many groups are merged.
@@ -380,11 +374,6 @@ impl Index {
             Index::Rows(_, index) => index.len(),
         }
     }
-}
-
-/// Key columns with the default sort options, as the key encodings take them.
-fn keyed(keys: &[ArrayRef]) -> Vec<(&ArrayRef, SortOptions)> {
-    keys.iter().map(|k| (k, SortOptions::default())).collect()
 }
 
 impl Merger {

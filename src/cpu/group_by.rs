@@ -15,7 +15,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
 };
 use arrow::buffer::NullBuffer;
-use arrow::compute::{cast, take, SortOptions};
+use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
@@ -34,33 +34,38 @@ pub(crate) fn orderable(dt: &DataType) -> bool {
     RowConverter::supports_fields(&[SortField::new(dt.clone())])
 }
 
-/// Numbers the groups: for every row its group, and for every group its first row.
-fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>, rows: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut map: HashMap<K, u32> = HashMap::new();
-    let mut ids = Vec::with_capacity(rows);
-    let mut first: Vec<u32> = Vec::new();
+/// Numbers `keys` in order of first appearance, after the keys already in `index` (which
+/// keep their numbers): every key's number, and the positions of the keys new to `index`.
+/// Over an empty index: every row's group and every group's first row.
+pub(crate) fn number_into<K: Hash + Eq>(
+    index: &mut HashMap<K, u32>,
+    keys: impl Iterator<Item = K>,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut ids = Vec::with_capacity(keys.size_hint().0);
+    let mut new = Vec::new();
     for (i, k) in keys.enumerate() {
-        let next = first.len() as u32;
-        let id = *map.entry(k).or_insert_with(|| {
-            first.push(i as u32);
+        let next = index.len() as u32;
+        let id = *index.entry(k).or_insert_with(|| {
+            new.push(i as u32);
             next
         });
         ids.push(id);
     }
-    (ids, first)
+    (ids, new)
+}
+
+/// [`number_into`] over an empty index.
+fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<u32>) {
+    number_into(&mut HashMap::new(), keys)
 }
 
 /// Every row's group number and every group's first row, for one or more key columns.
 pub(crate) fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
-    let rows = columns.first().map_or(0, |c| c.len());
-    let keyed: Vec<(&ArrayRef, SortOptions)> = columns
-        .iter()
-        .map(|c| (c, SortOptions::default()))
-        .collect();
+    let keyed = keys::ascending(columns);
     Ok(match keys::packed(&keyed) {
-        Some((packed, bits)) if bits <= 64 => number(packed.into_iter().map(|k| k as u64), rows),
-        Some((packed, _)) => number(packed.into_iter(), rows),
-        None => number(keys::rows(&keyed)?.iter(), rows),
+        Some((packed, bits)) if bits <= 64 => number(packed.into_iter().map(|k| k as u64)),
+        Some((packed, _)) => number(packed.into_iter()),
+        None => number(keys::rows(&keyed)?.iter()),
     })
 }
 

@@ -82,6 +82,15 @@ pub(crate) fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
     })
 }
 
+/// Key columns with the default sort options (ascending, nulls first), as the encodings
+/// below take them for grouping, where only equality matters.
+pub(crate) fn ascending(columns: &[ArrayRef]) -> Vec<(&ArrayRef, SortOptions)> {
+    columns
+        .iter()
+        .map(|c| (c, SortOptions::default()))
+        .collect()
+}
+
 /// Every row's composite key, most significant column first, packed into a u128 with the
 /// number of bits used: per column a null bit when it has nulls (0 on the side nulls sort
 /// to), then its value bits (inverted when descending; 0 for nulls, so nulls are equal).
