@@ -4,18 +4,11 @@
 // the offsets, then takes each of its four bytes from the input row it belongs to, when
 // that row's index falls in this input chunk, OR-ing them in (one dispatch per input
 // chunk, one invocation per word, so no two invocations write one word at once).
+// `src`: the input chunk (offsets, then bytes); params.flags bit 0: write the output's
+// offsets (the first input chunk's dispatch).
 #import dispatch
+#import take
 
-struct TakeParams {
-    rows: u32,
-    base: u32,
-    in_rows: u32,
-    flags: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: TakeParams;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<u32>;
 @group(0) @binding(3) var<storage, read> offsets: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<u32>;
 
@@ -60,9 +53,8 @@ fn main(
         while (offsets[o + 1u] <= b) {
             o += 1u;
         }
-        let g = idx[o];
-        if (g >= params.base && g - params.base < params.in_rows) {
-            let l = g - params.base;
+        let l = chunk_row(o);
+        if (l != OTHER_CHUNK) {
             let at = bytes_at + src[l] + (b - offsets[o]);
             let byte = (src[at >> 2u] >> ((at & 3u) * 8u)) & 0xffu;
             acc |= byte << (j * 8u);

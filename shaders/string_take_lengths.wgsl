@@ -1,21 +1,10 @@
 // String gather, stage 1 of 4 (lengths): each output row's string length, for the rows
 // whose index falls in this input chunk ([base, base + in_rows)); one dispatch per input
 // chunk, each writing its own rows of `lengths` (zeroed, rows + 1 words).
+// `src`: the input chunk's offsets.
 #import dispatch
+#import take
 
-struct TakeParams {
-    // Output rows.
-    rows: u32,
-    // The input chunk's first row (global) and its row count.
-    base: u32,
-    in_rows: u32,
-    // Bit 0 (copy stage): write the output's offsets (the first input chunk's dispatch).
-    flags: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: TakeParams;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> lengths: array<u32>;
 
 @compute @workgroup_size(WG)
@@ -28,9 +17,8 @@ fn main(
     if (o >= params.rows) {
         return;
     }
-    let g = idx[o];
-    if (g >= params.base && g - params.base < params.in_rows) {
-        let l = g - params.base;
+    let l = chunk_row(o);
+    if (l != OTHER_CHUNK) {
         lengths[o] = src[l + 1u] - src[l];
     }
 }

@@ -2,22 +2,11 @@
 // r whose index idx[r] falls in this input chunk ([base, base + in_rows)), that row's value.
 // One invocation per output word, so no two write the same word; an output built from
 // several input chunks takes one dispatch per input chunk, each OR-ing in its rows.
+// params.flags: bits 0-6 the value width in bits (1, 8, 16, 32, 64); bit 8: the input is a
+// validity bitmap that is absent (every row valid).
 #import dispatch
+#import take
 
-struct TakeParams {
-    // Output rows.
-    rows: u32,
-    // The input chunk's first row (global) and its row count.
-    base: u32,
-    in_rows: u32,
-    // Bits 0-6: value width in bits (1, 8, 16, 32, 64); bit 8: the input is a validity
-    // bitmap that is absent (every row valid).
-    flags: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: TakeParams;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<u32>;
 
 @compute @workgroup_size(WG)
@@ -34,9 +23,9 @@ fn main(
         if (r >= params.rows) {
             return;
         }
-        let g = idx[r];
-        if (g >= params.base && g - params.base < params.in_rows) {
-            dst[w] = src[(g - params.base) * 2u + (w & 1u)];
+        let l = chunk_row(r);
+        if (l != OTHER_CHUNK) {
+            dst[w] = src[l * 2u + (w & 1u)];
         }
         return;
     }
@@ -53,9 +42,8 @@ fn main(
         if (r >= params.rows) {
             break;
         }
-        let g = idx[r];
-        if (g >= params.base && g - params.base < params.in_rows) {
-            let l = g - params.base;
+        let l = chunk_row(r);
+        if (l != OTHER_CHUNK) {
             var v = mask;
             if (!all_valid) {
                 v = (src[(l * width) >> 5u] >> ((l * width) & 31u)) & mask;

@@ -14,6 +14,7 @@ fn common(name: &str) -> Option<&'static str> {
         "group_rows" => include_str!("../../shaders/common/group_rows.wgsl"),
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
         "strings" => include_str!("../../shaders/common/strings.wgsl"),
+        "take" => include_str!("../../shaders/common/take.wgsl"),
         _ => return None,
     })
 }
@@ -134,6 +135,7 @@ mod tests {
             "group_rows",
             "softfloat",
             "strings",
+            "take",
         ] {
             // group_rows walks rows with the stage's `process`: a stage supplies one.
             let (defs, stage) = if name == "group_rows" {
