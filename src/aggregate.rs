@@ -28,9 +28,15 @@ use crate::group_by::{AggFunc, Plan, PlannedAgg};
 pub(crate) enum State {
     /// `count(*)` and `count(x)`: rows counted per group.
     Count(Vec<u64>),
-    /// `sum` and `avg` of integers: the exact sum (2^64 values of 64 bits fit an i128) and
-    /// the number of values.
-    IntSum { sums: Vec<i128>, n: Vec<u64> },
+    /// `sum` and `avg` of integers and decimals: the exact sum, `high[g] * 2^128 +
+    /// sums[g]` (integers never leave the i128, where 2^63 values of 64 bits fit; decimals
+    /// of 38 digits may, and their `high` keeps the sum exact whatever the order of the
+    /// values, so an overflow is one error on every backend), and the number of values.
+    IntSum {
+        sums: Vec<i128>,
+        high: Vec<i64>,
+        n: Vec<u64>,
+    },
     /// Exact sums (and, for `var`/`stddev`, sums of squares; empty otherwise) and the
     /// number of values: float `sum`/`avg`, and `var`/`stddev` of any number.
     Moments {
@@ -72,6 +78,46 @@ impl State {
 }
 
 /// Grows `v` to `groups` entries with defaults.
+/// Adds `v` to the exact sum `high * 2^128 + sum`.
+#[inline]
+pub(crate) fn add_wide(sum: &mut i128, high: &mut i64, v: i128) {
+    let (wrapped, overflow) = sum.overflowing_add(v);
+    *sum = wrapped;
+    if overflow {
+        *high += if v < 0 { -1 } else { 1 };
+    }
+}
+
+/// The largest magnitude of a Decimal128 of 38 digits.
+const MAX_DECIMAL38: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+
+/// An error when a group's exact decimal sum does not fit the 38 digits of the sum's type
+/// (as DuckDB's, not a wrapped value): the aggregate is named, the sum told as far as
+/// 128 bits tell it.
+fn check_decimal_sums(
+    agg: &PlannedAgg,
+    sums: &[i128],
+    high: &[i64],
+    scale: i8,
+    limit: i128,
+) -> Result<()> {
+    for (g, (sum, high)) in sums.iter().zip(high).enumerate() {
+        if *high != 0 || !(-limit..=limit).contains(sum) {
+            let size = if *high != 0 {
+                "beyond 128 bits".to_string()
+            } else {
+                format!("{} digits", sum.unsigned_abs().to_string().len())
+            };
+            return Err(Error::ArithmeticOverflow(format!(
+                "{}: the sum of group {g} is {size}, more than {} holds",
+                agg.name,
+                if limit == MAX_DECIMAL38 { format!("the 38 digits of Decimal128(38, {scale})") } else { "128 bits".to_string() }
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn grow<T: Default + Clone>(v: &mut Vec<T>, groups: usize) {
     if v.len() < groups {
         v.resize(groups, T::default());
@@ -96,12 +142,21 @@ impl State {
                     a[map[g] as usize] += c;
                 }
             }
-            (State::IntSum { sums, n }, State::IntSum { sums: s2, n: n2 }) => {
+            (
+                State::IntSum { sums, high, n },
+                State::IntSum {
+                    sums: s2,
+                    high: h2,
+                    n: n2,
+                },
+            ) => {
                 grow(sums, groups);
+                grow(high, groups);
                 grow(n, groups);
                 for g in 0..s2.len() {
                     let to = map[g] as usize;
-                    sums[to] = sums[to].wrapping_add(s2[g]);
+                    add_wide(&mut sums[to], &mut high[to], s2[g]);
+                    high[to] = high[to].wrapping_add(h2[g]);
                     n[to] += n2[g];
                 }
             }
@@ -177,7 +232,16 @@ impl State {
         let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
         Ok(match self {
             State::Count(c) => Arc::new(Int64Array::from_iter_values(c.iter().map(|c| *c as i64))),
-            State::IntSum { sums, n } => {
+            State::IntSum { sums, high, n } => {
+                if let DataType::Decimal128(_, s) = agg.output {
+                    // A sum must fit its 38 digits; a mean only needs its sum in 128 bits
+                    // (to scale it, checked below): the mean itself fits its type.
+                    let limit = match agg.func {
+                        AggFunc::Sum => MAX_DECIMAL38,
+                        _ => i128::MAX,
+                    };
+                    check_decimal_sums(agg, sums, high, s, limit)?;
+                }
                 let groups = sums.iter().zip(n);
                 match (agg.func, &agg.output) {
                     // A decimal's mean (DataFusion's): the sum at the output's scale, divided
@@ -198,15 +262,15 @@ impl State {
                                     .map(|v| Some(v / *n as i128))
                                     .ok_or_else(|| {
                                         Error::ArithmeticOverflow(format!(
-                                            "{}: the mean's sum {sum} at scale {s}",
-                                            agg.func
+                                            "{}: the mean's sum {sum} at scale {s} exceeds 128 bits",
+                                            agg.name
                                         ))
                                     })
                             })
                             .collect::<Result<Decimal128Array>>()?;
                         Arc::new(means.with_precision_and_scale(*p, *s)?)
                     }
-                    // The wrapping i128 sum.
+                    // The exact sum, checked above to fit 38 digits.
                     (_, DataType::Decimal128(p, s)) => Arc::new(
                         Decimal128Array::from_iter(groups.map(|(sum, n)| (*n > 0).then_some(*sum)))
                             .with_precision_and_scale(*p, *s)?,

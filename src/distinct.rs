@@ -62,7 +62,6 @@ use crate::error::{Error, Result};
 use crate::gpu::column::GpuBatch;
 use crate::gpu::distinct as gpu_distinct;
 use crate::gpu::sort::Key;
-use crate::gpu::OperationScope;
 use crate::profile::{self, RanOn};
 
 #[cfg(doc)]
@@ -271,9 +270,10 @@ impl GpuBatch {
     pub fn distinct(&self, keys: &[&str], keep: Keep) -> Result<GpuBatch> {
         let resolved = resolve(keys, &self.schema)?;
         check_rows("distinct", self.num_rows())?;
-        let _op = OperationScope::enter();
-        profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        gpu_distinct::distinct_batch(self, &gpu_keys(resolved), keep)
+        self.ctx.operation(|| {
+            profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            gpu_distinct::distinct_batch(self, &gpu_keys(resolved), keep)
+        })
     }
 
     /// The indices of the rows [`GpuBatch::distinct`] keeps, ascending, computed on the GPU
@@ -296,13 +296,14 @@ impl GpuBatch {
     pub fn distinct_indices(&self, keys: &[&str], keep: Keep) -> Result<UInt32Array> {
         let resolved = resolve(keys, &self.schema)?;
         check_rows("distinct", self.num_rows())?;
-        let _op = OperationScope::enter();
-        profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        Ok(UInt32Array::from(gpu_distinct::distinct_indices(
-            self,
-            &gpu_keys(resolved),
-            keep,
-        )?))
+        self.ctx.operation(|| {
+            profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            Ok(UInt32Array::from(gpu_distinct::distinct_indices(
+                self,
+                &gpu_keys(resolved),
+                keep,
+            )?))
+        })
     }
 
     /// The number of distinct keys, counted on the GPU. See [`Engine::distinct_count`].
@@ -321,8 +322,9 @@ impl GpuBatch {
     pub fn distinct_count(&self, keys: &[&str]) -> Result<usize> {
         let resolved = resolve(keys, &self.schema)?;
         check_rows("distinct", self.num_rows())?;
-        let _op = OperationScope::enter();
-        profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        gpu_distinct::distinct_count(self, &gpu_keys(resolved))
+        self.ctx.operation(|| {
+            profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            gpu_distinct::distinct_count(self, &gpu_keys(resolved))
+        })
     }
 }

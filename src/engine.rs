@@ -10,7 +10,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu::column::{GpuBatch, Layout};
-use crate::gpu::{self, AdapterSummary, DeviceRequest, GpuContext, OperationScope};
+use crate::gpu::{self, AdapterSummary, DeviceRequest, GpuContext};
 use crate::plan::{self, Typed};
 use crate::profile::{self, Phase, Profile, RanOn};
 
@@ -22,7 +22,9 @@ pub const BACKEND_ENV: &str = "ARROW_WGPU_BACKEND";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// The best GPU adapter; the CPU where there is none, or where the adapter can't run an
-    /// operation or type. Every fall back is logged and shown in the profile.
+    /// operation or type. Every fall back is logged and shown in the profile. A software
+    /// adapter (llvmpipe, WARP, SwiftShader: an emulation, slower than the CPU path) is
+    /// used only when named ([`EngineOptions::adapter_name`] or `WGPU_ADAPTER_NAME`).
     #[default]
     Auto,
     /// The GPU or an error, never a silent CPU run.
@@ -153,6 +155,16 @@ impl Engine {
             Backend::Cpu => None,
             Backend::Gpu => Some(Arc::new(GpuContext::open(&request)?)),
             Backend::Auto => match GpuContext::open(&request) {
+                // A software driver (llvmpipe, WARP, SwiftShader) runs kernels as an
+                // emulation on the CPU, many times slower than the CPU path: `Auto` takes
+                // one only when it is asked for by name.
+                Ok(ctx) if ctx.summary.is_software() && !request.names_adapter() => {
+                    log::info!(
+                        "arrow-wgpu: {} is a software driver; operations run on the CPU (name it, or ask for Backend::Gpu, to use it)",
+                        ctx.summary.name
+                    );
+                    None
+                }
                 Ok(ctx) => Some(Arc::new(ctx)),
                 Err(e) => {
                     log::info!("arrow-wgpu: {e}; operations run on the CPU");
@@ -268,10 +280,7 @@ impl Engine {
             (Backend::Gpu, None) => Err(Error::NoAdapter(String::new())),
             (backend, Some(ctx)) => {
                 profile::begin_step(operation, self.ran_on_gpu(), None);
-                let gpu_result = {
-                    let _op = OperationScope::enter();
-                    on_gpu(ctx)
-                };
+                let gpu_result = ctx.operation(|| on_gpu(ctx));
                 match gpu_result {
                     Err(e) if backend == Backend::Auto && e.is_gpu_side() => {
                         log::warn!("arrow-wgpu: {operation} falls back to the CPU: {e}");
@@ -295,14 +304,15 @@ impl Engine {
     /// path doesn't hold.
     pub fn upload(&self, batch: &RecordBatch) -> Result<GpuBatch> {
         let ctx = self.context()?;
-        let _op = OperationScope::enter();
-        let start = Instant::now();
-        let out = GpuBatch::upload(ctx, batch)?;
-        if profile::active() {
-            ctx.wait()?;
-        }
-        profile::record(Phase::Upload, start);
-        Ok(out)
+        ctx.operation(|| {
+            let start = Instant::now();
+            let out = GpuBatch::upload(ctx, batch)?;
+            if profile::active() {
+                ctx.wait()?;
+            }
+            profile::record(Phase::Upload, start);
+            Ok(out)
+        })
     }
 
     /// Evaluates a boolean expression over every row of `batch`, with SQL's three-valued
@@ -475,17 +485,19 @@ impl GpuBatch {
     pub fn filter(&self, predicate: &Expr) -> Result<GpuBatch> {
         let typed = plan::plan_predicate(predicate, &self.schema)?;
         let ctx = &self.ctx;
-        let _op = OperationScope::enter();
-        profile::begin_step("filter", RanOn::Gpu(ctx.summary.name.clone()), None);
-        gpu::filter::filter(self, &typed)
+        ctx.operation(|| {
+            profile::begin_step("filter", RanOn::Gpu(ctx.summary.name.clone()), None);
+            gpu::filter::filter(self, &typed)
+        })
     }
 
     /// Evaluates `predicate` on the GPU and downloads the mask.
     pub fn evaluate(&self, predicate: &Expr) -> Result<BooleanArray> {
         let typed: Typed = plan::plan_predicate(predicate, &self.schema)?;
-        let _op = OperationScope::enter();
-        profile::begin_step("evaluate", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        gpu::filter::evaluate(self, &typed)
+        self.ctx.operation(|| {
+            profile::begin_step("evaluate", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            gpu::filter::evaluate(self, &typed)
+        })
     }
 
     /// Blocks until every GPU operation queued so far has finished (operations return
@@ -496,8 +508,9 @@ impl GpuBatch {
 
     /// Keeps the rows where `mask` is true (null is false); the result stays on the GPU.
     pub fn filter_by_mask(&self, mask: &BooleanArray) -> Result<GpuBatch> {
-        let _op = OperationScope::enter();
-        profile::begin_step("filter", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        gpu::filter::filter_by_mask(self, mask)
+        self.ctx.operation(|| {
+            profile::begin_step("filter", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            gpu::filter::filter_by_mask(self, mask)
+        })
     }
 }

@@ -120,7 +120,6 @@ use crate::expr::Expr;
 use crate::gpu;
 use crate::gpu::column::GpuBatch;
 use crate::gpu::sort::Key;
-use crate::gpu::OperationScope;
 use crate::plan::{self, Typed};
 use crate::profile::{self, RanOn};
 
@@ -499,6 +498,8 @@ pub(crate) struct PlannedAgg {
     pub(crate) filter: Option<Typed>,
     /// The result type.
     pub(crate) output: DataType,
+    /// The output column's name (`sum(price)`), for errors that name the aggregate.
+    pub(crate) name: String,
 }
 
 /// A group-by resolved against a batch.
@@ -595,12 +596,13 @@ fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
             agg.func,
             AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct
         );
-        fields.push(Field::new(name, output.clone(), nullable));
+        fields.push(Field::new(name.clone(), output.clone(), nullable));
         planned.push(PlannedAgg {
             func: agg.func,
             value,
             filter,
             output,
+            name,
         });
     }
     Ok(Plan {
@@ -838,9 +840,8 @@ impl GpuBatch {
     ) -> Result<RecordBatch> {
         let plan = plan_group_by(&self.schema, keys, aggs)?;
         check_rows("group_by", self.num_rows())?;
-        let _op = OperationScope::enter();
-        profile::begin_step("group_by", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        let grouped = self.ctx.scoped(|| {
+        let grouped = self.ctx.operation(|| {
+            profile::begin_step("group_by", RanOn::Gpu(self.ctx.summary.name.clone()), None);
             gpu::group_by::partial(&self.ctx, gpu::group_by::Input::Resident(self), &plan)
         })?;
         output(&plan, &grouped, options)

@@ -15,7 +15,6 @@ use crate::engine::{check_all_gpu_types, check_gpu_types, check_rows, download, 
 use crate::error::{Error, Result};
 use crate::gpu::column::GpuBatch;
 use crate::gpu::sort::{self as gpu_sort, Key};
-use crate::gpu::OperationScope;
 use crate::profile::{self, RanOn};
 
 /// One sort key: a column and arrow's [`SortOptions`] (descending, nulls first).
@@ -205,9 +204,10 @@ impl GpuBatch {
     pub fn sort(&self, keys: &[SortKey], limit: Option<usize>) -> Result<GpuBatch> {
         let resolved = resolve(keys, &self.schema)?;
         check_rows("sort", self.num_rows())?;
-        let _op = OperationScope::enter();
-        profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        gpu_sort::sort_batch(self, &resolved, limit)
+        self.ctx.operation(|| {
+            profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            gpu_sort::sort_batch(self, &resolved, limit)
+        })
     }
 
     /// The row indices in the order of `keys` (stable; the first `limit`), sorted on the
@@ -215,8 +215,9 @@ impl GpuBatch {
     pub fn sort_to_indices(&self, keys: &[SortKey], limit: Option<usize>) -> Result<UInt32Array> {
         let resolved = resolve(keys, &self.schema)?;
         check_rows("sort", self.num_rows())?;
-        let _op = OperationScope::enter();
-        profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-        sort_indices_on_gpu(self, &resolved, limit)
+        self.ctx.operation(|| {
+            profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
+            sort_indices_on_gpu(self, &resolved, limit)
+        })
     }
 }

@@ -81,6 +81,92 @@ fn sums_beyond_64_bits_are_exact() {
 }
 
 #[test]
+fn sums_beyond_38_digits_are_an_error_naming_the_aggregate() {
+    // Squares of 10^18 - 1 at scale 4: Decimal128(37, 8) values of 10^36 - 2*10^18 + 1.
+    // 100 of them sum to 10^38 - 2*10^20 + 100, inside 38 digits; 101 exceed 38 digits
+    // but not 128 bits; 200 exceed 128 bits. On the GPU the squares are 128-bit values
+    // summed in 160 bits.
+    let max = 10i128.pow(18) - 1;
+    let square = max * max;
+    let squares = |n: usize| batch(vec![("a", decimals(vec![Some(max); n], 18, 4))]);
+    let sum = [Agg::sum(col("a") * col("a"))];
+    for (name, engine) in engines() {
+        let out = engine.group_by(&squares(100), &[], &sum).unwrap();
+        let got = out.column(0).as_primitive::<arrow::datatypes::Decimal128Type>();
+        assert_eq!(got.value(0), 100 * square, "{name}");
+        for n in [101, 200] {
+            let err = engine.group_by(&squares(n), &[], &sum).unwrap_err();
+            assert!(
+                matches!(&err, Error::ArithmeticOverflow(m) if m.contains("sum(") && m.contains("38 digits") || m.contains("128 bits")),
+                "{name}, {n} squares: {err}"
+            );
+            assert!(err.to_string().contains("sum("), "{name}: {err}");
+            // Streamed in pieces: the same error at the end.
+            let b = squares(n);
+            let mut acc = engine
+                .group_by_accumulator(b.schema(), &[], &sum, Default::default())
+                .unwrap();
+            for at in (0..n).step_by(30) {
+                acc.push(&b.slice(at, 30.min(n - at))).unwrap();
+            }
+            assert!(
+                matches!(acc.finish(), Err(Error::ArithmeticOverflow(_))),
+                "{name}: streamed {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn decimal38_sums_are_exact_in_any_order_and_overflow_is_an_error() {
+    // Decimal128(38, 2) runs on the CPU (over 18 digits): max + max - max fits, in every
+    // order, although two of the values alone overflow 128 bits; max + max does not fit.
+    let max = 10i128.pow(38) - 1;
+    let cpu = common::cpu();
+    let orders = [
+        vec![max, max, -max],
+        vec![max, -max, max],
+        vec![-max, max, max],
+    ];
+    for values in orders {
+        let b = batch(vec![(
+            "a",
+            decimals(values.iter().map(|v| Some(*v)).collect(), 38, 2),
+        )]);
+        for engine in [cpu.clone(), threaded_cpu()] {
+            let out = engine.group_by(&b, &[], &[Agg::sum(col("a"))]).unwrap();
+            let got = out.column(0).as_primitive::<arrow::datatypes::Decimal128Type>();
+            assert_eq!(got.value(0), max, "{values:?}");
+        }
+    }
+    let b = batch(vec![("a", decimals(vec![Some(max), Some(max)], 38, 2))]);
+    let err = cpu
+        .group_by(&b, &[], &[Agg::sum(col("a"))])
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ArithmeticOverflow(m) if m.contains("sum(a)")),
+        "{err}"
+    );
+    // The sum alone, not only with a mean beside it, and the mean of a sum beyond 128
+    // bits too.
+    let err = cpu
+        .group_by(&b, &[], &[Agg::mean(col("a"))])
+        .unwrap_err();
+    assert!(matches!(&err, Error::ArithmeticOverflow(m) if m.contains("avg(a)") || m.contains("mean(a)")), "{err}");
+}
+
+/// The CPU on 3 threads of one row each: partial sums merged.
+fn threaded_cpu() -> Engine {
+    Engine::with_options(EngineOptions {
+        backend: Backend::Cpu,
+        cpu_threads: Some(3),
+        cpu_rows_per_thread: Some(1),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
 fn overflow_beyond_128_bits_is_an_error_on_every_backend() {
     // (10^17)^3 = 10^51 > 2^127: arrow's checked decimal multiply errors; so must the GPU.
     let big = 10i128.pow(17);
@@ -205,6 +291,7 @@ fn wide_decimals_run_on_the_cpu_under_auto_and_error_under_gpu() {
         let auto = Engine::with_options(EngineOptions {
             backend: Backend::Auto,
             wgpu_backends: gpu.adapter().unwrap().backend.into(),
+            adapter_name: Some(gpu.adapter().unwrap().name.clone()),
             ..Default::default()
         })
         .unwrap();

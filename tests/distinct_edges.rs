@@ -640,6 +640,7 @@ fn string_keys_run_on_gpu_and_dictionary_keys_on_cpu_under_auto() {
         let auto = Engine::with_options(EngineOptions {
             backend: Backend::Auto,
             wgpu_backends: gpu.adapter().unwrap().backend.into(),
+            adapter_name: Some(gpu.adapter().unwrap().name.clone()),
             ..Default::default()
         })
         .unwrap();

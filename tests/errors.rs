@@ -138,3 +138,32 @@ fn input_is_unchanged_after_errors() {
     }
     assert_eq!(b, copy);
 }
+
+/// `Auto` never picks a software adapter (an emulation, slower than the CPU path) unless
+/// it is named; `Backend::Gpu` does.
+#[test]
+fn auto_takes_a_software_adapter_only_when_named() {
+    if std::env::var_os("WGPU_ADAPTER_NAME").is_some() {
+        return; // the environment names one: Auto takes it
+    }
+    for (name, gpu) in common::gpu_engines(None) {
+        let adapter = gpu.adapter().unwrap();
+        let on_this = |adapter_name| EngineOptions {
+            backend: Backend::Auto,
+            wgpu_backends: adapter.backend.into(),
+            adapter_name,
+            ..Default::default()
+        };
+        let auto = Engine::with_options(on_this(None)).unwrap();
+        if adapter.is_software() {
+            assert!(auto.adapter().is_none(), "{name}: Auto took {}", adapter.name);
+            let (out, profile) = auto
+                .profiled(|e| e.filter(&sample(), &col("a").gt(lit(1))))
+                .unwrap();
+            assert_eq!(out.num_rows(), 2, "{name}");
+            assert_eq!(profile.steps[0].ran_on, arrow_wgpu::RanOn::Cpu, "{name}");
+        }
+        let named = Engine::with_options(on_this(Some(adapter.name.clone()))).unwrap();
+        assert_eq!(named.adapter().unwrap().name, adapter.name, "{name}");
+    }
+}

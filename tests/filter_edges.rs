@@ -388,6 +388,7 @@ fn float_arithmetic_runs_on_the_gpu_in_auto_and_gpu() {
         let options = EngineOptions {
             backend: Backend::Auto,
             wgpu_backends: backend_of(&gpu),
+            adapter_name: Some(gpu.adapter().unwrap().name.clone()),
             ..Default::default()
         };
         let auto = Engine::with_options(options).unwrap();

@@ -373,6 +373,7 @@ fn string_key_runs_on_cpu_under_auto_and_errors_on_gpu() {
         let auto = Engine::with_options(EngineOptions {
             backend: Backend::Auto,
             wgpu_backends: gpu.adapter().unwrap().backend.into(),
+            adapter_name: Some(gpu.adapter().unwrap().name.clone()),
             ..Default::default()
         })
         .unwrap();

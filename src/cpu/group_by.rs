@@ -22,7 +22,7 @@ use hashbrown::HashMap;
 
 use super::keys;
 use super::Threads;
-use crate::aggregate::{better_than, Grouped, Merger, State};
+use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
 use crate::exact::ExactSum;
@@ -207,8 +207,9 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
         agg,
         values.as_ref().filter(|_| agg.func != AggFunc::CountStar),
     )?;
-    // Integers and decimals sum exactly in an i128 (a decimal's sum wraps there, as the
-    // integers' wrapping 64-bit sums are the low bits of theirs).
+    // Integers and decimals sum exactly: integers in an i128 (their wrapping 64-bit sums
+    // are its low bits), decimals with the bits above it too (`add_wide`), so that an
+    // overflow of the decimal's 38 digits is found whatever the order of the values.
     let integer = values
         .as_ref()
         .is_some_and(|v| int_info(v.data_type()).is_some() || is_decimal(v.data_type()));
@@ -221,7 +222,17 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
         AggFunc::Sum | AggFunc::Mean if integer => {
             let values = values.expect("sum has a value");
             let mut sums = vec![0i128; groups];
+            let mut high = vec![0i64; groups];
             let mut n = vec![0u64; groups];
+            if is_decimal(values.data_type()) {
+                let a = values.as_primitive::<Decimal128Type>();
+                for_each_kept(&kept, rows, |i| {
+                    let g = ids[i] as usize;
+                    add_wide(&mut sums[g], &mut high[g], a.value(i));
+                    n[g] += 1;
+                });
+                return Ok(State::IntSum { sums, high, n });
+            }
             let mut add = |v: &dyn Fn(usize) -> i128| {
                 for_each_kept(&kept, rows, |i| {
                     let g = ids[i] as usize;
@@ -229,17 +240,12 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
                     n[g] += 1;
                 })
             };
-            if is_decimal(values.data_type()) {
-                let a = values.as_primitive::<Decimal128Type>();
-                add(&|i| a.value(i));
-                return Ok(State::IntSum { sums, n });
-            }
             match Numbers::of(&values)? {
                 Numbers::Signed(a) => add(&|i| a.value(i) as i128),
                 Numbers::Unsigned(a) => add(&|i| a.value(i) as i128),
                 Numbers::Float(_) => unreachable!("an integer"),
             }
-            State::IntSum { sums, n }
+            State::IntSum { sums, high, n }
         }
         AggFunc::CountDistinct => {
             let values = values.expect("count(DISTINCT) has a value");

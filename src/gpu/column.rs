@@ -264,12 +264,12 @@ impl GpuBatch {
 
     /// Downloads the batch into a `RecordBatch`.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
-        let _op = super::OperationScope::enter();
-        let columns = self
-            .columns
-            .iter()
-            .map(|c| download_column(&self.ctx, c, &self.chunk_rows))
-            .collect::<Result<Vec<_>>>()?;
+        let columns = self.ctx.operation(|| {
+            self.columns
+                .iter()
+                .map(|c| download_column(&self.ctx, c, &self.chunk_rows))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let options =
             arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(self.num_rows()));
         Ok(RecordBatch::try_new_with_options(

@@ -269,6 +269,7 @@ fn upload_used(
                 value: a.value.as_ref().map(|v| v.remap_columns(&at)),
                 filter: a.filter.as_ref().map(|f| f.remap_columns(&at)),
                 output: a.output.clone(),
+                name: a.name.clone(),
             })
             .collect(),
         schema: plan.schema.clone(),
@@ -854,6 +855,14 @@ fn chunk_partial(
             }
             (AggFunc::Sum | AggFunc::Mean, None) => State::IntSum {
                 sums: (0..groups).map(sum96).collect(),
+                // A 160-bit sum's bits above the low 128, signed, in units of 2^128 over
+                // the signed low 128 (nonzero: the sum is beyond 128 bits).
+                high: (0..groups)
+                    .map(|g| match per_group {
+                        5 => state[g * 5 + 4] as i32 as i64 + (sum96(g) < 0) as i64,
+                        _ => 0,
+                    })
+                    .collect(),
                 n: counts.expect("integer sums count their values"),
             },
             (_, None) => {

@@ -105,16 +105,20 @@ thread_local! {
 }
 
 /// Marks one operation on this thread: the outermost scope resets the count of bytes
-/// charged against the engine's memory limit.
-pub(crate) struct OperationScope(());
+/// charged against the engine's memory limit. Entered by [`GpuContext::operation`].
+struct OperationScope(());
 
 impl OperationScope {
-    pub(crate) fn enter() -> OperationScope {
+    fn enter() -> OperationScope {
         if DEPTH.get() == 0 {
             ALLOCATED.set(0);
         }
         DEPTH.set(DEPTH.get() + 1);
         OperationScope(())
+    }
+
+    fn outermost(&self) -> bool {
+        DEPTH.get() == 1
     }
 }
 
@@ -131,6 +135,9 @@ pub(crate) struct GpuContext {
     pub summary: AdapterSummary,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// wgpu errors raised outside any error scope (by work on another thread, say), with
+    /// the last one's text: an operation that sees the count change while it runs fails.
+    uncaptured: Arc<Mutex<(u64, String)>>,
     memory_limit: Option<u64>,
 }
 
@@ -170,6 +177,13 @@ pub(crate) fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     };
     adapters.sort_by_key(|a| (rank(a), backend_rank(a)));
     adapters
+}
+
+impl DeviceRequest {
+    /// Whether an adapter is asked for by name (here or by `WGPU_ADAPTER_NAME`).
+    pub(crate) fn names_adapter(&self) -> bool {
+        self.adapter_name.is_some() || std::env::var_os("WGPU_ADAPTER_NAME").is_some()
+    }
 }
 
 impl GpuContext {
@@ -220,8 +234,18 @@ impl GpuContext {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Gpu(format!("opening {}: {e}", info.name)))?;
-        // wgpu's default handler panics; errors are caught in scopes around each operation.
-        device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
+        // wgpu's default handler panics. Errors are caught in scopes around each operation
+        // (`operation`); one that escapes every scope is counted here, and the operation
+        // running when it arrives fails rather than return what the failed work left.
+        let uncaptured = Arc::new(Mutex::new((0u64, String::new())));
+        let uncaptured_sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e| {
+            log::error!("uncaptured wgpu error: {e}");
+            if let Ok(mut u) = uncaptured_sink.lock() {
+                u.0 += 1;
+                u.1 = e.to_string();
+            }
+        }));
         let lost = Arc::new(Mutex::new(None));
         let lost_flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -252,6 +276,7 @@ impl GpuContext {
             summary,
             pipelines: Mutex::new(HashMap::new()),
             lost,
+            uncaptured,
             memory_limit: req.memory_limit,
         })
     }
@@ -284,11 +309,12 @@ impl GpuContext {
                     label: Some(key),
                     source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
                 });
+            let layout = self.layout_for(key, &source)?;
             Ok(self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(key),
-                    layout: None,
+                    layout: Some(&layout),
                     module: &module,
                     entry_point: Some("main"),
                     compilation_options: Default::default(),
@@ -298,6 +324,85 @@ impl GpuContext {
         let pipeline = Arc::new(pipeline);
         cache.insert(key.to_string(), pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The pipeline layout of a kernel: every binding of group 0 that `source` declares,
+    /// whether its code reads it or not (see [`shader::declared_bindings`]), so the bind
+    /// groups the host builds from its list of buffers always match.
+    fn layout_for(&self, key: &str, source: &str) -> Result<wgpu::PipelineLayout> {
+        let declared = shader::declared_bindings(source);
+        let entries = declared
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                let kind = kind.ok_or_else(|| {
+                    Error::Gpu(format!("kernel '{key}' leaves binding {i} of group 0 undeclared"))
+                })?;
+                let ty = match kind {
+                    shader::BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+                    shader::BindingKind::StorageRead => {
+                        wgpu::BufferBindingType::Storage { read_only: true }
+                    }
+                    shader::BindingKind::StorageReadWrite => {
+                        wgpu::BufferBindingType::Storage { read_only: false }
+                    }
+                };
+                Ok(wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let group = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(key),
+                entries: &entries,
+            });
+        Ok(self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(key),
+                bind_group_layouts: &[Some(&group)],
+                immediate_size: 0,
+            }))
+    }
+
+    /// Runs one operation: every wgpu error raised while it runs (validation, internal,
+    /// out of memory, a lost device, or an error outside any scope) fails it with an
+    /// [`Error`], so no operation returns what failed GPU work left in its buffers.
+    /// Nested operations (an upload inside a filter) run inside the outermost one's
+    /// scopes; the outermost also starts the count of bytes charged against the memory
+    /// limit.
+    pub(crate) fn operation<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let scope = OperationScope::enter();
+        if !scope.outermost() {
+            return f();
+        }
+        let before = self.uncaptured_count();
+        let out = self.scoped(f);
+        let after = self.uncaptured_count();
+        drop(scope);
+        match out {
+            Ok(_) if after.0 != before.0 => Err(self.explain(Error::Gpu(format!(
+                "a wgpu error was raised while the operation ran: {}",
+                after.1
+            )))),
+            other => other,
+        }
+    }
+
+    fn uncaptured_count(&self) -> (u64, String) {
+        self.uncaptured
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_else(|_| (u64::MAX, "the error log is poisoned".into()))
     }
 
     /// Runs `f`, turning any wgpu error it causes into an [`Error`].
@@ -536,5 +641,100 @@ impl GpuContext {
         drop(view);
         staging.unmap();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context on each of Vulkan and GL that has an adapter (each required when
+    /// `ARROW_WGPU_TEST_BACKENDS` names it).
+    pub(crate) fn test_contexts() -> Vec<(&'static str, Arc<GpuContext>)> {
+        let required = std::env::var("ARROW_WGPU_TEST_BACKENDS").unwrap_or_default();
+        let mut out = Vec::new();
+        for (name, backends) in [
+            ("vulkan", wgpu::Backends::VULKAN),
+            ("gl", wgpu::Backends::GL),
+        ] {
+            let request = DeviceRequest {
+                backends,
+                adapter_name: None,
+                max_chunk_bytes: None,
+                memory_limit: None,
+            };
+            match GpuContext::open(&request) {
+                Ok(ctx) => out.push((name, Arc::new(ctx))),
+                Err(e) => assert!(!required.contains(name), "required backend {name}: {e}"),
+            }
+        }
+        out
+    }
+
+    const TWO_BINDINGS: &str = "@group(0) @binding(0) var<uniform> params: vec4<u32>;\n\
+        @group(0) @binding(1) var<storage, read_write> out: array<u32>;\n\
+        @compute @workgroup_size(1) fn main() { out[0] = params.x; }\n";
+
+    /// Binds one buffer more than `TWO_BINDINGS` declares: a validation error.
+    fn bad_bind_group(ctx: &GpuContext) -> Result<()> {
+        let pipeline = ctx.pipeline("test:two_bindings", || TWO_BINDINGS.to_string())?;
+        let params = ctx.params([7, 0, 0, 0])?;
+        let out = ctx.storage_zeroed("out", 16)?;
+        let extra = ctx.storage_zeroed("extra", 16)?;
+        let _ = ctx.bind(&pipeline, &[&params, &out, &extra]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_wgpu_error_fails_the_operation() {
+        for (name, ctx) in test_contexts() {
+            let err = ctx.operation(|| bad_bind_group(&ctx)).unwrap_err();
+            assert!(matches!(err, Error::Gpu(_)), "{name}: {err:?}");
+            // The context still works after a failed operation.
+            ctx.operation(|| ctx.pipeline("test:two_bindings", || TWO_BINDINGS.to_string()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_error_outside_every_scope_fails_the_operation_running() {
+        for (name, ctx) in test_contexts() {
+            // Another thread has no error scopes: its error reaches the uncaptured handler.
+            let err = ctx
+                .operation(|| {
+                    std::thread::scope(|s| s.spawn(|| bad_bind_group(&ctx)).join().unwrap())
+                })
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Gpu(m) if m.contains("while the operation ran")),
+                "{name}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_binding_the_code_never_reads_is_still_in_the_layout() {
+        // `c0` is declared and bound but never read, as a string column used only for
+        // its null mask: a layout derived from the code would drop it.
+        let source = "@group(0) @binding(0) var<uniform> params: vec4<u32>;\n\
+            @group(0) @binding(1) var<storage, read_write> out: array<u32>;\n\
+            @group(0) @binding(2) var<storage, read> c0: array<u32>;\n\
+            @compute @workgroup_size(1) fn main() { out[0] = params.x; }\n";
+        for (name, ctx) in test_contexts() {
+            let got = ctx
+                .operation(|| {
+                    let pipeline = ctx.pipeline("test:unused_binding", || source.to_string())?;
+                    let params = ctx.params([7, 0, 0, 0])?;
+                    let out = ctx.storage_zeroed("out", 16)?;
+                    let c0 = ctx.storage_zeroed("c0", 16)?;
+                    let bg = ctx.bind(&pipeline, &[&params, &out, &c0]);
+                    let mut encoder = ctx.encoder();
+                    ctx.dispatch(&mut encoder, &pipeline, &bg, 1);
+                    ctx.submit(encoder)?;
+                    ctx.read_many(&[(&out, 4)])
+                })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got[0], 7u32.to_le_bytes(), "{name}");
+        }
     }
 }

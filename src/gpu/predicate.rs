@@ -887,7 +887,7 @@ mod tests {
 
     use super::*;
     use crate::gpu::column::GpuBatch;
-    use crate::gpu::{DeviceRequest, GpuContext, OperationScope};
+    use crate::gpu::{DeviceRequest, GpuContext};
 
     fn col(i: usize, dt: DataType) -> Box<Typed> {
         Box::new(Typed::Column(i, dt))
@@ -1033,13 +1033,15 @@ mod tests {
                     ("f", Arc::new(Float32Array::from(want.clone())) as ArrayRef),
                 ])
                 .unwrap();
-                let _op = OperationScope::enter();
-                let resident = GpuBatch::upload(&ctx, &batch).unwrap();
-                let mask = crate::gpu::filter::evaluate(
-                    &resident,
-                    &cast_eq(from.clone(), DataType::Float32),
-                )
-                .unwrap();
+                let mask = ctx
+                    .operation(|| {
+                        let resident = GpuBatch::upload(&ctx, &batch)?;
+                        crate::gpu::filter::evaluate(
+                            &resident,
+                            &cast_eq(from.clone(), DataType::Float32),
+                        )
+                    })
+                    .unwrap();
                 let bad: Vec<String> = (0..mask.len())
                     .filter(|&i| !mask.value(i))
                     .take(5)

@@ -74,9 +74,75 @@ fn expand(source: &str, out: &mut String, seen: &mut Vec<String>) {
     }
 }
 
+/// How a kernel declares one binding of group 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BindingKind {
+    /// `var<uniform>`.
+    Uniform,
+    /// `var<storage, read>`.
+    StorageRead,
+    /// `var<storage, read_write>`.
+    StorageReadWrite,
+}
+
+/// The bindings of group 0 that `source` declares, by binding number (a gap is `None`).
+///
+/// A pipeline's layout is built from these, not derived by wgpu from what the entry point
+/// uses: a derived layout drops a binding the code never reads (a string column used only
+/// for its null mask), and then the host's bind group, which binds every declared buffer,
+/// no longer matches it. Declarations are the ones our generators and `shaders/` write:
+/// one `@group(0) @binding(N) var<...>` per line.
+pub(crate) fn declared_bindings(source: &str) -> Vec<Option<BindingKind>> {
+    let mut out: Vec<Option<BindingKind>> = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("@group(0) @binding(") else {
+            continue;
+        };
+        let Some((number, decl)) = rest.split_once(')') else {
+            continue;
+        };
+        let Ok(number) = number.trim().parse::<usize>() else {
+            continue;
+        };
+        let decl: String = decl.chars().filter(|c| !c.is_whitespace()).collect();
+        let kind = if decl.starts_with("var<uniform>") {
+            BindingKind::Uniform
+        } else if decl.starts_with("var<storage,read_write>") {
+            BindingKind::StorageReadWrite
+        } else if decl.starts_with("var<storage,read>") || decl.starts_with("var<storage>") {
+            BindingKind::StorageRead
+        } else {
+            continue;
+        };
+        if out.len() <= number {
+            out.resize(number + 1, None);
+        }
+        out[number] = Some(kind);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_bindings_read_every_declaration_used_or_not() {
+        let text = "@group(0) @binding(0) var<uniform> params: Params;\n\
+                    @group(0) @binding(1) var<storage, read_write> out: array<u32>;\n\
+                    @group(0) @binding(3) var<storage, read> c0: array<u32>;\n\
+                    // not a declaration: @group(0) @binding(7)\n\
+                    fn main() { out[0] = 1u; }\n";
+        assert_eq!(
+            declared_bindings(text),
+            vec![
+                Some(BindingKind::Uniform),
+                Some(BindingKind::StorageReadWrite),
+                None,
+                Some(BindingKind::StorageRead),
+            ]
+        );
+    }
 
     const GLOBAL_DEFS: &[(&str, &str)] = &[("LOCAL", "false"), ("LOCAL_WORDS", "1")];
     const LOCAL_DEFS: &[(&str, &str)] = &[("LOCAL", "true"), ("LOCAL_WORDS", "4096")];

@@ -321,6 +321,34 @@ pub fn predicate(rng: &mut Rng, batch: &RecordBatch, depth: u32) -> Expr {
     } else {
         rng.below(10)
     };
+    // Strings, decimals and dictionaries (see `with_mask_columns`): null tests (the
+    // column read only for its mask) and string equality with a literal.
+    if choice < 4 && !all_types().contains(&dt) {
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| *f.data_type() == dt)
+            .map(|f| f.name().clone())
+            .collect();
+        let c = col(rng.pick(&names).clone());
+        let is_string = matches!(
+            dt,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        );
+        return match rng.below(3) {
+            0 => c.is_null(),
+            1 if is_string => {
+                let word = *rng.pick(&WORDS);
+                if rng.chance(0.5) {
+                    c.eq(lit(word))
+                } else {
+                    c.not_eq(lit(word))
+                }
+            }
+            _ => c.is_not_null(),
+        };
+    }
     match choice {
         0 | 1 => {
             let l = value(rng, batch, &dt, depth.min(2));
@@ -380,11 +408,85 @@ pub fn value_expr(rng: &mut Rng, batch: &RecordBatch, dt: &DataType, depth: u32)
     value(rng, batch, dt, depth)
 }
 
+/// The words string columns draw from (with the empty string, which is not null).
+pub const WORDS: [&str; 5] = ["a", "b", "", "a", "ccc"];
+
+/// A string column of `dt` (Utf8, LargeUtf8 or Utf8View) of `rows` rows, `null_p` null.
+pub fn string_column(rng: &mut Rng, dt: &DataType, rows: usize, null_p: f64) -> ArrayRef {
+    let values: Vec<Option<&str>> = (0..rows)
+        .map(|_| (!rng.chance(null_p)).then(|| *rng.pick(&WORDS)))
+        .collect();
+    let utf8: ArrayRef = Arc::new(StringArray::from(values));
+    arrow::compute::cast(&utf8, dt).unwrap()
+}
+
+/// A Decimal128(precision, scale) column of up to 18 digits, `null_p` null.
+pub fn decimal_column(rng: &mut Rng, rows: usize, null_p: f64) -> ArrayRef {
+    let precision = 1 + rng.below(18) as u8;
+    let scale = rng.below(precision as u64 + 1) as i8;
+    let max = 10i128.pow(precision as u32) - 1;
+    let values: Vec<Option<i128>> = (0..rows)
+        .map(|_| {
+            (!rng.chance(null_p)).then(|| {
+                let v = if rng.chance(0.5) {
+                    rng.below(11) as i128 - 5
+                } else {
+                    (rng.next() as i128) % (max + 1)
+                };
+                v.clamp(-max, max)
+            })
+        })
+        .collect();
+    Arc::new(
+        Decimal128Array::from(values)
+            .with_precision_and_scale(precision, scale)
+            .unwrap(),
+    )
+}
+
+/// `batch` with columns the expression generators read only for their null masks (or
+/// compare with string literals): a string column of a random string type, a decimal
+/// and (when `dictionary`) a dictionary, named `s`, `d` and `dict_m`, each with random
+/// nulls.
+pub fn with_mask_columns(rng: &mut Rng, batch: &RecordBatch, dictionary: bool) -> RecordBatch {
+    let rows = batch.num_rows();
+    let string_type = rng
+        .pick(&[DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View])
+        .clone();
+    let mut null_p = || *rng.pick(&[0.0, 0.2, 0.5, 1.0]);
+    let (p1, p2, p3) = (null_p(), null_p(), null_p());
+    let mut fields: Vec<(String, ArrayRef)> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| (f.name().clone(), c.clone()))
+        .collect();
+    fields.push(("s".into(), string_column(rng, &string_type, rows, p1)));
+    fields.push(("d".into(), decimal_column(rng, rows, p2)));
+    if dictionary {
+        fields.push(("dict_m".into(), dictionary_column(rng, rows, p3)));
+    }
+    let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+    let schema = arrow::datatypes::Schema::new(
+        fields
+            .iter()
+            .map(|(n, c)| arrow::datatypes::Field::new(n, c.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new_with_options(
+        Arc::new(schema),
+        fields.into_iter().map(|(_, c)| c).collect(),
+        &options,
+    )
+    .unwrap()
+}
+
 /// A Dictionary(Int16, Utf8) column of `rows` rows: a small dictionary that may repeat a
 /// value and hold a null value (both group as their value does), random codes, `null_p`
 /// of the rows null.
 pub fn dictionary_column(rng: &mut Rng, rows: usize, null_p: f64) -> ArrayRef {
-    let words = ["a", "b", "", "a", "ccc"];
+    let words = WORDS;
     let n = 1 + rng.below(words.len() as u64) as usize;
     let values: Vec<Option<&str>> = (0..n)
         .map(|i| {

@@ -36,14 +36,17 @@ pub fn gpu_engines_with(
     let require_any = std::env::var("ARROW_WGPU_REQUIRE_GPU").is_ok_and(|v| v == "1");
     let mut engines = Vec::new();
     for (name, backends) in [
-        ("vulkan", wgpu::Backends::VULKAN),
-        ("gl", wgpu::Backends::GL),
-        ("metal", wgpu::Backends::METAL),
-        ("dx12", wgpu::Backends::DX12),
+        ("vulkan", arrow_wgpu::wgpu::Backends::VULKAN),
+        ("gl", arrow_wgpu::wgpu::Backends::GL),
+        ("metal", arrow_wgpu::wgpu::Backends::METAL),
+        ("dx12", arrow_wgpu::wgpu::Backends::DX12),
     ] {
+        // Named, so that `Auto` (which takes a software adapter only when named) uses it.
+        let adapter_name = Engine::adapters(backends).into_iter().next().map(|a| a.0);
         let options = configure(EngineOptions {
             backend: Backend::Gpu,
             wgpu_backends: backends,
+            adapter_name,
             ..Default::default()
         });
         match Engine::with_options(options) {

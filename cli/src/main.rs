@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("error,wgpu_hal=off"),
     )
     .init();
+    // An interrupted run (Ctrl-C, SIGTERM) removes the output it was writing.
+    let _ = ctrlc::set_handler(|| {
+        write::remove_temporaries();
+        std::process::exit(130);
+    });
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Query(a) => query::run(a),

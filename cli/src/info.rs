@@ -6,7 +6,7 @@ use arrow_wgpu::{Backend, Engine, EngineOptions};
 use crate::args::InfoArgs;
 
 pub fn run(args: InfoArgs) -> Result<()> {
-    let adapters = Engine::adapters(wgpu::Backends::all());
+    let adapters = Engine::adapters(arrow_wgpu::wgpu::Backends::all());
     if adapters.is_empty() {
         println!(
             "No GPU adapter found: every operation runs on the CPU path (--backend auto or cpu)."
@@ -24,7 +24,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("\n{}. {name} ({backend:?})", i + 1);
         let options = EngineOptions {
             backend: Backend::Gpu,
-            wgpu_backends: wgpu::Backends::from(*backend),
+            wgpu_backends: arrow_wgpu::wgpu::Backends::from(*backend),
             adapter_name: Some(name.clone()),
             ..Default::default()
         };
@@ -70,16 +70,16 @@ pub fn run(args: InfoArgs) -> Result<()> {
 }
 
 /// The features that arrow-wgpu's kernels look for, by name.
-fn feature_names(features: wgpu::Features) -> String {
+fn feature_names(features: arrow_wgpu::wgpu::Features) -> String {
     let wanted = [
-        (wgpu::Features::SHADER_INT64, "SHADER_INT64"),
-        (wgpu::Features::SHADER_F64, "SHADER_F64"),
+        (arrow_wgpu::wgpu::Features::SHADER_INT64, "SHADER_INT64"),
+        (arrow_wgpu::wgpu::Features::SHADER_F64, "SHADER_F64"),
         (
-            wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS,
+            arrow_wgpu::wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS,
             "SHADER_INT64_ATOMIC_ALL_OPS",
         ),
-        (wgpu::Features::SUBGROUP, "SUBGROUP"),
-        (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+        (arrow_wgpu::wgpu::Features::SUBGROUP, "SUBGROUP"),
+        (arrow_wgpu::wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
     ];
     let names: Vec<&str> = wanted
         .iter()

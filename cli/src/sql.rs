@@ -9,19 +9,19 @@
 use anyhow::{anyhow, bail, Context, Result};
 use arrow::datatypes::Schema;
 use arrow_wgpu::{col, lit, Agg, Expr, ScalarValue, SortKey};
-use sqlparser::ast::{
+use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, DuplicateTreatment, FunctionArg, FunctionArgExpr, FunctionArguments,
     SelectItem, UnaryOperator, Value,
 };
-use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 /// Parses `text` with `parse`, which must consume all of it.
 fn parse_all<T>(
     what: &str,
     text: &str,
-    parse: impl FnOnce(&mut Parser) -> std::result::Result<T, sqlparser::parser::ParserError>,
+    parse: impl FnOnce(&mut Parser) -> std::result::Result<T, datafusion::sql::sqlparser::parser::ParserError>,
 ) -> Result<T> {
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)

@@ -3,6 +3,7 @@
 //! answer on the same rows; streamed runs (small `--batch-rows`) must equal one-batch
 //! answers; bad input must fail with a clear message, a non-zero exit and no output file.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -1,0 +1,1 @@
+//! arrow-wgpu's operators inside DataFusion's plans.
