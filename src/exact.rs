@@ -46,11 +46,24 @@ pub(crate) fn canonical(x: f64) -> f64 {
 /// digit by less than 2^32, so an i64 digit takes 2^30 of them with room to spare).
 const NORMALIZE_EVERY: u32 = 1 << 30;
 
-/// An exact sum of scaled integers: Σ limbs[i] · 2^(32·(base+i)) · 2^-bias, plus flags for
-/// the special values seen. The limbs cover only the range of digits touched, so a group
-/// whose values share a few binades costs a few words.
+/// An exact sum of scaled integers: a fixed-point window, a 256-bit two's-complement
+/// integer `win` times 2^`win_base` (units of 2^-bias), plus Σ limbs[i] · 2^(32·(base+i)),
+/// plus flags for the special values seen.
+///
+/// The window is the fast path, in the style of Neal's small superaccumulator: its base is
+/// set from the first value added after it was last emptied, [`SLACK_SUM`] (or
+/// [`SLACK_SQUARES`]) binades below that value, and a later value whose bits land inside
+/// its [`WINDOW_BITS`] is one shifted two-word add, with no allocation. A value outside
+/// (far smaller or larger) goes to the limbs, which cover only the range of digits
+/// touched; every [`FLUSH_EVERY`] adds the window is moved into the limbs so it never
+/// overflows. Both parts are exact, so the order of the values never changes the result.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ExactSum {
+    win_lo: u128,
+    win_hi: i128,
+    win_base: u32,
+    /// Adds into the window since it was last emptied (0: no base chosen yet).
+    win_adds: u32,
     base: u32,
     limbs: Vec<i64>,
     pending: u32,
@@ -58,6 +71,18 @@ pub(crate) struct ExactSum {
     pos_inf: bool,
     neg_inf: bool,
 }
+
+/// The bits of the window a value may reach (of its 256): adding [`FLUSH_EVERY`] values
+/// below 2^240 stays below 2^254, inside the signed 256-bit window.
+const WINDOW_BITS: u32 = 240;
+/// Adds between two flushes of the window into the limbs.
+const FLUSH_EVERY: u32 = 1 << 14;
+/// How far below the first value of a sum the window starts, in binades: values down to
+/// 2^-90 times the first one, and up to 2^97 times it (53-bit mantissas in 240 bits), stay
+/// on the fast path. Wide enough for the data people sum; wider costs nothing per value.
+pub(crate) const SLACK_SUM: u32 = 90;
+/// The same for sums of squares (106-bit products): from 2^-64 to 2^70 times the first.
+pub(crate) const SLACK_SQUARES: u32 = 64;
 
 /// A finite f64 as (negative, 53-bit integer mantissa, bit position at scale 2^-1074), or
 /// `None` for a zero.
@@ -98,30 +123,33 @@ impl ExactSum {
     }
 
     /// Adds `x` (an accumulator at scale [`BIAS_SUM`]).
+    #[inline]
     pub(crate) fn add_f64(&mut self, x: f64) {
         if self.special(x) {
             return;
         }
         if let Some((neg, m, pos)) = decompose(x) {
-            self.add(neg, m as u128, pos);
+            self.add_fast(neg, m as u128, 53, pos, SLACK_SUM);
         }
     }
 
     /// Adds `x * x` (an accumulator at scale [`BIAS_SQUARES`]); a special `x` is recorded
     /// as NaN or +inf.
+    #[inline]
     pub(crate) fn add_f64_squared(&mut self, x: f64) {
         if self.special(x) {
             return;
         }
         if let Some((_, m, pos)) = decompose(x) {
-            self.add(false, (m as u128) * (m as u128), 2 * pos);
+            self.add_fast(false, (m as u128) * (m as u128), 106, 2 * pos, SLACK_SQUARES);
         }
     }
 
     /// Adds an integer (at scale [`BIAS_SUM`]).
     pub(crate) fn add_i128(&mut self, v: i128) {
         if v != 0 {
-            self.add(v < 0, v.unsigned_abs(), BIAS_SUM);
+            let m = v.unsigned_abs();
+            self.add_fast(v < 0, m, 128 - m.leading_zeros(), BIAS_SUM, SLACK_SUM);
         }
     }
 
@@ -129,9 +157,81 @@ impl ExactSum {
     /// [`BIAS_SQUARES`]).
     pub(crate) fn add_square_of(&mut self, magnitude: u64) {
         if magnitude != 0 {
-            let m = magnitude as u128;
-            self.add(false, m * m, BIAS_SQUARES);
+            let m = magnitude as u128 * magnitude as u128;
+            self.add_fast(false, m, 128 - m.leading_zeros(), BIAS_SQUARES, SLACK_SQUARES);
         }
+    }
+
+    /// Adds ±`m` · 2^`pos` (`m` below 2^`bits`) into the window where it fits, else into
+    /// the limbs. `slack`: where a new window starts below this value.
+    #[inline]
+    fn add_fast(&mut self, neg: bool, m: u128, bits: u32, pos: u32, slack: u32) {
+        if self.win_adds == 0 {
+            self.win_base = pos.saturating_sub(slack);
+        }
+        let shift = pos.wrapping_sub(self.win_base);
+        if pos < self.win_base || shift + bits > WINDOW_BITS {
+            self.add(neg, m, pos);
+            return;
+        }
+        let (lo, hi) = if shift == 0 {
+            (m, 0)
+        } else if shift < 128 {
+            (m << shift, m >> (128 - shift))
+        } else {
+            (0, m << (shift - 128))
+        };
+        if neg {
+            let (l, borrow) = self.win_lo.overflowing_sub(lo);
+            self.win_lo = l;
+            self.win_hi = self
+                .win_hi
+                .wrapping_sub(hi as i128)
+                .wrapping_sub(borrow as i128);
+        } else {
+            let (l, carry) = self.win_lo.overflowing_add(lo);
+            self.win_lo = l;
+            self.win_hi = self
+                .win_hi
+                .wrapping_add(hi as i128)
+                .wrapping_add(carry as i128);
+        }
+        self.win_adds += 1;
+        if self.win_adds >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Moves the window into the limbs and empties it.
+    fn flush(&mut self) {
+        let (neg, lo, hi) = if self.win_hi < 0 {
+            // Two's complement negation of the 256-bit value.
+            let (lo, borrow) = 0u128.overflowing_sub(self.win_lo);
+            let hi = (!(self.win_hi as u128)).wrapping_add((!borrow) as u128);
+            (true, lo, hi)
+        } else {
+            (false, self.win_lo, self.win_hi as u128)
+        };
+        if lo != 0 {
+            self.add(neg, lo, self.win_base);
+        }
+        if hi != 0 {
+            self.add(neg, hi, self.win_base + 128);
+        }
+        self.win_lo = 0;
+        self.win_hi = 0;
+        self.win_adds = 0;
+    }
+
+    /// The window as (negative, magnitude), when the limbs are empty and the window's value
+    /// fits 128 bits: the case a fast rounding serves.
+    fn window_only(&self) -> Option<(bool, u128)> {
+        if !self.limbs.is_empty() {
+            return None;
+        }
+        let v = self.win_lo as i128;
+        // The 256-bit value fits an i128 when its high half is the low half's sign.
+        (self.win_hi == (v >> 127)).then(|| (v < 0, v.unsigned_abs()))
     }
 
     /// Adds ±`digit` · 2^`pos` (in the accumulator's units): how the GPU's digit arrays
@@ -148,7 +248,7 @@ impl ExactSum {
         self.nan |= other.nan;
         self.pos_inf |= other.pos_inf;
         self.neg_inf |= other.neg_inf;
-        if other.limbs.is_empty() {
+        if other.limbs.is_empty() && other.win_adds == 0 {
             return;
         }
         let (neg, magnitude, exp) = other.exact();
@@ -245,6 +345,7 @@ impl ExactSum {
     /// ±magnitude · 2^exponent · 2^-bias.
     pub(crate) fn exact(&self) -> (bool, Big, i64) {
         let mut s = self.clone();
+        s.flush();
         s.normalize();
         let neg = s.limbs.last().is_some_and(|l| *l < 0);
         let mut digits: Vec<u32> = s.limbs.iter().map(|l| *l as u32).collect();
@@ -278,9 +379,39 @@ impl ExactSum {
         if self.neg_inf {
             return f64::NEG_INFINITY;
         }
+        if let Some((neg, mag)) = self.window_only() {
+            let exp = self.win_base as i64 - BIAS_SUM as i64;
+            if let Some(x) = round_small_ratio(neg, mag, exp, n) {
+                return x;
+            }
+        }
         let (neg, mag, exp) = self.exact();
         round_ratio(neg, &mag, exp - BIAS_SUM as i64, n)
     }
+}
+
+/// ±`mag` · 2^`exp` / `n`, rounded once to nearest (ties to even), without big numbers:
+/// the quotient is taken on `mag` shifted to 127 or 128 bits, so that it has at least 63
+/// significant bits, with a sticky bit for a non-zero remainder, and converted (which
+/// rounds once); scaling by a power of two is then exact. `None` where the result would
+/// be subnormal or beyond f64's range (the big-number path rounds those).
+fn round_small_ratio(neg: bool, mag: u128, exp: i64, n: u64) -> Option<f64> {
+    if mag == 0 {
+        return Some(0.0);
+    }
+    let shift = mag.leading_zeros().saturating_sub(1);
+    let a = mag << shift;
+    let (q, r) = (a / n as u128, a % n as u128);
+    let q = q | (r != 0) as u128;
+    let f = q as f64;
+    // f = 1.x · 2^e; the result is f · 2^(exp - shift).
+    let bits = f.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 + exp - shift as i64;
+    if !(1..=2046).contains(&e) {
+        return None;
+    }
+    let out = f64::from_bits((bits & !(0x7ff << 52)) | ((e as u64) << 52));
+    Some(if neg { -out } else { out })
 }
 
 /// The integer `sum` divided by `n` (n ≥ 1), rounded once, as [`ExactSum::mean`] gives
@@ -559,6 +690,151 @@ pub(crate) fn round_ratio(neg: bool, magnitude: &Big, exp: i64, d: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reference: every value straight into the limbs (no window), rounded by the
+    /// big-number path.
+    fn slow(xs: &[f64], squares: bool) -> ExactSum {
+        let mut s = ExactSum::default();
+        for x in xs {
+            if s.special(*x) {
+                continue;
+            }
+            if let Some((neg, m, pos)) = decompose(*x) {
+                if squares {
+                    s.add(false, m as u128 * m as u128, 2 * pos);
+                } else {
+                    s.add(neg, m as u128, pos);
+                }
+            }
+        }
+        s
+    }
+
+    fn fast(xs: &[f64], squares: bool) -> ExactSum {
+        let mut s = ExactSum::default();
+        for x in xs {
+            if squares {
+                s.add_f64_squared(*x);
+            } else {
+                s.add_f64(*x);
+            }
+        }
+        s
+    }
+
+    /// An exact value in one form: no low zero digits; zero as (false, [], 0).
+    fn canon(s: &ExactSum) -> (bool, Vec<u32>, i64) {
+        let (neg, mut big, mut exp) = s.exact();
+        big.trim();
+        while big.0.first() == Some(&0) {
+            big.0.remove(0);
+            exp += 32;
+        }
+        if big.0.is_empty() {
+            return (false, Vec::new(), 0);
+        }
+        (neg, big.0, exp)
+    }
+
+    /// The window gives the limbs' exact value and the same rounded sum, mean, variance.
+    fn same_as_slow(xs: &[f64]) {
+        let (f, s) = (fast(xs, false), slow(xs, false));
+        assert_eq!(canon(&f), canon(&s), "{xs:?}");
+        let slow_sum = {
+            let (neg, mag, exp) = s.exact();
+            if s.is_nan() || s.has_special() {
+                s.sum()
+            } else {
+                round_ratio(neg, &mag, exp - BIAS_SUM as i64, 1)
+            }
+        };
+        assert_eq!(f.sum().to_bits(), slow_sum.to_bits(), "sum {xs:?}");
+        for n in [1u64, 3, 7, 1 << 40, u64::MAX] {
+            let want = if s.has_special() {
+                s.mean(n)
+            } else {
+                let (neg, mag, exp) = s.exact();
+                round_ratio(neg, &mag, exp - BIAS_SUM as i64, n)
+            };
+            assert_eq!(f.mean(n).to_bits(), want.to_bits(), "mean /{n} {xs:?}");
+        }
+        let (fq, sq) = (fast(xs, true), slow(xs, true));
+        assert_eq!(canon(&fq), canon(&sq), "squares {xs:?}");
+        let n = xs.len() as u64;
+        assert_eq!(
+            variance(&f, &fq, n, 1).map(f64::to_bits),
+            variance(&s, &sq, n, 1).map(f64::to_bits),
+            "variance {xs:?}"
+        );
+    }
+
+    #[test]
+    fn window_edges_match_the_limbs() {
+        let first = 1.0f64;
+        // The first value sets the window; values SLACK_SUM binades below it are the
+        // lowest inside, one binade lower is outside; 240 - 53 - SLACK_SUM above, inside.
+        let low_in = first * 2f64.powi(-(SLACK_SUM as i32));
+        let low_out = first * 2f64.powi(-(SLACK_SUM as i32) - 1);
+        let high_in = first * 2f64.powi((WINDOW_BITS - 53 - SLACK_SUM) as i32);
+        let high_out = high_in * 2.0;
+        for xs in [
+            vec![first, low_in, -low_in, low_in * 1.5],
+            vec![first, low_out, low_in, -first],
+            vec![first, high_in, -high_in, 3.0],
+            vec![first, high_out, -high_out, 0.1],
+            vec![0.1, 0.2, 0.3, -0.6],                        // cancellation
+            vec![1e308, 1e308, -1e308, -1e308],               // to zero, near the top
+            vec![5e-324, 5e-324, -1e-323, 2.2e-308, -2.2e-308], // subnormals
+            vec![-0.0, 0.0, -0.0],
+            vec![1.0, f64::NAN, 2.0],
+            vec![f64::INFINITY, 1.0],
+            vec![f64::INFINITY, f64::NEG_INFINITY],
+            vec![f64::MAX, f64::MAX, -f64::MAX],
+            vec![2f64.powi(40), -2f64.powi(40), 1e-300, 1e300],
+            vec![1e-300, 1e300, -1e300],
+        ] {
+            same_as_slow(&xs);
+        }
+    }
+
+    #[test]
+    fn window_flushes_keep_the_sum_exact() {
+        // More adds than FLUSH_EVERY, of values that carry into the window's top bits.
+        let big = 2f64.powi(((WINDOW_BITS - 53 - SLACK_SUM) as i32) - 1) * (1.0 + f64::EPSILON);
+        let mut xs = vec![1.0];
+        xs.extend(std::iter::repeat_n(big, 3 * FLUSH_EVERY as usize + 5));
+        xs.extend(std::iter::repeat_n(-big, 2 * FLUSH_EVERY as usize));
+        same_as_slow(&xs);
+    }
+
+    #[test]
+    fn window_matches_the_limbs_on_random_values() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        for case in 0..400 {
+            let len = 1 + (next() % 60) as usize;
+            // Exponent spread: narrow (inside the window), wide, or any bit pattern.
+            let spread = [4i32, 60, 200, 2000][case % 4];
+            let xs: Vec<f64> = (0..len)
+                .map(|_| {
+                    if spread == 2000 {
+                        return f64::from_bits(next());
+                    }
+                    let e = (next() % spread as u64) as i32 - spread / 2;
+                    let m = (next() >> 11) as f64 / (1u64 << 53) as f64 + 0.5;
+                    let x = m * 2f64.powi(e);
+                    if next() % 2 == 0 { -x } else { x }
+                })
+                .collect();
+            same_as_slow(&xs);
+        }
+    }
 
     fn sum(xs: &[f64]) -> f64 {
         let mut s = ExactSum::default();
