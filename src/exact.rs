@@ -1,4 +1,22 @@
-//! Exact float sums: the accumulator behind `sum`, `mean`, `var` and `stddev` of floats.
+//! Exact float sums: the accumulator behind `sum`, `mean`, `var` and `stddev` of floats,
+//! public so that other engines' aggregates (the DataFusion integration's exact `sum`,
+//! `avg`, `var` and `stddev`) give the same bits: partial sums merge exactly and travel as
+//! bytes ([`ExactSum::encode`]).
+//!
+//! ```
+//! use arrow_wgpu::exact::{variance, ExactSum};
+//! let (mut a, mut b) = (ExactSum::new(), ExactSum::new());
+//! for x in [1e16, 1.0] { a.add_f64(x); }
+//! for x in [-1e16, 1.0] { b.add_f64(x); }
+//! a.merge(&b);
+//! assert_eq!(a.sum(), 2.0); // a left-to-right f64 sum gives 0.0 or 1.0 by order
+//! let mut bytes = Vec::new();
+//! a.encode(&mut bytes);
+//! assert_eq!(ExactSum::decode(&bytes).unwrap().sum(), 2.0);
+//! let (mut s, mut q) = (ExactSum::new(), ExactSum::new());
+//! for x in [1.0, 2.0, 4.0] { s.add_f64(x); q.add_f64_squared(x); }
+//! assert_eq!(variance(&s, &q, 3, 1), Some(7.0 / 3.0));
+//! ```
 //!
 //! Every finite f64 is an integer multiple of 2^-1074 below 2^1024, so a sum of f64 values
 //! is an integer `S` times 2^-1074, and a sum of their squares an integer times 2^-2148. An
@@ -57,8 +75,19 @@ const NORMALIZE_EVERY: u32 = 1 << 30;
 /// (far smaller or larger) goes to the limbs, which cover only the range of digits
 /// touched; every [`FLUSH_EVERY`] adds the window is moved into the limbs so it never
 /// overflows. Both parts are exact, so the order of the values never changes the result.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::exact::ExactSum;
+/// let mut s = ExactSum::new();
+/// for x in [0.1, 0.2, 0.3, -0.6] {
+///     s.add_f64(x);
+/// }
+/// assert_eq!(s.sum(), 2.7755575615628914e-17); // the exact sum of those doubles, rounded once
+/// assert_eq!(s.mean(4), 2.7755575615628914e-17 / 4.0);
+/// ```
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ExactSum {
+pub struct ExactSum {
     win_lo: u128,
     win_hi: i128,
     win_base: u32,
@@ -98,14 +127,120 @@ fn decompose(x: f64) -> Option<(bool, u64, u32)> {
     Some((neg, mantissa, field.max(1) - 1))
 }
 
+/// Why bytes are not an [`ExactSum`] that [`ExactSum::encode`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(&'static str);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not an encoded exact sum: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encoding tags: a window that fits 128 bits, or limbs.
+const TAG_WINDOW: u8 = 1;
+const TAG_LIMBS: u8 = 2;
+
 impl ExactSum {
+    /// An empty sum (zero).
+    pub fn new() -> ExactSum {
+        ExactSum::default()
+    }
+
+    /// Appends this sum to `out` as bytes that [`ExactSum::decode`] reads back (a partial
+    /// aggregate's state between processes or partitions): 22 bytes for a sum whose window
+    /// fits 128 bits, else its digits.
+    ///
+    /// ```
+    /// use arrow_wgpu::exact::ExactSum;
+    /// let mut s = ExactSum::new();
+    /// s.add_f64(1e300);
+    /// s.add_f64(1e-300); // far outside one window: digits
+    /// let mut bytes = Vec::new();
+    /// s.encode(&mut bytes);
+    /// assert_eq!(ExactSum::decode(&bytes).unwrap().sum(), 1e300);
+    /// ```
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let flags = self.nan as u8 | (self.pos_inf as u8) << 1 | (self.neg_inf as u8) << 2;
+        if let Some((neg, mag)) = self.window_only() {
+            out.push(TAG_WINDOW);
+            out.push(flags);
+            out.extend_from_slice(&self.win_base.to_le_bytes());
+            let v = if neg { (mag as i128).wrapping_neg() } else { mag as i128 };
+            out.extend_from_slice(&v.to_le_bytes());
+            return;
+        }
+        let mut s = self.clone();
+        s.flush();
+        s.normalize();
+        out.push(TAG_LIMBS);
+        out.push(flags);
+        out.extend_from_slice(&s.base.to_le_bytes());
+        for limb in &s.limbs {
+            out.extend_from_slice(&limb.to_le_bytes());
+        }
+    }
+
+    /// The sum [`ExactSum::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<ExactSum, DecodeError> {
+        let (&tag, rest) = bytes.split_first().ok_or(DecodeError("empty"))?;
+        let (&flags, rest) = rest.split_first().ok_or(DecodeError("no flags"))?;
+        if flags > 7 {
+            return Err(DecodeError("unknown flags"));
+        }
+        let base = u32::from_le_bytes(
+            rest.get(..4)
+                .ok_or(DecodeError("no base"))?
+                .try_into()
+                .expect("4 bytes"),
+        );
+        let rest = &rest[4..];
+        let mut s = ExactSum {
+            nan: flags & 1 != 0,
+            pos_inf: flags & 2 != 0,
+            neg_inf: flags & 4 != 0,
+            ..ExactSum::default()
+        };
+        match tag {
+            TAG_WINDOW => {
+                let v = i128::from_le_bytes(
+                    rest.try_into().map_err(|_| DecodeError("a window is 16 bytes"))?,
+                );
+                if base > 2 * BIAS_SQUARES + 256 {
+                    return Err(DecodeError("window base out of range"));
+                }
+                s.win_lo = v as u128;
+                s.win_hi = v >> 127;
+                s.win_base = base;
+                s.win_adds = (v != 0) as u32;
+            }
+            TAG_LIMBS => {
+                if rest.len() % 8 != 0 || rest.len() / 8 > 1 << 16 {
+                    return Err(DecodeError("limbs are 8 bytes each"));
+                }
+                s.base = base;
+                s.limbs = rest
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
+                if (s.base as u64 + s.limbs.len() as u64) > u32::MAX as u64 / 32 {
+                    return Err(DecodeError("limbs out of range"));
+                }
+            }
+            _ => return Err(DecodeError("unknown tag")),
+        }
+        Ok(s)
+    }
+
     /// Whether a NaN, or both infinities, were added: the result is NaN.
-    pub(crate) fn is_nan(&self) -> bool {
+    pub fn is_nan(&self) -> bool {
         self.nan || (self.pos_inf && self.neg_inf)
     }
 
     /// Whether any non-finite value was added.
-    pub(crate) fn has_special(&self) -> bool {
+    pub fn has_special(&self) -> bool {
         self.nan || self.pos_inf || self.neg_inf
     }
 
@@ -124,7 +259,7 @@ impl ExactSum {
 
     /// Adds `x` (an accumulator at scale [`BIAS_SUM`]).
     #[inline]
-    pub(crate) fn add_f64(&mut self, x: f64) {
+    pub fn add_f64(&mut self, x: f64) {
         if self.special(x) {
             return;
         }
@@ -136,7 +271,7 @@ impl ExactSum {
     /// Adds `x * x` (an accumulator at scale [`BIAS_SQUARES`]); a special `x` is recorded
     /// as NaN or +inf.
     #[inline]
-    pub(crate) fn add_f64_squared(&mut self, x: f64) {
+    pub fn add_f64_squared(&mut self, x: f64) {
         if self.special(x) {
             return;
         }
@@ -146,7 +281,7 @@ impl ExactSum {
     }
 
     /// Adds an integer (at scale [`BIAS_SUM`]).
-    pub(crate) fn add_i128(&mut self, v: i128) {
+    pub fn add_i128(&mut self, v: i128) {
         if v != 0 {
             let m = v.unsigned_abs();
             self.add_fast(v < 0, m, 128 - m.leading_zeros(), BIAS_SUM, SLACK_SUM);
@@ -244,7 +379,7 @@ impl ExactSum {
 
     /// Adds everything `other` holds (an accumulator at the same scale): merging partial
     /// sums, exactly.
-    pub(crate) fn merge(&mut self, other: &ExactSum) {
+    pub fn merge(&mut self, other: &ExactSum) {
         self.nan |= other.nan;
         self.pos_inf |= other.pos_inf;
         self.neg_inf |= other.neg_inf;
@@ -364,12 +499,12 @@ impl ExactSum {
     }
 
     /// The correctly rounded sum of an accumulator at scale [`BIAS_SUM`].
-    pub(crate) fn sum(&self) -> f64 {
+    pub fn sum(&self) -> f64 {
         self.mean(1)
     }
 
     /// The exact sum divided by `n` (n ≥ 1), rounded once (scale [`BIAS_SUM`]).
-    pub(crate) fn mean(&self, n: u64) -> f64 {
+    pub fn mean(&self, n: u64) -> f64 {
         if self.is_nan() {
             return CANONICAL_NAN;
         }
@@ -418,7 +553,7 @@ fn round_small_ratio(neg: bool, mag: u128, exp: i64, n: u64) -> Option<f64> {
 /// it. Where both are exact f64 values (at most 2^53 in magnitude), IEEE division of the
 /// two is that one rounding already, with no big-number arithmetic (a group-by of a million
 /// groups spent most of its time here).
-pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
+pub fn int_mean(sum: i128, n: u64) -> f64 {
     const EXACT: u128 = 1 << 53;
     if sum.unsigned_abs() <= EXACT && u128::from(n) <= EXACT {
         return sum as f64 / n as f64;
@@ -431,7 +566,7 @@ pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
 /// The variance of `n` values from the exact sum of the values (`sum`, scale
 /// [`BIAS_SUM`]) and of their squares (`squares`, scale [`BIAS_SQUARES`]):
 /// `(n·Σx² − (Σx)²) / (n·(n − ddof))`, rounded once. `None` when `n <= ddof`.
-pub(crate) fn variance(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) -> Option<f64> {
+pub fn variance(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) -> Option<f64> {
     Some(match variance_parts(sum, squares, n, ddof)? {
         Err(special) => special,
         Ok((numerator, exp, d)) => round_ratio(false, &numerator, exp, d),
@@ -442,7 +577,7 @@ pub(crate) fn variance(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) ->
 /// power of two into `[1/4, 8)` (rounded once there, always a normal number) and scaled back
 /// exactly, so that a variance beyond f64's range or a subnormal one loses nothing: error
 /// < 1 ulp of the exact standard deviation.
-pub(crate) fn std_dev(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) -> Option<f64> {
+pub fn std_dev(sum: &ExactSum, squares: &ExactSum, n: u64, ddof: u64) -> Option<f64> {
     let (numerator, exp, d) = match variance_parts(sum, squares, n, ddof)? {
         Err(special) => return Some(special),
         Ok(parts) => parts,
@@ -794,6 +929,35 @@ mod tests {
             vec![1e-300, 1e300, -1e300],
         ] {
             same_as_slow(&xs);
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips_and_bad_bytes_are_errors() {
+        for xs in [
+            vec![],
+            vec![1.5, -2.25],
+            vec![1e300, 1e-300, -1e300],
+            vec![f64::NAN, 1.0],
+            vec![f64::INFINITY, -0.0],
+            vec![f64::MAX, f64::MAX],
+        ] {
+            for squares in [false, true] {
+                let s = fast(&xs, squares);
+                let mut bytes = Vec::new();
+                s.encode(&mut bytes);
+                let back = ExactSum::decode(&bytes).unwrap();
+                assert_eq!(canon(&back), canon(&s), "{xs:?}");
+                assert_eq!(back.sum().to_bits(), s.sum().to_bits(), "{xs:?}");
+                assert_eq!(back.is_nan(), s.is_nan());
+                // Every truncation is an error, never a panic.
+                for cut in 0..bytes.len() {
+                    let _ = ExactSum::decode(&bytes[..cut]);
+                }
+            }
+        }
+        for bad in [&[][..], &[9, 0, 0, 0, 0, 0], &[1, 8, 0, 0, 0, 0], &[2, 0, 0, 0, 0, 0, 1]] {
+            assert!(ExactSum::decode(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -57,7 +57,7 @@ mod cpu;
 pub mod distinct;
 mod engine;
 mod error;
-mod exact;
+pub mod exact;
 mod expr;
 mod gpu;
 pub mod group_by;
