@@ -111,7 +111,11 @@ fn check_decimal_sums(
             return Err(Error::ArithmeticOverflow(format!(
                 "{}: the sum of group {g} is {size}, more than {} holds",
                 agg.name,
-                if limit == MAX_DECIMAL38 { format!("the 38 digits of Decimal128(38, {scale})") } else { "128 bits".to_string() }
+                if limit == MAX_DECIMAL38 {
+                    format!("the 38 digits of Decimal128(38, {scale})")
+                } else {
+                    "128 bits".to_string()
+                }
             )));
         }
     }

@@ -168,7 +168,11 @@ impl ExactSum {
             out.push(TAG_WINDOW);
             out.push(flags);
             out.extend_from_slice(&self.win_base.to_le_bytes());
-            let v = if neg { (mag as i128).wrapping_neg() } else { mag as i128 };
+            let v = if neg {
+                (mag as i128).wrapping_neg()
+            } else {
+                mag as i128
+            };
             out.extend_from_slice(&v.to_le_bytes());
             return;
         }
@@ -206,7 +210,8 @@ impl ExactSum {
         match tag {
             TAG_WINDOW => {
                 let v = i128::from_le_bytes(
-                    rest.try_into().map_err(|_| DecodeError("a window is 16 bytes"))?,
+                    rest.try_into()
+                        .map_err(|_| DecodeError("a window is 16 bytes"))?,
                 );
                 if base > 2 * BIAS_SQUARES + 256 {
                     return Err(DecodeError("window base out of range"));
@@ -276,7 +281,13 @@ impl ExactSum {
             return;
         }
         if let Some((_, m, pos)) = decompose(x) {
-            self.add_fast(false, (m as u128) * (m as u128), 106, 2 * pos, SLACK_SQUARES);
+            self.add_fast(
+                false,
+                (m as u128) * (m as u128),
+                106,
+                2 * pos,
+                SLACK_SQUARES,
+            );
         }
     }
 
@@ -293,7 +304,13 @@ impl ExactSum {
     pub(crate) fn add_square_of(&mut self, magnitude: u64) {
         if magnitude != 0 {
             let m = magnitude as u128 * magnitude as u128;
-            self.add_fast(false, m, 128 - m.leading_zeros(), BIAS_SQUARES, SLACK_SQUARES);
+            self.add_fast(
+                false,
+                m,
+                128 - m.leading_zeros(),
+                BIAS_SQUARES,
+                SLACK_SQUARES,
+            );
         }
     }
 
@@ -917,8 +934,8 @@ mod tests {
             vec![first, low_out, low_in, -first],
             vec![first, high_in, -high_in, 3.0],
             vec![first, high_out, -high_out, 0.1],
-            vec![0.1, 0.2, 0.3, -0.6],                        // cancellation
-            vec![1e308, 1e308, -1e308, -1e308],               // to zero, near the top
+            vec![0.1, 0.2, 0.3, -0.6],          // cancellation
+            vec![1e308, 1e308, -1e308, -1e308], // to zero, near the top
             vec![5e-324, 5e-324, -1e-323, 2.2e-308, -2.2e-308], // subnormals
             vec![-0.0, 0.0, -0.0],
             vec![1.0, f64::NAN, 2.0],
@@ -956,7 +973,12 @@ mod tests {
                 }
             }
         }
-        for bad in [&[][..], &[9, 0, 0, 0, 0, 0], &[1, 8, 0, 0, 0, 0], &[2, 0, 0, 0, 0, 0, 1]] {
+        for bad in [
+            &[][..],
+            &[9, 0, 0, 0, 0, 0],
+            &[1, 8, 0, 0, 0, 0],
+            &[2, 0, 0, 0, 0, 0, 1],
+        ] {
             assert!(ExactSum::decode(bad).is_err(), "{bad:?}");
         }
     }
@@ -993,7 +1015,11 @@ mod tests {
                     let e = (next() % spread as u64) as i32 - spread / 2;
                     let m = (next() >> 11) as f64 / (1u64 << 53) as f64 + 0.5;
                     let x = m * 2f64.powi(e);
-                    if next() % 2 == 0 { -x } else { x }
+                    if next() % 2 == 0 {
+                        -x
+                    } else {
+                        x
+                    }
                 })
                 .collect();
             same_as_slow(&xs);

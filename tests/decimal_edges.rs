@@ -92,7 +92,9 @@ fn sums_beyond_38_digits_are_an_error_naming_the_aggregate() {
     let sum = [Agg::sum(col("a") * col("a"))];
     for (name, engine) in engines() {
         let out = engine.group_by(&squares(100), &[], &sum).unwrap();
-        let got = out.column(0).as_primitive::<arrow::datatypes::Decimal128Type>();
+        let got = out
+            .column(0)
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
         assert_eq!(got.value(0), 100 * square, "{name}");
         for n in [101, 200] {
             let err = engine.group_by(&squares(n), &[], &sum).unwrap_err();
@@ -135,24 +137,25 @@ fn decimal38_sums_are_exact_in_any_order_and_overflow_is_an_error() {
         )]);
         for engine in [cpu.clone(), threaded_cpu()] {
             let out = engine.group_by(&b, &[], &[Agg::sum(col("a"))]).unwrap();
-            let got = out.column(0).as_primitive::<arrow::datatypes::Decimal128Type>();
+            let got = out
+                .column(0)
+                .as_primitive::<arrow::datatypes::Decimal128Type>();
             assert_eq!(got.value(0), max, "{values:?}");
         }
     }
     let b = batch(vec![("a", decimals(vec![Some(max), Some(max)], 38, 2))]);
-    let err = cpu
-        .group_by(&b, &[], &[Agg::sum(col("a"))])
-        .unwrap_err();
+    let err = cpu.group_by(&b, &[], &[Agg::sum(col("a"))]).unwrap_err();
     assert!(
         matches!(&err, Error::ArithmeticOverflow(m) if m.contains("sum(a)")),
         "{err}"
     );
     // The sum alone, not only with a mean beside it, and the mean of a sum beyond 128
     // bits too.
-    let err = cpu
-        .group_by(&b, &[], &[Agg::mean(col("a"))])
-        .unwrap_err();
-    assert!(matches!(&err, Error::ArithmeticOverflow(m) if m.contains("avg(a)") || m.contains("mean(a)")), "{err}");
+    let err = cpu.group_by(&b, &[], &[Agg::mean(col("a"))]).unwrap_err();
+    assert!(
+        matches!(&err, Error::ArithmeticOverflow(m) if m.contains("avg(a)") || m.contains("mean(a)")),
+        "{err}"
+    );
 }
 
 /// The CPU on 3 threads of one row each: partial sums merged.

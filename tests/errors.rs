@@ -156,7 +156,11 @@ fn auto_takes_a_software_adapter_only_when_named() {
         };
         let auto = Engine::with_options(on_this(None)).unwrap();
         if adapter.is_software() {
-            assert!(auto.adapter().is_none(), "{name}: Auto took {}", adapter.name);
+            assert!(
+                auto.adapter().is_none(),
+                "{name}: Auto took {}",
+                adapter.name
+            );
             let (out, profile) = auto
                 .profiled(|e| e.filter(&sample(), &col("a").gt(lit(1))))
                 .unwrap();

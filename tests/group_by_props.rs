@@ -167,9 +167,8 @@ fn random_agg(rng: &mut Rng, full: &RecordBatch) -> Agg {
     };
     // A string column is only counted (its mask); min, max and count(DISTINCT) of
     // strings run on the CPU only.
-    let is_string = |e: &arrow_wgpu::Expr| {
-        matches!(e, arrow_wgpu::Expr::Column(name) if name == "s")
-    };
+    let is_string =
+        |e: &arrow_wgpu::Expr| matches!(e, arrow_wgpu::Expr::Column(name) if name == "s");
     if is_string(&expr) && matches!(func, AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct) {
         func = AggFunc::Count;
     }

@@ -229,7 +229,10 @@ fn one_huge_string_runs_whole_or_falls_back_with_small_chunks() {
         let options = |backend| EngineOptions {
             backend,
             wgpu_backends: wgpu_backend,
-            adapter_name: Engine::adapters(wgpu_backend).into_iter().next().map(|a| a.0),
+            adapter_name: Engine::adapters(wgpu_backend)
+                .into_iter()
+                .next()
+                .map(|a| a.0),
             max_chunk_bytes: Some(4096),
             ..Default::default()
         };
@@ -407,7 +410,10 @@ fn string_columns_used_only_for_their_null_mask() {
     for dt in &TYPES {
         let b = batch(vec![
             ("k", Arc::new(Int32Array::from(vec![1, 1, 2, 2, 2])) as _),
-            ("a", Arc::new(Int64Array::from(vec![10, 60, 70, 80, 90])) as _),
+            (
+                "a",
+                Arc::new(Int64Array::from(vec![10, 60, 70, 80, 90])) as _,
+            ),
             (
                 "s",
                 strings(&[Some("x"), None, Some(""), Some("y"), None], dt),
@@ -421,7 +427,10 @@ fn string_columns_used_only_for_their_null_mask() {
         on_every_backend(|name, engine| {
             let out = engine.group_by(&b, &["k"], &aggs).unwrap();
             let ints = |i: usize| -> Vec<Option<i64>> {
-                out.column(i).as_primitive::<arrow::datatypes::Int64Type>().iter().collect()
+                out.column(i)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .iter()
+                    .collect()
             };
             assert_eq!(ints(1), vec![Some(1), Some(2)], "{name} {dt}");
             assert_eq!(ints(2), vec![Some(0), Some(2)], "{name} {dt}");
@@ -429,7 +438,11 @@ fn string_columns_used_only_for_their_null_mask() {
             let kept = engine.filter(&b, &col("s").is_not_null()).unwrap();
             assert_eq!(kept.num_rows(), 3, "{name} {dt}");
             let mask = engine.evaluate(&b, &col("s").is_null()).unwrap();
-            assert_eq!(mask, BooleanArray::from(vec![false, true, false, false, true]), "{name} {dt}");
+            assert_eq!(
+                mask,
+                BooleanArray::from(vec![false, true, false, false, true]),
+                "{name} {dt}"
+            );
         });
     }
 }

@@ -79,7 +79,10 @@ fn feature_names(features: arrow_wgpu::wgpu::Features) -> String {
             "SHADER_INT64_ATOMIC_ALL_OPS",
         ),
         (arrow_wgpu::wgpu::Features::SUBGROUP, "SUBGROUP"),
-        (arrow_wgpu::wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+        (
+            arrow_wgpu::wgpu::Features::TIMESTAMP_QUERY,
+            "TIMESTAMP_QUERY",
+        ),
     ];
     let names: Vec<&str> = wanted
         .iter()

@@ -21,7 +21,9 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 fn parse_all<T>(
     what: &str,
     text: &str,
-    parse: impl FnOnce(&mut Parser) -> std::result::Result<T, datafusion::sql::sqlparser::parser::ParserError>,
+    parse: impl FnOnce(
+        &mut Parser,
+    ) -> std::result::Result<T, datafusion::sql::sqlparser::parser::ParserError>,
 ) -> Result<T> {
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)

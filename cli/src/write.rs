@@ -43,7 +43,12 @@ struct CsvWriter {
 impl CsvWriter {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if !self.header_written {
-            let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let names: Vec<&str> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {
                     self.out.write_all(&[self.delimiter])?;

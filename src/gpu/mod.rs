@@ -336,7 +336,9 @@ impl GpuContext {
             .enumerate()
             .map(|(i, kind)| {
                 let kind = kind.ok_or_else(|| {
-                    Error::Gpu(format!("kernel '{key}' leaves binding {i} of group 0 undeclared"))
+                    Error::Gpu(format!(
+                        "kernel '{key}' leaves binding {i} of group 0 undeclared"
+                    ))
                 })?;
                 let ty = match kind {
                     shader::BindingKind::Uniform => wgpu::BufferBindingType::Uniform,

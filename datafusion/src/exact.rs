@@ -1,0 +1,432 @@
+//! Exact `sum`, `avg`, `var`, `var_pop`, `stddev` and `stddev_pop` for DataFusion: the
+//! library's exact accumulators ([`arrow_wgpu::exact::ExactSum`]) behind DataFusion's
+//! names, so that a float aggregate gives the same bits whatever the partition count,
+//! batch size, arrival order or backend, including when DataFusion's own hash aggregate
+//! runs it (partial states travel as encoded exact sums and merge exactly).
+//!
+//! Each function keeps DataFusion's signature, coercions and result types; where the
+//! argument (after coercion) is `Float64` (every argument of `var`/`stddev`, and `sum`/`avg`
+//! of floats; `avg` of integers is of their Float64 values, as DataFusion coerces them) the
+//! exact accumulators run, else DataFusion's own (integer sums wrap as arrow's do; decimal
+//! averages and `DISTINCT` forms are DataFusion's).
+//!
+//! | function | exact result |
+//! |---|---|
+//! | `sum(x)` | the exact sum, rounded once |
+//! | `avg(x)`, `mean(x)` | the exact sum divided by the count, rounded once |
+//! | `var(x)`, `var_samp`, `var_pop` | `(n·Σx² − (Σx)²) / (n·(n − ddof))` on exact integers, rounded once |
+//! | `stddev(x)`, `stddev_samp`, `stddev_pop` | IEEE `sqrt` of that variance |
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Float64Array, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
+use arrow_wgpu::exact::{self, ExactSum};
+use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
+    ReversedUDAF, Signature,
+};
+
+/// Which exact aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExactKind {
+    /// `sum`.
+    Sum,
+    /// `avg` (`mean`).
+    Avg,
+    /// `var` (`var_samp`), `var_pop`: `ddof` 1 or 0.
+    Var {
+        /// Delta degrees of freedom: 1 for the sample form, 0 for the population's.
+        ddof: u64,
+    },
+    /// `stddev` (`stddev_samp`), `stddev_pop`.
+    Stddev {
+        /// Delta degrees of freedom: 1 for the sample form, 0 for the population's.
+        ddof: u64,
+    },
+}
+
+impl ExactKind {
+    fn squares(self) -> bool {
+        matches!(self, ExactKind::Var { .. } | ExactKind::Stddev { .. })
+    }
+}
+
+/// One of DataFusion's float aggregates with exact accumulators: DataFusion's function
+/// `inner` (its name, aliases, signature, coercions, result type and documentation) with
+/// the library's exact accumulators where its argument is `Float64`.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu_datafusion::exact::exact_functions;
+/// let names: Vec<String> = exact_functions().iter().map(|f| f.name().to_string()).collect();
+/// assert!(names.contains(&"sum".to_string()) && names.contains(&"stddev_pop".to_string()));
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ExactAggregate {
+    kind: ExactKind,
+    inner: Arc<AggregateUDF>,
+}
+
+/// The exact `sum`, `avg`, `var`, `var_pop`, `stddev` and `stddev_pop`, each under
+/// DataFusion's name and aliases: register them on a session to replace DataFusion's.
+pub fn exact_functions() -> Vec<Arc<AggregateUDF>> {
+    use datafusion::functions_aggregate::{average, stddev, sum, variance};
+    [
+        (ExactKind::Sum, sum::sum_udaf()),
+        (ExactKind::Avg, average::avg_udaf()),
+        (ExactKind::Var { ddof: 1 }, variance::var_samp_udaf()),
+        (ExactKind::Var { ddof: 0 }, variance::var_pop_udaf()),
+        (ExactKind::Stddev { ddof: 1 }, stddev::stddev_udaf()),
+        (ExactKind::Stddev { ddof: 0 }, stddev::stddev_pop_udaf()),
+    ]
+    .into_iter()
+    .map(|(kind, inner)| Arc::new(AggregateUDF::new_from_impl(ExactAggregate { kind, inner })))
+    .collect()
+}
+
+impl ExactAggregate {
+    /// Whether the exact accumulators serve an argument of `dt` (after coercion).
+    fn exact_for(&self, dt: &DataType, distinct: bool) -> bool {
+        !distinct && *dt == DataType::Float64
+    }
+}
+
+impl AggregateUDFImpl for ExactAggregate {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if self.exact_for(args.expr_fields[0].data_type(), args.is_distinct) {
+            return Ok(Box::new(ExactAccumulator(ExactGroups::new(self.kind))));
+        }
+        self.inner.accumulator(args)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let dt = args.input_fields[0].data_type();
+        if !self.exact_for(dt, args.is_distinct) {
+            return self.inner.state_fields(args);
+        }
+        let mut fields = vec![Field::new(
+            format_state_name(args.name, "exact_sum"),
+            DataType::Binary,
+            true,
+        )];
+        if self.kind.squares() {
+            fields.push(Field::new(
+                format_state_name(args.name, "exact_squares"),
+                DataType::Binary,
+                true,
+            ));
+        }
+        fields.push(Field::new(
+            format_state_name(args.name, "count"),
+            DataType::UInt64,
+            true,
+        ));
+        Ok(fields.into_iter().map(Arc::new).collect())
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        if self.exact_for(args.expr_fields[0].data_type(), args.is_distinct) {
+            return true;
+        }
+        self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        if self.exact_for(args.expr_fields[0].data_type(), args.is_distinct) {
+            return Ok(Box::new(ExactGroups::new(self.kind)));
+        }
+        self.inner.create_groups_accumulator(args)
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+}
+
+/// Exact sums (and sums of squares) and counts for every group.
+#[derive(Debug)]
+struct ExactGroups {
+    kind: ExactKind,
+    sums: Vec<ExactSum>,
+    squares: Vec<ExactSum>,
+    counts: Vec<u64>,
+}
+
+impl ExactGroups {
+    fn new(kind: ExactKind) -> ExactGroups {
+        ExactGroups {
+            kind,
+            sums: Vec::new(),
+            squares: Vec::new(),
+            counts: Vec::new(),
+        }
+    }
+
+    fn resize(&mut self, groups: usize) {
+        if self.sums.len() < groups {
+            self.sums.resize_with(groups, ExactSum::new);
+            self.counts.resize(groups, 0);
+            if self.kind.squares() {
+                self.squares.resize_with(groups, ExactSum::new);
+            }
+        }
+    }
+
+    /// The result of each of `sums`/`squares`/`counts` (the groups being emitted).
+    fn results(&self, sums: &[ExactSum], squares: &[ExactSum], counts: &[u64]) -> Float64Array {
+        (0..sums.len())
+            .map(|g| {
+                let n = counts[g];
+                match self.kind {
+                    ExactKind::Sum => (n > 0).then(|| sums[g].sum()),
+                    ExactKind::Avg => (n > 0).then(|| sums[g].mean(n)),
+                    ExactKind::Var { ddof } => exact::variance(&sums[g], &squares[g], n, ddof),
+                    ExactKind::Stddev { ddof } => exact::std_dev(&sums[g], &squares[g], n, ddof),
+                }
+            })
+            .collect()
+    }
+
+    /// The partial state of `sums`/`squares`/`counts` as arrays.
+    fn state_arrays(
+        sums: &[ExactSum],
+        squares: &[ExactSum],
+        counts: Vec<u64>,
+        with_squares: bool,
+    ) -> Vec<ArrayRef> {
+        let encode = |values: &[ExactSum]| -> ArrayRef {
+            let mut builder = BinaryBuilder::with_capacity(values.len(), values.len() * 22);
+            let mut bytes = Vec::with_capacity(32);
+            for v in values {
+                bytes.clear();
+                v.encode(&mut bytes);
+                builder.append_value(&bytes);
+            }
+            Arc::new(builder.finish())
+        };
+        let mut out = vec![encode(sums)];
+        if with_squares {
+            out.push(encode(squares));
+        }
+        out.push(Arc::new(UInt64Array::from(counts)));
+        out
+    }
+
+    fn emit(&mut self, emit_to: EmitTo) -> (Vec<ExactSum>, Vec<ExactSum>, Vec<u64>) {
+        let sums = emit_to.take_needed(&mut self.sums);
+        let squares = if self.kind.squares() {
+            emit_to.take_needed(&mut self.squares)
+        } else {
+            Vec::new()
+        };
+        (sums, squares, emit_to.take_needed(&mut self.counts))
+    }
+}
+
+/// Calls `f(row)` for each row of `len` whose filter (if any) is true.
+#[inline]
+fn for_each_selected(len: usize, filter: Option<&BooleanArray>, mut f: impl FnMut(usize)) {
+    match filter {
+        None => (0..len).for_each(f),
+        Some(mask) => {
+            for i in 0..len {
+                if mask.is_valid(i) && mask.value(i) {
+                    f(i)
+                }
+            }
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<ExactSum> {
+    ExactSum::decode(bytes).map_err(|e| exec_datafusion_err!("exact aggregate state: {e}"))
+}
+
+impl GroupsAccumulator for ExactGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let values = values[0].as_primitive::<Float64Type>();
+        let squares = self.kind.squares();
+        let raw = values.values();
+        let mut add = |i: usize| {
+            let g = group_indices[i];
+            let x = raw[i];
+            self.sums[g].add_f64(x);
+            if squares {
+                self.squares[g].add_f64_squared(x);
+            }
+            self.counts[g] += 1;
+        };
+        match (values.nulls(), opt_filter) {
+            (None, None) => (0..values.len()).for_each(&mut add),
+            (nulls, filter) => for_each_selected(values.len(), filter, |i| {
+                if nulls.is_none_or(|n| n.is_valid(i)) {
+                    add(i)
+                }
+            }),
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let (sums, squares, counts) = self.emit(emit_to);
+        Ok(Arc::new(self.results(&sums, &squares, &counts)))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let (sums, squares, counts) = self.emit(emit_to);
+        Ok(Self::state_arrays(
+            &sums,
+            &squares,
+            counts,
+            self.kind.squares(),
+        ))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let sums = values[0].as_binary::<i32>();
+        let (squares, counts) = if self.kind.squares() {
+            (
+                Some(values[1].as_binary::<i32>()),
+                values[2].as_primitive::<UInt64Type>(),
+            )
+        } else {
+            (None, values[1].as_primitive::<UInt64Type>())
+        };
+        for (i, &g) in group_indices.iter().enumerate() {
+            if sums.is_null(i) {
+                continue;
+            }
+            self.sums[g].merge(&decode(sums.value(i))?);
+            if let Some(sq) = squares {
+                self.squares[g].merge(&decode(sq.value(i))?);
+            }
+            self.counts[g] += counts.value(i);
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let values = values[0].as_primitive::<Float64Type>();
+        let n = values.len();
+        let mut sums = vec![ExactSum::new(); n];
+        let mut squares = if self.kind.squares() {
+            vec![ExactSum::new(); n]
+        } else {
+            Vec::new()
+        };
+        let mut counts = vec![0u64; n];
+        for_each_selected(n, opt_filter, |i| {
+            if values.is_valid(i) {
+                let x = values.value(i);
+                sums[i].add_f64(x);
+                if let Some(s) = squares.get_mut(i) {
+                    s.add_f64_squared(x);
+                }
+                counts[i] = 1;
+            }
+        });
+        Ok(Self::state_arrays(
+            &sums,
+            &squares,
+            counts,
+            self.kind.squares(),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        (self.sums.capacity() + self.squares.capacity()) * std::mem::size_of::<ExactSum>()
+            + self.counts.capacity() * 8
+    }
+}
+
+/// The exact aggregate over one group: what DataFusion uses without `GROUP BY`.
+#[derive(Debug)]
+struct ExactAccumulator(ExactGroups);
+
+impl Accumulator for ExactAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let zeros = vec![0usize; values[0].len()];
+        self.0.update_batch(values, &zeros, None, 1)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.resize(1);
+        let out = self
+            .0
+            .results(&self.0.sums, &self.0.squares, &self.0.counts);
+        ScalarValue::try_from_array(&out, 0)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.0.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.resize(1);
+        let arrays = ExactGroups::state_arrays(
+            &self.0.sums,
+            &self.0.squares,
+            self.0.counts.clone(),
+            self.0.kind.squares(),
+        );
+        arrays
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let zeros = vec![0usize; states[0].len()];
+        self.0.merge_batch(states, &zeros, 1)
+    }
+}
