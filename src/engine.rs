@@ -218,6 +218,21 @@ impl Engine {
             .collect()
     }
 
+    /// Whether the GPU path holds columns of type `dt` (uploads them, carries them through
+    /// filter, sort and distinct): what an integration checks before it hands a batch to
+    /// a GPU operation. Any type runs on the CPU path.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow::datatypes::DataType;
+    /// use arrow_wgpu::Engine;
+    /// assert!(Engine::gpu_holds(&DataType::Float64));
+    /// assert!(!Engine::gpu_holds(&DataType::Binary));
+    /// ```
+    pub fn gpu_holds(dt: &arrow::datatypes::DataType) -> bool {
+        Layout::of(dt).is_some()
+    }
+
     /// The backend asked for.
     pub fn backend(&self) -> Backend {
         self.backend

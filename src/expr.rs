@@ -400,6 +400,11 @@ pub enum Expr {
     Between(Box<Expr>, Box<Expr>, Box<Expr>),
     /// `expr IN (list)`.
     InList(Box<Expr>, Vec<Expr>),
+    /// `CAST(expr AS type)`: a cast that never loses or rounds away a value's meaning on
+    /// either backend (an integer to a wider integer or to a float, `Float32` to
+    /// `Float64`, an integer or decimal to a decimal that holds it, a decimal to
+    /// `Float64`, one string type to another); others are an invalid expression.
+    Cast(Box<Expr>, DataType),
 }
 
 /// A reference to the column named `name`.
@@ -490,6 +495,19 @@ impl Expr {
         Expr::InList(Box::new(self), list)
     }
 
+    /// `CAST(self AS to)`: see [`Expr::Cast`] for the casts allowed.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow::datatypes::DataType;
+    /// use arrow_wgpu::{col, lit};
+    /// let e = col("qty").cast(DataType::Int64) * lit(1_000_000_000i64);
+    /// assert_eq!(e.to_string(), "(CAST(qty AS Int64) * 1000000000)");
+    /// ```
+    pub fn cast(self, to: DataType) -> Expr {
+        Expr::Cast(Box::new(self), to)
+    }
+
     /// The names of the columns this expression reads, in order of first mention.
     pub fn columns(&self) -> Vec<&str> {
         let mut out = Vec::new();
@@ -511,7 +529,7 @@ impl Expr {
                 l.visit(f);
                 r.visit(f);
             }
-            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => e.visit(f),
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => e.visit(f),
             Expr::Between(e, lo, hi) => {
                 e.visit(f);
                 lo.visit(f);
@@ -586,6 +604,7 @@ impl fmt::Display for Expr {
             Expr::IsNull(e) => write!(f, "({e} IS NULL)"),
             Expr::IsNotNull(e) => write!(f, "({e} IS NOT NULL)"),
             Expr::Between(e, lo, hi) => write!(f, "({e} BETWEEN {lo} AND {hi})"),
+            Expr::Cast(e, dt) => write!(f, "CAST({e} AS {dt})"),
             Expr::InList(e, list) => {
                 write!(f, "({e} IN (")?;
                 for (i, x) in list.iter().enumerate() {

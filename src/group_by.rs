@@ -781,6 +781,58 @@ impl GroupByAccumulator {
         self.merger.push(plan, grouped)
     }
 
+    /// Groups the rows of `batch` where `predicate` is true (null is false) and merges
+    /// them, as [`GroupByAccumulator::push`] of `Engine::filter(batch, predicate)` would,
+    /// fused: on the GPU the batch is uploaded once, filtered there and grouped from the
+    /// filtered columns where they lie (nothing downloaded in between).
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Int32Array, Int64Array};
+    /// # use arrow::record_batch::RecordBatch;
+    /// use arrow_wgpu::{col, lit, Agg, Engine, GroupByOptions};
+    /// let batch = RecordBatch::try_from_iter([
+    ///     ("k", Arc::new(Int32Array::from(vec![1, 2, 1, 2])) as _),
+    ///     ("x", Arc::new(Int64Array::from(vec![5, 50, 7, 70])) as _),
+    /// ]).unwrap();
+    /// let engine = Engine::from_env().unwrap();
+    /// let mut acc = engine.group_by_accumulator(batch.schema(), &["k"], &[Agg::sum(col("x"))], GroupByOptions::default()).unwrap();
+    /// acc.push_where(&batch, &col("x").gt(lit(6))).unwrap();
+    /// let out = acc.finish().unwrap();
+    /// assert_eq!(out.column(0).as_ref(), &Int32Array::from(vec![2, 1]));
+    /// assert_eq!(out.column(1).as_ref(), &Int64Array::from(vec![120, 7]));
+    /// ```
+    pub fn push_where(&mut self, batch: &RecordBatch, predicate: &Expr) -> Result<()> {
+        if batch.schema_ref().fields() != self.input.fields() {
+            return Err(Error::SchemaMismatch(format!(
+                "group_by_accumulator: the batch's schema ({}) is not the one planned for ({})",
+                batch.schema(),
+                self.input
+            )));
+        }
+        check_rows("group_by", batch.num_rows())?;
+        let typed = plan::plan_predicate(predicate, &self.input)?;
+        let plan = &self.plan;
+        let grouped = self.engine.run(
+            "filter + group_by",
+            |ctx| {
+                crate::engine::check_all_gpu_types(ctx, batch, "group_by")?;
+                let nullable = |i: usize| batch.column(i).null_count() > 0;
+                gpu::filter::check_predicate(ctx, &typed, &nullable)?;
+                let resident = self.engine.upload(batch)?;
+                let kept = gpu::filter::filter(&resident, &typed)?;
+                gpu::group_by::partial(ctx, gpu::group_by::Input::Resident(&kept), plan)
+            },
+            || {
+                let mask = cpu::filter::evaluate(batch, &typed)?;
+                let kept = cpu::filter::filter_by_mask(batch, &mask)?;
+                cpu::group_by::partial(&kept, plan, self.engine.cpu)
+            },
+        )?;
+        self.merger.push(plan, grouped)
+    }
+
     /// The output's schema: the key columns, then one column per aggregate.
     pub fn schema(&self) -> SchemaRef {
         self.plan.schema.clone()

@@ -149,6 +149,16 @@ pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
             let le = Expr::Cmp(CmpOp::LtEq, e.clone(), hi.clone());
             plan(&Expr::And(Box::new(ge), Box::new(le)), schema)?
         }
+        Expr::Cast(e, to) => {
+            let inner = plan(e, schema)?;
+            let from = inner.data_type();
+            if !is_lossless_cast(&from, to) {
+                return Err(Error::InvalidExpression(format!(
+                    "{expr}: a cast from {from} to {to} is not one the engine runs (only casts that keep every value)"
+                )));
+            }
+            cast_to(inner, to)
+        }
         Expr::InList(e, list) => {
             let mut items = list.iter();
             match items.next() {
@@ -174,6 +184,33 @@ pub(crate) fn plan(expr: &Expr, schema: &Schema) -> Result<Typed> {
             }
         }
     })
+}
+
+/// Whether a cast from `from` to `to` keeps every value (integers to floats round as
+/// arrow and Rust do, the same on both backends): the casts [`Expr::Cast`] accepts.
+pub(crate) fn is_lossless_cast(from: &DataType, to: &DataType) -> bool {
+    if from == to {
+        return true;
+    }
+    match (int_info(from), int_info(to)) {
+        (Some((s1, b1)), Some((s2, b2))) => {
+            return (s1 == s2 && b2 >= b1) || (!s1 && s2 && b2 > b1)
+        }
+        (Some(_), None) if matches!(to, DataType::Float32 | DataType::Float64) => return true,
+        _ => {}
+    }
+    match (from, to) {
+        (DataType::Float32, DataType::Float64) => true,
+        (DataType::Decimal128(..), DataType::Float64) => true,
+        (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) => {
+            s2 >= s1 && (*p2 as i16 - *s2 as i16) >= (*p1 as i16 - *s1 as i16)
+        }
+        (_, DataType::Decimal128(p2, s2)) => match int_as_decimal(from) {
+            Some(DataType::Decimal128(digits, _)) => *p2 as i16 - *s2 as i16 >= digits as i16,
+            _ => false,
+        },
+        (a, b) => is_string(a) && is_string(b),
+    }
 }
 
 fn boolean(t: Typed, ctx: &Expr) -> Result<Typed> {

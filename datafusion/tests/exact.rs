@@ -8,7 +8,10 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
-use arrow_wgpu_datafusion::with_arrow_wgpu;
+use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -61,7 +64,24 @@ fn data(seed: u64, rows: usize) -> RecordBatch {
 
 const FUNCTIONS: [&str; 6] = ["sum", "avg", "var", "var_pop", "stddev", "stddev_pop"];
 
+/// The CPU engine (DataFusion's operators with the exact functions), then each GPU engine
+/// (the rule's GPU operators), with small coalesced batches so that the GPU operators
+/// merge partial states across batches too.
+fn engines() -> Vec<(String, Arc<Engine>)> {
+    let mut out = vec![(
+        "cpu".to_string(),
+        Arc::new(Engine::new(Backend::Cpu).unwrap()),
+    )];
+    out.extend(
+        common::gpu_engines(None)
+            .into_iter()
+            .map(|(n, e)| (n, Arc::new(e))),
+    );
+    out
+}
+
 async fn run(
+    engine: &Arc<Engine>,
     batch: &RecordBatch,
     partitions: usize,
     batch_size: usize,
@@ -71,10 +91,13 @@ async fn run(
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_batch_size(batch_size);
-    let state = with_arrow_wgpu(
+    let mut options = ArrowWgpuOptions::new(engine.clone());
+    options.batch_rows = 500;
+    let state = with_options(
         SessionStateBuilder::new()
             .with_default_features()
             .with_config(config),
+        options,
     )
     .build();
     let ctx = SessionContext::new_with_state(state);
@@ -93,7 +116,18 @@ async fn run(
         .collect();
     let table = MemTable::try_new(batch.schema(), parts).unwrap();
     ctx.register_table("t", Arc::new(table)).unwrap();
-    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    let df = ctx.sql(sql).await.unwrap();
+    let plan = df.clone().create_physical_plan().await.unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    // On a GPU the whole aggregation is the rule's operator.
+    assert_eq!(
+        engine.adapter().is_some(),
+        shown.contains("WgpuAggregateExec"),
+        "{shown}"
+    );
+    df.collect().await.unwrap()
 }
 
 fn bits(batches: &[RecordBatch]) -> Vec<Vec<Option<u64>>> {
@@ -117,6 +151,7 @@ fn bits(batches: &[RecordBatch]) -> Vec<Vec<Option<u64>>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn float_aggregates_have_one_answer_whatever_the_plan() {
     let aggs = FUNCTIONS.map(|f| format!("{f}(x)")).join(", ");
+    let engines = engines();
     for seed in 0..12u64 {
         let rows = [0usize, 1, 5, 300, 4000][seed as usize % 5];
         let batch = data(seed, rows);
@@ -124,16 +159,18 @@ async fn float_aggregates_have_one_answer_whatever_the_plan() {
         let global = format!("SELECT {aggs} FROM t");
         for sql in [&grouped, &global] {
             let mut answers = Vec::new();
-            for (partitions, batch_size, pieces) in
-                [(1, 8192, 1), (2, 64, 3), (7, 13, 7), (7, 1000, 2)]
-            {
-                answers.push(bits(
-                    &run(&batch, partitions, batch_size, pieces, sql).await,
-                ));
+            for (name, engine) in &engines {
+                for (partitions, batch_size, pieces) in
+                    [(1, 8192, 1), (2, 64, 3), (7, 13, 7), (7, 1000, 2)]
+                {
+                    let got = bits(&run(engine, &batch, partitions, batch_size, pieces, sql).await);
+                    answers.push((format!("{name}, {partitions} partitions"), got));
+                }
             }
-            for a in &answers[1..] {
-                assert_eq!(a, &answers[0], "seed {seed}, {sql}");
+            for (how, a) in &answers[1..] {
+                assert_eq!(a, &answers[0].1, "seed {seed}, {sql}: {how}");
             }
+            let answers: Vec<_> = answers.into_iter().map(|(_, a)| a).collect();
             if sql == &grouped && rows > 0 {
                 // The library's group-by of the same data, sorted by key: the same bits.
                 let engine = Engine::new(Backend::Cpu).unwrap();
@@ -171,10 +208,20 @@ async fn sums_that_a_plain_float_sum_gets_wrong() {
         ],
     )
     .unwrap();
-    let out = run(&batch, 2, 1, 4, "SELECT sum(x), avg(x), var_pop(x) FROM t").await;
-    let b = bits(&out);
-    assert_eq!(b[0], vec![Some(2.0f64.to_bits())]);
-    assert_eq!(b[1], vec![Some(0.5f64.to_bits())]);
-    // var_pop: (1e32 + 1 + 1e32 + 1)/4 - 0.25 = 5e31 + 0.25, rounded once.
-    assert_eq!(b[2], vec![Some((5e31f64).to_bits())]);
+    for (name, engine) in engines() {
+        let out = run(
+            &engine,
+            &batch,
+            2,
+            1,
+            4,
+            "SELECT sum(x), avg(x), var_pop(x) FROM t",
+        )
+        .await;
+        let b = bits(&out);
+        assert_eq!(b[0], vec![Some(2.0f64.to_bits())], "{name}");
+        assert_eq!(b[1], vec![Some(0.5f64.to_bits())], "{name}");
+        // var_pop: (1e32 + 1 + 1e32 + 1)/4 - 0.25 = 5e31 + 0.25, rounded once.
+        assert_eq!(b[2], vec![Some((5e31f64).to_bits())], "{name}");
+    }
 }

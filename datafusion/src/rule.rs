@@ -1,0 +1,290 @@
+//! [`ArrowWgpuRule`]: puts the library's operators into DataFusion's physical plans where
+//! the engine has a GPU and can run the node; leaves DataFusion's node, and says why in
+//! the plan's notes, where it can't.
+//!
+//! Without a GPU the rule changes nothing: DataFusion's own hash aggregate, sort and
+//! filter, with the exact aggregate functions registered beside the rule
+//! ([`crate::exact`]), are the exact CPU path, and faster than the library's own CPU
+//! operators on many cores.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::Schema;
+use arrow_wgpu::Engine;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::Result;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+
+use crate::exec::{engine_place, WgpuAggregateExec, WgpuFilterExec, WgpuSortExec};
+use crate::translate::{self, Refusal};
+
+/// What the rule did to a plan, node by node: the lines `arrow-wgpu sql --explain` prints
+/// under the plan. Cloned handles share one list.
+#[derive(Debug, Clone, Default)]
+pub struct PlanNotes(Arc<Mutex<Vec<String>>>);
+
+impl PlanNotes {
+    fn push(&self, note: String) {
+        if let Ok(mut n) = self.0.lock() {
+            n.push(note);
+        }
+    }
+
+    /// The notes so far, emptied.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+}
+
+/// The physical optimizer rule: DataFusion's filter, aggregate (partial and final, or
+/// single) and sort nodes become [`WgpuFilterExec`], [`WgpuAggregateExec`] and
+/// [`WgpuSortExec`] where the engine has a GPU that runs them.
+#[derive(Debug)]
+pub struct ArrowWgpuRule {
+    engine: Arc<Engine>,
+    batch_rows: usize,
+    notes: PlanNotes,
+}
+
+impl ArrowWgpuRule {
+    /// The rule for `engine`, coalescing to `batch_rows` rows per engine call, writing
+    /// what it does to `notes`.
+    pub fn new(engine: Arc<Engine>, batch_rows: usize, notes: PlanNotes) -> ArrowWgpuRule {
+        ArrowWgpuRule {
+            engine,
+            batch_rows,
+            notes,
+        }
+    }
+
+    /// Why the GPU can't hold a column of `schema`, if one can't.
+    fn unheld(schema: &Schema) -> Option<Refusal> {
+        schema
+            .fields()
+            .iter()
+            .find(|f| !Engine::gpu_holds(f.data_type()))
+            .map(|f| {
+                format!(
+                    "column {} of type {} is not held on the GPU",
+                    f.name(),
+                    f.data_type()
+                )
+            })
+    }
+
+    fn filter(&self, f: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
+        if let Some(r) = Self::unheld(&f.input().schema()) {
+            return Err(r);
+        }
+        let translated = translate::expr(f.predicate())?;
+        Ok(Some(Arc::new(WgpuFilterExec::new(
+            f.input().clone(),
+            f.predicate().clone(),
+            translated,
+            f.projection().as_ref().map(|p| p.iter().copied().collect()),
+            self.engine.clone(),
+            self.batch_rows,
+            f.properties().clone(),
+        ))))
+    }
+
+    /// A whole aggregation: `top` is the node that outputs final values (Single,
+    /// SinglePartitioned, Final or FinalPartitioned), `raw` the node whose input is the raw
+    /// rows (itself, or the Partial below the final one).
+    fn aggregate(&self, top: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
+        let raw: &AggregateExec = match top.mode() {
+            AggregateMode::Single | AggregateMode::SinglePartitioned => top,
+            AggregateMode::Final | AggregateMode::FinalPartitioned => partial_below(top)
+                .ok_or("the partial aggregate under this final one was not found")?,
+            _ => return Ok(None),
+        };
+        if raw.group_expr().has_grouping_set() {
+            return Err("GROUPING SETS / ROLLUP / CUBE".into());
+        }
+        if raw.limit_options().is_some() {
+            return Err("an aggregate with a limit".into());
+        }
+        let input = raw.input();
+        if let Some(r) = Self::unheld(&input.schema()) {
+            return Err(r);
+        }
+        // Keys: input columns. A filter under the aggregate is fused in front.
+        let (input, filter) = match input.downcast_ref::<FilterExec>() {
+            Some(f) if f.projection().is_none() && Self::unheld(&f.input().schema()).is_none() => {
+                match translate::expr(f.predicate()) {
+                    Ok(p) => (f.input().clone(), Some(p)),
+                    Err(_) => (input.clone(), None),
+                }
+            }
+            _ => (input.clone(), None),
+        };
+        let keys = raw
+            .group_expr()
+            .expr()
+            .iter()
+            .map(|(e, _)| {
+                e.downcast_ref::<Column>()
+                    .map(|c| c.index())
+                    .ok_or_else(|| format!("the group key {e} (only columns)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let aggs = raw
+            .aggr_expr()
+            .iter()
+            .zip(raw.filter_expr())
+            .enumerate()
+            .map(|(i, (a, f))| translate::aggregate(i, a, f.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let description = format!(
+            "mode={:?}, gby=[{}], aggr=[{}]",
+            top.mode(),
+            raw.group_expr()
+                .expr()
+                .iter()
+                .map(|(e, n)| format!("{e} as {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            raw.aggr_expr()
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let input: Arc<dyn ExecutionPlan> = if input.output_partitioning().partition_count() > 1 {
+            Arc::new(CoalescePartitionsExec::new(input))
+        } else {
+            input
+        };
+        let ours: Arc<dyn ExecutionPlan> = Arc::new(WgpuAggregateExec::new(
+            input,
+            keys,
+            aggs,
+            filter,
+            description,
+            self.engine.clone(),
+            self.batch_rows,
+            top.schema(),
+        ));
+        // Keep the partitioning the plan above expects.
+        let partitioning = top.properties().output_partitioning().clone();
+        if partitioning.partition_count() > 1 {
+            return Ok(Some(Arc::new(
+                RepartitionExec::try_new(ours, partitioning).map_err(|e| e.to_string())?,
+            )));
+        }
+        Ok(Some(ours))
+    }
+
+    fn sort(&self, s: &SortExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
+        if s.preserve_partitioning() && s.input().output_partitioning().partition_count() > 1 {
+            return Err("a sort of each partition (merged above)".into());
+        }
+        if let Some(r) = Self::unheld(&s.input().schema()) {
+            return Err(r);
+        }
+        let keys = s
+            .expr()
+            .iter()
+            .map(translate::sort_key)
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = s.input().clone();
+        let input: Arc<dyn ExecutionPlan> = if input.output_partitioning().partition_count() > 1 {
+            Arc::new(CoalescePartitionsExec::new(input))
+        } else {
+            input
+        };
+        Ok(Some(Arc::new(WgpuSortExec::new(
+            input,
+            keys,
+            s.expr().iter().map(|e| e.to_string()).collect(),
+            s.fetch(),
+            self.engine.clone(),
+            s.properties().clone(),
+        ))))
+    }
+}
+
+/// The Partial aggregate under a final one, through the exchange between them.
+fn partial_below(top: &AggregateExec) -> Option<&AggregateExec> {
+    let mut node = top.input();
+    loop {
+        if let Some(a) = node.downcast_ref::<AggregateExec>() {
+            return (*a.mode() == AggregateMode::Partial).then_some(a);
+        }
+        if node.downcast_ref::<RepartitionExec>().is_some()
+            || node.downcast_ref::<CoalescePartitionsExec>().is_some()
+            || node.name() == "CoalesceBatchesExec"
+        {
+            node = node.children()[0];
+            continue;
+        }
+        return None;
+    }
+}
+
+impl PhysicalOptimizerRule for ArrowWgpuRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.engine.adapter().is_none() {
+            self.notes.push(
+                "no GPU in use: every node is DataFusion's, with arrow-wgpu's exact sum/avg/var/stddev (the exact CPU path)"
+                    .into(),
+            );
+            return Ok(plan);
+        }
+        let place = engine_place(&self.engine);
+        let out = plan.transform_down(|node| {
+            let (what, attempt) = if let Some(f) = node.downcast_ref::<FilterExec>() {
+                ("FilterExec", self.filter(f))
+            } else if let Some(a) = node.downcast_ref::<AggregateExec>() {
+                if matches!(
+                    a.mode(),
+                    AggregateMode::Partial | AggregateMode::PartialReduce
+                ) {
+                    return Ok(Transformed::no(node));
+                }
+                ("AggregateExec", self.aggregate(a))
+            } else if let Some(s) = node.downcast_ref::<SortExec>() {
+                ("SortExec", self.sort(s))
+            } else {
+                return Ok(Transformed::no(node));
+            };
+            match attempt {
+                Ok(Some(replaced)) => {
+                    self.notes
+                        .push(format!("{what} -> {} on {place}", replaced.name()));
+                    Ok(Transformed::yes(replaced))
+                }
+                Ok(None) => Ok(Transformed::no(node)),
+                Err(why) => {
+                    self.notes
+                        .push(format!("{what} stays on DataFusion (CPU): {why}"));
+                    Ok(Transformed::no(node))
+                }
+            }
+        })?;
+        Ok(out.data)
+    }
+
+    fn name(&self) -> &str {
+        "arrow_wgpu"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
