@@ -15,6 +15,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Sql(SqlArgs),
     Query(QueryArgs),
     Report(ReportArgs),
     Info(InfoArgs),
@@ -40,6 +41,70 @@ impl From<BackendArg> for arrow_wgpu::Backend {
             BackendArg::Cpu => arrow_wgpu::Backend::Cpu,
         }
     }
+}
+
+/// Run a SQL query over Parquet, CSV and Arrow IPC files, on Apache DataFusion with
+/// arrow-wgpu's exact aggregates and, where a GPU runs them, its GPU operators.
+///
+/// Tables: a quoted path or glob in FROM ('data/*.parquet'), --table NAME=PATH (a file,
+/// glob or folder), or --tables DIR (every file or folder in DIR, named by its stem).
+/// Float sum/avg/var/stddev are exact: the same bits whatever the partitions, batches
+/// or backend.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  arrow-wgpu sql \"SELECT chrom, count(*), avg(qual) FROM 'calls/*.parquet' WHERE qual >= 30 GROUP BY chrom\"\n  arrow-wgpu sql --tables tpch/ \"SELECT l_returnflag, sum(l_quantity) FROM lineitem GROUP BY 1\" --out q.parquet\n  arrow-wgpu sql --table t=reads.csv \"SELECT DISTINCT read_id FROM t\" --explain"
+)]
+pub struct SqlArgs {
+    /// The query (one statement).
+    #[arg(value_name = "SQL")]
+    pub query: String,
+
+    /// Name a file, glob or folder as a table: NAME=PATH. Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    pub table: Vec<String>,
+
+    /// Name every file and folder in DIR as a table by its stem (tpch/lineitem.parquet
+    /// is `lineitem`). Repeatable.
+    #[arg(long = "tables", value_name = "DIR")]
+    pub tables: Vec<PathBuf>,
+
+    /// Write the result here; the format is the extension's: .parquet, .arrow / .feather /
+    /// .ipc (IPC file), .arrows (IPC stream), .csv, .tsv. Written to a temporary name and
+    /// renamed when complete; a query that fails leaves nothing. Without --out, a table is
+    /// printed (at most 100 rows).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Where operations run: auto (a hardware GPU if there is one, else the exact CPU
+    /// path), gpu (a GPU, software ones too, or an error), cpu.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+
+    /// Print the physical plan and, for each node, where it runs and why; run nothing.
+    #[arg(long)]
+    pub explain: bool,
+
+    /// Print where the time went on stderr: planning, execution and writing (adding up to
+    /// the wall time), then each operator's rows and time.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// Cap the memory of sorts, joins and aggregates (they spill to disk beyond it):
+    /// bytes, or with K, M, G (binary units).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+
+    /// Partitions to run in parallel (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
+
+    /// Rows per batch inside the plan (default 8192).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+
+    /// No progress spinner.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Which row of each distinct key `--distinct` keeps.

@@ -11,6 +11,7 @@ mod query;
 mod read;
 mod report;
 mod sql;
+mod sql_command;
 mod write;
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     });
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Sql(a) => sql_command::run(a),
         Command::Query(a) => query::run(a),
         Command::Report(a) => report::run(a),
         Command::Info(a) => info::run(a),

@@ -20,8 +20,9 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::{displayable, execute_stream, ExecutionPlan};
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::prelude::{
-    ArrowReadOptions, CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+    CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -43,11 +43,11 @@ struct CsvWriter {
 impl CsvWriter {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if !self.header_written {
-            let names: Vec<&str> = self
+            let names: Vec<String> = self
                 .schema
                 .fields()
                 .iter()
-                .map(|f| f.name().as_str())
+                .map(|f| f.name().clone())
                 .collect();
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {
