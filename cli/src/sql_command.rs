@@ -15,15 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use arrow_wgpu::{Engine, EngineOptions};
 use arrow_wgpu_datafusion::{ArrowWgpuOptions, PlanNotes};
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::{displayable, execute_stream, ExecutionPlan};
-use datafusion::datasource::file_format::options::ArrowReadOptions;
-use datafusion::prelude::{
-    CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
-};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -53,14 +51,16 @@ impl TableFormat {
                 .collect();
             entries.sort();
             for e in entries {
-                if let Some(f) = e.to_str().and_then(|s| Self::by_extension(s)) {
+                if let Some(f) = e.to_str().and_then(Self::by_extension) {
                     return Ok(f);
                 }
             }
             bail!("{path}: no .parquet, .csv, .tsv or .arrow files in this folder");
         }
         Self::by_extension(path).with_context(|| {
-            format!("{path}: unknown extension (use .parquet, .csv, .tsv, .arrow, .feather or .ipc)")
+            format!(
+                "{path}: unknown extension (use .parquet, .csv, .tsv, .arrow, .feather or .ipc)"
+            )
         })
     }
 
@@ -105,9 +105,7 @@ pub fn parse_size(text: &str) -> Result<usize> {
 
 /// A session for `args`: DataFusion with arrow-wgpu added, the tables registered, file
 /// paths allowed in `FROM`.
-pub async fn session(
-    args: &SqlArgs,
-) -> Result<(SessionContext, PlanNotes)> {
+pub async fn session(args: &SqlArgs) -> Result<(SessionContext, PlanNotes)> {
     let mut config = SessionConfig::new().with_information_schema(true);
     if let Some(p) = args.partitions {
         if p == 0 {
@@ -159,7 +157,10 @@ pub async fn session(
         entries.sort();
         for path in entries {
             let Some(text) = path.to_str() else { continue };
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             if stem.is_empty() || stem.starts_with('.') {
                 continue;
             }
@@ -181,25 +182,38 @@ async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
     match format {
         TableFormat::Parquet => {
             let ext = extension_for(path, ".parquet");
-            ctx.register_parquet(name, path, ParquetReadOptions::default().file_extension(&ext))
-                .await
-                .with_context(context)?
+            ctx.register_parquet(
+                name,
+                path,
+                ParquetReadOptions::default().file_extension(&ext),
+            )
+            .await
+            .with_context(context)?
         }
         TableFormat::Csv { delimiter } => {
             let ext = extension_for(path, if delimiter == b'\t' { ".tsv" } else { ".csv" });
             ctx.register_csv(
                 name,
                 path,
-                CsvReadOptions::new().delimiter(delimiter).file_extension(&ext),
+                CsvReadOptions::new()
+                    .delimiter(delimiter)
+                    .file_extension(&ext),
             )
             .await
             .with_context(context)?
         }
         TableFormat::Arrow => {
             let ext = extension_for(path, ".arrow");
-            ctx.register_arrow(name, path, ArrowReadOptions { file_extension: &ext, ..Default::default() })
-                .await
-                .with_context(context)?
+            ctx.register_arrow(
+                name,
+                path,
+                ArrowReadOptions {
+                    file_extension: &ext,
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(context)?
         }
     }
     Ok(())
@@ -229,7 +243,11 @@ pub fn run(args: SqlArgs) -> Result<()> {
 async fn run_async(args: SqlArgs) -> Result<()> {
     let started = Instant::now();
     let (ctx, notes) = session(&args).await?;
-    let df = ctx.sql(&args.query).await.map_err(anyhow::Error::from).context("planning the query")?;
+    let df = ctx
+        .sql(&args.query)
+        .await
+        .map_err(anyhow::Error::from)
+        .context("planning the query")?;
     let plan: Arc<dyn ExecutionPlan> = df
         .create_physical_plan()
         .await
@@ -252,7 +270,9 @@ async fn run_async(args: SqlArgs) -> Result<()> {
     let mut rows = 0u64;
     let exec_start = Instant::now();
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(anyhow::Error::from).context("running the query")?;
+        let batch = batch
+            .map_err(anyhow::Error::from)
+            .context("running the query")?;
         rows += batch.num_rows() as u64;
         let w = Instant::now();
         sink.write(&batch)?;
@@ -267,7 +287,10 @@ async fn run_async(args: SqlArgs) -> Result<()> {
     if args.profile {
         let total = started.elapsed();
         eprintln!("profile ({} rows out)", rows);
-        eprintln!("  plan      {:>10.3} ms  (SQL to an optimized physical plan)", ms(planned));
+        eprintln!(
+            "  plan      {:>10.3} ms  (SQL to an optimized physical plan)",
+            ms(planned)
+        );
         eprintln!(
             "  execute   {:>10.3} ms  (reading, operators, until the last batch)",
             ms(executed.saturating_sub(write_time))
@@ -282,7 +305,10 @@ async fn run_async(args: SqlArgs) -> Result<()> {
         eprintln!("operators (rows out, CPU time summed over partitions; GPU steps under ours):");
         eprintln!(
             "{}",
-            displayable(plan.as_ref()).indent(true).to_string().trim_end()
+            displayable(plan.as_ref())
+                .indent(true)
+                .to_string()
+                .trim_end()
         );
         let metrics = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
             plan.as_ref(),
@@ -299,7 +325,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn print_explain(plan: &Arc<dyn ExecutionPlan>, notes: &PlanNotes) {
-    println!("{}", displayable(plan.as_ref()).indent(true).to_string().trim_end());
+    println!(
+        "{}",
+        displayable(plan.as_ref())
+            .indent(true)
+            .to_string()
+            .trim_end()
+    );
     let notes = notes.take();
     if !notes.is_empty() {
         println!();

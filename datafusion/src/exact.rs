@@ -23,7 +23,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Float64Array, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
-use arrow_wgpu::exact::{self, ExactSum};
+use arrow_wgpu::exact::{self, ExactSum, GroupedAdder, SumSlots};
 use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -176,33 +176,109 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 }
 
+/// Exact sums and counts for every group: compact slots for `sum`/`avg` (one 32-byte
+/// slot a group, [`SumSlots`]), full accumulators with sums of squares for `var`/`stddev`.
+#[derive(Debug)]
+enum Store {
+    Sums(SumSlots),
+    Moments {
+        sums: Vec<ExactSum>,
+        squares: Vec<ExactSum>,
+        adder: GroupedAdder,
+    },
+}
+
 /// Exact sums (and sums of squares) and counts for every group.
 #[derive(Debug)]
 struct ExactGroups {
     kind: ExactKind,
-    sums: Vec<ExactSum>,
-    squares: Vec<ExactSum>,
+    store: Store,
     counts: Vec<u64>,
 }
 
 impl ExactGroups {
     fn new(kind: ExactKind) -> ExactGroups {
+        let store = if kind.squares() {
+            Store::Moments {
+                sums: Vec::new(),
+                squares: Vec::new(),
+                adder: GroupedAdder::default(),
+            }
+        } else {
+            Store::Sums(SumSlots::default())
+        };
         ExactGroups {
             kind,
-            sums: Vec::new(),
-            squares: Vec::new(),
+            store,
             counts: Vec::new(),
         }
     }
 
     fn resize(&mut self, groups: usize) {
-        if self.sums.len() < groups {
-            self.sums.resize_with(groups, ExactSum::new);
-            self.counts.resize(groups, 0);
-            if self.kind.squares() {
-                self.squares.resize_with(groups, ExactSum::new);
+        if self.counts.len() >= groups {
+            return;
+        }
+        self.counts.resize(groups, 0);
+        match &mut self.store {
+            Store::Sums(slots) => slots.resize(groups),
+            Store::Moments { sums, squares, .. } => {
+                sums.resize_with(groups, ExactSum::new);
+                squares.resize_with(groups, ExactSum::new);
             }
         }
+    }
+
+    /// Adds the selected rows of `values` to their groups.
+    fn add(
+        &mut self,
+        values: &[f64],
+        group_indices: &[usize],
+        selected: impl Fn(usize) -> bool + Copy,
+        all: bool,
+    ) {
+        match &mut self.store {
+            Store::Sums(slots) => {
+                if all {
+                    slots.add_all(group_indices, values);
+                    for &g in group_indices {
+                        self.counts[g] += 1;
+                    }
+                } else {
+                    for (i, (&g, &x)) in group_indices.iter().zip(values).enumerate() {
+                        if selected(i) {
+                            slots.add(g, x);
+                            self.counts[g] += 1;
+                        }
+                    }
+                }
+            }
+            Store::Moments {
+                sums,
+                squares,
+                adder,
+            } => {
+                adder.add(sums, Some(squares), values, |i| group_indices[i], selected);
+                for (i, &g) in group_indices.iter().enumerate() {
+                    if all || selected(i) {
+                        self.counts[g] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Merges a partial state into group `g`.
+    fn merge(&mut self, g: usize, sum: &ExactSum, square: Option<&ExactSum>, count: u64) {
+        match &mut self.store {
+            Store::Sums(slots) => slots.merge(g, sum),
+            Store::Moments { sums, squares, .. } => {
+                sums[g].merge(sum);
+                if let Some(q) = square {
+                    squares[g].merge(q);
+                }
+            }
+        }
+        self.counts[g] += count;
     }
 
     /// The result of each of `sums`/`squares`/`counts` (the groups being emitted).
@@ -245,14 +321,42 @@ impl ExactGroups {
         out
     }
 
+    /// The groups `emit_to` names, taken out: sums, squares (empty for sum/avg), counts.
     fn emit(&mut self, emit_to: EmitTo) -> (Vec<ExactSum>, Vec<ExactSum>, Vec<u64>) {
-        let sums = emit_to.take_needed(&mut self.sums);
-        let squares = if self.kind.squares() {
-            emit_to.take_needed(&mut self.squares)
-        } else {
-            Vec::new()
-        };
-        (sums, squares, emit_to.take_needed(&mut self.counts))
+        let counts = emit_to.take_needed(&mut self.counts);
+        match &mut self.store {
+            Store::Sums(slots) => {
+                let n = match emit_to {
+                    EmitTo::All => slots.len(),
+                    EmitTo::First(n) => n,
+                };
+                let taken = slots.take_first(n);
+                (
+                    (0..taken.len()).map(|g| taken.get(g)).collect(),
+                    Vec::new(),
+                    counts,
+                )
+            }
+            Store::Moments { sums, squares, .. } => (
+                emit_to.take_needed(sums),
+                emit_to.take_needed(squares),
+                counts,
+            ),
+        }
+    }
+
+    /// Every group's state without taking it (for the one-group accumulator).
+    fn peek(&self) -> (Vec<ExactSum>, Vec<ExactSum>, Vec<u64>) {
+        match &self.store {
+            Store::Sums(slots) => (
+                (0..slots.len()).map(|g| slots.get(g)).collect(),
+                Vec::new(),
+                self.counts.clone(),
+            ),
+            Store::Moments { sums, squares, .. } => {
+                (sums.clone(), squares.clone(), self.counts.clone())
+            }
+        }
     }
 }
 
@@ -285,25 +389,14 @@ impl GroupsAccumulator for ExactGroups {
     ) -> Result<()> {
         self.resize(total_num_groups);
         let values = values[0].as_primitive::<Float64Type>();
-        let squares = self.kind.squares();
         let raw = values.values();
-        let mut add = |i: usize| {
-            let g = group_indices[i];
-            let x = raw[i];
-            self.sums[g].add_f64(x);
-            if squares {
-                self.squares[g].add_f64_squared(x);
-            }
-            self.counts[g] += 1;
+        let nulls = values.nulls();
+        let all = nulls.is_none() && opt_filter.is_none();
+        let selected = |i: usize| {
+            nulls.is_none_or(|n| n.is_valid(i))
+                && opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i))
         };
-        match (values.nulls(), opt_filter) {
-            (None, None) => (0..values.len()).for_each(&mut add),
-            (nulls, filter) => for_each_selected(values.len(), filter, |i| {
-                if nulls.is_none_or(|n| n.is_valid(i)) {
-                    add(i)
-                }
-            }),
-        }
+        self.add(raw, group_indices, selected, all);
         Ok(())
     }
 
@@ -342,11 +435,9 @@ impl GroupsAccumulator for ExactGroups {
             if sums.is_null(i) {
                 continue;
             }
-            self.sums[g].merge(&decode(sums.value(i))?);
-            if let Some(sq) = squares {
-                self.squares[g].merge(&decode(sq.value(i))?);
-            }
-            self.counts[g] += counts.value(i);
+            let sum = decode(sums.value(i))?;
+            let square = squares.map(|sq| decode(sq.value(i))).transpose()?;
+            self.merge(g, &sum, square.as_ref(), counts.value(i));
         }
         Ok(())
     }
@@ -384,8 +475,13 @@ impl GroupsAccumulator for ExactGroups {
     }
 
     fn size(&self) -> usize {
-        (self.sums.capacity() + self.squares.capacity()) * std::mem::size_of::<ExactSum>()
-            + self.counts.capacity() * 8
+        let store = match &self.store {
+            Store::Sums(slots) => slots.size(),
+            Store::Moments { sums, squares, .. } => {
+                (sums.capacity() + squares.capacity()) * std::mem::size_of::<ExactSum>()
+            }
+        };
+        store + self.counts.capacity() * 8
     }
 }
 
@@ -401,9 +497,8 @@ impl Accumulator for ExactAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         self.0.resize(1);
-        let out = self
-            .0
-            .results(&self.0.sums, &self.0.squares, &self.0.counts);
+        let (sums, squares, counts) = self.0.peek();
+        let out = self.0.results(&sums, &squares, &counts);
         ScalarValue::try_from_array(&out, 0)
     }
 
@@ -413,12 +508,8 @@ impl Accumulator for ExactAccumulator {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.0.resize(1);
-        let arrays = ExactGroups::state_arrays(
-            &self.0.sums,
-            &self.0.squares,
-            self.0.counts.clone(),
-            self.0.kind.squares(),
-        );
+        let (sums, squares, counts) = self.0.peek();
+        let arrays = ExactGroups::state_arrays(&sums, &squares, counts, self.0.kind.squares());
         arrays
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))

@@ -37,7 +37,7 @@ fn data(seed: u64, rows: usize) -> RecordBatch {
         .map(|_| match rng.next() % 40 {
             0 => None,
             1 => Some(f64::NAN),
-            2 if seed % 3 == 0 => Some(f64::INFINITY),
+            2 if seed.is_multiple_of(3) => Some(f64::INFINITY),
             3 => Some(-0.0),
             4 => Some(1e300),
             5 => Some(-1e300),
@@ -45,7 +45,7 @@ fn data(seed: u64, rows: usize) -> RecordBatch {
             _ => {
                 let e = (rng.next() % 80) as i32 - 40;
                 let m = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-                Some(if rng.next() % 2 == 0 { m } else { -m } * 2f64.powi(e))
+                Some(if rng.next().is_multiple_of(2) { m } else { -m } * 2f64.powi(e))
             }
         })
         .collect();

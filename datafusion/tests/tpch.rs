@@ -51,14 +51,38 @@ fn tables() -> Vec<(&'static str, Arc<MemTable>)> {
         Arc::new(MemTable::try_new(schema, partitions).unwrap())
     }
     vec![
-        ("customer", table(|p| CustomerArrow::new(CustomerGenerator::new(SF, p, PARTS)))),
-        ("lineitem", table(|p| LineItemArrow::new(LineItemGenerator::new(SF, p, PARTS)))),
-        ("nation", table_of(1, |p| NationArrow::new(NationGenerator::new(SF, p, 1)))),
-        ("orders", table(|p| OrderArrow::new(OrderGenerator::new(SF, p, PARTS)))),
-        ("part", table(|p| PartArrow::new(PartGenerator::new(SF, p, PARTS)))),
-        ("partsupp", table(|p| PartSuppArrow::new(PartSuppGenerator::new(SF, p, PARTS)))),
-        ("region", table_of(1, |p| RegionArrow::new(RegionGenerator::new(SF, p, 1)))),
-        ("supplier", table(|p| SupplierArrow::new(SupplierGenerator::new(SF, p, PARTS)))),
+        (
+            "customer",
+            table(|p| CustomerArrow::new(CustomerGenerator::new(SF, p, PARTS))),
+        ),
+        (
+            "lineitem",
+            table(|p| LineItemArrow::new(LineItemGenerator::new(SF, p, PARTS))),
+        ),
+        (
+            "nation",
+            table_of(1, |p| NationArrow::new(NationGenerator::new(SF, p, 1))),
+        ),
+        (
+            "orders",
+            table(|p| OrderArrow::new(OrderGenerator::new(SF, p, PARTS))),
+        ),
+        (
+            "part",
+            table(|p| PartArrow::new(PartGenerator::new(SF, p, PARTS))),
+        ),
+        (
+            "partsupp",
+            table(|p| PartSuppArrow::new(PartSuppGenerator::new(SF, p, PARTS))),
+        ),
+        (
+            "region",
+            table_of(1, |p| RegionArrow::new(RegionGenerator::new(SF, p, 1))),
+        ),
+        (
+            "supplier",
+            table(|p| SupplierArrow::new(SupplierGenerator::new(SF, p, PARTS))),
+        ),
     ]
 }
 
@@ -67,7 +91,13 @@ fn cells(batches: &[RecordBatch]) -> (Vec<DataType>, Vec<Vec<String>>) {
     let mut rows = Vec::new();
     let types = batches
         .first()
-        .map(|b| b.schema().fields().iter().map(|f| f.data_type().clone()).collect())
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
+        })
         .unwrap_or_default();
     let options = FormatOptions::default().with_null("");
     for b in batches {
@@ -103,10 +133,12 @@ fn same(dt: &DataType, ours: &str, reference: &str) -> bool {
         return true;
     }
     match dt {
-        DataType::Float32 | DataType::Float64 => match (ours.parse::<f64>(), reference.parse::<f64>()) {
-            (Ok(a), Ok(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
-            _ => false,
-        },
+        DataType::Float32 | DataType::Float64 => {
+            match (ours.parse::<f64>(), reference.parse::<f64>()) {
+                (Ok(a), Ok(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+                _ => false,
+            }
+        }
         DataType::Decimal128(..) => {
             // The same number written with different trailing zeros, or DataFusion's
             // truncating average.
@@ -116,7 +148,11 @@ fn same(dt: &DataType, ours: &str, reference: &str) -> bool {
                 } else {
                     s
                 };
-                if s == "-0" { "0".into() } else { s.to_string() }
+                if s == "-0" {
+                    "0".into()
+                } else {
+                    s.to_string()
+                }
             };
             norm(ours) == norm(reference) || norm(ours) == norm(&truncated_to(reference, ours))
         }
@@ -139,7 +175,9 @@ async fn check_all(engine: Arc<Engine>, label: &str, partitions: usize) {
     // Small batches for the GPU operators: they merge partial results across batches.
     options.batch_rows = 20_000;
     let state = with_options(
-        SessionStateBuilder::new().with_default_features().with_config(config),
+        SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config),
         options,
     )
     .build();
@@ -151,11 +189,19 @@ async fn check_all(engine: Arc<Engine>, label: &str, partitions: usize) {
     for q in 1..=22 {
         let name = format!("q{q:02}");
         let sql = std::fs::read_to_string(root().join(format!("queries/tpch/{name}.sql"))).unwrap();
-        let df = ctx.sql(&sql).await.unwrap_or_else(|e| panic!("{label} {name}: {e}"));
+        let df = ctx
+            .sql(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{label} {name}: {e}"));
         let plan = df.clone().create_physical_plan().await.unwrap();
-        let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
         ran_on_gpu += shown.contains("Wgpu") as usize;
-        let batches = df.collect().await.unwrap_or_else(|e| panic!("{label} {name}: {e}"));
+        let batches = df
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{label} {name}: {e}"));
         let (types, got) = cells(&batches);
         let want = answer(&name);
         assert_eq!(got.len(), want.len(), "{label} {name}: rows\n{shown}");
@@ -170,7 +216,10 @@ async fn check_all(engine: Arc<Engine>, label: &str, partitions: usize) {
     }
     if engine.adapter().is_some() {
         // Filters, aggregates or sorts of most queries run on the GPU.
-        assert!(ran_on_gpu >= 15, "{label}: only {ran_on_gpu} queries used a GPU operator");
+        assert!(
+            ran_on_gpu >= 15,
+            "{label}: only {ran_on_gpu} queries used a GPU operator"
+        );
     }
 }
 
@@ -178,7 +227,12 @@ async fn check_all(engine: Arc<Engine>, label: &str, partitions: usize) {
 async fn tpch_sf001_matches_duckdb_on_the_cpu() {
     let cpu = Arc::new(Engine::new(Backend::Cpu).unwrap());
     for partitions in [1, 2, 7] {
-        check_all(cpu.clone(), &format!("cpu, {partitions} partitions"), partitions).await;
+        check_all(
+            cpu.clone(),
+            &format!("cpu, {partitions} partitions"),
+            partitions,
+        )
+        .await;
     }
 }
 

@@ -25,7 +25,7 @@ use super::Threads;
 use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
-use crate::exact::ExactSum;
+use crate::exact::{ExactSum, GroupedAdder};
 use crate::group_by::{AggFunc, Plan, PlannedAgg};
 use crate::plan::{int_info, is_decimal};
 
@@ -159,14 +159,10 @@ fn moments(
     match Numbers::of(values)? {
         Numbers::Float(a) => {
             let v = a.values();
-            for_each_kept(kept, rows, |i| {
-                let g = ids[i] as usize;
-                m.sum[g].add_f64(v[i]);
-                if squares {
-                    m.squares[g].add_f64_squared(v[i]);
-                }
-                m.n[g] += 1;
-            })
+            let selected = |i: usize| kept.as_ref().is_none_or(|k| k.is_valid(i));
+            let sq = squares.then_some(m.squares.as_mut_slice());
+            GroupedAdder::default().add(&mut m.sum, sq, v, |i| ids[i] as usize, selected);
+            for_each_kept(kept, rows, |i| m.n[ids[i] as usize] += 1);
         }
         Numbers::Signed(a) => {
             let v = a.values();

@@ -1,0 +1,90 @@
+//! Exact float sums against a plain f64 sum over the same groups (issue: "exact sums at
+//! the cost of plain ones"): 10M values (h2o's v3: six decimals in [0, 100)) into 100,
+//! 100k and 10M groups, with group ids drawn uniformly.
+//!
+//! - `plain`: `sums[g] += x` into a `Vec<f64>` (what a non-exact engine does), with a count;
+//! - `slots`: [`SumSlots`] (one 32-byte slot per group) with a count;
+//! - `exact_sum`: one [`ExactSum`] per group, a value at a time;
+//! - `grouped_adder`: [`GroupedAdder`] over `ExactSum`s (a pass per 4k rows).
+//!
+//! `ARROW_WGPU_BENCH_ROWS` changes the row count.
+
+use arrow_wgpu::exact::{ExactSum, GroupedAdder, SumSlots};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+fn rows() -> usize {
+    std::env::var("ARROW_WGPU_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+fn data(rows: usize, groups: usize) -> (Vec<f64>, Vec<usize>) {
+    let mut state = 42u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let values = (0..rows)
+        .map(|_| (next() % 100_000_000) as f64 / 1e6)
+        .collect();
+    let ids = (0..rows)
+        .map(|_| (next() % groups as u64) as usize)
+        .collect();
+    (values, ids)
+}
+
+fn bench(c: &mut Criterion) {
+    let rows = rows();
+    let mut group = c.benchmark_group("exact_sum");
+    group.sample_size(10);
+    for groups in [100usize, 100_000, 10_000_000.min(rows)] {
+        let (values, ids) = data(rows, groups);
+        group.bench_function(BenchmarkId::new("plain", groups), |b| {
+            b.iter(|| {
+                let mut sums = vec![0.0f64; groups];
+                let mut counts = vec![0u64; groups];
+                for (&g, &x) in ids.iter().zip(&values) {
+                    sums[g] += x;
+                    counts[g] += 1;
+                }
+                (sums, counts)
+            })
+        });
+        group.bench_function(BenchmarkId::new("slots", groups), |b| {
+            b.iter(|| {
+                let mut sums = SumSlots::default();
+                sums.resize(groups);
+                let mut counts = vec![0u64; groups];
+                sums.add_all(&ids, &values);
+                for &g in &ids {
+                    counts[g] += 1;
+                }
+                (sums, counts)
+            })
+        });
+        group.bench_function(BenchmarkId::new("exact_sum", groups), |b| {
+            b.iter(|| {
+                let mut sums = vec![ExactSum::new(); groups];
+                for (&g, &x) in ids.iter().zip(&values) {
+                    sums[g].add_f64(x);
+                }
+                sums
+            })
+        });
+        group.bench_function(BenchmarkId::new("grouped_adder", groups), |b| {
+            b.iter(|| {
+                let mut sums = vec![ExactSum::new(); groups];
+                GroupedAdder::default().add(&mut sums, None, &values, |i| ids[i], |_| true);
+                sums
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
