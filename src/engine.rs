@@ -233,6 +233,28 @@ impl Engine {
         Layout::of(dt).is_some()
     }
 
+    /// Why the GPU would decline to filter batches of `schema` by `predicate` (an
+    /// expression its kernels don't take, such as `<` between strings or one of more than
+    /// 2,000 nodes), or `None` where it would run it: what a planner asks before it
+    /// chooses the GPU. A predicate that doesn't plan (an unknown column, a type error) is
+    /// an error.
+    ///
+    /// # Example
+    /// ```
+    /// # use arrow::datatypes::{DataType, Field, Schema};
+    /// use arrow_wgpu::{col, lit, Engine};
+    /// let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+    /// assert_eq!(Engine::gpu_declines_filter(&schema, &col("s").eq(lit("a"))).unwrap(), None);
+    /// assert!(Engine::gpu_declines_filter(&schema, &col("s").lt(lit("a"))).unwrap().is_some());
+    /// ```
+    pub fn gpu_declines_filter(
+        schema: &arrow::datatypes::Schema,
+        predicate: &Expr,
+    ) -> Result<Option<String>> {
+        let typed = plan::plan_predicate(predicate, schema)?;
+        gpu_declines_predicate(&typed)
+    }
+
     /// The backend asked for.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -471,6 +493,17 @@ pub(crate) fn check_all_gpu_types(
         &(0..batch.num_columns()).collect::<Vec<_>>(),
         operation,
     )
+}
+
+/// Why the GPU's predicate kernel would not be generated for `typed` (its size, a type,
+/// an operator on strings), or `None` where it would: the kernel generator itself answers,
+/// so the answer can't drift from what a run would do.
+pub(crate) fn gpu_declines_predicate(typed: &Typed) -> Result<Option<String>> {
+    match gpu::predicate::generate(typed, &|_| true) {
+        Ok(_) => Ok(None),
+        Err(Error::UnsupportedOnGpu { reason, .. }) => Ok(Some(reason)),
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) fn check_gpu_types(

@@ -375,7 +375,11 @@ pub enum CmpOp {
 /// let e = (col("price") * lit(2)).gt(lit(100)).and(col("qty").between(lit(1), lit(10)));
 /// assert_eq!(e.to_string(), "(((price * 2) > 100) AND (qty BETWEEN 1 AND 10))");
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Every traversal of an expression (planning, evaluating, `Display`, `Debug`, `Clone`,
+/// `==`, [`Expr::columns`] and `Drop`) keeps its own stack on the heap, so an expression
+/// of any depth (a chain of 100,000 `AND`s built by `a.and(b).and(c)...`, or of `+`) is
+/// fine on any thread's stack.
 pub enum Expr {
     /// A column of the batch, by name.
     Column(String),
@@ -502,7 +506,7 @@ impl Expr {
     /// use arrow::datatypes::DataType;
     /// use arrow_wgpu::{col, lit};
     /// let e = col("qty").cast(DataType::Int64) * lit(1_000_000_000i64);
-    /// assert_eq!(e.to_string(), "(CAST(qty AS Int64) * 1000000000)");
+    /// assert_eq!(e.to_string(), "(CAST(qty AS Int64) * 1000000000i64)");
     /// ```
     pub fn cast(self, to: DataType) -> Expr {
         Expr::Cast(Box::new(self), to)
@@ -522,24 +526,7 @@ impl Expr {
     }
 
     fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
-        f(self);
-        match self {
-            Expr::Column(_) | Expr::Literal(_) => {}
-            Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
-                l.visit(f);
-                r.visit(f);
-            }
-            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => e.visit(f),
-            Expr::Between(e, lo, hi) => {
-                e.visit(f);
-                lo.visit(f);
-                hi.visit(f);
-            }
-            Expr::InList(e, list) => {
-                e.visit(f);
-                list.iter().for_each(|x| x.visit(f));
-            }
-        }
+        walk(self, f);
     }
 }
 
@@ -591,30 +578,464 @@ impl fmt::Display for CmpOp {
     }
 }
 
-impl fmt::Display for Expr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ArithOp {
+    fn symbol(self) -> &'static str {
         match self {
-            Expr::Column(n) => write!(f, "{n}"),
-            Expr::Literal(v) => write!(f, "{v}"),
-            Expr::Arith(op, l, r) => write!(f, "({l} {op} {r})"),
-            Expr::Cmp(op, l, r) => write!(f, "({l} {op} {r})"),
-            Expr::And(l, r) => write!(f, "({l} AND {r})"),
-            Expr::Or(l, r) => write!(f, "({l} OR {r})"),
-            Expr::Not(e) => write!(f, "(NOT {e})"),
-            Expr::IsNull(e) => write!(f, "({e} IS NULL)"),
-            Expr::IsNotNull(e) => write!(f, "({e} IS NOT NULL)"),
-            Expr::Between(e, lo, hi) => write!(f, "({e} BETWEEN {lo} AND {hi})"),
-            Expr::Cast(e, dt) => write!(f, "CAST({e} AS {dt})"),
-            Expr::InList(e, list) => {
-                write!(f, "({e} IN (")?;
-                for (i, x) in list.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{x}")?;
+            ArithOp::Add => " + ",
+            ArithOp::Sub => " - ",
+            ArithOp::Mul => " * ",
+            ArithOp::Div => " / ",
+        }
+    }
+}
+
+impl CmpOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => " = ",
+            CmpOp::NotEq => " != ",
+            CmpOp::Lt => " < ",
+            CmpOp::LtEq => " <= ",
+            CmpOp::Gt => " > ",
+            CmpOp::GtEq => " >= ",
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    /// SQL-like text, fully parenthesized. Written with a stack on the heap: any depth.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        enum Piece<'a> {
+            Text(&'static str),
+            Node(&'a Expr),
+            As(&'a DataType),
+        }
+        let mut stack = vec![Piece::Node(self)];
+        while let Some(piece) = stack.pop() {
+            let e = match piece {
+                Piece::Text(t) => {
+                    f.write_str(t)?;
+                    continue;
                 }
-                f.write_str("))")
+                Piece::As(dt) => {
+                    write!(f, " AS {dt})")?;
+                    continue;
+                }
+                Piece::Node(e) => e,
+            };
+            // Pieces go on the stack last first.
+            match e {
+                Expr::Column(n) => f.write_str(n)?,
+                Expr::Literal(v) => write!(f, "{v}")?,
+                Expr::Arith(op, l, r) => {
+                    f.write_str("(")?;
+                    stack.extend([
+                        Piece::Text(")"),
+                        Piece::Node(r),
+                        Piece::Text(op.symbol()),
+                        Piece::Node(l),
+                    ]);
+                }
+                Expr::Cmp(op, l, r) => {
+                    f.write_str("(")?;
+                    stack.extend([
+                        Piece::Text(")"),
+                        Piece::Node(r),
+                        Piece::Text(op.symbol()),
+                        Piece::Node(l),
+                    ]);
+                }
+                Expr::And(l, r) | Expr::Or(l, r) => {
+                    let op = if matches!(e, Expr::And(..)) {
+                        " AND "
+                    } else {
+                        " OR "
+                    };
+                    f.write_str("(")?;
+                    stack.extend([
+                        Piece::Text(")"),
+                        Piece::Node(r),
+                        Piece::Text(op),
+                        Piece::Node(l),
+                    ]);
+                }
+                Expr::Not(inner) => {
+                    f.write_str("(NOT ")?;
+                    stack.extend([Piece::Text(")"), Piece::Node(inner)]);
+                }
+                Expr::IsNull(inner) => {
+                    f.write_str("(")?;
+                    stack.extend([Piece::Text(" IS NULL)"), Piece::Node(inner)]);
+                }
+                Expr::IsNotNull(inner) => {
+                    f.write_str("(")?;
+                    stack.extend([Piece::Text(" IS NOT NULL)"), Piece::Node(inner)]);
+                }
+                Expr::Between(inner, lo, hi) => {
+                    f.write_str("(")?;
+                    stack.extend([
+                        Piece::Text(")"),
+                        Piece::Node(hi),
+                        Piece::Text(" AND "),
+                        Piece::Node(lo),
+                        Piece::Text(" BETWEEN "),
+                        Piece::Node(inner),
+                    ]);
+                }
+                Expr::Cast(inner, dt) => {
+                    f.write_str("CAST(")?;
+                    stack.extend([Piece::As(dt), Piece::Node(inner)]);
+                }
+                Expr::InList(inner, list) => {
+                    f.write_str("(")?;
+                    stack.push(Piece::Text("))"));
+                    for (i, x) in list.iter().enumerate().rev() {
+                        stack.push(Piece::Node(x));
+                        if i > 0 {
+                            stack.push(Piece::Text(", "));
+                        }
+                    }
+                    stack.extend([Piece::Text(" IN ("), Piece::Node(inner)]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A placeholder leaf, left where `Drop` moved a child out.
+fn placeholder() -> Expr {
+    Expr::Literal(ScalarValue::Boolean(false))
+}
+
+impl Tree for Expr {
+    fn children(&self) -> Children<'_, Self> {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => children([None, None, None], &[]),
+            Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                children([Some(&**l), Some(&**r), None], &[])
+            }
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => {
+                children([Some(&**e), None, None], &[])
+            }
+            Expr::Between(e, lo, hi) => children([Some(&**e), Some(&**lo), Some(&**hi)], &[]),
+            Expr::InList(e, list) => children([Some(&**e), None, None], list),
+        }
+    }
+
+    fn take_deep_children(&mut self, out: &mut Vec<Self>) {
+        let mut take = |b: &mut Box<Expr>| {
+            if !b.is_leaf() {
+                out.push(std::mem::replace(&mut **b, placeholder()));
+            }
+        };
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                take(l);
+                take(r);
+            }
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => take(e),
+            Expr::Between(e, lo, hi) => {
+                take(e);
+                take(lo);
+                take(hi);
+            }
+            Expr::InList(e, list) => {
+                take(e);
+                if list.iter().any(|x| !x.is_leaf()) {
+                    out.append(list);
+                }
             }
         }
     }
+
+    fn with_children(&self, kids: Vec<Self>) -> Self {
+        let mut kids = kids.into_iter();
+        let k = &mut kids;
+        let next = |k: &mut std::vec::IntoIter<Expr>| {
+            Box::new(k.next().expect("as many children as the node had"))
+        };
+        match self {
+            Expr::Column(n) => Expr::Column(n.clone()),
+            Expr::Literal(v) => Expr::Literal(v.clone()),
+            Expr::Arith(op, ..) => Expr::Arith(*op, next(k), next(k)),
+            Expr::Cmp(op, ..) => Expr::Cmp(*op, next(k), next(k)),
+            Expr::And(..) => Expr::And(next(k), next(k)),
+            Expr::Or(..) => Expr::Or(next(k), next(k)),
+            Expr::Not(_) => Expr::Not(next(k)),
+            Expr::IsNull(_) => Expr::IsNull(next(k)),
+            Expr::IsNotNull(_) => Expr::IsNotNull(next(k)),
+            Expr::Between(..) => Expr::Between(next(k), next(k), next(k)),
+            Expr::Cast(_, dt) => Expr::Cast(next(k), dt.clone()),
+            Expr::InList(..) => {
+                let e = next(k);
+                Expr::InList(e, k.collect())
+            }
+        }
+    }
+
+    fn same_node(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Expr::Column(a), Expr::Column(b)) => a == b,
+            (Expr::Literal(a), Expr::Literal(b)) => a == b,
+            (Expr::Arith(a, ..), Expr::Arith(b, ..)) => a == b,
+            (Expr::Cmp(a, ..), Expr::Cmp(b, ..)) => a == b,
+            (Expr::And(..), Expr::And(..))
+            | (Expr::Or(..), Expr::Or(..))
+            | (Expr::Not(_), Expr::Not(_))
+            | (Expr::IsNull(_), Expr::IsNull(_))
+            | (Expr::IsNotNull(_), Expr::IsNotNull(_))
+            | (Expr::Between(..), Expr::Between(..)) => true,
+            (Expr::Cast(_, a), Expr::Cast(_, b)) => a == b,
+            (Expr::InList(_, a), Expr::InList(_, b)) => a.len() == b.len(),
+            _ => false,
+        }
+    }
+
+    fn debug_fields(&self) -> (&'static str, Vec<DebugField<'_, Self>>) {
+        use DebugField::{Node, Nodes, Value};
+        match self {
+            Expr::Column(n) => ("Column", vec![Value(n)]),
+            Expr::Literal(v) => ("Literal", vec![Value(v)]),
+            Expr::Arith(op, l, r) => ("Arith", vec![Value(op), Node(l), Node(r)]),
+            Expr::Cmp(op, l, r) => ("Cmp", vec![Value(op), Node(l), Node(r)]),
+            Expr::And(l, r) => ("And", vec![Node(l), Node(r)]),
+            Expr::Or(l, r) => ("Or", vec![Node(l), Node(r)]),
+            Expr::Not(e) => ("Not", vec![Node(e)]),
+            Expr::IsNull(e) => ("IsNull", vec![Node(e)]),
+            Expr::IsNotNull(e) => ("IsNotNull", vec![Node(e)]),
+            Expr::Between(e, lo, hi) => ("Between", vec![Node(e), Node(lo), Node(hi)]),
+            Expr::InList(e, list) => ("InList", vec![Node(e), Nodes(list)]),
+            Expr::Cast(e, dt) => ("Cast", vec![Node(e), Value(dt)]),
+        }
+    }
+}
+
+impl Drop for Expr {
+    /// Drops the children with a stack on the heap, so that dropping a deep expression
+    /// doesn't recurse once per level.
+    fn drop(&mut self) {
+        drop_tree(self);
+    }
+}
+
+impl Clone for Expr {
+    fn clone(&self) -> Self {
+        clone_tree(self)
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Self) -> bool {
+        eq_tree(self, other)
+    }
+}
+
+impl fmt::Debug for Expr {
+    /// As `#[derive(Debug)]` would write it (`{:?}` and `{:#?}`), without recursion.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_tree(self, f)
+    }
+}
+
+// Trees without recursion: the traversals that `Expr` and the planner's typed tree share.
+// Each keeps its stack in a `Vec`, so the depth of an expression costs heap, never the
+// thread's stack (a left-deep chain of 100,000 `AND`s or `+`s is as safe as a flat one).
+
+/// A node's children in order: up to three single ones, then a list.
+pub(crate) type Children<'a, T> = std::iter::Chain<
+    std::iter::Flatten<std::array::IntoIter<Option<&'a T>, 3>>,
+    std::slice::Iter<'a, T>,
+>;
+
+/// [`Children`] from up to three single children and a list.
+pub(crate) fn children<'a, T>(single: [Option<&'a T>; 3], list: &'a [T]) -> Children<'a, T> {
+    single.into_iter().flatten().chain(list.iter())
+}
+
+/// One field of a node as `Debug` writes it.
+pub(crate) enum DebugField<'a, T> {
+    /// A value that is not a node (an operator, a type, a literal).
+    Value(&'a dyn fmt::Debug),
+    /// A child.
+    Node(&'a T),
+    /// A list of children.
+    Nodes(&'a [T]),
+}
+
+/// An expression tree whose traversals run on a heap stack ([`walk`], [`clone_tree`],
+/// [`eq_tree`], [`drop_tree`], [`debug_tree`]).
+pub(crate) trait Tree: Sized {
+    /// The node's children, in order.
+    fn children(&self) -> Children<'_, Self>;
+    /// Whether the node has no children.
+    fn is_leaf(&self) -> bool {
+        self.children().next().is_none()
+    }
+    /// Moves every child that has children of its own into `out`, leaving a leaf in its
+    /// place (what [`drop_tree`] needs).
+    fn take_deep_children(&mut self, out: &mut Vec<Self>);
+    /// A copy of this node with `kids` (as many as it has, in order) as its children.
+    fn with_children(&self, kids: Vec<Self>) -> Self;
+    /// Whether the two nodes are equal but for their children (same variant, same values,
+    /// as many children).
+    fn same_node(&self, other: &Self) -> bool;
+    /// The variant's name and its fields, as `#[derive(Debug)]` shows them.
+    fn debug_fields(&self) -> (&'static str, Vec<DebugField<'_, Self>>);
+}
+
+/// Calls `f` on every node, parents before children, left to right.
+pub(crate) fn walk<'a, T: Tree>(root: &'a T, f: &mut impl FnMut(&'a T)) {
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        f(e);
+        stack.extend(e.children().rev());
+    }
+}
+
+/// A deep copy.
+pub(crate) fn clone_tree<T: Tree>(root: &T) -> T {
+    if root.is_leaf() {
+        return root.with_children(Vec::new());
+    }
+    enum Step<'a, T> {
+        Enter(&'a T),
+        Build(&'a T, usize),
+    }
+    let mut steps = vec![Step::Enter(root)];
+    let mut done: Vec<T> = Vec::new();
+    while let Some(step) = steps.pop() {
+        match step {
+            Step::Enter(e) if e.is_leaf() => done.push(e.with_children(Vec::new())),
+            Step::Enter(e) => {
+                let at = steps.len();
+                steps.extend(e.children().rev().map(Step::Enter));
+                let n = steps.len() - at;
+                steps.insert(at, Step::Build(e, n));
+            }
+            Step::Build(e, n) => {
+                let kids = done.split_off(done.len() - n);
+                done.push(e.with_children(kids));
+            }
+        }
+    }
+    done.pop().expect("the root")
+}
+
+/// Structural equality.
+pub(crate) fn eq_tree<T: Tree>(a: &T, b: &T) -> bool {
+    let mut stack = vec![(a, b)];
+    while let Some((a, b)) = stack.pop() {
+        if !a.same_node(b) {
+            return false;
+        }
+        if a.children().count() != b.children().count() {
+            return false;
+        }
+        stack.extend(a.children().zip(b.children()));
+    }
+    true
+}
+
+/// Empties `root` of its deep children one level at a time, so that each node is dropped
+/// with leaves only under it: what a recursive `Drop` does, without the recursion.
+pub(crate) fn drop_tree<T: Tree>(root: &mut T) {
+    let mut stack = Vec::new();
+    root.take_deep_children(&mut stack);
+    while let Some(mut e) = stack.pop() {
+        e.take_deep_children(&mut stack);
+        // `e` goes here, with leaves only under it.
+    }
+}
+
+/// Writes `root` as `#[derive(Debug)]` would (`{:?}`, and `{:#?}` with its indentation).
+pub(crate) fn debug_tree<T: Tree>(root: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    enum Piece<'a, T> {
+        Text(&'static str),
+        Indent(usize),
+        Value(&'a dyn fmt::Debug, usize),
+        Node(&'a T, usize),
+        Nodes(&'a [T], usize),
+    }
+    let pretty = f.alternate();
+    let indent = |f: &mut fmt::Formatter<'_>, depth: usize| -> fmt::Result {
+        for _ in 0..depth {
+            f.write_str("    ")?;
+        }
+        Ok(())
+    };
+    let mut stack = vec![Piece::Node(root, 0)];
+    // Pushes the pieces of a parenthesized or bracketed list of `items` at `depth`.
+    fn list<'a, T>(
+        stack: &mut Vec<Piece<'a, T>>,
+        items: Vec<Piece<'a, T>>,
+        close: &'static str,
+        depth: usize,
+        pretty: bool,
+    ) {
+        let n = items.len();
+        stack.push(Piece::Text(close));
+        if pretty && n > 0 {
+            stack.push(Piece::Indent(depth));
+        }
+        for (i, item) in items.into_iter().enumerate().rev() {
+            if pretty {
+                stack.push(Piece::Text(",\n"));
+                stack.push(item);
+                stack.push(Piece::Indent(depth + 1));
+            } else {
+                stack.push(item);
+                if i > 0 {
+                    stack.push(Piece::Text(", "));
+                }
+            }
+        }
+        if pretty && n > 0 {
+            stack.push(Piece::Text("\n"));
+        }
+    }
+    while let Some(piece) = stack.pop() {
+        match piece {
+            Piece::Text(t) => f.write_str(t)?,
+            Piece::Indent(depth) => indent(f, depth)?,
+            Piece::Value(v, depth) => {
+                if pretty {
+                    let text = format!("{v:#?}");
+                    for (i, line) in text.split('\n').enumerate() {
+                        if i > 0 {
+                            f.write_str("\n")?;
+                            indent(f, depth)?;
+                        }
+                        f.write_str(line)?;
+                    }
+                } else {
+                    write!(f, "{v:?}")?;
+                }
+            }
+            Piece::Node(e, depth) => {
+                let (name, fields) = e.debug_fields();
+                f.write_str(name)?;
+                if fields.is_empty() {
+                    continue;
+                }
+                f.write_str("(")?;
+                let items = fields
+                    .into_iter()
+                    .map(|field| match field {
+                        DebugField::Value(v) => Piece::Value(v, depth + 1),
+                        DebugField::Node(n) => Piece::Node(n, depth + 1),
+                        DebugField::Nodes(ns) => Piece::Nodes(ns, depth + 1),
+                    })
+                    .collect();
+                list(&mut stack, items, ")", depth, pretty);
+            }
+            Piece::Nodes(ns, depth) => {
+                f.write_str("[")?;
+                let items = ns.iter().map(|n| Piece::Node(n, depth + 1)).collect();
+                list(&mut stack, items, "]", depth, pretty);
+            }
+        }
+    }
+    Ok(())
 }

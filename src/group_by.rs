@@ -833,6 +833,39 @@ impl GroupByAccumulator {
         self.merger.push(plan, grouped)
     }
 
+    /// Why the GPU would decline this group-by (fused behind `predicate`, if given): a key,
+    /// aggregate or predicate its kernels don't take, such as `count(DISTINCT s)` of a
+    /// string; `None` where the kernels take it. What a planner asks before it chooses the
+    /// GPU, so that `Backend::Gpu` isn't sent an operation it can only refuse. Types and
+    /// expressions only: a GPU may still run out of memory.
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::datatypes::{DataType, Field, Schema};
+    /// use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
+    /// let schema = Arc::new(Schema::new(vec![
+    ///     Field::new("k", DataType::Int32, true),
+    ///     Field::new("s", DataType::Utf8, true),
+    /// ]));
+    /// let engine = Engine::new(Backend::Cpu).unwrap();
+    /// let plain = engine.group_by_accumulator(schema.clone(), &["k"], &[Agg::count(col("s"))], GroupByOptions::default()).unwrap();
+    /// assert_eq!(plain.gpu_declines(None).unwrap(), None);
+    /// let distinct = engine.group_by_accumulator(schema, &["k"], &[Agg::count_distinct(col("s"))], GroupByOptions::default()).unwrap();
+    /// assert!(distinct.gpu_declines(None).unwrap().is_some());
+    /// ```
+    pub fn gpu_declines(&self, predicate: Option<&Expr>) -> Result<Option<String>> {
+        let Some(predicate) = predicate else {
+            return Ok(gpu::group_by::unsupported(&self.plan, &self.input, true));
+        };
+        let typed = plan::plan_predicate(predicate, &self.input)?;
+        if let Some(reason) = crate::engine::gpu_declines_predicate(&typed)? {
+            return Ok(Some(reason));
+        }
+        // Behind a filter the group-by reads the filtered columns where they lie on the GPU.
+        Ok(gpu::group_by::unsupported(&self.plan, &self.input, false))
+    }
+
     /// The output's schema: the key columns, then one column per aggregate.
     pub fn schema(&self) -> SchemaRef {
         self.plan.schema.clone()

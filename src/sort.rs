@@ -84,6 +84,35 @@ fn resolve(keys: &[SortKey], schema: &Schema) -> Result<Vec<Key>> {
 }
 
 impl Engine {
+    /// Why the GPU would decline to sort batches of `schema` by `keys` (a key of a type its
+    /// radix sort doesn't order, such as a string), or `None` where it would sort them:
+    /// what a planner asks before it chooses the GPU. An unknown key is an error.
+    ///
+    /// # Example
+    /// ```
+    /// # use arrow::datatypes::{DataType, Field, Schema};
+    /// use arrow_wgpu::{Engine, SortKey};
+    /// let schema = Schema::new(vec![
+    ///     Field::new("k", DataType::Int64, true),
+    ///     Field::new("s", DataType::Utf8, true),
+    /// ]);
+    /// assert_eq!(Engine::gpu_declines_sort(&schema, &[SortKey::asc("k")]).unwrap(), None);
+    /// assert!(Engine::gpu_declines_sort(&schema, &[SortKey::asc("s")]).unwrap().is_some());
+    /// ```
+    pub fn gpu_declines_sort(schema: &Schema, keys: &[SortKey]) -> Result<Option<String>> {
+        for key in resolve(keys, schema)? {
+            let field = schema.field(key.column);
+            if crate::gpu::sort::key_kind(field.data_type()).is_none() {
+                return Ok(Some(format!(
+                    "the sort key {} of type {}",
+                    field.name(),
+                    field.data_type()
+                )));
+            }
+        }
+        Ok(None)
+    }
+
     /// The row indices of `batch` in the order of `keys` (the first key decides, the next
     /// breaks its ties, ...), stable, and only the first `limit` of them when given (top-k).
     /// As arrow's `lexsort_to_indices`, but ties keep their input order.

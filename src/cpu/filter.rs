@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Datum, Scalar};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
-use crate::expr::{ArithOp, CmpOp};
-use crate::plan::Typed;
+use crate::expr::{ArithOp, CmpOp, ScalarValue, Tree};
+use crate::plan::{in_list_bits, in_list_order, Typed};
 
 /// A value during evaluation: a whole column, or one value standing for every row.
 enum Value {
@@ -87,17 +88,73 @@ fn canonical_nans(a: ArrayRef) -> ArrayRef {
     }
 }
 
-fn eval(batch: &RecordBatch, e: &Typed) -> Result<Value> {
+/// Evaluates `root` without recursion: a post-order walk over a heap stack, operands
+/// waiting on another, so a tree of any depth (a chain of 50,000 `+`) is safe. An n-ary
+/// AND or OR folds its operands in, left to right, one at a time.
+fn eval(batch: &RecordBatch, root: &Typed) -> Result<Value> {
+    enum Step<'a> {
+        Enter(&'a Typed),
+        Exit(&'a Typed),
+        /// Fold the top operand into the one under it: AND (`true`) or OR.
+        Logic(bool),
+    }
     let rows = batch.num_rows();
+    let mut steps = vec![Step::Enter(root)];
+    let mut values: Vec<Value> = Vec::new();
+    while let Some(step) = steps.pop() {
+        match step {
+            Step::Enter(Typed::Column(i, _)) => values.push(Value::Array(batch.column(*i).clone())),
+            Step::Enter(Typed::Literal(v)) => values.push(Value::Scalar(v.to_array())),
+            Step::Enter(e @ (Typed::And(list) | Typed::Or(list))) => {
+                let and = matches!(e, Typed::And(_));
+                for x in list.iter().skip(1).rev() {
+                    steps.push(Step::Logic(and));
+                    steps.push(Step::Enter(x));
+                }
+                match list.first() {
+                    Some(first) => steps.push(Step::Enter(first)),
+                    // Never planned; the identity of each.
+                    None => values.push(Value::Scalar(Arc::new(BooleanArray::from(vec![and])))),
+                }
+            }
+            Step::Enter(e) => {
+                steps.push(Step::Exit(e));
+                steps.extend(e.children().rev().map(Step::Enter));
+            }
+            Step::Logic(and) => {
+                let r = boolean_array(values.pop().expect("an operand"), rows)?;
+                let l = boolean_array(values.pop().expect("an operand"), rows)?;
+                let out = if and {
+                    boolean::and_kleene(&l, &r)?
+                } else {
+                    boolean::or_kleene(&l, &r)?
+                };
+                values.push(Value::Array(Arc::new(out)));
+            }
+            Step::Exit(e) => {
+                let n = e.children().count();
+                let kids = values.split_off(values.len() - n);
+                values.push(apply(e, kids, rows)?);
+            }
+        }
+    }
+    Ok(values.pop().expect("the root's value"))
+}
+
+/// The value of `e` (not a column, literal, AND or OR) from its children's values.
+fn apply(e: &Typed, kids: Vec<Value>, rows: usize) -> Result<Value> {
+    let mut kids = kids.into_iter();
+    let mut next = || kids.next().expect("a child's value");
     Ok(match e {
-        Typed::Column(i, _) => Value::Array(batch.column(*i).clone()),
-        Typed::Literal(v) => Value::Scalar(v.to_array()),
-        Typed::Cast(inner, to) => match eval(batch, inner)? {
+        Typed::Column(..) | Typed::Literal(_) | Typed::And(_) | Typed::Or(_) => {
+            unreachable!("evaluated in `eval`")
+        }
+        Typed::Cast(_, to) => match next() {
             Value::Array(a) => Value::Array(canonical_nans(cast(&a, to)?)),
             Value::Scalar(s) => Value::Scalar(canonical_nans(cast(&s, to)?)),
         },
-        Typed::Arith(op, l, r, _) => {
-            let (l, r) = (eval(batch, l)?, eval(batch, r)?);
+        Typed::Arith(op, _, _, _) => {
+            let (l, r) = (next(), next());
             let both_scalar = matches!((&l, &r), (Value::Scalar(_), Value::Scalar(_)));
             let (l, r) = (l.datum(), r.datum());
             // Float `div` by zero is inf or NaN, never an error (arrow's `div_wrapping` on
@@ -114,8 +171,8 @@ fn eval(batch: &RecordBatch, e: &Typed) -> Result<Value> {
                 Value::Array(out)
             }
         }
-        Typed::Cmp(op, l, r) => {
-            let (l, r) = (eval(batch, l)?, eval(batch, r)?);
+        Typed::Cmp(op, _, _) => {
+            let (l, r) = (next(), next());
             let both_scalar = matches!((&l, &r), (Value::Scalar(_), Value::Scalar(_)));
             let (l, r) = (l.datum(), r.datum());
             let f = match op {
@@ -133,35 +190,103 @@ fn eval(batch: &RecordBatch, e: &Typed) -> Result<Value> {
                 Value::Array(out)
             }
         }
-        Typed::And(l, r) | Typed::Or(l, r) => {
-            let l = boolean_array(eval(batch, l)?, rows)?;
-            let r = boolean_array(eval(batch, r)?, rows)?;
-            let out = if matches!(e, Typed::And(..)) {
-                boolean::and_kleene(&l, &r)?
-            } else {
-                boolean::or_kleene(&l, &r)?
-            };
-            Value::Array(Arc::new(out))
-        }
-        Typed::Not(inner) => match eval(batch, inner)? {
+        Typed::Not(_) => match next() {
             Value::Scalar(s) => Value::Scalar(Arc::new(boolean::not(
                 s.as_any().downcast_ref().expect("boolean"),
             )?)),
             v => Value::Array(Arc::new(boolean::not(&boolean_array(v, rows)?)?)),
         },
-        Typed::IsNull(inner) | Typed::IsNotNull(inner) => {
-            let null = matches!(e, Typed::IsNull(_));
-            let f = if null {
+        Typed::IsNull(_) | Typed::IsNotNull(_) => {
+            let f = if matches!(e, Typed::IsNull(_)) {
                 boolean::is_null
             } else {
                 boolean::is_not_null
             };
-            match eval(batch, inner)? {
+            match next() {
                 Value::Scalar(s) => Value::Scalar(Arc::new(f(&s)?)),
                 Value::Array(a) => Value::Array(Arc::new(f(&a)?)),
             }
         }
+        Typed::InList(_, set) => match next() {
+            Value::Scalar(s) => Value::Scalar(Arc::new(in_list(&s, set)?)),
+            Value::Array(a) => Value::Array(Arc::new(in_list(&a, set)?)),
+        },
     })
+}
+
+/// `probe IN (set)` per row: null where the probe is null, else whether its value is in
+/// `set` (the planner's literals of the probe's type, distinct and in
+/// [`in_list_order`]), by a binary search. Equality is arrow's `eq`: integers, decimals
+/// and booleans by value, floats by their bits (total order: `-0.0 != 0.0`, a NaN equals
+/// a NaN of the same bits), strings by their bytes.
+fn in_list(probe: &ArrayRef, set: &[ScalarValue]) -> Result<BooleanArray> {
+    use arrow::datatypes::*;
+    debug_assert!(set.windows(2).all(|w| in_list_order(&w[0], &w[1]).is_lt()));
+    let bits: Vec<u128> = set.iter().map(in_list_bits).collect();
+    let found = |key: u128| bits.binary_search(&key).is_ok();
+    let len = probe.len();
+    macro_rules! primitive {
+        ($t:ty, $key:expr) => {{
+            let values = probe.as_primitive::<$t>().values();
+            let key = $key;
+            BooleanBuffer::collect_bool(len, |i| found(key(values[i])))
+        }};
+    }
+    macro_rules! strings {
+        ($array:expr) => {{
+            let array = $array;
+            let words: Vec<&[u8]> = set
+                .iter()
+                .map(|v| match v {
+                    ScalarValue::Utf8(s) => s.as_bytes(),
+                    other => unreachable!("a string IN list holds strings, not {other:?}"),
+                })
+                .collect();
+            BooleanBuffer::collect_bool(len, |i| {
+                let v: &[u8] = array.value(i).as_bytes();
+                words.binary_search(&v).is_ok()
+            })
+        }};
+    }
+    let signed = |v: i64| v as u64 as u128;
+    let values = match probe.data_type() {
+        DataType::Boolean => {
+            let b = probe.as_boolean();
+            BooleanBuffer::collect_bool(len, |i| found(b.value(i) as u128))
+        }
+        DataType::Int8 => primitive!(Int8Type, |v: i8| signed(v as i64)),
+        DataType::Int16 => primitive!(Int16Type, |v: i16| signed(v as i64)),
+        DataType::Int32 => primitive!(Int32Type, |v: i32| signed(v as i64)),
+        DataType::Int64 => primitive!(Int64Type, signed),
+        DataType::UInt8 => primitive!(UInt8Type, |v: u8| v as u128),
+        DataType::UInt16 => primitive!(UInt16Type, |v: u16| v as u128),
+        DataType::UInt32 => primitive!(UInt32Type, |v: u32| v as u128),
+        DataType::UInt64 => primitive!(UInt64Type, |v: u64| v as u128),
+        DataType::Float32 => primitive!(Float32Type, |v: f32| v.to_bits() as u128),
+        DataType::Float64 => primitive!(Float64Type, |v: f64| v.to_bits() as u128),
+        DataType::Date32 => primitive!(Date32Type, |v: i32| signed(v as i64)),
+        DataType::Date64 => primitive!(Date64Type, signed),
+        DataType::Timestamp(TimeUnit::Second, _) => primitive!(TimestampSecondType, signed),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            primitive!(TimestampMillisecondType, signed)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            primitive!(TimestampMicrosecondType, signed)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            primitive!(TimestampNanosecondType, signed)
+        }
+        DataType::Decimal128(..) => primitive!(Decimal128Type, |v: i128| v as u128),
+        DataType::Utf8 => strings!(probe.as_string::<i32>()),
+        DataType::LargeUtf8 => strings!(probe.as_string::<i64>()),
+        DataType::Utf8View => strings!(probe.as_string_view()),
+        other => {
+            return Err(crate::error::Error::InvalidExpression(format!(
+                "IN over values of type {other}"
+            )))
+        }
+    };
+    Ok(BooleanArray::new(values, probe.nulls().cloned()))
 }
 
 /// Evaluates a type-checked predicate over every row of `batch`.

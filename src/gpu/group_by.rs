@@ -82,7 +82,7 @@ fn input_type(agg: &PlannedAgg) -> Option<DataType> {
 }
 
 /// Why `plan` can't run on the GPU, if it can't.
-fn unsupported(plan: &Plan, schema: &Schema, host: bool) -> Option<String> {
+pub(crate) fn unsupported(plan: &Plan, schema: &Schema, host: bool) -> Option<String> {
     for &k in &plan.keys {
         let dt = schema.field(k).data_type();
         let dictionary = host && matches!(dt, DataType::Dictionary(..));

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
-use crate::expr::{ArithOp, CmpOp, ScalarValue};
+use crate::expr::{ArithOp, CmpOp, ScalarValue, Tree};
 use crate::plan::{int_info, is_numeric, Typed};
 
 /// The soft-float module's function for `op` on `Repr::F32` / `Repr::F64` values.
@@ -142,10 +142,57 @@ struct Gen<'a> {
     int128: bool,
     /// Whether the kernel compares strings (`shaders/common/strings.wgsl`).
     strings: bool,
-    /// String literals: the word in `literals` that points at them, and their bytes
-    /// (appended after the fixed-size literals, so the kernel's shape doesn't depend on
-    /// their lengths).
-    string_literals: Vec<(usize, Vec<u8>)>,
+    /// Literals of any length (strings, IN lists): the word in `literals` that says
+    /// where they lie, and what lies there (appended after the fixed-size literals, so
+    /// the kernel's shape doesn't depend on their lengths).
+    tails: Vec<(usize, Tail)>,
+}
+
+/// What a literal word points at (see [`Gen::tails`]).
+enum Tail {
+    /// A string: its length in bytes, then its bytes in words (zero-padded).
+    String(Vec<u8>),
+    /// An IN list of 32-, 64- or 128-bit values: their count, then the values' words
+    /// (low word first), ascending as unsigned numbers.
+    Words(u32, Vec<u32>),
+    /// An IN list of strings: their count, then where each one's length and bytes lie
+    /// (as [`Tail::String`]), in [`string_set_order`].
+    Strings(Vec<Vec<u8>>),
+}
+
+/// The most nodes (columns, literals, operators; an IN list counts as one whatever its
+/// length) of an expression that the GPU runs. The generated kernel grows with the
+/// expression, and a shader compiler's time with the kernel (Mesa's llvmpipe takes about
+/// a minute for a thousand comparisons); a larger expression is
+/// [`Error::UnsupportedOnGpu`], which `Backend::Auto` runs on the CPU.
+pub(crate) const MAX_GPU_EXPRESSION_NODES: usize = 2_000;
+
+/// The most bytes of literals a kernel binds (WebGPU's default, and many adapters',
+/// largest storage binding is 128 MiB); a longer IN list is [`Error::UnsupportedOnGpu`].
+pub(crate) const MAX_GPU_LITERAL_BYTES: usize = 128 << 20;
+
+/// The order of an IN list of strings on the GPU: by length, then by their zero-padded
+/// 32-bit little-endian words as unsigned numbers, first word first (what the kernel's
+/// binary search compares, word by word).
+fn string_set_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let words = |s: &[u8]| {
+        s.chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(w)
+            })
+            .collect::<Vec<u32>>()
+    };
+    a.len().cmp(&b.len()).then_with(|| words(a).cmp(&words(b)))
+}
+
+/// Appends `bytes` as a string record: the length, then the bytes in zero-padded words.
+fn push_string(literals: &mut Vec<u32>, bytes: &[u8]) {
+    literals.push(bytes.len() as u32);
+    let at = literals.len();
+    literals.resize(at + bytes.len().div_ceil(4), 0);
+    bytemuck::cast_slice_mut::<u32, u8>(&mut literals[at..])[..bytes.len()].copy_from_slice(bytes);
 }
 
 /// Where a string operand lies: a column binding (`c{slot}`), or the literal word at an
@@ -232,6 +279,15 @@ fn build(
     has_nulls: &dyn Fn(usize) -> bool,
 ) -> Result<PredicateKernel> {
     for e in value.iter().chain(filter.iter()) {
+        let nodes = e.node_count();
+        if nodes > MAX_GPU_EXPRESSION_NODES {
+            return Err(Error::UnsupportedOnGpu {
+                operation,
+                reason: format!(
+                    "the expression has {nodes} nodes; GPU kernels take at most {MAX_GPU_EXPRESSION_NODES}"
+                ),
+            });
+        }
         if let Some(reason) = unsupported_reason(e) {
             return Err(Error::UnsupportedOnGpu { operation, reason });
         }
@@ -248,7 +304,7 @@ fn build(
         softfloat: false,
         int128: false,
         strings: false,
-        string_literals: Vec::new(),
+        tails: Vec::new(),
     };
     let predicate = operation == "filter";
     let mut value_repr = None;
@@ -274,13 +330,33 @@ fn build(
             reason: "string values of an expression".into(),
         });
     }
-    // String literals go after the fixed-size ones: their slot says where.
-    for (slot, bytes) in std::mem::take(&mut g.string_literals) {
+    // Literals of any length go after the fixed-size ones: their slot says where.
+    for (slot, tail) in std::mem::take(&mut g.tails) {
         g.literals[slot] = g.literals.len() as u32;
-        g.literals.push(bytes.len() as u32);
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
-        g.literals.extend(words);
+        match tail {
+            Tail::String(bytes) => push_string(&mut g.literals, &bytes),
+            Tail::Words(count, words) => {
+                g.literals.push(count);
+                g.literals.extend(words);
+            }
+            Tail::Strings(set) => {
+                g.literals.push(set.len() as u32);
+                let index = g.literals.len();
+                g.literals.resize(index + set.len(), 0);
+                for (i, bytes) in set.iter().enumerate() {
+                    g.literals[index + i] = g.literals.len() as u32;
+                    push_string(&mut g.literals, bytes);
+                }
+            }
+        }
+        if g.literals.len() * 4 > MAX_GPU_LITERAL_BYTES {
+            return Err(Error::UnsupportedOnGpu {
+                operation,
+                reason: format!(
+                    "the expression's literals take more than {MAX_GPU_LITERAL_BYTES} bytes"
+                ),
+            });
+        }
     }
     let outputs = match (predicate, write_value, value_repr, value) {
         (true, ..) | (false, true, Some(Repr::Bool), _) => Outputs::Bits,
@@ -415,13 +491,74 @@ impl Gen<'_> {
         self.next
     }
 
-    /// Emits `let v{n}` / `let ok{n}` for `e`; returns their names and the value's repr.
-    fn node(&mut self, e: &Typed) -> Result<(String, String, Repr)> {
+    /// Emits `let v{n}` / `let ok{n}` for `root` and every node under it (children
+    /// first); returns the root's names and its value's repr. A loop over a heap stack,
+    /// never recursion: the node count is bounded ([`MAX_GPU_EXPRESSION_NODES`]), the
+    /// depth of that many nodes isn't a thread stack's business.
+    fn node(&mut self, root: &Typed) -> Result<(String, String, Repr)> {
+        enum Step<'a> {
+            Enter(&'a Typed),
+            Key(&'static str),
+            Exit(&'a Typed),
+        }
+        let mut steps = vec![Step::Enter(root)];
+        let mut done: Vec<(String, String, Repr)> = Vec::new();
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Key(text) => self.key.push_str(text),
+                Step::Enter(e) if e.is_leaf() => done.push(self.finish(e, Vec::new())?),
+                Step::Enter(e) => {
+                    self.enter_key(e);
+                    steps.push(Step::Exit(e));
+                    steps.push(Step::Key(")"));
+                    let kids: Vec<&Typed> = e.children().collect();
+                    for (i, kid) in kids.into_iter().enumerate().rev() {
+                        steps.push(Step::Enter(kid));
+                        if i > 0 {
+                            steps.push(Step::Key(","));
+                        }
+                    }
+                }
+                Step::Exit(e) => {
+                    let n = e.children().count();
+                    let kids = done.split_off(done.len() - n);
+                    done.push(self.finish(e, kids)?);
+                }
+            }
+        }
+        Ok(done.pop().expect("the root"))
+    }
+
+    /// The cache key's text for a node with children, before theirs.
+    fn enter_key(&mut self, e: &Typed) {
+        match e {
+            Typed::Column(..) | Typed::Literal(_) => {}
+            Typed::Cast(_, to) => write!(self.key, "cast<{to}>(").unwrap(),
+            Typed::Arith(op, _, _, dt) => write!(self.key, "{op:?}<{dt}>(").unwrap(),
+            Typed::Cmp(op, _, _) => write!(self.key, "{op:?}(").unwrap(),
+            Typed::And(_) => self.key.push_str("and("),
+            Typed::Or(_) => self.key.push_str("or("),
+            Typed::Not(_) => self.key.push_str("not("),
+            Typed::IsNull(_) => self.key.push_str("isnull("),
+            Typed::IsNotNull(_) => self.key.push_str("isnotnull("),
+            Typed::InList(..) => self.key.push_str("in("),
+        }
+    }
+
+    /// Emits `let v{n}` / `let ok{n}` for `e` from its children's names (`kids`, in
+    /// order); returns its own.
+    fn finish(
+        &mut self,
+        e: &Typed,
+        kids: Vec<(String, String, Repr)>,
+    ) -> Result<(String, String, Repr)> {
         let dt = e.data_type();
         let r = repr(&dt).ok_or_else(|| Error::UnsupportedOnGpu {
             operation: self.operation,
             reason: format!("{dt} in an expression"),
         })?;
+        let mut kids = kids.into_iter();
+        let mut next = || kids.next().expect("a child's names");
         let (value, ok): (String, String) = match e {
             Typed::Column(index, dt) => {
                 let slot = match self.columns.iter().position(|(c, _)| c == index) {
@@ -471,7 +608,7 @@ impl Gen<'_> {
                 write!(self.key, "lit:{dt}").unwrap();
                 let o = self.literals.len();
                 self.literals.push(0); // where the string lies: filled in by `build`
-                self.string_literals.push((o, text.as_bytes().to_vec()));
+                self.tails.push((o, Tail::String(text.as_bytes().to_vec())));
                 (format!("lit{o}"), "true".to_string())
             }
             Typed::Literal(ScalarValue::Decimal128(x, _, _)) => {
@@ -498,9 +635,7 @@ impl Gen<'_> {
                 (value, "true".to_string())
             }
             Typed::Cast(inner, to) => {
-                write!(self.key, "cast<{to}>(").unwrap();
-                let (v, ok, from) = self.node(inner)?;
-                self.key.push(')');
+                let (v, ok, from) = next();
                 let value = match (from, r) {
                     (Repr::Dec, Repr::Dec) | (_, Repr::Dec) | (Repr::Dec, _) => {
                         self.decimal_cast(&inner.data_type(), to, &v, from)?
@@ -534,11 +669,8 @@ impl Gen<'_> {
                 (value, ok)
             }
             Typed::Arith(op, l, rt, dt) => {
-                write!(self.key, "{op:?}<{dt}>(").unwrap();
-                let (lv, lok, _) = self.node(l)?;
-                self.key.push(',');
-                let (rv, rok, _) = self.node(rt)?;
-                self.key.push(')');
+                let (lv, lok, _) = next();
+                let (rv, rok, _) = next();
                 let ok = format!("({lok}) && ({rok})");
                 let value = if r == Repr::Dec {
                     let types = (l.data_type(), rt.data_type());
@@ -548,12 +680,9 @@ impl Gen<'_> {
                 };
                 (value, ok)
             }
-            Typed::Cmp(op, l, rt) => {
-                write!(self.key, "{op:?}(").unwrap();
-                let (lv, lok, lr) = self.node(l)?;
-                self.key.push(',');
-                let (rv, rok, _) = self.node(rt)?;
-                self.key.push(')');
+            Typed::Cmp(op, _, _) => {
+                let (lv, lok, lr) = next();
+                let (rv, rok, _) = next();
                 if lr == Repr::Str {
                     let ok = format!("({lok}) && ({rok})");
                     let equal = self.string_equal(*op, &lv, &rv, &ok)?;
@@ -589,39 +718,50 @@ impl Gen<'_> {
                 let ok = format!("({lok}) && ({rok})");
                 (format!("({ok}) && ({test})"), ok)
             }
-            Typed::And(l, rt) | Typed::Or(l, rt) => {
-                let and = matches!(e, Typed::And(..));
-                self.key.push_str(if and { "and(" } else { "or(" });
-                let (lv, lok, _) = self.node(l)?;
-                self.key.push(',');
-                let (rv, rok, _) = self.node(rt)?;
-                self.key.push(')');
-                // Null booleans carry value false, so: AND is known when both are known or
-                // either is false; OR when both are known or either is true.
+            Typed::And(_) | Typed::Or(_) => {
+                // Null booleans carry value false, so: AND is known when all operands are
+                // or one is false; OR when all are or one is true. One statement per
+                // operand: the text grows linearly with the chain.
+                let n = self.fresh();
+                let and = matches!(e, Typed::And(_));
+                writeln!(
+                    self.body,
+                    "        var lv{n} = {and};\n        var lk{n} = true;\n        var lf{n} = false;"
+                )
+                .unwrap();
+                for (v, ok, _) in kids.by_ref() {
+                    if and {
+                        writeln!(
+                            self.body,
+                            "        lv{n} = lv{n} && {v}; lk{n} = lk{n} && {ok}; lf{n} = lf{n} || ({ok} && !{v});"
+                        )
+                        .unwrap();
+                    } else {
+                        writeln!(
+                            self.body,
+                            "        lv{n} = lv{n} || {v}; lk{n} = lk{n} && {ok};"
+                        )
+                        .unwrap();
+                    }
+                }
                 if and {
-                    (
-                        format!("{lv} && {rv}"),
-                        format!("({lok} && {rok}) || ({lok} && !{lv}) || ({rok} && !{rv})"),
-                    )
+                    (format!("lv{n}"), format!("lk{n} || lf{n}"))
                 } else {
-                    (
-                        format!("{lv} || {rv}"),
-                        format!("({lok} && {rok}) || {lv} || {rv}"),
-                    )
+                    (format!("lv{n}"), format!("lk{n} || lv{n}"))
                 }
             }
-            Typed::Not(inner) => {
-                self.key.push_str("not(");
-                let (v, ok, _) = self.node(inner)?;
-                self.key.push(')');
+            Typed::InList(_, set) => {
+                let (v, ok, pr) = next();
+                let found = self.in_list(set, &v, pr, &ok)?;
+                (format!("({ok}) && {found}"), ok)
+            }
+            Typed::Not(_) => {
+                let (v, ok, _) = next();
                 (format!("{ok} && !{v}"), ok)
             }
-            Typed::IsNull(inner) | Typed::IsNotNull(inner) => {
+            Typed::IsNull(_) | Typed::IsNotNull(_) => {
                 let null = matches!(e, Typed::IsNull(_));
-                self.key
-                    .push_str(if null { "isnull(" } else { "isnotnull(" });
-                let (_, ok, _) = self.node(inner)?;
-                self.key.push(')');
+                let (_, ok, _) = next();
                 (if null { format!("!{ok}") } else { ok }, "true".to_string())
             }
         };
@@ -635,6 +775,136 @@ impl Gen<'_> {
         writeln!(self.body, "        let v{n}: {ty} = {value};").unwrap();
         writeln!(self.body, "        let ok{n}: bool = {ok};").unwrap();
         Ok((format!("v{n}"), format!("ok{n}"), r))
+    }
+
+    /// Emits a binary search for the probe `v` (of repr `r`, valid where `ok`) in the IN
+    /// list `set`, and returns the name of the bool that says it is there. The values lie
+    /// in the literal buffer (a [`Tail`]), sorted as the kernel compares them, so the
+    /// kernel is one loop of about log2(n) steps and the same for lists of every length:
+    /// 32-, 64- or 128-bit values as unsigned numbers of their bits (equal bits being
+    /// arrow's equality in one type: floats in total order), strings by length and then
+    /// word by word ([`string_set_order`]).
+    fn in_list(&mut self, set: &[ScalarValue], v: &str, r: Repr, ok: &str) -> Result<String> {
+        let o = self.literals.len();
+        self.literals.push(0); // where the list lies: filled in by `build`
+        let n = self.fresh();
+        if r == Repr::Str {
+            self.strings = true;
+            let mut strings: Vec<Vec<u8>> = set
+                .iter()
+                .map(|x| match x {
+                    ScalarValue::Utf8(s) => s.as_bytes().to_vec(),
+                    other => unreachable!("a string IN list holds strings, not {other:?}"),
+                })
+                .collect();
+            strings.sort_by(|a, b| string_set_order(a, b));
+            strings.dedup();
+            self.tails.push((o, Tail::Strings(strings)));
+            let probe = self.string_source(v);
+            let id = format!("{n}p");
+            self.body.push_str(&probe.define(&id));
+            write!(
+                self.body,
+                "        let b{n} = lits[{o}];
+        var lo{n} = 0u;
+        var hi{n} = lits[b{n}];
+        var in{n} = false;
+        while (({ok}) && lo{n} < hi{n}) {{
+            let m{n} = (lo{n} + hi{n}) >> 1u;
+            let pe{n} = lits[b{n} + 1u + m{n}] + 1u;
+            let le{n} = lits[pe{n} - 1u];
+            var c{n} = 0;
+            if (l{id} != le{n}) {{
+                c{n} = select(-1, 1, l{id} > le{n});
+            }} else {{
+                for (var k = 0u; k < le{n}; k += 4u) {{
+                    let wa{n} = {word} & str_tail_mask(le{n} - k);
+                    let wb{n} = lits[pe{n} + (k >> 2u)];
+                    if (wa{n} != wb{n}) {{
+                        c{n} = select(-1, 1, wa{n} > wb{n});
+                        break;
+                    }}
+                }}
+            }}
+            if (c{n} == 0) {{
+                in{n} = true;
+                break;
+            }}
+            if (c{n} > 0) {{ lo{n} = m{n} + 1u; }} else {{ hi{n} = m{n}; }}
+        }}
+",
+                word = probe.word(&id),
+            )
+            .unwrap();
+            return Ok(format!("in{n}"));
+        }
+        let (width, key) = match r {
+            Repr::Bool => (1, format!("select(0u, 1u, {v})")),
+            Repr::I32 => (1, format!("bitcast<u32>({v})")),
+            Repr::U32 | Repr::F32 => (1, v.to_string()),
+            Repr::I64 | Repr::U64 | Repr::F64 => (2, v.to_string()),
+            Repr::Dec => {
+                self.int128 = true;
+                (4, v.to_string())
+            }
+            Repr::Str => unreachable!("strings are searched above"),
+        };
+        // The bits as the kernel holds them: 32-bit values truncated (sign extension keeps
+        // their order), the rest whole.
+        let mut bits: Vec<u128> = set
+            .iter()
+            .map(|x| {
+                let b = crate::plan::in_list_bits(x);
+                match width {
+                    1 => b as u32 as u128,
+                    2 => b as u64 as u128,
+                    _ => b,
+                }
+            })
+            .collect();
+        bits.sort_unstable();
+        bits.dedup();
+        let words = bits
+            .iter()
+            .flat_map(|b| (0..width).map(move |i| (b >> (32 * i)) as u32))
+            .collect();
+        self.tails.push((o, Tail::Words(bits.len() as u32, words)));
+        let at = |i: u32| format!("lits[b{n} + {}u + {width}u * m{n}]", i + 1);
+        let (element, equal, less) = match width {
+            1 => (at(0), format!("e{n} == k{n}"), format!("e{n} < k{n}")),
+            2 => (
+                format!("vec2<u32>({}, {})", at(0), at(1)),
+                format!("all(e{n} == k{n})"),
+                format!("e{n}.y < k{n}.y || (e{n}.y == k{n}.y && e{n}.x < k{n}.x)"),
+            ),
+            _ => (
+                format!("vec4<u32>({}, {}, {}, {})", at(0), at(1), at(2), at(3)),
+                format!("all(e{n} == k{n})"),
+                format!(
+                    "e{n}.w < k{n}.w || (e{n}.w == k{n}.w && (e{n}.z < k{n}.z || (e{n}.z == k{n}.z && (e{n}.y < k{n}.y || (e{n}.y == k{n}.y && e{n}.x < k{n}.x)))))"
+                ),
+            ),
+        };
+        write!(
+            self.body,
+            "        let k{n} = {key};
+        let b{n} = lits[{o}];
+        var lo{n} = 0u;
+        var hi{n} = lits[b{n}];
+        var in{n} = false;
+        while (({ok}) && lo{n} < hi{n}) {{
+            let m{n} = (lo{n} + hi{n}) >> 1u;
+            let e{n} = {element};
+            if ({equal}) {{
+                in{n} = true;
+                break;
+            }}
+            if ({less}) {{ lo{n} = m{n} + 1u; }} else {{ hi{n} = m{n}; }}
+        }}
+"
+        )
+        .unwrap();
+        Ok(format!("in{n}"))
     }
 
     /// A decimal constant (unscaled), read from the literals buffer.
