@@ -148,9 +148,10 @@ pub struct QueryArgs {
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
 
-    /// Group by these columns (comma-separated); groups come out in order of first
-    /// appearance. Without --agg, one row per group.
-    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    /// Group by these columns (comma-separated; double-quote a name with a comma in it:
+    /// '"a,b",c'); groups come out in order of first appearance. Without --agg, one row
+    /// per group.
+    #[arg(long, value_name = "a,b")]
     pub group_by: Vec<String>,
 
     /// Aggregates, comma-separated: count(*), count(x), count(DISTINCT x), sum, min, max,
@@ -160,9 +161,9 @@ pub struct QueryArgs {
     #[arg(long, value_name = "AGGS")]
     pub agg: Option<String>,
 
-    /// Keep one row per distinct value of these columns (comma-separated): whole rows, in
-    /// input order.
-    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    /// Keep one row per distinct value of these columns (comma-separated, names with a
+    /// comma double-quoted): whole rows, in input order.
+    #[arg(long, value_name = "a,b")]
     pub distinct: Vec<String>,
 
     /// Which row of each distinct key --distinct keeps.
@@ -194,8 +195,9 @@ pub struct QueryArgs {
     #[arg(long)]
     pub profile: bool,
 
-    /// Rows per batch read (the unit of streaming and of each GPU upload).
-    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    /// Rows per batch read (the unit of streaming and of each GPU upload): 1 to
+    /// 67,108,864.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = batch_rows)]
     pub batch_rows: usize,
 
     /// No progress bar.
@@ -215,8 +217,9 @@ pub struct ReportArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// The largest size of the ladder (sizes step by about 3x from 1,000).
-    #[arg(long, value_name = "ROWS", conflicts_with = "quick")]
+    /// The largest size of the ladder (sizes step by about 3x from 1,000), 1,000 to
+    /// 4,000,000,000 (about 160 GB of generated columns at the top).
+    #[arg(long, value_name = "ROWS", conflicts_with = "quick", value_parser = report_rows)]
     pub max_rows: Option<usize>,
 
     /// Timed runs per point (the median is reported); default 3, or 1 with --quick.
@@ -242,4 +245,35 @@ pub struct InfoArgs {
     /// Every feature and limit, not only those arrow-wgpu uses.
     #[arg(long)]
     pub all: bool,
+}
+
+/// The most rows a batch may hold (`--batch-rows`): 64M rows of 8-byte columns are 512 MiB
+/// a column, far beyond what a batch needs; a larger value is a typo, not a request to
+/// allocate terabytes.
+pub const MAX_BATCH_ROWS: usize = 1 << 26;
+
+/// The largest `report --max-rows`: the report generates 5 columns of this many rows in
+/// memory, ~40 bytes a row; anything above is a typo, not a ladder to climb.
+pub const MAX_REPORT_ROWS: u64 = 4_000_000_000;
+
+fn report_rows(text: &str) -> Result<usize, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a whole number of rows"))?;
+    if !(1000..=MAX_REPORT_ROWS).contains(&n) {
+        return Err(format!("{n} rows: use 1000 to {MAX_REPORT_ROWS}"));
+    }
+    usize::try_from(n).map_err(|_| format!("{n} rows don't fit this machine's usize"))
+}
+
+fn batch_rows(text: &str) -> Result<usize, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a whole number of rows"))?;
+    if n == 0 || n > MAX_BATCH_ROWS as u64 {
+        return Err(format!("{n} rows: use 1 to {MAX_BATCH_ROWS}"));
+    }
+    Ok(n as usize)
 }

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         write::remove_temporaries();
         std::process::exit(130);
     });
+    read::install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sql(a) => sql_command::run(a),

@@ -210,7 +210,68 @@ fn describe(schema: &SchemaRef) -> String {
         .join(", ")
 }
 
+thread_local! {
+    /// Set while a reader runs under [`guarded`]: the panic hook stays quiet then, since the
+    /// panic becomes an error that says the file is corrupt.
+    static IN_READER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs a panic hook that is quiet for panics [`guarded`] turns into errors (arrow's
+/// readers panic on some corrupt files instead of returning an error) and as before for
+/// everything else.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let quiet =
+            IN_READER.with(|f| f.get()) || QUIET_PANICS.load(std::sync::atomic::Ordering::Relaxed);
+        if !quiet {
+            default(info);
+        }
+    }));
+}
+
+/// Set while `arrow-wgpu sql` runs a query: a panic on one of DataFusion's threads (a
+/// reader meeting a corrupt file) is caught there and reported as an error, so the hook
+/// stays quiet.
+pub static QUIET_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `f`, a call into a file reader; a panic inside it (a corrupt file that arrow's
+/// reader does not check) becomes an error instead of aborting the command.
+fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, ArrowError> {
+    IN_READER.with(|flag| flag.set(true));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_READER.with(|flag| flag.set(false));
+    out.map_err(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the reader failed".into());
+        ArrowError::ParseError(format!("the file is corrupt ({why})"))
+    })
+}
+
+/// A reader whose every batch is read under [`guarded`].
+struct Guarded(BatchIter);
+
+impl Iterator for Guarded {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match guarded(|| self.0.next()) {
+            Ok(item) => item,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 fn open_one(path: &Path, batch_rows: usize) -> Result<(SchemaRef, BatchIter, Option<u64>)> {
+    let (schema, batches, rows) =
+        guarded(|| open_unguarded(path, batch_rows)).map_err(anyhow::Error::new)??;
+    Ok((schema, Box::new(Guarded(batches)), rows))
+}
+
+fn open_unguarded(path: &Path, batch_rows: usize) -> Result<(SchemaRef, BatchIter, Option<u64>)> {
     let mut file = File::open(path)?;
     let format = FileFormat::sniff(path, &mut file)?;
     let context = || format!("not a valid {} file", format.name());

@@ -1,9 +1,13 @@
-//! `arrow-wgpu report`: every operation over a ladder of sizes, on the GPU (data resident,
-//! and with the upload and download) and on the CPU; the answers checked against each
-//! other; an HTML page with charts, a Markdown summary and the raw numbers as JSON.
+//! `arrow-wgpu report`: every operation over a ladder of sizes in four modes: arrow-wgpu's
+//! CPU path, DataFusion's own CPU execution of the same operation in SQL (what users would
+//! run without a GPU, so what the GPU has to beat), and the GPU (data resident, and with
+//! the upload and download); the answers checked against each other; an HTML page with
+//! charts, a Markdown summary and the raw numbers as JSON.
 //!
 //! Timings are wall-clock medians of `--runs` runs after one untimed run (whose answer is
-//! the one checked). The time split comes from the engine's profile of the median run.
+//! the one checked). The time split comes from the engine's profile of the median run
+//! (DataFusion's is all CPU work). The GPU's answers must equal the CPU path's bit for
+//! bit; DataFusion's need only have as many rows (its group order and float sums differ).
 
 mod chart;
 
@@ -18,6 +22,8 @@ use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{
     col, lit, AdapterSummary, Agg, Backend, Engine, Expr, GpuBatch, Keep, Phase, SortKey,
 };
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use serde_json::json;
 
 use crate::args::ReportArgs;
@@ -58,22 +64,44 @@ impl Op {
             Op::Distinct => "on (grp, flag) (4,000 keys), keep first, whole rows",
         }
     }
+
+    /// The same operation in SQL over table `t`, for DataFusion. DataFusion 55 has
+    /// `DISTINCT ON`; without an ORDER BY it keeps some row per key, not necessarily the
+    /// first, which is why only DataFusion's row counts are checked.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Op::Filter => "SELECT * FROM t WHERE qty BETWEEN 10 AND 30 AND price > 500.0",
+            Op::Sort => "SELECT * FROM t ORDER BY id",
+            Op::GroupBy => "SELECT grp, count(*), sum(price), avg(qty) FROM t GROUP BY grp",
+            Op::Distinct => "SELECT DISTINCT ON (grp, flag) * FROM t",
+        }
+    }
 }
 
 /// Where an operation ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// arrow-wgpu's exact CPU path (`Backend::Cpu`): the reference answer.
     Cpu,
+    /// DataFusion's own execution of the operation's SQL ([`Op::sql`]) in a plain
+    /// session: what users have without arrow-wgpu.
+    DataFusion,
     GpuResident,
     GpuTransfers,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Cpu, Mode::GpuResident, Mode::GpuTransfers];
+    pub const ALL: [Mode; 4] = [
+        Mode::Cpu,
+        Mode::DataFusion,
+        Mode::GpuResident,
+        Mode::GpuTransfers,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
             Mode::Cpu => "cpu",
+            Mode::DataFusion => "datafusion",
             Mode::GpuResident => "gpu_resident",
             Mode::GpuTransfers => "gpu_transfers",
         }
@@ -81,7 +109,8 @@ impl Mode {
 
     pub fn label(self) -> &'static str {
         match self {
-            Mode::Cpu => "CPU",
+            Mode::Cpu => "CPU (arrow-wgpu)",
+            Mode::DataFusion => "DataFusion (CPU)",
             Mode::GpuResident => "GPU, data resident",
             Mode::GpuTransfers => "GPU, with upload + download",
         }
@@ -98,7 +127,8 @@ pub struct Point {
     pub seconds: f64,
     /// Upload, kernels, download, CPU (seconds) of the median run.
     pub split: [f64; 4],
-    /// The answer equals the CPU's.
+    /// The answer equals the CPU path's: bit for bit for the GPU, in its row count for
+    /// DataFusion.
     pub agrees: bool,
 }
 
@@ -139,10 +169,14 @@ fn ladder(max: usize) -> Vec<usize> {
     let mut decade = 1000usize;
     while decade <= max {
         sizes.push(decade);
-        if decade * 3 <= max {
+        if decade.checked_mul(3).is_some_and(|x| x <= max) {
             sizes.push(decade * 3);
         }
-        decade *= 10;
+        // A decade past usize::MAX ends the ladder rather than wrapping to a small one.
+        match decade.checked_mul(10) {
+            Some(next) => decade = next,
+            None => break,
+        }
     }
     if sizes.last() != Some(&max) && max >= 1000 {
         sizes.push(max);
@@ -247,21 +281,97 @@ fn measure(
     mut f: impl FnMut(&Engine) -> arrow_wgpu::Result<Option<RecordBatch>>,
 ) -> Result<(Option<RecordBatch>, f64, [f64; 4])> {
     let answer = f(engine)?;
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let start = Instant::now();
+    let (seconds, split) = median_of(runs, || {
         let (_, profile) = engine.profiled(|e| f(e))?;
+        Ok([Phase::Upload, Phase::Kernels, Phase::Download, Phase::Cpu]
+            .map(|p| profile.time_in(p).as_secs_f64()))
+    })?;
+    Ok((answer, seconds, split))
+}
+
+/// Times `run` `runs` times (at least once; fewer if a run takes over [`SLOW_RUN`]); the
+/// median run's wall time and the split `run` returned for it. Every mode goes through
+/// here, so all are timed alike.
+fn median_of(runs: usize, mut run: impl FnMut() -> Result<[f64; 4]>) -> Result<(f64, [f64; 4])> {
+    let mut samples = Vec::with_capacity(runs.max(1));
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let split = run()?;
         let seconds = start.elapsed().as_secs_f64();
-        let split = [Phase::Upload, Phase::Kernels, Phase::Download, Phase::Cpu]
-            .map(|p| profile.time_in(p).as_secs_f64());
         samples.push((seconds, split));
         if start.elapsed() > SLOW_RUN {
             break;
         }
     }
     samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (seconds, split) = samples[samples.len() / 2];
-    Ok((answer, seconds, split))
+    Ok(samples[samples.len() / 2])
+}
+
+/// DataFusion's own CPU execution, as users have it: a plain `SessionContext` with its
+/// default configuration (as many partitions as the machine has cores) and none of
+/// arrow-wgpu's functions or operators registered. Without arrow-wgpu this is what users
+/// would run, so it is the speed the GPU has to beat.
+struct DataFusion {
+    /// Built once: a runtime per query would time the start of its threads.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl DataFusion {
+    fn new() -> Result<DataFusion> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime for DataFusion")?;
+        Ok(DataFusion { runtime })
+    }
+
+    /// A session with `batch` registered as table `t`. The batch is cut (zero-copy) into
+    /// DataFusion's batch size and dealt over its partitions, as a table read from files
+    /// would be: one big batch in one partition would run on one core.
+    fn session(&self, batch: &RecordBatch) -> Result<(SessionContext, usize)> {
+        let ctx = SessionContext::new();
+        let config = ctx.copied_config();
+        let batch_rows = config.batch_size().max(1);
+        let partitions = config.target_partitions().max(1);
+        let slices: Vec<RecordBatch> = (0..batch.num_rows())
+            .step_by(batch_rows)
+            .map(|at| batch.slice(at, batch_rows.min(batch.num_rows() - at)))
+            .collect();
+        let per_partition = slices.len().div_ceil(partitions).max(1);
+        let mut parts: Vec<Vec<RecordBatch>> = slices
+            .chunks(per_partition)
+            .map(<[RecordBatch]>::to_vec)
+            .collect();
+        if parts.is_empty() {
+            parts.push(Vec::new());
+        }
+        let table = MemTable::try_new(batch.schema(), parts)
+            .context("making a DataFusion MemTable of the batch")?;
+        ctx.register_table("t", Arc::new(table))
+            .context("registering the batch with DataFusion")?;
+        Ok((ctx, partitions))
+    }
+
+    /// Plans and runs `sql` to the end (`ctx.sql(..).await?.collect().await?`); the rows
+    /// of its answer.
+    fn rows(&self, ctx: &SessionContext, sql: &str) -> Result<usize> {
+        self.runtime
+            .block_on(async {
+                let batches = ctx.sql(sql).await?.collect().await?;
+                Ok::<_, datafusion::error::DataFusionError>(
+                    batches.iter().map(RecordBatch::num_rows).sum(),
+                )
+            })
+            .with_context(|| format!("DataFusion running {sql}"))
+    }
+
+    /// Runs `sql` once untimed (its row count is returned) and `runs` times timed, as
+    /// [`measure`] does; the median time.
+    fn measure(&self, ctx: &SessionContext, sql: &str, runs: usize) -> Result<(usize, f64)> {
+        let rows = self.rows(ctx, sql)?;
+        let (seconds, _) = median_of(runs, || self.rows(ctx, sql).map(|_| [0.0; 4]))?;
+        Ok((rows, seconds))
+    }
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -306,6 +416,8 @@ pub fn run(args: ReportArgs) -> Result<()> {
     if let Some(a) = &adapter {
         eprintln!("adapter: {a}");
     }
+    let datafusion = DataFusion::new()?;
+    let mut datafusion_partitions = 0;
     let work = Work::new();
     let mut points: Vec<Point> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
@@ -314,6 +426,8 @@ pub fn run(args: ReportArgs) -> Result<()> {
 
     for &rows in &sizes {
         let batch = make_batch(rows)?;
+        let (session, partitions) = datafusion.session(&batch)?;
+        datafusion_partitions = partitions;
         for &op in &ops {
             let (want, seconds, split) =
                 measure(&cpu, runs, |e| work.on_host(e, op, &batch).map(Some))?;
@@ -332,6 +446,53 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 thousands(rows),
                 ms(seconds)
             );
+            if !stopped
+                .iter()
+                .any(|(o, m, _)| *o == op && *m == Mode::DataFusion)
+            {
+                let mode = Mode::DataFusion;
+                match datafusion.measure(&session, op.sql(), runs) {
+                    Ok((got_rows, seconds)) => {
+                        // Only the row count: DataFusion's group order, float sums and
+                        // the row DISTINCT ON keeps differ from ours by design.
+                        let agrees = got_rows == want.num_rows();
+                        if !agrees {
+                            failures.push(format!(
+                                "{} {} at {rows} rows: {} rows in the answer, the CPU path's has {}",
+                                op.name(),
+                                mode.label(),
+                                thousands(got_rows),
+                                thousands(want.num_rows())
+                            ));
+                        }
+                        points.push(Point {
+                            op,
+                            mode,
+                            rows,
+                            seconds,
+                            split: [0.0, 0.0, 0.0, seconds],
+                            agrees,
+                        });
+                        let _ = write!(
+                            line,
+                            ", DataFusion {}{}",
+                            ms(seconds),
+                            if agrees { "" } else { " (ROW COUNT DIFFERS)" }
+                        );
+                        if seconds > SLOW_RUN.as_secs_f64() {
+                            stopped.push((op, mode, rows));
+                        }
+                    }
+                    Err(e) => {
+                        failures.push(format!(
+                            "{} {} at {rows} rows: {e:#}",
+                            op.name(),
+                            mode.label()
+                        ));
+                        stopped.push((op, mode, rows));
+                    }
+                }
+            }
             if let Some(gpu) = &gpu {
                 for mode in [Mode::GpuResident, Mode::GpuTransfers] {
                     if stopped.iter().any(|(o, m, _)| *o == op && *m == mode) {
@@ -413,6 +574,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         failures: &failures,
         unsupported: &unsupported,
         stopped: &stopped,
+        datafusion_partitions,
         runs,
         elapsed: started.elapsed(),
     };
@@ -431,7 +593,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     print!("{}", report.markdown_summary());
     if !failures.is_empty() {
         bail!(
-            "{} measurement(s) failed or disagreed with the CPU:\n  {}",
+            "{} measurement(s) failed or disagreed with the CPU path:\n  {}",
             failures.len(),
             failures.join("\n  ")
         );
@@ -498,6 +660,8 @@ struct Report<'a> {
     /// Operations the adapter couldn't run (an `is_gpu_side` error), with the reason.
     unsupported: &'a [String],
     stopped: &'a [(Op, Mode, usize)],
+    /// The partitions of DataFusion's session (its default: the machine's cores).
+    datafusion_partitions: usize,
     runs: usize,
     elapsed: Duration,
 }
@@ -513,13 +677,13 @@ impl Report<'_> {
             .find(|p| p.op == op && p.mode == mode && p.rows == rows)
     }
 
-    /// The largest size measured in every mode for `op`.
+    /// The largest size measured in every mode that measured `op` at all (a mode that
+    /// failed from the first size doesn't take the row out of the summary).
     fn largest_common(&self, op: Op) -> Option<usize> {
-        let modes: Vec<Mode> = if self.adapter.is_some() {
-            Mode::ALL.to_vec()
-        } else {
-            vec![Mode::Cpu]
-        };
+        let modes: Vec<Mode> = Mode::ALL
+            .into_iter()
+            .filter(|&m| self.points.iter().any(|p| p.op == op && p.mode == m))
+            .collect();
         self.sizes
             .iter()
             .rev()
@@ -565,6 +729,15 @@ impl Report<'_> {
             }
             _ => verdict,
         }
+    }
+
+    /// DataFusion's version and session, in words.
+    fn datafusion_line(&self) -> String {
+        format!(
+            "{}, a plain SessionContext with its default configuration ({} partitions) and none of arrow-wgpu's operators: its own CPU execution of each operation's SQL",
+            datafusion::DATAFUSION_VERSION,
+            self.datafusion_partitions
+        )
     }
 
     fn adapter_line(&self) -> String {
@@ -628,6 +801,11 @@ impl Report<'_> {
                     "download_s": p.split[2],
                     "cpu_s": p.split[3],
                     "agrees_with_cpu": p.agrees,
+                    "checked": match p.mode {
+                        Mode::Cpu => "reference",
+                        Mode::DataFusion => "row count",
+                        Mode::GpuResident | Mode::GpuTransfers => "bit for bit",
+                    },
                 })
             })
             .collect();
@@ -649,10 +827,14 @@ impl Report<'_> {
             "tool": format!("arrow-wgpu {}", env!("CARGO_PKG_VERSION")),
             "machine": self.machine(),
             "adapter": adapter,
+            "datafusion": {
+                "version": datafusion::DATAFUSION_VERSION,
+                "target_partitions": self.datafusion_partitions,
+            },
             "sizes": self.sizes,
             "timed_runs_per_point": self.runs,
             "elapsed_seconds": self.elapsed.as_secs_f64(),
-            "operations": self.ops.iter().map(|o| json!({"name": o.name(), "what": o.what()})).collect::<Vec<_>>(),
+            "operations": self.ops.iter().map(|o| json!({"name": o.name(), "what": o.what(), "datafusion_sql": o.sql()})).collect::<Vec<_>>(),
             "points": points,
             "crossovers": crossovers,
             "failures": self.failures,
@@ -666,9 +848,9 @@ impl Report<'_> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n| operation | rows | CPU rows/s | GPU resident rows/s | GPU + transfers rows/s | GPU resident vs CPU | GPU + transfers vs CPU |"
+            "\n| operation | rows | CPU rows/s | DataFusion rows/s | GPU resident rows/s | GPU + transfers rows/s | GPU resident vs CPU | GPU + transfers vs CPU |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|---|");
         for &op in self.ops {
             let Some(rows) = self.largest_common(op) else {
                 continue;
@@ -680,10 +862,11 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 op.name(),
                 thousands(rows),
                 rate(Mode::Cpu),
+                rate(Mode::DataFusion),
                 rate(Mode::GpuResident),
                 rate(Mode::GpuTransfers),
                 self.verdict_and_ratio(op, Mode::GpuResident, rows),
@@ -704,11 +887,12 @@ impl Report<'_> {
             self.runs,
             self.elapsed.as_secs_f64()
         );
+        let _ = writeln!(out, "- DataFusion: {}", self.datafusion_line());
         let _ = writeln!(
             out,
             "- Answers: {}",
             if self.failures.is_empty() {
-                "every GPU answer equals the CPU's".to_string()
+                ANSWERS_AGREE.to_string()
             } else {
                 format!(
                     "{} problem(s): {}",
@@ -726,7 +910,13 @@ impl Report<'_> {
         out += &self.markdown_summary();
         let _ = writeln!(out, "\nOperations:\n");
         for &op in self.ops {
-            let _ = writeln!(out, "- `{}`: {}", op.name(), op.what());
+            let _ = writeln!(
+                out,
+                "- `{}`: {}; DataFusion: `{}`",
+                op.name(),
+                op.what(),
+                op.sql()
+            );
         }
         for (op, mode, rows) in self.stopped {
             let _ = writeln!(
@@ -746,9 +936,10 @@ impl Report<'_> {
         let mut body = String::new();
         let _ = writeln!(
             body,
-            "<h1>arrow-wgpu: GPU against CPU</h1>\n<p class=meta><b>Adapter:</b> {}<br><b>Machine:</b> {}<br><b>Sizes:</b> {} to {} rows, median of {} timed run(s) per point; {:.0} s in all.</p>",
+            "<h1>arrow-wgpu: GPU against CPU</h1>\n<p class=meta><b>Adapter:</b> {}<br><b>Machine:</b> {}<br><b>DataFusion:</b> {}<br><b>Sizes:</b> {} to {} rows, median of {} timed run(s) per point; {:.0} s in all.</p>",
             esc(&self.adapter_line()),
             esc(&self.machine()),
+            esc(&self.datafusion_line()),
             thousands(self.sizes.first().copied().unwrap_or(0)),
             thousands(self.max_rows()),
             self.runs,
@@ -762,10 +953,10 @@ impl Report<'_> {
             );
         }
         if self.adapter.is_none() {
-            body += "<div class=warn><b>No GPU adapter found.</b> Only the CPU path was measured.</div>\n";
+            body += "<div class=warn><b>No GPU adapter found.</b> Only the CPU path and DataFusion were measured.</div>\n";
         }
         if self.failures.is_empty() {
-            body += "<div class=ok>Every GPU answer equals the CPU's, bit for bit.</div>\n";
+            let _ = writeln!(body, "<div class=ok>{}.</div>", esc(ANSWERS_AGREE));
         } else {
             let _ = writeln!(
                 body,
@@ -787,7 +978,7 @@ impl Report<'_> {
                     .collect::<String>()
             );
         }
-        body += "<h2>Summary</h2>\n<table><tr><th rowspan=2>operation</th><th colspan=4>throughput at the largest size measured</th><th colspan=2>GPU against CPU (speed ratio at that size)</th></tr>\n<tr><th>rows</th><th>CPU</th><th>GPU resident</th><th>GPU + transfers</th><th>GPU resident</th><th>GPU + transfers</th></tr>\n";
+        body += "<h2>Summary</h2>\n<table><tr><th rowspan=2>operation</th><th colspan=5>throughput at the largest size measured</th><th colspan=2>GPU against CPU (speed ratio at that size)</th></tr>\n<tr><th>rows</th><th>CPU</th><th>DataFusion</th><th>GPU resident</th><th>GPU + transfers</th><th>GPU resident</th><th>GPU + transfers</th></tr>\n";
         for &op in self.ops {
             let Some(rows) = self.largest_common(op) else {
                 continue;
@@ -799,10 +990,11 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 body,
-                "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
                 op.name(),
                 thousands(rows),
                 rate(Mode::Cpu),
+                rate(Mode::DataFusion),
                 rate(Mode::GpuResident),
                 rate(Mode::GpuTransfers),
                 esc(&self.verdict_and_ratio(op, Mode::GpuResident, rows)),
@@ -813,9 +1005,10 @@ impl Report<'_> {
         for &op in self.ops {
             let _ = write!(
                 body,
-                "<h2>{}</h2>\n<p class=what>{}</p>\n<p class=verdict>GPU, data resident: <b>{}</b>. GPU with upload + download: <b>{}</b>.</p>\n<div class=row>",
+                "<h2>{}</h2>\n<p class=what>{}<br>DataFusion: <code>{}</code></p>\n<p class=verdict>GPU, data resident: <b>{}</b>. GPU with upload + download: <b>{}</b>.</p>\n<div class=row>",
                 op.name(),
                 esc(op.what()),
+                esc(op.sql()),
                 esc(&self.verdict(op, Mode::GpuResident)),
                 esc(&self.verdict(op, Mode::GpuTransfers)),
             );
@@ -827,7 +1020,7 @@ impl Report<'_> {
         }
         let _ = writeln!(
             body,
-            "<p class=meta>rows/s = rows in the input / wall time of the operation. \"Resident\": the batch is already on the GPU (uploaded once, untimed) and the result stays there (the group-by's small result comes back). \"With upload + download\": the batch goes from host memory to the GPU and the result back, as a one-off call does. Raw numbers: report.json. Made by arrow-wgpu {}.</p>",
+            "<p class=meta>rows/s = rows in the input / wall time of the operation. \"CPU\": arrow-wgpu's exact CPU path, the reference answer. \"DataFusion\": DataFusion's own CPU execution of the SQL given for each operation, over the same rows registered as a table in a plain session with its default configuration (the time covers planning and running the query to the end; its answers are checked by row count only, since its group order, float sums and the row DISTINCT ON keeps differ from ours). \"Resident\": the batch is already on the GPU (uploaded once, untimed) and the result stays there (the group-by's small result comes back). \"With upload + download\": the batch goes from host memory to the GPU and the result back, as a one-off call does. Raw numbers: report.json. Made by arrow-wgpu {}.</p>",
             env!("CARGO_PKG_VERSION")
         );
         Ok(format!(
@@ -835,6 +1028,10 @@ impl Report<'_> {
         ))
     }
 }
+
+/// What the page says when every answer checked out.
+const ANSWERS_AGREE: &str =
+    "Every GPU answer equals the CPU path's, bit for bit; every DataFusion answer has as many rows";
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1320px;margin:24px auto;padding:0 16px;color:#222}\
 h1{margin-bottom:4px}h2{margin:28px 0 4px;border-bottom:1px solid #ddd}\
@@ -854,6 +1051,19 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ladder climbs by about 3x, ends at the maximum, and never wraps: at usize::MAX
+    /// it ends (a wrapped decade would start again from a small size and never stop).
+    #[test]
+    fn ladder_ends_at_the_maximum_and_never_wraps() {
+        assert_eq!(ladder(1000), vec![1000]);
+        assert_eq!(ladder(5000), vec![1000, 3000, 5000]);
+        assert_eq!(ladder(30_000), vec![1000, 3000, 10_000, 30_000]);
+        let top = ladder(usize::MAX);
+        assert!(top.windows(2).all(|w| w[0] < w[1]), "{top:?}");
+        assert_eq!(top.last(), Some(&usize::MAX));
+        assert!(top.len() < 50);
+    }
 
     fn point(mode: Mode, rows: usize, seconds: f64) -> Point {
         Point {
@@ -877,6 +1087,7 @@ mod tests {
             (1_000_000, 1e-2, 1e-3, 4e-3),
         ] {
             points.push(point(Mode::Cpu, rows, cpu));
+            points.push(point(Mode::DataFusion, rows, cpu * 1.5));
             points.push(point(Mode::GpuResident, rows, resident));
             points.push(point(Mode::GpuTransfers, rows, transfers));
         }
@@ -907,9 +1118,11 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("GPU resident: wins from 1M rows"), "{svg}");
+        assert!(svg.contains("DataFusion (CPU)"), "a line for DataFusion");
         assert!(!svg.contains("never wins"));
         let split = chart::split(&points, Op::Sort, 1_000_000).unwrap();
         assert!(split.contains("GPU kernels") && split.contains("resident"));
+        assert!(split.contains("DataFusion"), "a bar for DataFusion");
         if let Ok(path) = std::env::var("ARROW_WGPU_CHART_SAMPLE") {
             std::fs::write(path, format!("<html><body>{svg}{split}</body></html>")).unwrap();
         }

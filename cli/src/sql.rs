@@ -93,7 +93,31 @@ pub fn parse_sort(text: &str, schema: &Schema) -> Result<Vec<SortKey>> {
 
 /// Column names from a comma-separated flag (`--group-by`, `--distinct`), each resolved as
 /// an SQL identifier would be.
+/// The column names in comma-separated lists (each `--group-by`/`--distinct` given):
+/// commas inside double quotes are part of a name (`"a,b",c` is two names).
+pub fn split_columns(lists: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for list in lists {
+        let mut current = String::new();
+        let mut quoted = false;
+        for ch in list.chars() {
+            match ch {
+                '"' => {
+                    quoted = !quoted;
+                    current.push(ch);
+                }
+                ',' if !quoted => out.push(std::mem::take(&mut current)),
+                _ => current.push(ch),
+            }
+        }
+        out.push(current);
+    }
+    out.retain(|n| !n.trim().is_empty());
+    out
+}
+
 pub fn resolve_columns(names: &[String], schema: &Schema) -> Vec<String> {
+    let names = split_columns(names);
     names
         .iter()
         .map(|n| {
@@ -236,10 +260,16 @@ fn literal(v: &Value, negative: bool) -> Result<ScalarValue> {
         }
         Value::Boolean(b) if !negative => Ok(ScalarValue::Boolean(*b)),
         Value::Null => bail!("a NULL literal isn't supported (use IS NULL / IS NOT NULL)"),
-        v if !negative && v.clone().into_string().is_some() => Ok(ScalarValue::Utf8(
-            v.clone().into_string().expect("a string literal"),
-        )),
-        v => bail!("the literal `{sign}{v}` isn't supported"),
+        Value::SingleQuotedString(s) if !negative => Ok(ScalarValue::Utf8(s.clone())),
+        // 0x10, X'41' (hex) and B'10' (bits) are numbers or bytes, never the text of their
+        // digits: refused rather than compared as strings.
+        Value::HexStringLiteral(_) => {
+            bail!("the hex literal `{sign}{v}` isn't supported: write the number in decimal")
+        }
+        Value::SingleQuotedByteStringLiteral(_) | Value::DoubleQuotedByteStringLiteral(_) => {
+            bail!("the byte or bit literal `{sign}{v}` isn't supported")
+        }
+        v => bail!("the literal `{sign}{v}` isn't supported (strings are 'single-quoted')"),
     }
 }
 
@@ -294,6 +324,9 @@ fn to_agg(e: &ast::Expr, schema: &Schema) -> Result<Agg> {
         bail!("`{e}`: clauses inside an aggregate's parentheses aren't supported");
     }
     let agg = match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if distinct => {
+            bail!("`{e}`: count(DISTINCT *) isn't supported: name the column, count(DISTINCT x)")
+        }
         [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if name.eq_ignore_ascii_case("count") => {
             Agg::count_star()
         }
@@ -307,6 +340,17 @@ fn to_agg(e: &ast::Expr, schema: &Schema) -> Result<Agg> {
         Some(predicate) => agg.filter(to_expr(predicate, schema)?),
         None => agg,
     })
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_columns;
+
+    #[test]
+    fn commas_inside_double_quotes_are_part_of_a_name() {
+        let lists = vec![r#""a,b",c"#.to_string(), "d, e".to_string()];
+        assert_eq!(split_columns(&lists), vec![r#""a,b""#, "c", "d", " e"]);
+    }
 }
 
 #[cfg(test)]
@@ -359,10 +403,15 @@ mod tests {
             ("qty % 2 = 0", "operator % isn't supported"),
             ("qty = 1 extra", "can't parse"),
             ("day > DATE '2021-13-01'", "not a date"),
+            ("qty = 0x10", "hex literal"),
+            ("qty = X'41'", "hex literal"),
+            ("qty = B'10'", "literal"),
         ] {
             let err = format!("{:#}", parse_predicate(text, &s).unwrap_err());
             assert!(err.contains(says), "{text}: {err}");
         }
+        let err = format!("{:#}", parse_aggs("count(DISTINCT *)", &s).unwrap_err());
+        assert!(err.contains("count(DISTINCT *) isn't supported"), "{err}");
     }
 
     #[test]

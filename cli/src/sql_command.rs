@@ -237,7 +237,44 @@ pub fn run(args: SqlArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run_async(args))
+    // A panic inside DataFusion or a reader (arrow's readers panic on some corrupt
+    // files) is caught and reported as an error: no panic reaches the user, and the output
+    // file being written is removed as on any failure.
+    crate::read::QUIET_PANICS.store(true, std::sync::atomic::Ordering::Relaxed);
+    let out = runtime.block_on(futures::FutureExt::catch_unwind(
+        std::panic::AssertUnwindSafe(run_async(args)),
+    ));
+    crate::read::QUIET_PANICS.store(false, std::sync::atomic::Ordering::Relaxed);
+    match out {
+        Ok(result) => result.map_err(without_task_panics),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            bail!("the query failed inside a reader or operator ({why}); is an input file corrupt?")
+        }
+    }
+}
+
+/// DataFusion runs a partition's work as a tokio task and reports a panic inside it (arrow's
+/// readers panic on some damaged files) as an error: "task 14 panicked with message ...".
+/// That error is said as what it means, once, with the reader's message.
+fn without_task_panics(e: anyhow::Error) -> anyhow::Error {
+    const MARK: &str = "panicked with message ";
+    let text = format!("{e:#}");
+    let Some(at) = text.find(MARK) else {
+        return e;
+    };
+    let rest = &text[at + MARK.len()..];
+    let why = rest
+        .strip_prefix('"')
+        .and_then(|r| r.split('"').next())
+        .unwrap_or(rest);
+    anyhow::anyhow!(
+        "the query failed inside a reader or operator ({why}); is an input file corrupt?"
+    )
 }
 
 async fn run_async(args: SqlArgs) -> Result<()> {

@@ -726,6 +726,48 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
         &["query", s(&good), "--out", s(&dir.path("out.xlsx"))],
         "unknown extension",
     );
+    // Literals that are numbers or bytes, never the text of their digits, and
+    // count(DISTINCT *), which is not count(*).
+    for (filter, says) in [
+        ("pos = 0x10", "hex literal"),
+        ("pos = X'41'", "hex literal"),
+        ("pos = B'10'", "literal"),
+    ] {
+        fails(
+            &dir,
+            &["query", s(&good), "--filter", filter, "--out", out],
+            says,
+        );
+    }
+    fails(
+        &dir,
+        &[
+            "query",
+            s(&good),
+            "--agg",
+            "count(DISTINCT *)",
+            "--out",
+            out,
+        ],
+        "count(DISTINCT *) isn't supported",
+    );
+    // Sizes that no input needs: a usage error, not an allocation of terabytes or a
+    // ladder that never ends.
+    for args in [
+        vec![
+            "query",
+            s(&good),
+            "--batch-rows",
+            "1000000000000",
+            "--out",
+            out,
+        ],
+        vec!["query", s(&good), "--batch-rows", "0", "--out", out],
+        vec!["report", "--max-rows", "18446744073709551615", "--out", out],
+        vec!["report", "--max-rows", "10", "--out", out],
+    ] {
+        fails(&dir, &args, "use 1");
+    }
     // Files with different columns.
     let other = dir.path("other.csv");
     fs::write(&other, "x\n1\n").unwrap();
@@ -785,6 +827,23 @@ fn report_writes_html_markdown_and_json() {
     assert_eq!(json["sizes"], serde_json::json!([1000, 3000]));
     let md = fs::read_to_string(dir.path("report.md")).unwrap();
     assert!(md.contains("| operation |"));
+    // DataFusion's own execution is measured beside our CPU path and the GPU.
+    assert!(md.contains("| DataFusion rows/s |"), "{md}");
+    assert!(
+        md.contains("SELECT DISTINCT ON (grp, flag) * FROM t"),
+        "{md}"
+    );
+    assert!(
+        html.contains("DataFusion (CPU)"),
+        "a DataFusion line on the charts"
+    );
+    let datafusion_points = json["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["mode"] == "datafusion")
+        .count();
+    assert_eq!(datafusion_points, 8, "four operations at two sizes");
     if let Some(adapter) = json["adapter"].as_object() {
         if adapter["software"] == true {
             assert!(html.contains("Software driver, not a GPU"));

@@ -1,5 +1,6 @@
 //! The report's SVG charts, drawn with plotters: rows/s against rows (log-log, one line per
-//! backend, the GPU's crossover marked) and the time split at the largest size.
+//! mode: arrow-wgpu's CPU path, DataFusion, the GPU resident and with transfers; the GPU's
+//! crossover marked) and the time split at the largest size.
 
 use anyhow::{anyhow, Result};
 use plotters::coord::ranged1d::SegmentValue;
@@ -12,6 +13,8 @@ const FONT: &str = "sans-serif";
 fn color(mode: Mode) -> RGBColor {
     match mode {
         Mode::Cpu => RGBColor(31, 119, 180),
+        // Brown: apart from the other lines and from the split chart's phase colours.
+        Mode::DataFusion => RGBColor(140, 86, 75),
         Mode::GpuResident => RGBColor(44, 160, 44),
         Mode::GpuTransfers => RGBColor(214, 39, 40),
     }
@@ -162,6 +165,7 @@ pub fn throughput(points: &[Point], op: Op, sizes: &[usize]) -> Result<String> {
 fn short(mode: Mode) -> &'static str {
     match mode {
         Mode::Cpu => "CPU",
+        Mode::DataFusion => "DataFusion",
         Mode::GpuResident => "resident",
         Mode::GpuTransfers => "with transfers",
     }
