@@ -5,10 +5,16 @@
 //! `lineitem`'s rows. Each GPU variant is checked once against the CPU before timing. The
 //! CPU runs on every core the OS reports (`cpu`) and on one thread (`cpu_1t`).
 //!
+//! Then all 22 queries (`queries/tpch/`) through DataFusion with arrow-wgpu at the same
+//! scale factor (`tpch_sql/sfN/qNN/cpu`; with `ARROW_WGPU_TPCH_SQL_GPU=1` also `.../gpu`,
+//! the rule's GPU operators: minutes per query on a software driver).
+//!
 //! `cargo bench --bench tpch`
 
 #[path = "../examples/common/tpch_data.rs"]
 mod data;
+#[path = "../examples/common/tpch_sql.rs"]
+mod sql;
 
 use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{tpch, Backend, Engine, EngineOptions, GpuBatch, Result};
@@ -74,5 +80,34 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_sql(c: &mut Criterion) {
+    use std::sync::Arc;
+    let sf: f64 = std::env::var("ARROW_WGPU_TPCH_SF")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tables = sql::tables(sf, 4);
+    let mut sessions = vec![(
+        "cpu",
+        sql::session(Arc::new(Engine::new(Backend::Cpu).unwrap()), &tables),
+    )];
+    if std::env::var("ARROW_WGPU_TPCH_SQL_GPU").is_ok_and(|v| v == "1") {
+        if let Ok(g) = Engine::new(Backend::Gpu) {
+            sessions.push(("gpu", sql::session(Arc::new(g), &tables)));
+        }
+    }
+    let mut group = c.benchmark_group(format!("tpch_sql/sf{sf}"));
+    group.sample_size(10);
+    for n in 1..=22 {
+        for (name, ctx) in &sessions {
+            group.bench_function(format!("q{n:02}/{name}"), |b| {
+                b.iter(|| runtime.block_on(sql::run(ctx, n)).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_sql);
 criterion_main!(benches);

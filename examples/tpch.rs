@@ -1,12 +1,18 @@
-//! TPC-H Q1 and Q6 end to end: generates `lineitem` with tpchgen at a scale factor
-//! (`--sf`, default 1), runs both queries on the CPU and on the GPU (with transfers, and on a
-//! batch uploaded once), checks that every run gives the same answer, checks it against the
-//! published TPC-H answers at SF1, and prints where each query's time went.
+//! TPC-H end to end. Q1 and Q6 on the library alone: generates `lineitem` with tpchgen at
+//! a scale factor (`--sf`, default 1), runs both queries on the CPU and on the GPU (with
+//! transfers, and on a batch uploaded once), checks that every run gives the same answer,
+//! checks it against the published TPC-H answers at SF1, and prints where each query's
+//! time went. Then all 22 queries (`queries/tpch/`) through DataFusion with arrow-wgpu on
+//! every table generated in memory: on the CPU (DataFusion's operators with the exact
+//! aggregates) and, with `--gpu`, on the GPU engine (the rule's GPU operators), each
+//! query's time, rows and (on the GPU) whether it agrees with the CPU.
 //!
-//! `cargo run --release --example tpch -- --sf 1`
+//! `cargo run --release --example tpch -- --sf 1 [--gpu]`
 
 #[path = "common/tpch_data.rs"]
 mod data;
+#[path = "common/tpch_sql.rs"]
+mod sql;
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +61,7 @@ fn table(batch: &RecordBatch) -> std::result::Result<String, Box<dyn std::error:
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut sf = 1.0f64;
+    let mut sql_on_gpu = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -65,9 +72,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
                     .filter(|v: &f64| *v > 0.0)
                     .ok_or("--sf needs a positive number")?
             }
+            "--gpu" => sql_on_gpu = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: tpch [--sf SCALE_FACTOR]   (default 1; answers are checked at SF1)"
+                    "usage: tpch [--sf SCALE_FACTOR] [--gpu]   (default 1; answers are checked at SF1; --gpu runs the 22 SQL queries on the GPU engine too)"
                 );
                 return Ok(());
             }
@@ -148,6 +156,43 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         } else {
             println!("  (answers are published for SF1: run with --sf 1 to check them)");
         }
+    }
+    all_22(sf, sql_on_gpu.then_some(gpu).flatten())
+}
+
+/// The 22 queries through DataFusion with arrow-wgpu, on the CPU and (if given) the GPU.
+fn all_22(sf: f64, gpu: Option<Engine>) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    use std::sync::Arc;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let start = Instant::now();
+    let tables = sql::tables(sf, 4);
+    println!(
+        "
+all 22 queries through DataFusion with arrow-wgpu (tables generated in {})",
+        ms(start.elapsed())
+    );
+    let cpu = sql::session(Arc::new(Engine::new(Backend::Cpu)?), &tables);
+    let gpu = gpu.map(|g| sql::session(Arc::new(g), &tables));
+    for n in 1..=22 {
+        let start = Instant::now();
+        let want = runtime.block_on(sql::run(&cpu, n))?;
+        let rows: usize = want.iter().map(RecordBatch::num_rows).sum();
+        let mut line = format!("  Q{n:02}: cpu {:>10} ({rows} rows)", ms(start.elapsed()));
+        if let Some(g) = &gpu {
+            let start = Instant::now();
+            let got = runtime.block_on(sql::run(g, n))?;
+            let same = arrow::compute::concat_batches(&want[0].schema(), &want)?.columns()
+                == arrow::compute::concat_batches(&got[0].schema(), &got)?.columns();
+            line.push_str(&format!(
+                ", gpu {:>10}{}",
+                ms(start.elapsed()),
+                if same { "" } else { " (DIFFERS from the CPU)" }
+            ));
+            if !same {
+                return Err(format!("Q{n:02}: the GPU engine's answer differs").into());
+            }
+        }
+        println!("{line}");
     }
     Ok(())
 }
