@@ -280,6 +280,10 @@ impl GroupedAdder {
 const SLOT_SLACK: u32 = 20;
 /// The highest shift a value may take in a [`SumSlots`] window: values below 2^(53 + 50).
 const SLOT_SHIFT: u32 = 50;
+/// How far below the base of the first partial sum merged into empty [`SumSlots`] their
+/// base goes, in binades: room for other partitions' partial sums, whose bases follow their
+/// own first values.
+const SLOT_MERGE_SLACK: u32 = 16;
 /// Adds into the windows (all groups together) before they are moved into the groups'
 /// digits: 2^24 values below 2^103 stay below 2^127 in any one group.
 const SLOT_ADDS: u64 = 1 << 24;
@@ -463,7 +467,12 @@ impl SumSlots {
                 if mag == 0 {
                     return;
                 }
-                let base = *self.base.get_or_insert(other.win_base);
+                // A first merge sets the base a little below its own: the partial sums of
+                // other partitions have bases of their own first values, a few binades
+                // either side, and one below ours would go to the digits.
+                let base = *self
+                    .base
+                    .get_or_insert(other.win_base.saturating_sub(SLOT_MERGE_SLACK));
                 let bits = 128 - mag.leading_zeros();
                 let shift = other.win_base.wrapping_sub(base);
                 if shift <= SLOT_SHIFT && shift + bits <= SLOT_SHIFT + 53 {
@@ -480,13 +489,16 @@ impl SumSlots {
         self.spill(g).merge(other);
     }
 
-    /// Group `g`'s sum as an [`ExactSum`] (no allocation unless it spilled).
+    /// Group `g`'s sum as an [`ExactSum`] (no allocation unless it spilled). A group that
+    /// never spilled is its window as it is, at the slots' base: one 128-bit window, which
+    /// encodes in 22 bytes, merges into other slots as one add and rounds without big
+    /// numbers.
     pub fn get(&self, g: usize) -> ExactSum {
+        let w = self.win[g];
         let mut out = match &self.spills[g] {
             Some(s) => (**s).clone(),
-            None => ExactSum::default(),
+            None => return ExactSum::from_window(w, self.base.unwrap_or(0)),
         };
-        let w = self.win[g];
         if w != 0 {
             let m = w.unsigned_abs();
             out.add_fast(
@@ -580,6 +592,18 @@ impl ExactSum {
         out.extend_from_slice(&s.base.to_le_bytes());
         for limb in &s.limbs {
             out.extend_from_slice(&limb.to_le_bytes());
+        }
+    }
+
+    /// The sum `v` · 2^(`base` - [`BIAS_SUM`]) held in the window alone, as
+    /// [`ExactSum::decode`] builds a window.
+    pub(crate) fn from_window(v: i128, base: u32) -> ExactSum {
+        ExactSum {
+            win_lo: v as u128,
+            win_hi: v >> 127,
+            win_base: base,
+            win_adds: (v != 0) as u32,
+            ..ExactSum::default()
         }
     }
 
@@ -1507,6 +1531,67 @@ mod tests {
                     want[g].mean(3).to_bits(),
                     "case {case}"
                 );
+            }
+            // Partial states, encoded and decoded as DataFusion moves them, merged into
+            // fresh slots (a final aggregate) two groups to one, in an order that puts
+            // windows of different bases in first: the one-by-one sums.
+            let mut fin = SumSlots::default();
+            fin.resize(2);
+            let mut fin_want = vec![ExactSum::new(); 2];
+            for g in (0..groups).rev() {
+                let got = if g < groups / 2 {
+                    first.get(g)
+                } else {
+                    slots.get(g - groups / 2)
+                };
+                let mut bytes = Vec::new();
+                got.encode(&mut bytes);
+                fin.merge(g % 2, &ExactSum::decode(&bytes).unwrap());
+                fin_want[g % 2].merge(&want[g]);
+            }
+            for g in 0..2 {
+                assert_eq!(canon(&fin.get(g)), canon(&fin_want[g]), "case {case}");
+                assert_eq!(
+                    fin.get(g).sum().to_bits(),
+                    fin_want[g].sum().to_bits(),
+                    "case {case}"
+                );
+            }
+        }
+    }
+
+    /// Partial sums of two partitions whose first values differ in scale (so do their
+    /// slots' bases) merge into a final's slots exactly, as windows where they fit; a
+    /// group that never spilled comes out as one window (22 encoded bytes).
+    #[test]
+    fn slots_of_different_bases_merge_exactly() {
+        for (a, b) in [(37.5, 81.25), (81.25, 37.5), (1.0, 1e-9), (1e-9, 1e12), (3.0, -3.0)] {
+            let mut p1 = SumSlots::default();
+            let mut p2 = SumSlots::default();
+            p1.resize(3);
+            p2.resize(3);
+            let mut want = vec![ExactSum::new(); 3];
+            for i in 0..200u32 {
+                let g = (i % 3) as usize;
+                let (x, y) = (a * (1.0 + i as f64 / 7.0), b * (1.0 - i as f64 / 11.0));
+                p1.add(g, x);
+                p2.add(g, y);
+                want[g].add_f64(x);
+                want[g].add_f64(y);
+            }
+            let mut bytes = Vec::new();
+            p1.get(0).encode(&mut bytes);
+            assert_eq!(bytes.len(), 22, "one window");
+            let mut fin = SumSlots::default();
+            fin.resize(3);
+            for g in 0..3 {
+                fin.merge(g, &p1.get(g));
+                fin.merge(g, &p2.get(g));
+                assert_eq!(canon(&fin.get(g)), canon(&want[g]), "{a} {b}");
+                assert_eq!(fin.get(g).sum().to_bits(), want[g].sum().to_bits());
+            }
+            if a > 10.0 && b > 10.0 {
+                assert_eq!(fin.spilled, 0, "{a} {b}: partial sums of one scale stay windows");
             }
         }
     }
