@@ -354,6 +354,10 @@ mod split_tests {
 }
 
 #[cfg(test)]
+#[path = "sql_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use arrow::datatypes::{DataType, Field};

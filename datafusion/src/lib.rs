@@ -15,6 +15,7 @@
 
 pub mod exact;
 pub mod exec;
+pub mod minmax;
 pub mod rule;
 pub mod translate;
 
@@ -105,7 +106,11 @@ pub fn with_options(
     builder
         .aggregate_functions()
         .get_or_insert_with(Vec::new)
-        .extend(exact::exact_functions());
+        .extend(
+            exact::exact_functions()
+                .into_iter()
+                .chain(minmax::min_max_functions()),
+        );
     let rule = ArrowWgpuRule::new(
         options.engine.clone(),
         options.batch_rows,

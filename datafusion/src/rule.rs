@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Schema};
 use arrow_wgpu::Engine;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -87,6 +87,7 @@ impl ArrowWgpuRule {
         if let Some(r) = Self::unheld(&f.input().schema()) {
             return Err(r);
         }
+        translate::same_answer(f.predicate(), &f.input().schema())?;
         let translated = translate::expr(f.predicate())?;
         if self.engine.adapter().is_some() {
             let schema = translate::renamed_schema(&f.input().schema());
@@ -130,7 +131,9 @@ impl ArrowWgpuRule {
         // Keys: input columns. A filter under the aggregate is fused in front.
         let (input, filter) = match input.downcast_ref::<FilterExec>() {
             Some(f) if f.projection().is_none() && Self::unheld(&f.input().schema()).is_none() => {
-                match translate::expr(f.predicate()) {
+                match translate::same_answer(f.predicate(), &f.input().schema())
+                    .and_then(|_| translate::expr(f.predicate()))
+                {
                     Ok(p) => (f.input().clone(), Some(p)),
                     Err(_) => (input.clone(), None),
                 }
@@ -142,6 +145,18 @@ impl ArrowWgpuRule {
             .expr()
             .iter()
             .map(|(e, _)| {
+                // DataFusion groups -0.0 with 0.0; the library keeps them apart (row
+                // format equality), so float keys stay on DataFusion.
+                if e.data_type(&input.schema()).is_ok_and(|dt| {
+                    matches!(
+                        dt,
+                        DataType::Float16 | DataType::Float32 | DataType::Float64
+                    )
+                }) {
+                    return Err(format!(
+                        "the float group key {e} (DataFusion groups -0.0 with 0.0)"
+                    ));
+                }
                 e.downcast_ref::<Column>()
                     .map(|c| c.index())
                     .ok_or_else(|| format!("the group key {e} (only columns)"))
@@ -152,7 +167,7 @@ impl ArrowWgpuRule {
             .iter()
             .zip(raw.filter_expr())
             .enumerate()
-            .map(|(i, (a, f))| translate::aggregate(i, a, f.as_ref()))
+            .map(|(i, (a, f))| translate::aggregate(i, a, f.as_ref(), &input.schema()))
             .collect::<Result<Vec<_>, _>>()?;
         // The GPU's kernels must take every key, aggregate and the fused filter (types and
         // expressions), or DataFusion's node stays: the engine would only refuse it there.

@@ -129,6 +129,95 @@ pub fn expr(e: &Arc<dyn PhysicalExpr>) -> Result<Expr, Refusal> {
     Err(format!("the expression {e}"))
 }
 
+fn is_float(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Float16 | DataType::Float32 | DataType::Float64
+    )
+}
+
+/// A literal (under casts) that is a finite, non-zero number: where one side of a
+/// comparison is one, DataFusion's and the library's float comparisons agree.
+fn nonzero_literal(e: &Arc<dyn PhysicalExpr>) -> bool {
+    let any: &dyn PhysicalExpr = e.as_ref();
+    if let Some(c) = any.downcast_ref::<CastExpr>() {
+        return nonzero_literal(c.expr());
+    }
+    let Some(l) = any.downcast_ref::<Literal>() else {
+        return false;
+    };
+    match l.value() {
+        DfScalar::Float64(Some(v)) => v.is_finite() && *v != 0.0,
+        DfScalar::Float32(Some(v)) => v.is_finite() && *v != 0.0,
+        // Other numbers (a side of a float comparison is cast to float above them).
+        v => match v.cast_to(&DataType::Float64) {
+            Ok(DfScalar::Float64(Some(x))) => x.is_finite() && x != 0.0,
+            _ => false,
+        },
+    }
+}
+
+/// Whether `e` computes a float by arithmetic (whose NaN the library makes canonical
+/// and DataFusion leaves as the CPU's, with its sign).
+fn float_arithmetic(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> bool {
+    let any: &dyn PhysicalExpr = e.as_ref();
+    if let Some(b) = any.downcast_ref::<BinaryExpr>() {
+        if matches!(
+            b.op(),
+            Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+        ) && e.data_type(schema).is_ok_and(|dt| is_float(&dt))
+        {
+            return true;
+        }
+    }
+    e.children().iter().any(|c| float_arithmetic(c, schema))
+}
+
+/// Whether the library answers `e` (over `schema`) as DataFusion does. Where floats are
+/// compared they may not: DataFusion 55 compares -0.0 = 0.0 (and hashes IN lists of more
+/// than a few items by bits), and keeps the sign of a NaN that arithmetic computes; the
+/// library compares in IEEE total order (-0.0 < 0.0) and makes computed NaNs canonical. A
+/// float comparison agrees on every value when one side is a finite non-zero literal and
+/// the other computes no float arithmetic; any other stays on DataFusion.
+pub fn same_answer(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<(), Refusal> {
+    let any: &dyn PhysicalExpr = e.as_ref();
+    let float = |x: &Arc<dyn PhysicalExpr>| x.data_type(schema).is_ok_and(|dt| is_float(&dt));
+    let refuse = || {
+        Err(format!(
+            "{e}: floats compared where a side may be zero or a computed NaN (DataFusion's -0.0 = 0.0; the library's total order)"
+        ))
+    };
+    if let Some(b) = any.downcast_ref::<BinaryExpr>() {
+        let comparison = matches!(
+            b.op(),
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+        );
+        if comparison && (float(b.left()) || float(b.right())) {
+            let agrees = (nonzero_literal(b.left()) && !float_arithmetic(b.right(), schema))
+                || (nonzero_literal(b.right()) && !float_arithmetic(b.left(), schema));
+            if !agrees {
+                return refuse();
+            }
+        }
+    }
+    if let Some(i) = any.downcast_ref::<InListExpr>() {
+        if float(i.expr())
+            && (float_arithmetic(i.expr(), schema) || !i.list().iter().all(nonzero_literal))
+        {
+            return refuse();
+        }
+    }
+    for c in e.children() {
+        same_answer(c, schema)?;
+    }
+    Ok(())
+}
+
 fn cast(inner: Expr, to: &DataType) -> Result<Expr, Refusal> {
     Ok(inner.cast(to.clone()))
 }
@@ -138,6 +227,7 @@ pub fn aggregate(
     index: usize,
     a: &AggregateFunctionExpr,
     filter: Option<&Arc<dyn PhysicalExpr>>,
+    schema: &Schema,
 ) -> Result<Agg, Refusal> {
     let name = a.fun().name().to_string();
     if !a.order_bys().is_empty() {
@@ -151,6 +241,20 @@ pub fn aggregate(
         }
     };
     let distinct = a.is_distinct();
+    // count(DISTINCT) of floats: DataFusion's counts -0.0 and 0.0 as one value, the
+    // library as two; it stays there. (min/max of floats are the session's total-order
+    // functions, `crate::minmax`, which answer as the library.)
+    let float_arg = args
+        .first()
+        .is_some_and(|x| x.data_type(schema).is_ok_and(|dt| is_float(&dt)));
+    if float_arg && distinct {
+        return Err(format!(
+            "{name}(DISTINCT) of a float (DataFusion counts -0.0 and 0.0 as one value)"
+        ));
+    }
+    for x in args.iter().chain(filter) {
+        same_answer(x, schema)?;
+    }
     let agg = match (name.as_str(), distinct) {
         ("count", false) => match args.as_slice() {
             // COUNT(*) is planned as count of a non-null literal.
