@@ -370,29 +370,52 @@ impl SumSlots {
         }
     }
 
-    /// Adds `values[i]` to group `groups[i]` for every row, fetching each row's window a
-    /// few rows ahead: with many groups the windows don't fit the caches, and the load of
-    /// a random group's window is most of an add's time.
+    /// Adds `values[i]` to group `groups[i]` for every row. With many groups (more than
+    /// fit the caches) each row's window is fetched a few rows ahead: the load of a random
+    /// group's window is then most of an add's time.
     pub fn add_all(&mut self, groups: &[usize], values: &[f64]) {
+        self.add_all_with(groups, values, |_| {});
+    }
+
+    /// [`SumSlots::add_all`], counting each row in `counts[groups[i]]` in the same pass (a
+    /// mean's count), which must hold every group.
+    pub fn add_all_counting(&mut self, groups: &[usize], values: &[f64], counts: &mut [u64]) {
+        self.add_all_with(groups, values, |g| counts[g] += 1);
+    }
+
+    #[inline(always)]
+    fn add_all_with(&mut self, groups: &[usize], values: &[f64], mut each: impl FnMut(usize)) {
         const AHEAD: usize = 16;
+        /// Below this many groups (256 KiB of windows) the windows stay in the caches.
+        const PREFETCH_GROUPS: usize = 1 << 14;
         let n = groups.len().min(values.len());
         let mut i = 0;
         // Until a value sets the base, one at a time.
         while self.base.is_none() && i < n {
             self.add(groups[i], values[i]);
+            each(groups[i]);
             i += 1;
         }
         let Some(base) = self.base else { return };
+        let prefetch = self.win.len() > PREFETCH_GROUPS;
         while i < n {
             // Count the adds once per stretch (an upper bound: values that go to the
             // digits are counted too), never more than the windows take before a flush.
             let end = n.min(i + (SLOT_ADDS - self.adds) as usize);
             self.adds += (end - i) as u64;
-            for j in i..end {
-                if let Some(&ahead) = groups.get(j + AHEAD) {
-                    self.prefetch(ahead);
+            if prefetch {
+                for j in i..end {
+                    if let Some(&ahead) = groups.get(j + AHEAD) {
+                        self.prefetch(ahead);
+                    }
+                    self.add_at(groups[j], values[j], base);
+                    each(groups[j]);
                 }
-                self.add_at(groups[j], values[j], base);
+            } else {
+                for (&g, &x) in groups[i..end].iter().zip(&values[i..end]) {
+                    self.add_at(g, x, base);
+                    each(g);
+                }
             }
             if self.adds >= SLOT_ADDS {
                 self.flush_all();
@@ -1556,6 +1579,42 @@ mod tests {
                     fin_want[g].sum().to_bits(),
                     "case {case}"
                 );
+            }
+        }
+    }
+
+    /// Many groups (past the prefetching threshold) and few, with counting: the sums and
+    /// counts of one add at a time.
+    #[test]
+    fn add_all_counting_matches_one_by_one() {
+        let mut state = 0x1234_5678u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for groups in [3usize, 20_000] {
+            let rows = 100_000;
+            let ids: Vec<usize> = (0..rows)
+                .map(|_| (next() % groups as u64) as usize)
+                .collect();
+            let xs: Vec<f64> = (0..rows)
+                .map(|_| (next() % 1_000_000) as f64 / 1024.0 - 400.0)
+                .collect();
+            let mut slots = SumSlots::default();
+            slots.resize(groups);
+            let mut counts = vec![0u64; groups];
+            slots.add_all_counting(&ids, &xs, &mut counts);
+            let mut want = vec![ExactSum::new(); groups];
+            let mut want_counts = vec![0u64; groups];
+            for (&g, &x) in ids.iter().zip(&xs) {
+                want[g].add_f64(x);
+                want_counts[g] += 1;
+            }
+            assert_eq!(counts, want_counts);
+            for (g, w) in want.iter().enumerate() {
+                assert_eq!(slots.get(g).sum().to_bits(), w.sum().to_bits(), "{groups}");
             }
         }
     }

@@ -239,10 +239,7 @@ impl ExactGroups {
         match &mut self.store {
             Store::Sums(slots) => {
                 if all {
-                    slots.add_all(group_indices, values);
-                    for &g in group_indices {
-                        self.counts[g] += 1;
-                    }
+                    slots.add_all_counting(group_indices, values, &mut self.counts);
                 } else {
                     for (i, (&g, &x)) in group_indices.iter().zip(values).enumerate() {
                         if selected(i) {
