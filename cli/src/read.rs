@@ -279,6 +279,8 @@ fn open_unguarded(path: &Path, batch_rows: usize) -> Result<(SchemaRef, BatchIte
         FileFormat::Parquet => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(file).with_context(context)?;
             let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+            // Never a batch larger than the file: the reader sizes buffers by it.
+            let batch_rows = batch_rows.min(rows.max(1).try_into().unwrap_or(usize::MAX));
             let reader = builder
                 .with_batch_size(batch_rows)
                 .build()
@@ -305,6 +307,13 @@ fn open_unguarded(path: &Path, batch_rows: usize) -> Result<(SchemaRef, BatchIte
                 bail!("empty CSV file (a header row is needed)");
             }
             file.seek(SeekFrom::Start(0))?;
+            // A CSV row takes at least a byte a column (its delimiters and newline): no
+            // batch holds more rows than the file could, and the reader allocates offsets
+            // for a whole batch up front (--batch-rows 2^26 of a 10-column file would be
+            // 5 GB for a file of a few bytes).
+            let bytes = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+            let most_rows = bytes / schema.fields().len() as u64 + 1;
+            let batch_rows = batch_rows.min(most_rows.try_into().unwrap_or(usize::MAX));
             let schema = Arc::new(schema);
             let reader = arrow::csv::ReaderBuilder::new(schema.clone())
                 .with_format(format)
