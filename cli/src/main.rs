@@ -20,6 +20,10 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
+/// mimalloc, as datafusion-cli: see cli/Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Quiet by default: wgpu logs harmless errors while it probes adapters, and the
     // library logs each fall back to the CPU once per batch; --profile shows what ran
