@@ -202,5 +202,63 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// A stream of batches through `GroupByAccumulator` with min, max and count(DISTINCT),
+/// every batch bringing new keys (the groups grow with the stream): the time per row stays
+/// flat from 50 to 200 batches when merging is linear (it grew with the batch count when
+/// each batch's merge rebuilt every group so far).
+fn stream_merge(c: &mut Criterion) {
+    use arrow_wgpu::GroupByOptions;
+    let cpu = Engine::new(Backend::Cpu).unwrap();
+    let rows = 10_000;
+    let mut group = c.benchmark_group("group_by_stream_merge");
+    group.sample_size(10);
+    for batches in [50usize, 100, 200] {
+        let data: Vec<RecordBatch> = (0..batches)
+            .map(|b| {
+                let one = batch(rows, 5_000);
+                // Keys of batch b: 5,000 of its own and the 5,000 every batch shares.
+                let k = one.column_by_name("k64").unwrap();
+                let k = k.as_any().downcast_ref::<Int64Array>().unwrap();
+                let keys =
+                    Int64Array::from_iter_values(k.values().iter().enumerate().map(|(i, &v)| {
+                        if i % 2 == 0 {
+                            v
+                        } else {
+                            v ^ (b as i64 + 1)
+                        }
+                    }));
+                RecordBatch::try_from_iter([
+                    ("k", Arc::new(keys) as ArrayRef),
+                    ("v", one.column_by_name("v").unwrap().clone()),
+                ])
+                .unwrap()
+            })
+            .collect();
+        let aggs = [
+            Agg::min(col("v")),
+            Agg::max(col("v")),
+            Agg::count_distinct(col("v")),
+        ];
+        group.throughput(Throughput::Elements((batches * rows) as u64));
+        group.bench_function(BenchmarkId::new("batches", batches), |b| {
+            b.iter(|| {
+                let mut acc = cpu
+                    .group_by_accumulator(
+                        data[0].schema(),
+                        &["k"],
+                        &aggs,
+                        GroupByOptions::default(),
+                    )
+                    .unwrap();
+                for d in &data {
+                    acc.push(d).unwrap();
+                }
+                acc.finish().unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, stream_merge);
 criterion_main!(benches);

@@ -132,6 +132,71 @@ impl State {
     /// Adds `other` into `self`: `other`'s group `g` is `self`'s group `map[g]`, and `self`
     /// grows to `groups` groups. `max`: whether an `Extreme` keeps the largest value (else
     /// the smallest); on a tie the value already in `self` (the earlier row) stays.
+    /// Merges every part of `parts` (a min/max or count(DISTINCT) state and its groups'
+    /// places among the merged `groups`) into this one at once, in their order: what
+    /// merging them one by one gives (a tie keeps the earlier value), in one pass over
+    /// all of them.
+    pub(crate) fn merge_all(
+        &mut self,
+        parts: &[(&[u32], &State)],
+        groups: usize,
+        max: bool,
+    ) -> Result<()> {
+        match self {
+            State::Extreme(a) => {
+                let mut arrays: Vec<&dyn Array> = vec![a.as_ref()];
+                for (_, s) in parts {
+                    let State::Extreme(b) = s else {
+                        unreachable!("states of one aggregate differ")
+                    };
+                    arrays.push(b.as_ref());
+                }
+                let all = concat(&arrays)?;
+                let better = better_than(&all, max)?;
+                let mut pick: Vec<Option<u32>> = (0..groups)
+                    .map(|g| (g < a.len() && a.is_valid(g)).then_some(g as u32))
+                    .collect();
+                let mut offset = a.len();
+                for (map, s) in parts {
+                    let State::Extreme(b) = s else {
+                        unreachable!("states of one aggregate differ")
+                    };
+                    for (g, &to) in map.iter().enumerate().take(b.len()) {
+                        let from = offset + g;
+                        let to = to as usize;
+                        if all.is_valid(from) && pick[to].is_none_or(|p| better(from, p as usize)) {
+                            pick[to] = Some(from as u32);
+                        }
+                    }
+                    offset += b.len();
+                }
+                *a = take(all.as_ref(), &UInt32Array::from(pick), None)?;
+            }
+            State::Distinct {
+                pair_group, values, ..
+            } => {
+                let mut all_groups = pair_group.clone();
+                let mut arrays: Vec<&dyn Array> = vec![values.as_ref()];
+                for (map, s) in parts {
+                    let State::Distinct {
+                        pair_group: g2,
+                        values: v2,
+                        ..
+                    } = s
+                    else {
+                        unreachable!("states of one aggregate differ")
+                    };
+                    all_groups.extend(g2.iter().map(|g| map[*g as usize]));
+                    arrays.push(v2.as_ref());
+                }
+                let all = concat(&arrays)?;
+                *self = State::distinct(groups, all_groups, all)?;
+            }
+            other => unreachable!("only min/max and count(DISTINCT) are merged at once: {other:?}"),
+        }
+        Ok(())
+    }
+
     pub(crate) fn merge(
         &mut self,
         other: &State,
@@ -375,6 +440,25 @@ pub(crate) struct Merger {
     merged: Option<Grouped>,
     index: Index,
     key_parts: Vec<Vec<ArrayRef>>,
+    /// The min/max and count(DISTINCT) states of the parts after the first (per
+    /// aggregate, `None` for the others), with each part's map into the merged groups:
+    /// merged once, in `finish`, so that N parts cost their total size, not N times the
+    /// groups so far (merging them part by part rebuilt every group each time).
+    deferred: Vec<(Vec<u32>, Vec<Option<State>>)>,
+    /// Rows of the deferred states, and of the merged ones when last merged: once the
+    /// deferred outgrow the merged (and 64k rows), they are merged then, so that memory
+    /// stays within twice what part-by-part merging held, and time stays linear.
+    deferred_rows: usize,
+    merged_rows: usize,
+}
+
+/// The rows a min/max or count(DISTINCT) state holds (0 for the others).
+fn deferred_len(state: &State) -> usize {
+    match state {
+        State::Extreme(a) => a.len(),
+        State::Distinct { pair_group, .. } => pair_group.len(),
+        _ => 0,
+    }
 }
 
 /// The groups merged so far, by key.
@@ -450,6 +534,9 @@ impl Merger {
             merged: None,
             index: Index::Global,
             key_parts: Vec::new(),
+            deferred: Vec::new(),
+            deferred_rows: 0,
+            merged_rows: 0,
         }
     }
 
@@ -459,6 +546,7 @@ impl Merger {
             self.index = Index::for_keys(&part.keys)?;
             self.index.map(&part.keys)?;
             self.key_parts = part.keys.iter().map(|k| vec![k.clone()]).collect();
+            self.merged_rows = part.states.iter().map(deferred_len).sum();
             self.merged = Some(part);
             return Ok(());
         };
@@ -470,15 +558,51 @@ impl Merger {
             }
         }
         let groups = self.index.groups();
-        for ((state, other), agg) in merged.states.iter_mut().zip(&part.states).zip(&plan.aggs) {
-            state.merge(other, &map, groups, agg.func == AggFunc::Max)?;
+        let mut later = Vec::with_capacity(plan.aggs.len());
+        for ((state, other), agg) in merged.states.iter_mut().zip(part.states).zip(&plan.aggs) {
+            if matches!(other, State::Extreme(_) | State::Distinct { .. }) {
+                later.push(Some(other));
+            } else {
+                state.merge(&other, &map, groups, agg.func == AggFunc::Max)?;
+                later.push(None);
+            }
+        }
+        if later.iter().any(Option::is_some) {
+            self.deferred_rows += later.iter().flatten().map(deferred_len).sum::<usize>();
+            self.deferred.push((map, later));
         }
         merged.groups = groups;
+        if self.deferred_rows > self.merged_rows.max(1 << 16) {
+            self.merge_deferred(plan)?;
+        }
+        Ok(())
+    }
+
+    /// Merges the deferred min/max and count(DISTINCT) states into the merged ones.
+    fn merge_deferred(&mut self, plan: &Plan) -> Result<()> {
+        let Some(merged) = &mut self.merged else {
+            return Ok(());
+        };
+        let groups = merged.groups;
+        for (i, (state, agg)) in merged.states.iter_mut().zip(&plan.aggs).enumerate() {
+            let parts: Vec<(&[u32], &State)> = self
+                .deferred
+                .iter()
+                .filter_map(|(map, states)| states[i].as_ref().map(|s| (map.as_slice(), s)))
+                .collect();
+            if !parts.is_empty() {
+                state.merge_all(&parts, groups, agg.func == AggFunc::Max)?;
+            }
+        }
+        self.deferred.clear();
+        self.deferred_rows = 0;
+        self.merged_rows = merged.states.iter().map(deferred_len).sum();
         Ok(())
     }
 
     /// Everything pushed, merged (`None` when nothing was).
-    pub(crate) fn finish(self) -> Result<Option<Grouped>> {
+    pub(crate) fn finish(mut self, plan: &Plan) -> Result<Option<Grouped>> {
+        self.merge_deferred(plan)?;
         let Some(mut merged) = self.merged else {
             return Ok(None);
         };

@@ -875,7 +875,7 @@ impl GroupByAccumulator {
     /// batches concatenated (with no batch pushed: no groups, or for a global aggregate
     /// one row of empty aggregates).
     pub fn finish(self) -> Result<RecordBatch> {
-        let grouped = match self.merger.finish()? {
+        let grouped = match self.merger.finish(&self.plan)? {
             Some(g) => g,
             None => {
                 let empty = RecordBatch::new_empty(self.input.clone());

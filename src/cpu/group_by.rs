@@ -315,7 +315,9 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
         let part = part.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         merger.push(plan, part)?;
     }
-    Ok(merger.finish()?.expect("more than one piece was pushed"))
+    Ok(merger
+        .finish(plan)?
+        .expect("more than one piece was pushed"))
 }
 
 /// Rows in the sample that [`few_groups`] judges by.

@@ -216,7 +216,7 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
         base += resident.chunk_rows[c];
         merger.push(&remapped, part)?;
     }
-    Ok(merger.finish()?.expect("at least one chunk"))
+    Ok(merger.finish(&remapped)?.expect("at least one chunk"))
 }
 
 /// Uploads the columns `plan` reads (Dictionary keys as canonical codes); the upload and
