@@ -379,6 +379,18 @@ impl SumSlots {
 
     /// [`SumSlots::add_all`], counting each row in `counts[groups[i]]` in the same pass (a
     /// mean's count), which must hold every group.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::exact::SumSlots;
+    /// let mut slots = SumSlots::default();
+    /// slots.resize(2);
+    /// let mut counts = vec![0u64; 2];
+    /// slots.add_all_counting(&[0, 1, 0], &[0.5, 5.0, 0.25], &mut counts);
+    /// assert_eq!(counts, [2, 1]);
+    /// assert_eq!(slots.get(0).mean(counts[0]), 0.375);
+    /// assert_eq!(slots.get(1).sum(), 5.0);
+    /// ```
     pub fn add_all_counting(&mut self, groups: &[usize], values: &[f64], counts: &mut [u64]) {
         self.add_all_with(groups, values, |g| counts[g] += 1);
     }

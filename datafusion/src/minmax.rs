@@ -35,7 +35,31 @@ pub struct TotalOrderMinMax {
 }
 
 /// `min` and `max` in total order for floats, under DataFusion's names: register them on
-/// a session to replace DataFusion's.
+/// a session to replace DataFusion's ([`crate::with_arrow_wgpu`] does).
+///
+/// # Example
+/// ```
+/// use datafusion::execution::SessionStateBuilder;
+/// use datafusion::prelude::SessionContext;
+/// let mut builder = SessionStateBuilder::new().with_default_features();
+/// builder
+///     .aggregate_functions()
+///     .get_or_insert_with(Vec::new)
+///     .extend(arrow_wgpu_datafusion::minmax::min_max_functions());
+/// let ctx = SessionContext::new_with_state(builder.build());
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let out = rt.block_on(async {
+///     ctx.sql("SELECT min(x), max(x) FROM (VALUES (1.5), (CAST('NaN' AS DOUBLE)), (-0.0)) AS t(x)")
+///         .await?
+///         .collect()
+///         .await
+/// }).unwrap();
+/// let batch = &out[0];
+/// let lo = batch.column(0).as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+/// let hi = batch.column(1).as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+/// assert_eq!(lo.value(0).to_bits(), (-0.0f64).to_bits()); // -0.0 < 1.5 < NaN
+/// assert!(hi.value(0).is_nan());
+/// ```
 pub fn min_max_functions() -> Vec<Arc<AggregateUDF>> {
     use datafusion::functions_aggregate::min_max;
     [(false, min_max::min_udaf()), (true, min_max::max_udaf())]
