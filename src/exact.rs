@@ -341,29 +341,25 @@ impl SumSlots {
     /// Adds `x` to group `g`'s sum.
     #[inline]
     pub fn add(&mut self, g: usize, x: f64) {
-        let bits = x.to_bits();
-        let field = ((bits >> 52) & 0x7ff) as u32;
-        let frac = bits & ((1u64 << 52) - 1);
-        let m = if field == 0 { frac } else { frac | (1 << 52) };
-        let pos = field.max(1) - 1;
         let base = match self.base {
             Some(b) => b,
-            None if field == 0x7ff => return self.spill(g).add_f64(x),
-            None if m == 0 => return,
-            None => *self.base.insert(pos.saturating_sub(SLOT_SLACK)),
-        };
-        let shift = pos.wrapping_sub(base);
-        if shift > SLOT_SHIFT || field == 0x7ff {
-            // Outside the window (below it the subtraction wraps), or not finite.
-            if m != 0 || field == 0x7ff {
-                self.spill(g).add_f64(x);
+            None => {
+                let field = ((x.to_bits() >> 52) & 0x7ff) as u32;
+                if field == 0x7ff {
+                    return self.spill(g).add_f64(x);
+                }
+                if x == 0.0 {
+                    return;
+                }
+                // The first finite non-zero value sets the base, below its lowest bit.
+                *self
+                    .base
+                    .insert((field.max(1) - 1).saturating_sub(SLOT_SLACK))
             }
-            return;
-        }
-        // shift <= 50: a shift below 64 on the 128-bit value, then a branchless negate.
-        let v = (m as i128) << (shift & 63);
-        let sign = ((bits as i64) >> 63) as i128;
-        self.win[g] += (v ^ sign) - sign;
+        };
+        self.add_at(g, x, base);
+        // Counted whether it went to the window or the digits: an upper bound, as
+        // `add_all` counts.
         self.adds += 1;
         if self.adds >= SLOT_ADDS {
             self.flush_all();

@@ -556,35 +556,23 @@ impl std::ops::Not for Expr {
 
 impl fmt::Display for ArithOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ArithOp::Add => "+",
-            ArithOp::Sub => "-",
-            ArithOp::Mul => "*",
-            ArithOp::Div => "/",
-        })
+        f.write_str(self.symbol())
     }
 }
 
 impl fmt::Display for CmpOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CmpOp::Eq => "=",
-            CmpOp::NotEq => "!=",
-            CmpOp::Lt => "<",
-            CmpOp::LtEq => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::GtEq => ">=",
-        })
+        f.write_str(self.symbol())
     }
 }
 
 impl ArithOp {
     fn symbol(self) -> &'static str {
         match self {
-            ArithOp::Add => " + ",
-            ArithOp::Sub => " - ",
-            ArithOp::Mul => " * ",
-            ArithOp::Div => " / ",
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
         }
     }
 }
@@ -592,12 +580,12 @@ impl ArithOp {
 impl CmpOp {
     fn symbol(self) -> &'static str {
         match self {
-            CmpOp::Eq => " = ",
-            CmpOp::NotEq => " != ",
-            CmpOp::Lt => " < ",
-            CmpOp::LtEq => " <= ",
-            CmpOp::Gt => " > ",
-            CmpOp::GtEq => " >= ",
+            CmpOp::Eq => "=",
+            CmpOp::NotEq => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
         }
     }
 }
@@ -607,6 +595,8 @@ impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         enum Piece<'a> {
             Text(&'static str),
+            /// A binary operator, written with a space either side.
+            Op(&'static str),
             Node(&'a Expr),
             As(&'a DataType),
         }
@@ -615,6 +605,10 @@ impl fmt::Display for Expr {
             let e = match piece {
                 Piece::Text(t) => {
                     f.write_str(t)?;
+                    continue;
+                }
+                Piece::Op(op) => {
+                    write!(f, " {op} ")?;
                     continue;
                 }
                 Piece::As(dt) => {
@@ -627,35 +621,18 @@ impl fmt::Display for Expr {
             match e {
                 Expr::Column(n) => f.write_str(n)?,
                 Expr::Literal(v) => write!(f, "{v}")?,
-                Expr::Arith(op, l, r) => {
-                    f.write_str("(")?;
-                    stack.extend([
-                        Piece::Text(")"),
-                        Piece::Node(r),
-                        Piece::Text(op.symbol()),
-                        Piece::Node(l),
-                    ]);
-                }
-                Expr::Cmp(op, l, r) => {
-                    f.write_str("(")?;
-                    stack.extend([
-                        Piece::Text(")"),
-                        Piece::Node(r),
-                        Piece::Text(op.symbol()),
-                        Piece::Node(l),
-                    ]);
-                }
-                Expr::And(l, r) | Expr::Or(l, r) => {
-                    let op = if matches!(e, Expr::And(..)) {
-                        " AND "
-                    } else {
-                        " OR "
+                Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                    let op = match e {
+                        Expr::Arith(op, ..) => op.symbol(),
+                        Expr::Cmp(op, ..) => op.symbol(),
+                        Expr::And(..) => "AND",
+                        _ => "OR",
                     };
                     f.write_str("(")?;
                     stack.extend([
                         Piece::Text(")"),
                         Piece::Node(r),
-                        Piece::Text(op),
+                        Piece::Op(op),
                         Piece::Node(l),
                     ]);
                 }
