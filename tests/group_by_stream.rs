@@ -130,9 +130,7 @@ fn want(batches: &[RecordBatch]) -> Want {
 fn two_hundred_batches_of_min_max_and_count_distinct() {
     let batches = batches();
     let want = want(&batches);
-    let mut engines = vec![("cpu".to_string(), common::cpu())];
-    engines.extend(common::gpu_engines(None));
-    for (name, engine) in engines {
+    for (name, engine) in common::all_engines() {
         let engine: &Engine = &engine;
         // The GPU's kernels don't take max or count(DISTINCT) of strings: the same
         // positions hold max(x) and count(DISTINCT x) again there.

@@ -20,13 +20,16 @@ use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray,
 };
-use arrow_wgpu::{Backend, Engine, EngineOptions};
+use arrow_wgpu::{Backend, Engine};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 use super::parse_predicate;
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
 const ROWS: usize = 700;
 
@@ -247,31 +250,6 @@ fn datafusion_answer(
     })
 }
 
-/// A `Backend::Gpu` engine per wgpu backend with an adapter (those named in
-/// `ARROW_WGPU_TEST_BACKENDS` must have one).
-fn gpu_engines() -> Vec<(String, Engine)> {
-    let required = std::env::var("ARROW_WGPU_TEST_BACKENDS").unwrap_or_default();
-    let mut out = Vec::new();
-    for (name, backends) in [
-        ("vulkan", arrow_wgpu::wgpu::Backends::VULKAN),
-        ("gl", arrow_wgpu::wgpu::Backends::GL),
-    ] {
-        let engine = Engine::with_options(EngineOptions {
-            backend: Backend::Gpu,
-            wgpu_backends: backends,
-            ..Default::default()
-        });
-        match engine {
-            Ok(e) if e.adapter().is_some() => out.push((name.to_string(), e)),
-            _ => assert!(
-                !required.split(',').any(|r| r.trim() == name),
-                "required wgpu backend {name} has no adapter"
-            ),
-        }
-    }
-    out
-}
-
 #[test]
 fn filter_grammar_agrees_with_datafusion_on_every_backend() {
     let batch = table();
@@ -279,7 +257,7 @@ fn filter_grammar_agrees_with_datafusion_on_every_backend() {
         .build()
         .unwrap();
     let cpu = Engine::new(Backend::Cpu).unwrap();
-    let gpus = gpu_engines();
+    let gpus = common::gpu_engines(None);
     let config = Config {
         cases: 96,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(

@@ -64,22 +64,6 @@ fn data(seed: u64, rows: usize) -> RecordBatch {
 
 const FUNCTIONS: [&str; 6] = ["sum", "avg", "var", "var_pop", "stddev", "stddev_pop"];
 
-/// The CPU engine (DataFusion's operators with the exact functions), then each GPU engine
-/// (the rule's GPU operators), with small coalesced batches so that the GPU operators
-/// merge partial states across batches too.
-fn engines() -> Vec<(String, Arc<Engine>)> {
-    let mut out = vec![(
-        "cpu".to_string(),
-        Arc::new(Engine::new(Backend::Cpu).unwrap()),
-    )];
-    out.extend(
-        common::gpu_engines(None)
-            .into_iter()
-            .map(|(n, e)| (n, Arc::new(e))),
-    );
-    out
-}
-
 async fn run(
     engine: &Arc<Engine>,
     batch: &RecordBatch,
@@ -151,7 +135,7 @@ fn bits(batches: &[RecordBatch]) -> Vec<Vec<Option<u64>>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn float_aggregates_have_one_answer_whatever_the_plan() {
     let aggs = FUNCTIONS.map(|f| format!("{f}(x)")).join(", ");
-    let engines = engines();
+    let engines = common::all_engines();
     for seed in 0..12u64 {
         let rows = [0usize, 1, 5, 300, 4000][seed as usize % 5];
         let batch = data(seed, rows);
@@ -208,7 +192,7 @@ async fn sums_that_a_plain_float_sum_gets_wrong() {
         ],
     )
     .unwrap();
-    for (name, engine) in engines() {
+    for (name, engine) in common::all_engines() {
         let out = run(
             &engine,
             &batch,

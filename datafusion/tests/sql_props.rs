@@ -199,22 +199,9 @@ fn columns(b: &Option<RecordBatch>) -> Vec<ArrayRef> {
     b.as_ref().map(|b| b.columns().to_vec()).unwrap_or_default()
 }
 
-fn engines() -> Vec<(String, Arc<Engine>)> {
-    let mut out = vec![(
-        "cpu".to_string(),
-        Arc::new(Engine::new(Backend::Cpu).unwrap()),
-    )];
-    out.extend(
-        common::gpu_engines(None)
-            .into_iter()
-            .map(|(n, e)| (n, Arc::new(e))),
-    );
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_path_has_one_answer_and_equals_the_library() {
-    let engines = engines();
+    let engines = common::all_engines();
     for seed in 0..40u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let rows = [0usize, 1, 17, 400, 3000][seed as usize % 5];

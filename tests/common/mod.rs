@@ -91,3 +91,11 @@ pub fn gpu_engines_and_small_chunks(chunk_bytes: u64) -> Vec<(String, Engine)> {
 pub fn cpu() -> Engine {
     Engine::new(Backend::Cpu).unwrap()
 }
+
+/// The CPU engine (named "cpu"), then each GPU engine of [`gpu_engines`], shareable.
+pub fn all_engines() -> Vec<(String, std::sync::Arc<Engine>)> {
+    std::iter::once(("cpu".to_string(), cpu()))
+        .chain(gpu_engines(None))
+        .map(|(n, e)| (n, std::sync::Arc::new(e)))
+        .collect()
+}
