@@ -89,13 +89,11 @@ impl ArrowWgpuRule {
         }
         translate::same_answer(f.predicate(), &f.input().schema())?;
         let translated = translate::expr(f.predicate())?;
-        if self.engine.adapter().is_some() {
-            let schema = translate::renamed_schema(&f.input().schema());
-            if let Some(reason) =
-                Engine::gpu_declines_filter(&schema, &translated).map_err(|e| e.to_string())?
-            {
-                return Err(format!("the GPU's kernels don't take {reason}"));
-            }
+        let schema = translate::renamed_schema(&f.input().schema());
+        if let Some(reason) =
+            Engine::gpu_declines_filter(&schema, &translated).map_err(|e| e.to_string())?
+        {
+            return Err(format!("the GPU's kernels don't take {reason}"));
         }
         Ok(Some(Arc::new(WgpuFilterExec::new(
             f.input().clone(),
@@ -171,24 +169,22 @@ impl ArrowWgpuRule {
             .collect::<Result<Vec<_>, _>>()?;
         // The GPU's kernels must take every key, aggregate and the fused filter (types and
         // expressions), or DataFusion's node stays: the engine would only refuse it there.
-        if self.engine.adapter().is_some() {
-            let names: Vec<String> = keys.iter().map(|&k| translate::column_name(k)).collect();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let acc = self
-                .engine
-                .group_by_accumulator(
-                    translate::renamed_schema(&input.schema()),
-                    &names,
-                    &aggs,
-                    arrow_wgpu::GroupByOptions::default(),
-                )
-                .map_err(|e| e.to_string())?;
-            if let Some(reason) = acc
-                .gpu_declines(filter.as_ref())
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("the GPU's kernels don't take {reason}"));
-            }
+        let names: Vec<String> = keys.iter().map(|&k| translate::column_name(k)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let acc = self
+            .engine
+            .group_by_accumulator(
+                translate::renamed_schema(&input.schema()),
+                &names,
+                &aggs,
+                arrow_wgpu::GroupByOptions::default(),
+            )
+            .map_err(|e| e.to_string())?;
+        if let Some(reason) = acc
+            .gpu_declines(filter.as_ref())
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!("the GPU's kernels don't take {reason}"));
         }
         let description = format!(
             "mode={:?}, gby=[{}], aggr=[{}]",
@@ -242,13 +238,11 @@ impl ArrowWgpuRule {
             .iter()
             .map(translate::sort_key)
             .collect::<Result<Vec<_>, _>>()?;
-        if self.engine.adapter().is_some() {
-            let schema = translate::renamed_schema(&s.input().schema());
-            if let Some(reason) =
-                Engine::gpu_declines_sort(&schema, &keys).map_err(|e| e.to_string())?
-            {
-                return Err(format!("the GPU's radix sort doesn't take {reason}"));
-            }
+        let schema = translate::renamed_schema(&s.input().schema());
+        if let Some(reason) =
+            Engine::gpu_declines_sort(&schema, &keys).map_err(|e| e.to_string())?
+        {
+            return Err(format!("the GPU's radix sort doesn't take {reason}"));
         }
         let input = s.input().clone();
         let input: Arc<dyn ExecutionPlan> = if input.output_partitioning().partition_count() > 1 {
