@@ -110,13 +110,13 @@ pub struct SqlArgs {
 /// Which row of each distinct key `--distinct` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeepArg {
-    /// The first row of each key (streamed out as found).
+    /// The first row of each key.
     First,
-    /// The last row of each key (one row per key held until the input ends).
+    /// The last row of each key.
     Last,
     /// Any one row of each key (today the first, as `first`).
     Any,
-    /// Only the rows whose key occurs once (one row per key held until the input ends).
+    /// Only the rows whose key occurs once.
     None,
 }
 
@@ -127,11 +127,16 @@ pub enum KeepArg {
 /// numbers, true/false, DATE '2021-01-01', + - * /, = <> < <= > >=, AND OR NOT,
 /// IS [NOT] NULL, [NOT] BETWEEN, [NOT] IN (...), parentheses.
 ///
+/// The flags become one SQL query, run as `arrow-wgpu sql` runs one (DataFusion's scans,
+/// only the columns used, with arrow-wgpu's exact and GPU operators in the plan); --profile
+/// prints the SQL. Input order is kept: the files are read in the order given, groups come
+/// out in order of first appearance, --distinct keeps rows in input order, --sort is stable.
+///
 /// Memory: the input is read in batches (--batch-rows), so files larger than memory can be
-/// filtered (nothing held), grouped (partial aggregates merged exactly across batches; the
-/// groups are held), deduplicated (the distinct keys are held; with --keep last or none,
-/// one row per key) and top-N sorted (--sort with --limit holds N rows). Only --sort
-/// without --limit needs its whole input in memory.
+/// filtered (nothing held), grouped (the groups are held), deduplicated (the distinct keys
+/// and one row position per key are held; the input is read twice) and top-N sorted
+/// (--sort with --limit holds N rows). Only --sort without --limit needs its whole input
+/// in memory.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  arrow-wgpu query variants.parquet --filter \"qual >= 30 AND pos BETWEEN 1000 AND 2000\" --out kept.parquet\n  arrow-wgpu query a.csv b.csv --group-by chrom --agg \"count(*) AS n, mean(qual)\" --sort \"n desc\" --limit 10\n  arrow-wgpu query reads.arrow --distinct read_id --keep first --out dedup.arrow --profile"
@@ -190,13 +195,13 @@ pub struct QueryArgs {
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
 
-    /// Print each operation's time split (read, upload, kernels, download, CPU, write) and
-    /// the backend that ran it, on stderr.
+    /// Print the query as SQL, where the time went (planning, execution, writing) and each
+    /// operator's rows and time (GPU steps split into upload, kernels, download), on stderr.
     #[arg(long)]
     pub profile: bool,
 
-    /// Rows per batch read (the unit of streaming and of each GPU upload): 1 to
-    /// 67,108,864.
+    /// Rows per batch inside the plan (the unit of streaming and of each GPU upload; no
+    /// larger than the input): 1 to 67,108,864.
     #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = batch_rows)]
     pub batch_rows: usize,
 

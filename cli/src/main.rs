@@ -6,7 +6,7 @@
 
 mod args;
 mod info;
-mod keys;
+mod ordered;
 mod query;
 mod read;
 mod report;

@@ -286,20 +286,95 @@ fn typed_literal(t: &ast::TypedString) -> Result<ScalarValue> {
     }
 }
 
-/// The aggregate constructor for a function name (case-insensitive).
-fn agg_func(name: &str) -> Option<fn(Expr) -> Agg> {
+/// An aggregate's constructor in the library.
+type MakeAgg = fn(Expr) -> Agg;
+
+/// The aggregate a function name (case-insensitive) stands for: DataFusion's name for it
+/// and the library's constructor.
+fn agg_func(name: &str) -> Option<(&'static str, MakeAgg)> {
     Some(match name.to_ascii_lowercase().as_str() {
-        "count" => Agg::count,
-        "sum" => Agg::sum,
-        "min" => Agg::min,
-        "max" => Agg::max,
-        "mean" | "avg" => Agg::mean,
-        "var" | "var_samp" | "variance" => Agg::var_samp,
-        "var_pop" => Agg::var_pop,
-        "stddev" | "stddev_samp" | "std" => Agg::stddev_samp,
-        "stddev_pop" => Agg::stddev_pop,
+        "count" => ("count", Agg::count),
+        "sum" => ("sum", Agg::sum),
+        "min" => ("min", Agg::min),
+        "max" => ("max", Agg::max),
+        "mean" | "avg" => ("avg", Agg::mean),
+        "var" | "var_samp" | "variance" => ("var_samp", Agg::var_samp),
+        "var_pop" => ("var_pop", Agg::var_pop),
+        "stddev" | "stddev_samp" | "std" => ("stddev_samp", Agg::stddev_samp),
+        "stddev_pop" => ("stddev_pop", Agg::stddev_pop),
         _ => return None,
     })
+}
+
+/// A name as a quoted SQL identifier (`"a ""b"""`): DataFusion takes it as written.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `e` as SQL that DataFusion reads as the library reads `e`: every column named as the
+/// library resolved it, quoted; every aggregate by DataFusion's name for it. Call it on
+/// text [`to_expr`] / [`to_agg`] accepted, so only their subset of SQL is written.
+fn resolved_sql(mut e: ast::Expr, schema: &Schema) -> String {
+    let _ = ast::visit_expressions_mut(&mut e, |x| {
+        match x {
+            ast::Expr::Identifier(ident) => {
+                *ident = ast::Ident::with_quote('"', column_name(ident, schema));
+            }
+            ast::Expr::Function(f) => {
+                if let Some((name, _)) = agg_func(&f.name.to_string()) {
+                    f.name = ast::ObjectName::from(vec![ast::Ident::new(name)]);
+                }
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    e.to_string()
+}
+
+/// `--filter` as SQL for DataFusion: checked as [`parse_predicate`] checks it, then written
+/// with resolved, quoted columns.
+pub fn predicate_sql(text: &str, schema: &Schema) -> Result<String> {
+    parse_predicate(text, schema)?;
+    let ast = parse_all("--filter", text, |p| p.parse_expr())?;
+    Ok(resolved_sql(ast, schema))
+}
+
+/// `--agg` as SQL for DataFusion, one aggregate each (without its alias): checked as
+/// [`parse_aggs`] checks them, then written with resolved, quoted columns and
+/// DataFusion's function names.
+pub fn aggs_sql(text: &str, schema: &Schema) -> Result<Vec<String>> {
+    parse_aggs(text, schema)?;
+    let items = parse_all("--agg", text, |p| {
+        p.parse_comma_separated(Parser::parse_select_item)
+    })?;
+    Ok(items
+        .into_iter()
+        .filter_map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(resolved_sql(e, schema))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// Sort keys as an SQL `ORDER BY` list.
+pub fn sort_sql(keys: &[SortKey]) -> Vec<String> {
+    keys.iter()
+        .map(|k| {
+            format!(
+                "{} {} NULLS {}",
+                quote(&k.column),
+                if k.options.descending { "DESC" } else { "ASC" },
+                if k.options.nulls_first {
+                    "FIRST"
+                } else {
+                    "LAST"
+                }
+            )
+        })
+        .collect()
 }
 
 fn to_agg(e: &ast::Expr, schema: &Schema) -> Result<Agg> {
@@ -307,7 +382,7 @@ fn to_agg(e: &ast::Expr, schema: &Schema) -> Result<Agg> {
         bail!("`{e}` is not an aggregate (count, sum, min, max, mean, var, stddev, ...)");
     };
     let name = f.name.to_string();
-    let Some(make) = agg_func(&name) else {
+    let Some((_, make)) = agg_func(&name) else {
         bail!("`{e}`: unknown aggregate {name} (count, sum, min, max, mean/avg, var/var_samp, var_pop, stddev/stddev_samp, stddev_pop)");
     };
     if f.over.is_some() {

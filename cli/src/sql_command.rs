@@ -103,9 +103,17 @@ pub fn parse_size(text: &str) -> Result<usize> {
     Ok(bytes as usize)
 }
 
+/// A DataFusion session with arrow-wgpu's rule and functions, and the engine they run on.
+pub struct Session {
+    pub ctx: SessionContext,
+    /// Where each node of the last plan runs, and why.
+    pub notes: PlanNotes,
+    pub engine: Arc<Engine>,
+}
+
 /// A session for `args`: DataFusion with arrow-wgpu added, the tables registered, file
 /// paths allowed in `FROM`.
-pub async fn session(args: &SqlArgs) -> Result<(SessionContext, PlanNotes)> {
+pub async fn session(args: &SqlArgs) -> Result<Session> {
     let mut config = SessionConfig::new().with_information_schema(true);
     if let Some(p) = args.partitions {
         if p == 0 {
@@ -132,7 +140,8 @@ pub async fn session(args: &SqlArgs) -> Result<(SessionContext, PlanNotes)> {
         ..Default::default()
     })
     .context("opening the engine")?;
-    let options = ArrowWgpuOptions::new(Arc::new(engine));
+    let engine = Arc::new(engine);
+    let options = ArrowWgpuOptions::new(engine.clone());
     let notes = options.notes();
     let state = arrow_wgpu_datafusion::with_options(
         SessionStateBuilder::new()
@@ -169,7 +178,7 @@ pub async fn session(args: &SqlArgs) -> Result<(SessionContext, PlanNotes)> {
             }
         }
     }
-    Ok((ctx, notes))
+    Ok(Session { ctx, notes, engine })
 }
 
 /// Registers the file, glob or folder `path` as table `name`.
@@ -233,6 +242,11 @@ fn extension_for(path: &str, usual: &str) -> String {
 }
 
 pub fn run(args: SqlArgs) -> Result<()> {
+    block_on(run_async(args))
+}
+
+/// Runs `work` (a query) on a multi-threaded runtime; a panic inside it becomes an error.
+pub fn block_on(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -242,7 +256,7 @@ pub fn run(args: SqlArgs) -> Result<()> {
     // file being written is removed as on any failure.
     crate::read::QUIET_PANICS.store(true, std::sync::atomic::Ordering::Relaxed);
     let out = runtime.block_on(futures::FutureExt::catch_unwind(
-        std::panic::AssertUnwindSafe(run_async(args)),
+        std::panic::AssertUnwindSafe(work),
     ));
     crate::read::QUIET_PANICS.store(false, std::sync::atomic::Ordering::Relaxed);
     match out {
@@ -279,7 +293,20 @@ fn without_task_panics(e: anyhow::Error) -> anyhow::Error {
 
 async fn run_async(args: SqlArgs) -> Result<()> {
     let started = Instant::now();
-    let (ctx, notes) = session(&args).await?;
+    let session = session(&args).await?;
+    execute(&session, &args, TABLE_ROWS, started).await
+}
+
+/// Plans `args.query` and runs it: the plan with `--explain`, else the result to `--out`
+/// (atomically) or a table of at most `table_rows` rows, and with `--profile` where the
+/// time since `started` went.
+pub async fn execute(
+    session: &Session,
+    args: &SqlArgs,
+    table_rows: usize,
+    started: Instant,
+) -> Result<()> {
+    let Session { ctx, notes, .. } = session;
     let df = ctx
         .sql(&args.query)
         .await
@@ -292,13 +319,13 @@ async fn run_async(args: SqlArgs) -> Result<()> {
         .context("planning the query")?;
     let planned = started.elapsed();
     if args.explain {
-        print_explain(&plan, &notes);
+        print_explain(&plan, notes);
         return Ok(());
     }
     let schema = plan.schema();
     let mut sink = match &args.out {
         Some(path) => Sink::File(Box::new(FileSink::create(path, &schema)?)),
-        None => Sink::Table(TableSink::new(TABLE_ROWS)),
+        None => Sink::Table(TableSink::new(table_rows)),
     };
     let progress = Progress::new(args.quiet);
     let task_ctx = ctx.task_ctx();
