@@ -133,8 +133,8 @@ pub enum KeepArg {
 /// out in order of first appearance, --distinct keeps rows in input order, --sort is stable.
 ///
 /// Memory: the input is read in batches (--batch-rows), so files larger than memory can be
-/// filtered (nothing held), grouped (the groups are held), deduplicated (the distinct keys
-/// and one row position per key are held; the input is read twice) and top-N sorted
+/// filtered (nothing held), grouped (the groups are held), deduplicated (one row per
+/// distinct key is held) and top-N sorted
 /// (--sort with --limit holds N rows). Only --sort without --limit needs its whole input
 /// in memory.
 #[derive(Debug, clap::Args)]

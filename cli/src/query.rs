@@ -10,9 +10,9 @@
 //!
 //! - `--group-by`: `GROUP BY keys ... ORDER BY min(row)`, groups in order of first
 //!   appearance;
-//! - `--distinct` keeping the first / last row of each key: the rows whose position is
-//!   the key's `min(row)` / `max(row)`; keeping none: the keys with `count(*) = 1`; in
-//!   input order;
+//! - `--distinct` keeping the first / last row of each key: `GROUP BY` the keys, each
+//!   other column `first_value(c ORDER BY row)` / `last_value(...)`; keeping none: the
+//!   same with `HAVING count(*) = 1`; in input order (`ORDER BY` the kept row's position);
 //! - `--sort`: the keys, then `row`, a stable sort; with `--limit`, DataFusion's top-k;
 //! - `--filter` and `--limit` alone stream in one partition, in input order.
 //!
@@ -160,15 +160,30 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
         check
             .distinct(&RecordBatch::new_empty(schema.clone()), &key_refs, keep)
             .context("--distinct")?;
-        // The row each key keeps, by its position: the first (any is the first), the
-        // last, or the only one.
-        let (pick, having) = match keep {
-            Keep::First | Keep::Any => ("min", ""),
-            Keep::Last => ("max", ""),
-            Keep::None => ("min", " HAVING count(*) = 1"),
+        // One row per key, with the values of the row it keeps (by position: the first,
+        // the last, or the only one) and that row's position: one aggregate over the
+        // input, no join.
+        let (pick, value, having) = match keep {
+            Keep::First | Keep::Any => ("min", "first_value", ""),
+            Keep::Last => ("max", "last_value", ""),
+            Keep::None => ("min", "first_value", " HAVING count(*) = 1"),
         };
+        let mut items: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = quote(f.name());
+                if keys.contains(f.name()) {
+                    c
+                } else {
+                    format!("{value}({c} ORDER BY {row}) AS {c}")
+                }
+            })
+            .collect();
+        items.push(format!("{pick}({row}) AS {row}"));
         from = format!(
-            "(SELECT d.* FROM {from} AS d JOIN (SELECT {pick}({row}) AS kept FROM {from} AS e GROUP BY {}{having}) AS k ON d.{row} = k.kept)",
+            "(SELECT {} FROM {from} GROUP BY {}{having})",
+            items.join(", "),
             list(&keys)
         );
         steps.push("distinct");
