@@ -6,6 +6,7 @@
 // validity bitmap that is absent (every row valid).
 #import dispatch
 #import take
+#import packed
 
 @group(0) @binding(3) var<storage, read_write> dst: array<u32>;
 
@@ -46,7 +47,8 @@ fn main(
         if (l != OTHER_CHUNK) {
             var v = mask;
             if (!all_valid) {
-                v = (src[(l * width) >> 5u] >> ((l * width) & 31u)) & mask;
+                let at = packed_at(l, width);
+                v = (src[at.x] >> at.y) & mask;
             }
             acc |= v << (j * width);
             hit = true;

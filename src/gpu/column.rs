@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    make_array, Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait,
-    RecordBatch, StringArray,
+    make_array, Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, LargeStringArray,
+    OffsetSizeTrait, RecordBatch, StringArray,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::{cast, concat};
@@ -439,30 +439,56 @@ fn string_chunk(array: &dyn Array, start: usize, len: usize) -> Vec<u8> {
     out
 }
 
+/// The `rows + 1` offsets (u32, from 0) of a downloaded string chunk as Arrow's: i32 while
+/// the chunk's bytes fit one (`Utf8`), else i64. A chunk of 2 GiB or more of strings, which
+/// real adapters' 4 GiB bindings hold, would otherwise wrap to negative i32 offsets.
+enum StringOffsets {
+    Small(OffsetBuffer<i32>),
+    Large(OffsetBuffer<i64>),
+}
+
+fn string_offsets(words: &[u8]) -> StringOffsets {
+    let raw = words
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    // Offsets never decrease: the last is the largest.
+    if raw.clone().last().unwrap_or(0) <= i32::MAX as u32 {
+        StringOffsets::Small(OffsetBuffer::new(ScalarBuffer::from(
+            raw.map(|o| o as i32).collect::<Vec<i32>>(),
+        )))
+    } else {
+        StringOffsets::Large(OffsetBuffer::new(ScalarBuffer::from(
+            raw.map(i64::from).collect::<Vec<i64>>(),
+        )))
+    }
+}
+
 /// A string chunk's buffer as downloaded (`rows + 1` offsets, then the bytes) back into an
-/// array of type `dt`.
+/// array of type `dt` (an error, not a wrapped offset, where `dt` can't hold its bytes).
 fn strings_from_gpu(
     dt: &DataType,
     rows: usize,
     bytes: &[u8],
     validity: Option<Buffer>,
 ) -> Result<ArrayRef> {
-    let words: &[u8] = &bytes[..(rows + 1) * 4];
-    let offsets: Vec<i32> = words
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i32)
-        .collect();
-    let end = (rows + 1) * 4 + *offsets.last().unwrap_or(&0) as usize;
-    let values = Buffer::from(&bytes[(rows + 1) * 4..end]);
+    let start = (rows + 1) * 4;
     let nulls = validity.map(|v| NullBuffer::new(BooleanBuffer::new(v, 0, rows)));
-    let utf8: ArrayRef = Arc::new(StringArray::try_new(
-        OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        values,
-        nulls,
-    )?);
-    Ok(match dt {
-        DataType::Utf8 => utf8,
-        other => cast(&utf8, other)?,
+    let strings: ArrayRef = match string_offsets(&bytes[..start]) {
+        StringOffsets::Small(offsets) => {
+            let end = start + *offsets.last().unwrap_or(&0) as usize;
+            let values = Buffer::from(&bytes[start..end]);
+            Arc::new(StringArray::try_new(offsets, values, nulls)?)
+        }
+        StringOffsets::Large(offsets) => {
+            let end = start + *offsets.last().unwrap_or(&0) as usize;
+            let values = Buffer::from(&bytes[start..end]);
+            Arc::new(LargeStringArray::try_new(offsets, values, nulls)?)
+        }
+    };
+    Ok(if strings.data_type() == dt {
+        strings
+    } else {
+        cast(&strings, dt)?
     })
 }
 
@@ -622,4 +648,46 @@ pub(crate) fn download_mask(
         .downcast_ref::<BooleanArray>()
         .expect("boolean")
         .clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(offsets: &[u32]) -> Vec<u8> {
+        offsets.iter().flat_map(|o| o.to_le_bytes()).collect()
+    }
+
+    /// Offsets past i32::MAX (a string chunk of 2 GiB or more) become i64 offsets, not
+    /// negative i32 ones; below it they stay i32.
+    #[test]
+    fn string_offsets_past_two_gib_are_large() {
+        let big = [0, 5, 1 << 31, u32::MAX];
+        match string_offsets(&words(&big)) {
+            StringOffsets::Large(o) => {
+                assert_eq!(o.as_ref(), &[0i64, 5, 1 << 31, u32::MAX as i64]);
+            }
+            StringOffsets::Small(o) => panic!("wrapped to i32: {o:?}"),
+        }
+        let edge = [0, 7, i32::MAX as u32];
+        match string_offsets(&words(&edge)) {
+            StringOffsets::Small(o) => assert_eq!(o.as_ref(), &[0, 7, i32::MAX]),
+            StringOffsets::Large(_) => panic!("i32::MAX fits an i32 offset"),
+        }
+    }
+
+    /// A chunk whose offsets need i64, downloaded as `Utf8`, is an error, never a panic or
+    /// a wrapped array; as `LargeUtf8` it is the strings. (The offsets are real; the bytes
+    /// are 2 GiB + 3 of zeros in a sparse allocation.)
+    #[test]
+    fn a_two_gib_string_chunk_downloads_or_errs() {
+        let len = (1usize << 31) + 3;
+        let mut bytes = vec![0u8; 4 * 3 + len];
+        bytes[..12].copy_from_slice(&words(&[0, 3, len as u32]));
+        let large = strings_from_gpu(&DataType::LargeUtf8, 2, &bytes, None).unwrap();
+        let large = large.as_string::<i64>();
+        assert_eq!(large.value_length(0), 3);
+        assert_eq!(large.value_length(1), len as i64 - 3);
+        assert!(strings_from_gpu(&DataType::Utf8, 2, &bytes, None).is_err());
+    }
 }

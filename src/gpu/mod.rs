@@ -714,6 +714,66 @@ mod tests {
         }
     }
 
+    /// The take kernel's addressing of packed columns (`packed_at`, run on each adapter)
+    /// at row indices where `l * width` wraps in u32: 2^27 (32-bit values), 2^28 (16-bit),
+    /// 2^29 (8-bit), and on to 2^32 - 1. llvmpipe's 128 MiB bindings never hold such a
+    /// chunk; real adapters' 4 GiB ones do.
+    #[test]
+    fn packed_addressing_holds_past_u32_products() {
+        let source = shader::assemble(
+            "#import packed\n\
+            @group(0) @binding(0) var<storage, read> ls: array<u32>;\n\
+            @group(0) @binding(1) var<storage, read_write> out: array<u32>;\n\
+            @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) id: vec3<u32>) {\n\
+                let i = id.x;\n\
+                if (i >= arrayLength(&ls) / 2u) { return; }\n\
+                let at = packed_at(ls[2u * i], ls[2u * i + 1u]);\n\
+                out[2u * i] = at.x;\n\
+                out[2u * i + 1u] = at.y;\n\
+            }\n",
+            &[],
+        );
+        let mut rows: Vec<u32> = vec![0, 1, 31, 32, 33];
+        for p in [27u32, 28, 29, 30, 31] {
+            let edge = 1u32 << p;
+            rows.extend([edge - 1, edge, edge + 1, edge + 3, edge + 37]);
+        }
+        rows.extend([u32::MAX - 31, u32::MAX - 1, u32::MAX]);
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        for &l in &rows {
+            for width in [1u32, 8, 16, 32] {
+                input.extend([l, width]);
+                let bit = l as u64 * width as u64;
+                want.extend([(bit >> 5) as u32, (bit & 31) as u32]);
+            }
+        }
+        for (name, ctx) in test_contexts() {
+            let got = ctx
+                .operation(|| {
+                    let pipeline = ctx.pipeline("test:packed_at", || source.clone())?;
+                    let ls = ctx.storage_from_bytes("ls", bytemuck::cast_slice(&input))?;
+                    let out = ctx.storage_zeroed("out", input.len() as u64 * 4)?;
+                    let bg = ctx.bind(&pipeline, &[&ls, &out]);
+                    let mut encoder = ctx.encoder();
+                    ctx.dispatch(&mut encoder, &pipeline, &bg, (input.len() / 2) as u64);
+                    ctx.submit(encoder)?;
+                    ctx.read_many(&[(&out, input.len() as u64 * 4)])
+                })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got: &[u32] = bytemuck::cast_slice(&got[0]);
+            for (k, pair) in input.chunks(2).enumerate() {
+                assert_eq!(
+                    &got[2 * k..2 * k + 2],
+                    &want[2 * k..2 * k + 2],
+                    "{name}: row {} of a {}-bit column",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_binding_the_code_never_reads_is_still_in_the_layout() {
         // `c0` is declared and bound but never read, as a string column used only for

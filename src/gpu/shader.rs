@@ -15,6 +15,7 @@ fn common(name: &str) -> Option<&'static str> {
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
         "strings" => include_str!("../../shaders/common/strings.wgsl"),
         "take" => include_str!("../../shaders/common/take.wgsl"),
+        "packed" => include_str!("../../shaders/common/packed.wgsl"),
         _ => return None,
     })
 }
