@@ -452,7 +452,7 @@ fn string_offsets(words: &[u8]) -> StringOffsets {
         .chunks_exact(4)
         .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
     // Offsets never decrease: the last is the largest.
-    if raw.clone().last().unwrap_or(0) <= i32::MAX as u32 {
+    if raw.clone().next_back().unwrap_or(0) <= i32::MAX as u32 {
         StringOffsets::Small(OffsetBuffer::new(ScalarBuffer::from(
             raw.map(|o| o as i32).collect::<Vec<i32>>(),
         )))
