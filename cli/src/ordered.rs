@@ -4,10 +4,15 @@
 //!
 //! `query` promises input order: groups in order of first appearance, the first or last
 //! row of each distinct key, a stable sort, the first N rows. DataFusion's tables give no
-//! order across files (a listing sorts them by path) nor across partitions, so the files
-//! are scanned one after another in a single partition, and the row position makes every
-//! order the query needs explicit in its SQL (`ORDER BY min(row)`, a sort's last key),
-//! which the plan above may then run on every core.
+//! order across files (a listing sorts them by path) nor across partitions, so the row
+//! position makes every order the query needs explicit in its SQL (`ORDER BY min(row)`, a
+//! sort's last key). Where the plan has such an order and every file is Parquet, the files
+//! are scanned in parallel (byte ranges of each file on every core): Parquet's reader
+//! numbers each row within its file (its `row_number` virtual column), and each file's
+//! first row (from the footers) makes that global. Otherwise (one partition, as a plan
+//! that relies on its input's order runs; CSV or IPC files, whose rows can't be numbered
+//! without reading what comes before) the files are read one after another in a single
+//! partition that counts the rows.
 
 use std::fmt;
 use std::fs::File;
@@ -15,27 +20,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, RecordBatchOptions};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::config::TableParquetOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::DataFusionError;
+use datafusion::common::{DFSchema, DataFusionError};
 use datafusion::datasource::file_format::arrow::ArrowFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat as DfFileFormat;
 use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl, PartitionedFile,
 };
+use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr as DfExpr, TableProviderFilterPushDown};
+use datafusion::object_store::{ObjectMeta, ObjectStoreExt};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::RowNumber;
 
 use crate::read::FileFormat;
 
@@ -51,6 +63,17 @@ const CSV_INFER_ROWS: usize = 10_000;
 struct InputFile {
     path: PathBuf,
     table: Arc<ListingTable>,
+    /// For a Parquet file: its object-store entry, its own columns and its first row's
+    /// position in the whole input, for a parallel scan that numbers the rows.
+    parquet: Option<ParquetFile>,
+}
+
+#[derive(Debug)]
+struct ParquetFile {
+    url: ListingTableUrl,
+    meta: ObjectMeta,
+    schema: SchemaRef,
+    first_row: i64,
 }
 
 /// The files of `query`, in order, as one table of their shared columns and [`ROW`].
@@ -73,7 +96,7 @@ impl OrderedFiles {
         let mut nullable: Vec<bool> = Vec::new();
         let mut most_rows = 0u64;
         for path in paths {
-            let (table, schema, rows) = open_one(state, path)
+            let (table, schema, rows, parquet) = open_one(state, path, most_rows)
                 .await
                 .with_context(|| format!("reading {}", path.display()))?;
             match &first {
@@ -98,6 +121,7 @@ impl OrderedFiles {
             files.push(InputFile {
                 path: path.clone(),
                 table,
+                parquet,
             });
         }
         let (first, _) = first.context("no input files")?;
@@ -128,8 +152,13 @@ impl OrderedFiles {
     }
 }
 
-/// DataFusion's table over the one file `path`, its columns, and a bound on its rows.
-async fn open_one(state: &dyn Session, path: &Path) -> Result<(Arc<ListingTable>, SchemaRef, u64)> {
+/// DataFusion's table over the one file `path`, its columns, a bound on its rows, and for
+/// a Parquet file what a parallel scan needs (its first row being `first_row`).
+async fn open_one(
+    state: &dyn Session,
+    path: &Path,
+    first_row: u64,
+) -> Result<(Arc<ListingTable>, SchemaRef, u64, Option<ParquetFile>)> {
     let mut file = File::open(path)?;
     let format = FileFormat::sniff(path, &mut file)?;
     let bytes = file.metadata()?.len();
@@ -160,6 +189,17 @@ async fn open_one(state: &dyn Session, path: &Path) -> Result<(Arc<ListingTable>
     let url = url::Url::from_file_path(&absolute)
         .map_err(|()| anyhow::anyhow!("can't name {} as a URL", absolute.display()))?;
     let url = ListingTableUrl::try_new(url, None)?;
+    let parquet = match format {
+        FileFormat::Parquet => Some((
+            url.clone(),
+            state
+                .runtime_env()
+                .object_store(url.object_store())?
+                .head(url.prefix())
+                .await?,
+        )),
+        _ => None,
+    };
     // Any extension: the URL names the one file. (A file's scan may come in several
     // partitions, which are read in order; none is split by byte ranges, since the scans
     // are not children an optimizer sees.)
@@ -180,7 +220,18 @@ async fn open_one(state: &dyn Session, path: &Path) -> Result<(Arc<ListingTable>
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema.clone());
-    Ok((Arc::new(ListingTable::try_new(config)?), schema, rows))
+    let parquet = parquet.map(|(url, meta)| ParquetFile {
+        url,
+        meta,
+        schema: schema.clone(),
+        first_row: first_row as i64,
+    });
+    Ok((
+        Arc::new(ListingTable::try_new(config)?),
+        schema,
+        rows,
+        parquet,
+    ))
 }
 
 fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
@@ -248,61 +299,152 @@ impl TableProvider for OrderedFiles {
             .filter(|f| !f.column_refs().iter().any(|c| c.name == ROW))
             .cloned()
             .collect();
-        let mut scans = Vec::with_capacity(self.files.len());
-        for f in &self.files {
-            let scan = f
-                .table
-                .scan(state, Some(&file_columns), &pushed, limit)
-                .await?;
-            scans.push((f.path.clone(), scan));
-        }
         let schema = Arc::new(self.schema.project(&wanted)?);
-        Ok(Arc::new(OrderedScanExec::new(scans, columns, schema)))
+        let partitions = state.config().target_partitions();
+        let numbered: Option<Vec<&ParquetFile>> = self
+            .files
+            .iter()
+            .map(|f| f.parquet.as_ref())
+            .collect::<Option<_>>()
+            .filter(|_| partitions > 1);
+        let mut parts = Vec::new();
+        if let Some(files) = numbered {
+            for (f, pq) in self.files.iter().zip(files) {
+                let scan = numbered_scan(state, pq, &file_columns, &pushed, limit)?;
+                let scan = scan
+                    .repartitioned(partitions, state.config_options())?
+                    .unwrap_or(scan);
+                for p in 0..scan.properties().output_partitioning().partition_count() {
+                    parts.push(Part {
+                        path: f.path.clone(),
+                        scan: scan.clone(),
+                        partition: p,
+                        first_row: Some(pq.first_row),
+                    });
+                }
+            }
+        } else {
+            for f in &self.files {
+                let scan = f
+                    .table
+                    .scan(state, Some(&file_columns), &pushed, limit)
+                    .await?;
+                for p in 0..scan.properties().output_partitioning().partition_count() {
+                    parts.push(Part {
+                        path: f.path.clone(),
+                        scan: scan.clone(),
+                        partition: p,
+                        first_row: None,
+                    });
+                }
+            }
+        }
+        Ok(Arc::new(OrderedScanExec::new(parts, columns, schema)))
     }
 }
 
-/// Scans the files one after another, in one partition, numbering the rows.
+/// A scan of the Parquet file `pq` (the columns `file_columns`, then each row's number in
+/// the file) that may be split into byte ranges: the reader numbers the rows wherever a
+/// range starts.
+fn numbered_scan(
+    state: &dyn Session,
+    pq: &ParquetFile,
+    file_columns: &[usize],
+    filters: &[DfExpr],
+    limit: Option<usize>,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    let row_number =
+        Field::new("__arrow_wgpu_file_row", DataType::Int64, true).with_extension_type(RowNumber);
+    let table_schema = TableSchema::builder(pq.schema.clone())
+        .with_virtual_columns(vec![Arc::new(row_number)])
+        .build();
+    let mut source =
+        ParquetSource::new(table_schema).with_table_parquet_options(TableParquetOptions {
+            global: state.config_options().execution.parquet.clone(),
+            ..Default::default()
+        });
+    // The filters prune row groups and pages; DataFusion still applies them.
+    if let Some(predicate) = conjunction(filters.iter().cloned()) {
+        let df_schema = DFSchema::try_from(pq.schema.as_ref().clone())?;
+        source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+    }
+    let mut indices = file_columns.to_vec();
+    indices.push(pq.schema.fields().len());
+    let config = FileScanConfigBuilder::new(pq.url.object_store(), Arc::new(source))
+        .with_file(PartitionedFile::from(pq.meta.clone()))
+        .with_projection_indices(Some(indices))?
+        .with_limit(limit)
+        .build();
+    Ok(DataSourceExec::from_data_source(config))
+}
+
+/// One partition of one file's scan. With `first_row`, the scan's last column is each
+/// row's number in its file, and `first_row` plus it is the row's position in the input;
+/// without, positions are counted as the parts are read in order.
+#[derive(Debug, Clone)]
+struct Part {
+    path: PathBuf,
+    scan: Arc<dyn ExecutionPlan>,
+    partition: usize,
+    first_row: Option<i64>,
+}
+
+/// The files' scans: each part its own partition where every part numbers its rows, else
+/// one partition reading the parts in order and counting.
 #[derive(Debug)]
 struct OrderedScanExec {
     /// Each file's scan (DataFusion's, with the projection, filters and limit pushed
-    /// down), read partition by partition in order. They are this node's own, not its
-    /// children, so no optimizer splits or reorders them.
-    scans: Vec<(PathBuf, Arc<dyn ExecutionPlan>)>,
+    /// down), by partition. They are this node's own, not its children, so no optimizer
+    /// splits or reorders them.
+    parts: Vec<Part>,
     /// Each output column: `None` for [`ROW`], else the scans' column at that index.
     columns: Vec<Option<usize>>,
     properties: Arc<PlanProperties>,
 }
 
 impl OrderedScanExec {
-    fn new(
-        scans: Vec<(PathBuf, Arc<dyn ExecutionPlan>)>,
-        columns: Vec<Option<usize>>,
-        schema: SchemaRef,
-    ) -> OrderedScanExec {
+    fn new(parts: Vec<Part>, columns: Vec<Option<usize>>, schema: SchemaRef) -> OrderedScanExec {
+        let numbered = !parts.is_empty() && parts.iter().all(|p| p.first_row.is_some());
+        // Parts that number their rows are partitions of their own.
+        let partitions = if numbered { parts.len() } else { 1 };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         OrderedScanExec {
-            scans,
+            parts,
             columns,
             properties,
         }
+    }
+
+    /// Whether each part is a partition of its own (its rows numbered by the reader).
+    fn numbered(&self) -> bool {
+        !self.parts.is_empty() && self.parts.iter().all(|p| p.first_row.is_some())
     }
 }
 
 impl DisplayAs for OrderedScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<String> = self
-            .scans
+        let mut names: Vec<String> = self
+            .parts
             .iter()
-            .map(|(p, _)| p.display().to_string())
+            .map(|p| p.path.display().to_string())
             .collect();
+        names.dedup();
+        let how = if self.numbered() {
+            format!(
+                "in {} parallel parts, rows numbered by the Parquet reader",
+                self.parts.len()
+            )
+        } else {
+            "in order, rows counted".to_string()
+        };
         write!(
             f,
-            "OrderedScanExec: {} file(s) in order, rows numbered: [{}]",
+            "OrderedScanExec: {} file(s) {how}: [{}]",
             names.len(),
             names.join(", ")
         )
@@ -341,43 +483,57 @@ impl ExecutionPlan for OrderedScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> datafusion::common::Result<SendableRecordBatchStream> {
-        if partition != 0 {
+        let count = self.properties.output_partitioning().partition_count();
+        if partition >= count {
             return Err(DataFusionError::Internal(format!(
-                "OrderedScanExec has one partition, not {partition}"
+                "OrderedScanExec has {count} partition(s), not {}",
+                partition + 1
             )));
         }
-        let parts: Vec<(PathBuf, Arc<dyn ExecutionPlan>, usize)> = self
-            .scans
-            .iter()
-            .flat_map(|(path, scan)| {
-                let n = scan.properties().output_partitioning().partition_count();
-                (0..n).map(move |p| (path.clone(), scan.clone(), p))
-            })
-            .collect();
+        let parts: Vec<Part> = if self.numbered() {
+            vec![self.parts[partition].clone()]
+        } else {
+            self.parts.clone()
+        };
         let schema = self.schema();
         let out_schema = schema.clone();
         let columns = self.columns.clone();
         let mut next_row = 0i64;
         let stream = futures::stream::iter(parts)
-            .map(move |(path, scan, p)| {
-                let what = format!("reading {}", path.display());
-                scan.execute(p, context.clone())
-                    .map(|s| s.map_err(move |e| e.context(what.clone())))
+            .map(move |part| {
+                let what = format!("reading {}", part.path.display());
+                let first_row = part.first_row;
+                part.scan
+                    .execute(part.partition, context.clone())
+                    .map(move |s| {
+                        s.map(move |b| b.map(|b| (b, first_row)))
+                            .map_err(move |e| e.context(what.clone()))
+                    })
             })
             .try_flatten()
-            .map(move |batch| {
-                let batch = batch?;
+            .map(move |item| {
+                let (batch, first_row) = item?;
                 let rows = batch.num_rows();
+                let positions: ArrayRef = match first_row {
+                    // The reader's row numbers in the file, as positions in the input.
+                    Some(first) => {
+                        let numbers = batch
+                            .column(batch.num_columns() - 1)
+                            .as_primitive::<Int64Type>();
+                        Arc::new(numbers.unary::<_, Int64Type>(|n| n + first))
+                    }
+                    None => Arc::new(Int64Array::from_iter_values(
+                        next_row..next_row + rows as i64,
+                    )),
+                };
+                next_row += rows as i64;
                 let out: Vec<ArrayRef> = columns
                     .iter()
                     .map(|c| match c {
                         Some(i) => batch.column(*i).clone(),
-                        None => Arc::new(Int64Array::from_iter_values(
-                            next_row..next_row + rows as i64,
-                        )) as ArrayRef,
+                        None => positions.clone(),
                     })
                     .collect();
-                next_row += rows as i64;
                 Ok(RecordBatch::try_new_with_options(
                     out_schema.clone(),
                     out,

@@ -16,8 +16,9 @@
 //! - `--sort`: the keys, then `row`, a stable sort; with `--limit`, DataFusion's top-k;
 //! - `--filter` and `--limit` alone stream in one partition, in input order.
 //!
-//! With a group-by, distinct or sort the plan runs on every core; only the scan of the
-//! files is one partition, so that rows are numbered in order.
+//! With a group-by, distinct or sort the plan runs on every core, and so does the scan
+//! when the files are Parquet (the reader numbers their rows); CSV and IPC files are read
+//! in one partition that counts the rows.
 
 use std::time::Instant;
 

@@ -605,6 +605,116 @@ fn files_in_the_order_given_and_odd_names_keep_the_library_answer() {
     assert_same(&got, &want, "filter, sort, limit");
 }
 
+/// Parquet files large enough to be scanned in parallel byte ranges (over DataFusion's 1 MiB
+/// minimum, many row groups each), given out of their names' order: the rows, numbered
+/// by the Parquet reader within each file and offset by the rows of the files before it,
+/// keep the library's answer for every order-bearing step.
+#[test]
+fn parquet_scanned_in_parallel_keeps_input_order() {
+    let dir = Scratch::new("parallel");
+    let n = 300_000usize;
+    let key: Int64Array = (0..n)
+        .map(|i| (i % 101 != 7).then(|| ((i as u64 * 2_654_435_761) % 20_011) as i64))
+        .collect();
+    let v: Float64Array = (0..n)
+        .map(|i| Some(((i as u64 * 40_503) % 1_000_003) as f64 / 3.0))
+        .collect();
+    let batch =
+        RecordBatch::try_from_iter([("key", Arc::new(key) as ArrayRef), ("v", Arc::new(v))])
+            .unwrap();
+    let names = ["z.parquet", "m.parquet", "a.parquet"];
+    let mut files = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let path = dir.path(name);
+        let part = batch.slice(k * 100_000, 100_000);
+        let mut w = ArrowWriter::try_new(
+            fs::File::create(&path).unwrap(),
+            part.schema(),
+            Some(
+                parquet::file::properties::WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(7_000))
+                    .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+                    .build(),
+            ),
+        )
+        .unwrap();
+        w.write(&part).unwrap();
+        w.close().unwrap();
+        assert!(fs::metadata(&path).unwrap().len() > 1 << 20);
+        files.push(path);
+    }
+    let files: Vec<&str> = files.iter().map(|p| s(p)).collect();
+    let engine = cpu();
+    let run = |out: &str, args: &[&str]| {
+        let mut all: Vec<&str> = files.clone();
+        all.extend_from_slice(args);
+        query_to(&dir, out, &all)
+    };
+
+    let want = engine
+        .group_by(&batch, &["key"], &[Agg::count_star(), Agg::sum(col("v"))])
+        .unwrap();
+    let got = run(
+        "g.arrow",
+        &["--group-by", "key", "--agg", "count(*), sum(v)"],
+    );
+    assert_same(&got, &want, "group-by");
+    // A filter, also handed to the reader to prune with.
+    let filtered = engine
+        .filter(
+            &batch,
+            &col("v")
+                .gt(lit(300_000.5))
+                .and(col("key").lt(lit(9_000i64))),
+        )
+        .unwrap();
+    let want = engine
+        .group_by(&filtered, &["key"], &[Agg::max(col("v"))])
+        .unwrap();
+    let got = run(
+        "fg.arrow",
+        &[
+            "--filter",
+            "v > 300000.5 AND key < 9000",
+            "--group-by",
+            "key",
+            "--agg",
+            "max(v)",
+        ],
+    );
+    assert_same(&got, &want, "filter, group-by");
+    for (keep, flag) in [
+        (Keep::First, "first"),
+        (Keep::Last, "last"),
+        (Keep::None, "none"),
+    ] {
+        let want = engine.distinct(&batch, &["key"], keep).unwrap();
+        let got = run("d.arrow", &["--distinct", "key", "--keep", flag]);
+        assert_same(&got, &want, &format!("distinct, --keep {flag}"));
+    }
+    let want = engine
+        .sort(
+            &batch,
+            &[SortKey::asc("key").nulls_first(false)],
+            Some(5_000),
+        )
+        .unwrap();
+    let got = run("s.arrow", &["--sort", "key", "--limit", "5000"]);
+    assert_same(&got, &want, "sort, limit");
+
+    // The scan really ran in parallel parts.
+    let mut all = vec!["query"];
+    all.extend_from_slice(&files);
+    all.extend_from_slice(&["--group-by", "key", "--profile", "-q"]);
+    let out = ok(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("parallel parts, rows numbered by the Parquet reader"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("in 3 parallel parts"), "{stderr}");
+}
+
 #[test]
 fn prints_a_table_and_a_profile() {
     let dir = Scratch::new("table");
