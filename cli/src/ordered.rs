@@ -301,45 +301,44 @@ impl TableProvider for OrderedFiles {
             .collect();
         let schema = Arc::new(self.schema.project(&wanted)?);
         let partitions = state.config().target_partitions();
-        let numbered: Option<Vec<&ParquetFile>> = self
-            .files
-            .iter()
-            .map(|f| f.parquet.as_ref())
-            .collect::<Option<_>>()
-            .filter(|_| partitions > 1);
+        let row_wanted = wanted.contains(&row_index);
+        let parquet: Option<Vec<&ParquetFile>> =
+            self.files.iter().map(|f| f.parquet.as_ref()).collect();
+        // In parallel where the plan has partitions to run them on and either needs no
+        // positions or every file is Parquet (whose reader numbers the rows).
+        let parallel = partitions > 1 && (!row_wanted || parquet.is_some());
         let mut parts = Vec::new();
-        if let Some(files) = numbered {
-            for (f, pq) in self.files.iter().zip(files) {
-                let scan = numbered_scan(state, pq, &file_columns, &pushed, limit)?;
-                let scan = scan
-                    .repartitioned(partitions, state.config_options())?
-                    .unwrap_or(scan);
-                for p in 0..scan.properties().output_partitioning().partition_count() {
-                    parts.push(Part {
-                        path: f.path.clone(),
-                        scan: scan.clone(),
-                        partition: p,
-                        first_row: Some(pq.first_row),
-                    });
+        for (k, f) in self.files.iter().enumerate() {
+            let numbered = match &parquet {
+                Some(files) if parallel && row_wanted => Some(files[k]),
+                _ => None,
+            };
+            let scan = match numbered {
+                Some(pq) => numbered_scan(state, pq, &file_columns, &pushed, limit)?,
+                None => {
+                    f.table
+                        .scan(state, Some(&file_columns), &pushed, limit)
+                        .await?
                 }
-            }
-        } else {
-            for f in &self.files {
-                let scan = f
-                    .table
-                    .scan(state, Some(&file_columns), &pushed, limit)
-                    .await?;
-                for p in 0..scan.properties().output_partitioning().partition_count() {
-                    parts.push(Part {
-                        path: f.path.clone(),
-                        scan: scan.clone(),
-                        partition: p,
-                        first_row: None,
-                    });
-                }
+            };
+            let scan = if parallel {
+                scan.repartitioned(partitions, state.config_options())?
+                    .unwrap_or(scan)
+            } else {
+                scan
+            };
+            for p in 0..scan.properties().output_partitioning().partition_count() {
+                parts.push(Part {
+                    path: f.path.clone(),
+                    scan: scan.clone(),
+                    partition: p,
+                    first_row: numbered.map(|pq| pq.first_row),
+                });
             }
         }
-        Ok(Arc::new(OrderedScanExec::new(parts, columns, schema)))
+        Ok(Arc::new(OrderedScanExec::new(
+            parts, columns, schema, parallel,
+        )))
     }
 }
 
@@ -399,14 +398,21 @@ struct OrderedScanExec {
     parts: Vec<Part>,
     /// Each output column: `None` for [`ROW`], else the scans' column at that index.
     columns: Vec<Option<usize>>,
+    /// Whether each part is a partition of its own.
+    parallel: bool,
     properties: Arc<PlanProperties>,
 }
 
 impl OrderedScanExec {
-    fn new(parts: Vec<Part>, columns: Vec<Option<usize>>, schema: SchemaRef) -> OrderedScanExec {
-        let numbered = !parts.is_empty() && parts.iter().all(|p| p.first_row.is_some());
-        // Parts that number their rows are partitions of their own.
-        let partitions = if numbered { parts.len() } else { 1 };
+    /// With `parallel`, each part is a partition of its own (its rows numbered by the
+    /// Parquet reader where [`ROW`] is wanted); else one partition reads them in order.
+    fn new(
+        parts: Vec<Part>,
+        columns: Vec<Option<usize>>,
+        schema: SchemaRef,
+        parallel: bool,
+    ) -> OrderedScanExec {
+        let partitions = if parallel { parts.len().max(1) } else { 1 };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(partitions),
@@ -416,13 +422,9 @@ impl OrderedScanExec {
         OrderedScanExec {
             parts,
             columns,
+            parallel,
             properties,
         }
-    }
-
-    /// Whether each part is a partition of its own (its rows numbered by the reader).
-    fn numbered(&self) -> bool {
-        !self.parts.is_empty() && self.parts.iter().all(|p| p.first_row.is_some())
     }
 }
 
@@ -434,13 +436,15 @@ impl DisplayAs for OrderedScanExec {
             .map(|p| p.path.display().to_string())
             .collect();
         names.dedup();
-        let how = if self.numbered() {
-            format!(
+        let row_wanted = self.columns.contains(&None);
+        let how = match (self.parallel, row_wanted) {
+            (true, true) => format!(
                 "in {} parallel parts, rows numbered by the Parquet reader",
                 self.parts.len()
-            )
-        } else {
-            "in order, rows counted".to_string()
+            ),
+            (true, false) => format!("in {} parallel parts", self.parts.len()),
+            (false, true) => "in order, rows counted".to_string(),
+            (false, false) => "in order".to_string(),
         };
         write!(
             f,
@@ -490,8 +494,8 @@ impl ExecutionPlan for OrderedScanExec {
                 partition + 1
             )));
         }
-        let parts: Vec<Part> = if self.numbered() {
-            vec![self.parts[partition].clone()]
+        let parts: Vec<Part> = if self.parallel {
+            self.parts.get(partition).cloned().into_iter().collect()
         } else {
             self.parts.clone()
         };
@@ -514,24 +518,25 @@ impl ExecutionPlan for OrderedScanExec {
             .map(move |item| {
                 let (batch, first_row) = item?;
                 let rows = batch.num_rows();
-                let positions: ArrayRef = match first_row {
+                let positions: Option<ArrayRef> = match first_row {
                     // The reader's row numbers in the file, as positions in the input.
                     Some(first) => {
                         let numbers = batch
                             .column(batch.num_columns() - 1)
                             .as_primitive::<Int64Type>();
-                        Arc::new(numbers.unary::<_, Int64Type>(|n| n + first))
+                        Some(Arc::new(numbers.unary::<_, Int64Type>(|n| n + first)))
                     }
-                    None => Arc::new(Int64Array::from_iter_values(
-                        next_row..next_row + rows as i64,
+                    None if columns.contains(&None) => Some(Arc::new(
+                        Int64Array::from_iter_values(next_row..next_row + rows as i64),
                     )),
+                    None => None,
                 };
                 next_row += rows as i64;
                 let out: Vec<ArrayRef> = columns
                     .iter()
                     .map(|c| match c {
                         Some(i) => batch.column(*i).clone(),
-                        None => positions.clone(),
+                        None => positions.clone().expect("positions are made when wanted"),
                     })
                     .collect();
                 Ok(RecordBatch::try_new_with_options(

@@ -91,8 +91,8 @@ struct Plan {
     sql: String,
     /// The steps, in SQL's order (`filter`, `group_by`, `distinct`, `sort`, `limit`).
     steps: Vec<&'static str>,
-    /// Whether the plan must keep its input's order itself (no step reorders, so no
-    /// `ORDER BY` restores it): it then runs in one partition.
+    /// Whether the plan must keep its input's order itself (its rows stream through a
+    /// filter and limit, with no `ORDER BY` to restore it): it then runs in one partition.
     in_order: bool,
 }
 
@@ -104,7 +104,10 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
     let row = quote(ROW);
     let mut from = "input".to_string();
     let mut steps = Vec::new();
+    // Whether rows may come out of a step in another order than they went in.
     let mut reordered = false;
+    // Whether a step aggregates (its output is not the input's rows, streamed).
+    let mut aggregated = false;
 
     if let Some(text) = &args.filter {
         let predicate = sql::parse_predicate(text, &schema)?;
@@ -138,7 +141,12 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
         for (agg, name) in aggs_sql.iter().zip(&names) {
             items.push(format!("{agg} AS {}", quote(name)));
         }
-        items.push(format!("min({row}) AS {row}"));
+        // A global aggregate is one row: no position to keep (and no column to read).
+        items.push(if keys.is_empty() {
+            format!("CAST(0 AS BIGINT) AS {row}")
+        } else {
+            format!("min({row}) AS {row}")
+        });
         let group_by = if keys.is_empty() {
             String::new()
         } else {
@@ -147,7 +155,8 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
         from = format!("(SELECT {} FROM {from}{group_by})", items.join(", "));
         schema = grouped.schema();
         steps.push("group_by");
-        reordered = true;
+        reordered = !keys.is_empty();
+        aggregated = true;
     }
     if !args.distinct.is_empty() {
         let keys = sql::resolve_columns(&args.distinct, &schema);
@@ -189,6 +198,7 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
         );
         steps.push("distinct");
         reordered = true;
+        aggregated = true;
     }
     let mut order = Vec::new();
     if let Some(text) = &args.sort {
@@ -218,7 +228,7 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
     Ok(Plan {
         sql,
         steps,
-        in_order: order.is_empty(),
+        in_order: order.is_empty() && !aggregated,
     })
 }
 
