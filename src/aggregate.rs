@@ -6,6 +6,7 @@
 //! batch split into chunks (on the GPU) or a file streamed in batches
 //! ([`crate::group_by::GroupByAccumulator`]) gives the same bits as one batch would.
 
+use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,7 +14,7 @@ use arrow::array::{
     UInt64Array,
 };
 use arrow::compute::{concat, take, SortOptions};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
@@ -21,7 +22,82 @@ use crate::cpu::group_by::number_into;
 use crate::cpu::keys;
 use crate::error::{Error, Result};
 use crate::exact::{self, ExactSum};
-use crate::group_by::{AggFunc, Plan, PlannedAgg};
+use crate::plan::Typed;
+
+/// An aggregate function.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{col, Agg, AggFunc};
+/// assert_eq!(Agg::stddev_pop(col("x")).func(), AggFunc::StddevPop);
+/// assert_eq!(AggFunc::Mean.to_string(), "avg");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    /// `count(*)`: the rows (that pass the aggregate's filter).
+    CountStar,
+    /// `count(x)`: the non-null values.
+    Count,
+    /// `count(DISTINCT x)`: the distinct non-null values (equal as arrow's row format
+    /// says: NaN equals NaN, -0.0 differs from 0.0).
+    CountDistinct,
+    /// `sum(x)`: integers wrap, floats are exact and rounded once.
+    Sum,
+    /// `min(x)`, in the row format's order (floats in IEEE total order).
+    Min,
+    /// `max(x)`, in the row format's order (floats in IEEE total order).
+    Max,
+    /// `avg(x)`: the exact sum over the count, rounded once.
+    Mean,
+    /// `var(x)`: the sample variance (null for fewer than two values).
+    VarSamp,
+    /// `var_pop(x)`: the population variance.
+    VarPop,
+    /// `stddev(x)`: the sample standard deviation (null for fewer than two values).
+    StddevSamp,
+    /// `stddev_pop(x)`: the population standard deviation.
+    StddevPop,
+}
+
+impl fmt::Display for AggFunc {
+    /// DataFusion's names: `count`, `sum`, `min`, `max`, `avg`, `var`, `var_pop`,
+    /// `stddev`, `stddev_pop`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::Mean => "avg",
+            AggFunc::VarSamp => "var",
+            AggFunc::VarPop => "var_pop",
+            AggFunc::StddevSamp => "stddev",
+            AggFunc::StddevPop => "stddev_pop",
+        })
+    }
+}
+
+/// An aggregate resolved against a batch: its value and filter type-checked, its result
+/// type fixed.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedAgg {
+    pub(crate) func: AggFunc,
+    /// The value expression (`None` for `count(*)`).
+    pub(crate) value: Option<Typed>,
+    pub(crate) filter: Option<Typed>,
+    /// The result type.
+    pub(crate) output: DataType,
+    /// The output column's name (`sum(price)`), for errors that name the aggregate.
+    pub(crate) name: String,
+}
+
+/// A group-by resolved against a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) keys: Vec<usize>,
+    pub(crate) aggs: Vec<PlannedAgg>,
+    pub(crate) schema: SchemaRef,
+}
 
 /// One aggregate's state for every group.
 #[derive(Debug, Clone)]

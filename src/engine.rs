@@ -10,7 +10,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu::column::{GpuBatch, Layout};
-use crate::gpu::{self, AdapterSummary, DeviceRequest, GpuContext};
+use crate::gpu::{self, check_gpu_types, AdapterSummary, DeviceRequest, GpuContext};
 use crate::plan::{self, Typed};
 use crate::profile::{self, Phase, Profile, RanOn};
 
@@ -504,26 +504,6 @@ pub(crate) fn gpu_declines_predicate(typed: &Typed) -> Result<Option<String>> {
         Err(Error::UnsupportedOnGpu { reason, .. }) => Ok(Some(reason)),
         Err(e) => Err(e),
     }
-}
-
-pub(crate) fn check_gpu_types(
-    ctx: &GpuContext,
-    batch: &RecordBatch,
-    columns: &[usize],
-    operation: &'static str,
-) -> Result<()> {
-    for &i in columns {
-        let field = batch.schema_ref().field(i).clone();
-        if Layout::of(field.data_type()).is_none() {
-            return Err(Error::UnsupportedType {
-                operation,
-                column: field.name().clone(),
-                data_type: field.data_type().clone(),
-                where_: format!(" on the GPU ({})", ctx.summary.name),
-            });
-        }
-    }
-    Ok(())
 }
 
 impl GpuBatch {

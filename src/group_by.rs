@@ -112,72 +112,21 @@ use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::compute::{take_record_batch, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+pub use crate::aggregate::AggFunc;
 use crate::aggregate::{Grouped, Merger};
+use crate::aggregate::{Plan, PlannedAgg};
 use crate::cpu;
 use crate::engine::{check_rows, Engine};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu;
 use crate::gpu::column::GpuBatch;
-use crate::gpu::sort::Key;
+use crate::keys::Key;
 use crate::plan::{self, Typed};
 use crate::profile::{self, RanOn};
 
 #[cfg(doc)]
 use crate::engine::Backend;
-
-/// An aggregate function.
-///
-/// # Example
-/// ```
-/// use arrow_wgpu::{col, Agg, AggFunc};
-/// assert_eq!(Agg::stddev_pop(col("x")).func(), AggFunc::StddevPop);
-/// assert_eq!(AggFunc::Mean.to_string(), "avg");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AggFunc {
-    /// `count(*)`: the rows (that pass the aggregate's filter).
-    CountStar,
-    /// `count(x)`: the non-null values.
-    Count,
-    /// `count(DISTINCT x)`: the distinct non-null values (equal as arrow's row format
-    /// says: NaN equals NaN, -0.0 differs from 0.0).
-    CountDistinct,
-    /// `sum(x)`: integers wrap, floats are exact and rounded once.
-    Sum,
-    /// `min(x)`, in the row format's order (floats in IEEE total order).
-    Min,
-    /// `max(x)`, in the row format's order (floats in IEEE total order).
-    Max,
-    /// `avg(x)`: the exact sum over the count, rounded once.
-    Mean,
-    /// `var(x)`: the sample variance (null for fewer than two values).
-    VarSamp,
-    /// `var_pop(x)`: the population variance.
-    VarPop,
-    /// `stddev(x)`: the sample standard deviation (null for fewer than two values).
-    StddevSamp,
-    /// `stddev_pop(x)`: the population standard deviation.
-    StddevPop,
-}
-
-impl fmt::Display for AggFunc {
-    /// DataFusion's names: `count`, `sum`, `min`, `max`, `avg`, `var`, `var_pop`,
-    /// `stddev`, `stddev_pop`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => "count",
-            AggFunc::Sum => "sum",
-            AggFunc::Min => "min",
-            AggFunc::Max => "max",
-            AggFunc::Mean => "avg",
-            AggFunc::VarSamp => "var",
-            AggFunc::VarPop => "var_pop",
-            AggFunc::StddevSamp => "stddev",
-            AggFunc::StddevPop => "stddev_pop",
-        })
-    }
-}
 
 /// One aggregate of a group-by: a function over a value expression, with an optional
 /// filter and an optional output name.
@@ -486,28 +435,6 @@ impl GroupByOptions {
     pub fn sorted() -> GroupByOptions {
         GroupByOptions { sort_by_key: true }
     }
-}
-
-/// An aggregate resolved against a batch: its value and filter type-checked, its result
-/// type fixed.
-#[derive(Debug, Clone)]
-pub(crate) struct PlannedAgg {
-    pub(crate) func: AggFunc,
-    /// The value expression (`None` for `count(*)`).
-    pub(crate) value: Option<Typed>,
-    pub(crate) filter: Option<Typed>,
-    /// The result type.
-    pub(crate) output: DataType,
-    /// The output column's name (`sum(price)`), for errors that name the aggregate.
-    pub(crate) name: String,
-}
-
-/// A group-by resolved against a batch.
-#[derive(Debug, Clone)]
-pub(crate) struct Plan {
-    pub(crate) keys: Vec<usize>,
-    pub(crate) aggs: Vec<PlannedAgg>,
-    pub(crate) schema: SchemaRef,
 }
 
 fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {

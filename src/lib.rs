@@ -61,11 +61,13 @@ pub mod exact;
 mod expr;
 mod gpu;
 pub mod group_by;
+mod keys;
 mod plan;
 mod profile;
 mod sort;
 pub mod tpch;
 
+pub use aggregate::AggFunc;
 /// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
 pub use arrow::compute::SortOptions;
 pub use distinct::Keep;
@@ -74,7 +76,7 @@ pub use error::{Error, Result};
 pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
 pub use gpu::column::{GpuBatch, GpuColumn};
 pub use gpu::AdapterSummary;
-pub use group_by::{Agg, AggFunc, GroupByAccumulator, GroupByOptions};
+pub use group_by::{Agg, GroupByAccumulator, GroupByOptions};
 pub use profile::{Phase, Profile, RanOn, Step};
 pub use sort::SortKey;
 pub use wgpu;

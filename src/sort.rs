@@ -11,10 +11,12 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::Schema;
 
 use crate::cpu;
-use crate::engine::{check_all_gpu_types, check_gpu_types, check_rows, download, Engine};
+use crate::engine::{check_all_gpu_types, check_rows, download, Engine};
 use crate::error::{Error, Result};
+use crate::gpu::check_gpu_types;
 use crate::gpu::column::GpuBatch;
-use crate::gpu::sort::{self as gpu_sort, Key};
+use crate::gpu::sort as gpu_sort;
+use crate::keys::Key;
 use crate::profile::{self, RanOn};
 
 /// One sort key: a column and arrow's [`SortOptions`] (descending, nulls first).

@@ -6,8 +6,8 @@ use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 
 use super::group_by;
-use crate::distinct::Keep;
 use crate::error::Result;
+use crate::keys::Keep;
 
 /// The kept rows of `batch` (one per distinct key of the `keys` columns, or for
 /// [`Keep::None`] the rows whose key is unique), ascending.

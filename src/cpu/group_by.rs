@@ -23,10 +23,10 @@ use hashbrown::HashMap;
 use super::keys;
 use super::Threads;
 use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
+use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
 use crate::exact::{ExactSum, GroupedAdder};
-use crate::group_by::{AggFunc, Plan, PlannedAgg};
 use crate::plan::{int_info, is_decimal};
 
 /// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).

@@ -12,7 +12,7 @@ use arrow::compute::{take_record_batch, SortOptions};
 
 use super::keys;
 use crate::error::Result;
-use crate::gpu::sort::Key;
+use crate::keys::Key;
 
 /// Row numbers ordered by `(key, row)`: stable; only the first `limit`.
 fn order_by<K: Ord + Copy>(keys: impl Iterator<Item = K>, limit: Option<usize>) -> Vec<u32> {

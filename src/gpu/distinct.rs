@@ -26,10 +26,11 @@ use super::column::{ColumnChunk, GpuBatch, GpuColumn};
 use super::compact;
 use super::groups::{assign_groups, fit_key_words};
 use super::shader::{self, assemble};
-use super::sort::{take, Key};
+use super::sort::take;
 use crate::cpu;
-use crate::distinct::Keep;
 use crate::error::Result;
+use crate::keys::Keep;
+use crate::keys::Key;
 use crate::profile::{self, Phase};
 
 /// `shaders/distinct_mark.wgsl`'s modes.

@@ -22,17 +22,18 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UI
 use arrow::compute::{cast, take, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema};
 
+use super::check_gpu_types;
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout, MAX_GPU_DECIMAL_PRECISION};
 use super::filter::{check_bindings, check_flags, read_u32s, record_kernel};
 use super::predicate::{self, Outputs};
 use super::shader::{self, assemble};
-use super::sort::{encode_interleaved, key_kind, Key};
+use super::sort::{encode_interleaved, key_kind};
 use super::{GpuContext, WORKGROUP_SIZE};
+use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::aggregate::{Grouped, Merger, State};
-use crate::engine::check_gpu_types;
 use crate::error::{Error, Result};
 use crate::exact::{ExactSum, BIAS_SQUARES};
-use crate::group_by::{AggFunc, Plan, PlannedAgg};
+use crate::keys::Key;
 use crate::plan::{int_info, is_string, Typed};
 use crate::profile::{self, Phase};
 

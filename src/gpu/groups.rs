@@ -15,9 +15,10 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
 use super::compact;
 use super::shader::{self, assemble};
-use super::sort::{encode_interleaved, key_kind, Key};
+use super::sort::{encode_interleaved, key_kind};
 use super::GpuContext;
 use crate::error::{Error, Result};
+use crate::keys::Key;
 
 /// `batch` in chunks small enough for the hash grouping on `keys`: a chunk's interleaved
 /// key words (per key: a null word where it has nulls, and one word, two for 64-bit keys;

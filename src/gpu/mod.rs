@@ -646,6 +646,28 @@ impl GpuContext {
     }
 }
 
+/// An error naming the first of `columns` whose type the GPU holds no layout for (a
+/// binary column, a decimal of more than 18 digits), for `operation` on `ctx`'s adapter.
+pub(crate) fn check_gpu_types(
+    ctx: &GpuContext,
+    batch: &arrow::record_batch::RecordBatch,
+    columns: &[usize],
+    operation: &'static str,
+) -> Result<()> {
+    for &i in columns {
+        let field = batch.schema_ref().field(i).clone();
+        if column::Layout::of(field.data_type()).is_none() {
+            return Err(Error::UnsupportedType {
+                operation,
+                column: field.name().clone(),
+                data_type: field.data_type().clone(),
+                where_: format!(" on the GPU ({})", ctx.summary.name),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

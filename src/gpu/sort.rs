@@ -17,7 +17,6 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use arrow::compute::SortOptions;
 use arrow::datatypes::DataType;
 
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
@@ -36,12 +35,7 @@ const FLAG_DESCENDING: u32 = 1 << 6;
 const FLAG_NULLS_FIRST: u32 = 1 << 7;
 const FLAG_HAS_VALIDITY: u32 = 1 << 8;
 
-/// A resolved sort key: a column of the batch and its options.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Key {
-    pub column: usize,
-    pub options: SortOptions,
-}
+use crate::keys::Key;
 
 /// The encode kernel's kind code for a key type, and whether it takes two words.
 pub(crate) fn key_kind(dt: &DataType) -> Option<(u32, bool)> {
