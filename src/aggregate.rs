@@ -99,6 +99,24 @@ pub(crate) struct Plan {
     pub(crate) schema: SchemaRef,
 }
 
+impl Plan {
+    /// The input columns it reads: the keys, then those the aggregates' values and filters
+    /// name, each once.
+    pub(crate) fn used_columns(&self) -> Vec<usize> {
+        let mut out = self.keys.clone();
+        for a in &self.aggs {
+            for e in a.value.iter().chain(&a.filter) {
+                for c in e.column_indices() {
+                    if !out.contains(&c) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// One aggregate's state for every group.
 #[derive(Debug, Clone)]
 pub(crate) enum State {

@@ -131,11 +131,13 @@ impl Engine {
             |ctx| {
                 check_all_gpu_types(ctx, batch, "distinct")?;
                 let resident = self.upload(batch)?;
-                download(&gpu_distinct::distinct_batch(
+                let out = download(&gpu_distinct::distinct_batch(
                     &resident,
                     &gpu_keys(resolved.iter().copied()),
                     keep,
-                )?)
+                )?)?;
+                profile::minimal(profile::batch_bytes(batch) + profile::batch_bytes(&out));
+                Ok(out)
             },
             || cpu::distinct::distinct(batch, &resolved, keep),
         )
@@ -240,7 +242,9 @@ impl GpuBatch {
         check_rows("distinct", self.num_rows())?;
         self.ctx.operation(|| {
             profile::begin_step("distinct", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-            gpu_distinct::distinct_batch(self, &gpu_keys(resolved), keep)
+            let out = gpu_distinct::distinct_batch(self, &gpu_keys(resolved), keep)?;
+            profile::minimal(self.device_bytes() + out.device_bytes());
+            Ok(out)
         })
     }
 

@@ -344,9 +344,7 @@ impl Engine {
         ctx.operation(|| {
             let start = Instant::now();
             let out = GpuBatch::upload(ctx, batch)?;
-            if profile::active() {
-                ctx.wait()?;
-            }
+            ctx.wait_for_profile()?;
             profile::record(Phase::Upload, start);
             Ok(out)
         })
@@ -419,8 +417,9 @@ impl Engine {
                 let nullable = |i: usize| batch.column(i).null_count() > 0;
                 gpu::filter::check_predicate(ctx, &typed, &nullable)?;
                 let resident = self.upload(batch)?;
-                let out = gpu::filter::filter(&resident, &typed)?;
-                download(&out)
+                let out = download(&gpu::filter::filter(&resident, &typed)?)?;
+                profile::minimal(profile::batch_bytes(batch) + profile::batch_bytes(&out));
+                Ok(out)
             },
             || {
                 let mask = cpu::filter::evaluate(batch, &typed)?;
@@ -515,7 +514,9 @@ impl GpuBatch {
         let ctx = &self.ctx;
         ctx.operation(|| {
             profile::begin_step("filter", RanOn::Gpu(ctx.summary.name.clone()), None);
-            gpu::filter::filter(self, &typed)
+            let out = gpu::filter::filter(self, &typed)?;
+            profile::minimal(self.device_bytes() + out.device_bytes());
+            Ok(out)
         })
     }
 

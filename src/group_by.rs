@@ -612,7 +612,11 @@ impl Engine {
             |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), &plan),
             || cpu::group_by::partial(batch, &plan, self.cpu),
         )?;
-        output(&plan, &grouped, options)
+        let out = output(&plan, &grouped, options)?;
+        profile::minimal(
+            profile::columns_bytes(batch, &plan.used_columns()) + profile::batch_bytes(&out),
+        );
+        Ok(out)
     }
 
     /// A group-by over many batches (a file streamed batch by batch, a table larger than
@@ -856,7 +860,15 @@ impl GpuBatch {
             profile::begin_step("group_by", RanOn::Gpu(self.ctx.summary.name.clone()), None);
             gpu::group_by::partial(&self.ctx, gpu::group_by::Input::Resident(self), &plan)
         })?;
-        output(&plan, &grouped, options)
+        let out = output(&plan, &grouped, options)?;
+        let used: u64 = plan
+            .used_columns()
+            .iter()
+            .flat_map(|&i| &self.columns[i].chunks)
+            .map(|c| c.data.size() + c.validity.as_ref().map_or(0, |v| v.size()))
+            .sum();
+        profile::minimal(used + profile::batch_bytes(&out));
+        Ok(out)
     }
 }
 

@@ -77,6 +77,6 @@ pub use expr::{col, lit, ArithOp, CmpOp, Expr, ScalarValue};
 pub use gpu::column::{GpuBatch, GpuColumn};
 pub use gpu::AdapterSummary;
 pub use group_by::{Agg, GroupByAccumulator, GroupByOptions};
-pub use profile::{Phase, Profile, RanOn, Step};
+pub use profile::{Phase, Profile, RanOn, Step, Traffic};
 pub use sort::SortKey;
 pub use wgpu;

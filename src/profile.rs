@@ -2,7 +2,11 @@
 //!
 //! [`crate::Engine::profiled`] collects a [`Profile`] for everything run inside its closure,
 //! on the calling thread. GPU phases are timed on the host around a wait for the queue, so
-//! upload, kernels and download don't overlap while a profile is being taken.
+//! upload, kernels and download don't overlap while a profile is being taken. Each GPU step
+//! also counts its work ([`Traffic`]): dispatches, the bytes their bindings span, host
+//! syncs (the profile's own waits are not counted), buffers, bytes moved each way. The
+//! counts are the same on every adapter that chunks the data alike, so they can be checked
+//! where the time of a software driver can't be trusted.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -30,6 +34,52 @@ pub enum RanOn {
     Cpu,
 }
 
+/// The work a GPU step asked of the device, counted as it was recorded.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::Traffic;
+/// let t = Traffic { device_bytes: 3_000, minimal_bytes: 2_000, ..Default::default() };
+/// assert_eq!(t.over_minimal(), Some(1.5));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes the buffers bound to each dispatch span, summed over the dispatches: what the
+    /// kernels may read and write (a bound on their traffic, from the plan, not a measure).
+    pub device_bytes: u64,
+    /// The operation's inputs read once and its output written once: what no kernel plan
+    /// can go below.
+    pub minimal_bytes: u64,
+    /// Compute dispatches.
+    pub dispatches: u64,
+    /// Times the host waited for the device (a download, an explicit wait); the waits a
+    /// profile adds to time its phases are not counted.
+    pub host_syncs: u64,
+    /// Buffers allocated (storage, uniform parameters, staging).
+    pub buffers: u64,
+    /// Bytes copied from the host into device buffers.
+    pub uploaded_bytes: u64,
+    /// Bytes copied back to the host.
+    pub downloaded_bytes: u64,
+}
+
+impl Traffic {
+    /// `device_bytes / minimal_bytes`, where the minimum is known.
+    pub fn over_minimal(&self) -> Option<f64> {
+        (self.minimal_bytes > 0).then(|| self.device_bytes as f64 / self.minimal_bytes as f64)
+    }
+
+    fn add(&mut self, other: &Traffic) {
+        self.device_bytes += other.device_bytes;
+        self.minimal_bytes += other.minimal_bytes;
+        self.dispatches += other.dispatches;
+        self.host_syncs += other.host_syncs;
+        self.buffers += other.buffers;
+        self.uploaded_bytes += other.uploaded_bytes;
+        self.downloaded_bytes += other.downloaded_bytes;
+    }
+}
+
 /// One operation's record.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -41,6 +91,8 @@ pub struct Step {
     pub fallback: Option<String>,
     /// Time per phase, in the order they happened.
     pub phases: Vec<(Phase, Duration)>,
+    /// What it asked of the GPU (all zero on the CPU).
+    pub traffic: Traffic,
 }
 
 impl Step {
@@ -80,6 +132,15 @@ impl Profile {
     pub fn time_in(&self, phase: Phase) -> Duration {
         self.steps.iter().map(|s| s.time_in(phase)).sum()
     }
+
+    /// The steps' traffic, summed.
+    pub fn traffic(&self) -> Traffic {
+        let mut out = Traffic::default();
+        for s in &self.steps {
+            out.add(&s.traffic);
+        }
+        out
+    }
 }
 
 impl fmt::Display for Profile {
@@ -95,6 +156,18 @@ impl fmt::Display for Profile {
                 if !d.is_zero() {
                     write!(f, " {phase:?} {:.3} ms", d.as_secs_f64() * 1e3)?;
                 }
+            }
+            let t = &s.traffic;
+            if t.dispatches > 0 || t.host_syncs > 0 {
+                write!(
+                    f,
+                    " | {} dispatches, {} device bytes",
+                    t.dispatches, t.device_bytes
+                )?;
+                if let Some(r) = t.over_minimal() {
+                    write!(f, " ({r:.2}x minimal)")?;
+                }
+                write!(f, ", {} host syncs, {} buffers", t.host_syncs, t.buffers)?;
             }
             if let Some(why) = &s.fallback {
                 write!(f, " (fell back: {why})")?;
@@ -139,6 +212,7 @@ pub(crate) fn begin_step_with(
                 ran_on,
                 fallback,
                 phases,
+                traffic: Traffic::default(),
             });
         }
     });
@@ -165,4 +239,37 @@ pub(crate) fn record(phase: Phase, since: Instant) -> Instant {
         }
     });
     now
+}
+
+/// Adds to the current step's [`Traffic`] (nothing when no profile is being taken).
+pub(crate) fn count(f: impl FnOnce(&mut Traffic)) {
+    CURRENT.with(|c| {
+        if let Some(step) = c.borrow_mut().as_mut().and_then(|p| p.steps.last_mut()) {
+            f(&mut step.traffic);
+        }
+    });
+}
+
+/// Adds `bytes` to the current step's minimal traffic ([`Traffic::minimal_bytes`]).
+pub(crate) fn minimal(bytes: u64) {
+    count(|t| t.minimal_bytes += bytes);
+}
+
+/// The bytes of `columns` of `batch` (values, offsets and validity of the rows it holds).
+pub(crate) fn columns_bytes(batch: &arrow::record_batch::RecordBatch, columns: &[usize]) -> u64 {
+    columns
+        .iter()
+        .map(|&i| {
+            batch
+                .column(i)
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or(0) as u64
+        })
+        .sum()
+}
+
+/// The bytes of every column of `batch`.
+pub(crate) fn batch_bytes(batch: &arrow::record_batch::RecordBatch) -> u64 {
+    columns_bytes(batch, &(0..batch.num_columns()).collect::<Vec<_>>())
 }

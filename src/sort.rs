@@ -195,7 +195,9 @@ impl Engine {
             |ctx| {
                 check_all_gpu_types(ctx, batch, "sort")?;
                 let resident = self.upload(batch)?;
-                download(&gpu_sort::sort_batch(&resident, &resolved, limit)?)
+                let out = download(&gpu_sort::sort_batch(&resident, &resolved, limit)?)?;
+                profile::minimal(profile::batch_bytes(batch) + profile::batch_bytes(&out));
+                Ok(out)
             },
             || cpu::sort::sort(batch, &resolved, limit),
         )
@@ -237,7 +239,9 @@ impl GpuBatch {
         check_rows("sort", self.num_rows())?;
         self.ctx.operation(|| {
             profile::begin_step("sort", RanOn::Gpu(self.ctx.summary.name.clone()), None);
-            gpu_sort::sort_batch(self, &resolved, limit)
+            let out = gpu_sort::sort_batch(self, &resolved, limit)?;
+            profile::minimal(self.device_bytes() + out.device_bytes());
+            Ok(out)
         })
     }
 

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, UInt32Array, UInt8Array};
 use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{
-    col, lit, AdapterSummary, Agg, Backend, Engine, Expr, GpuBatch, Keep, Phase, SortKey,
+    col, lit, AdapterSummary, Agg, Backend, Engine, Expr, GpuBatch, Keep, Phase, SortKey, Traffic,
 };
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -130,6 +130,8 @@ pub struct Point {
     /// The answer equals the CPU path's: bit for bit for the GPU, in its row count for
     /// DataFusion.
     pub agrees: bool,
+    /// What a GPU run asked of the device (counted; the same every run).
+    pub traffic: Option<Traffic>,
 }
 
 impl Point {
@@ -273,20 +275,25 @@ impl Resident {
     }
 }
 
-/// Runs `f` once untimed (its answer is returned) and `runs` times timed; the median
-/// run's time and profile split.
+/// What [`measure`] found: the answer of the untimed run, the median run's time and
+/// profile split, and the device work of a run (counted, so the same each run).
+type Measured = (Option<RecordBatch>, f64, [f64; 4], Traffic);
+
+/// Runs `f` once untimed (its answer is returned) and `runs` times timed.
 fn measure(
     engine: &Engine,
     runs: usize,
     mut f: impl FnMut(&Engine) -> arrow_wgpu::Result<Option<RecordBatch>>,
-) -> Result<(Option<RecordBatch>, f64, [f64; 4])> {
+) -> Result<Measured> {
     let answer = f(engine)?;
+    let mut traffic = Traffic::default();
     let (seconds, split) = median_of(runs, || {
         let (_, profile) = engine.profiled(|e| f(e))?;
+        traffic = profile.traffic();
         Ok([Phase::Upload, Phase::Kernels, Phase::Download, Phase::Cpu]
             .map(|p| profile.time_in(p).as_secs_f64()))
     })?;
-    Ok((answer, seconds, split))
+    Ok((answer, seconds, split, traffic))
 }
 
 /// Times `run` `runs` times (at least once; fewer if a run takes over [`SLOW_RUN`]); the
@@ -429,7 +436,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         let (session, partitions) = datafusion.session(&batch)?;
         datafusion_partitions = partitions;
         for &op in &ops {
-            let (want, seconds, split) =
+            let (want, seconds, split, _) =
                 measure(&cpu, runs, |e| work.on_host(e, op, &batch).map(Some))?;
             let want = want.expect("the host path answers");
             points.push(Point {
@@ -439,6 +446,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 seconds,
                 split,
                 agrees: true,
+                traffic: None,
             });
             let mut line = format!(
                 "{:<9} {:>10} rows: CPU {}",
@@ -472,6 +480,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
                             seconds,
                             split: [0.0, 0.0, 0.0, seconds],
                             agrees,
+                            traffic: None,
                         });
                         let _ = write!(
                             line,
@@ -506,10 +515,10 @@ pub fn run(args: ReportArgs) -> Result<()> {
                             let resident = gpu.upload(&batch)?;
                             let answer = work.resident(op, &resident)?.download()?;
                             measure(gpu, runs, |_| work.resident(op, &resident).map(|_| None))
-                                .map(|(_, s, split)| (Some(answer), s, split))
+                                .map(|(_, s, split, t)| (Some(answer), s, split, t))
                         })(),
                     };
-                    let (got, seconds, split) = match measured {
+                    let (got, seconds, split, traffic) = match measured {
                         Ok(m) => m,
                         Err(e) => {
                             let what =
@@ -543,6 +552,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
                         seconds,
                         split,
                         agrees,
+                        traffic: Some(traffic),
                     });
                     let _ = write!(
                         line,
@@ -801,6 +811,10 @@ impl Report<'_> {
                     "download_s": p.split[2],
                     "cpu_s": p.split[3],
                     "agrees_with_cpu": p.agrees,
+                    "device_bytes": p.traffic.map(|t| t.device_bytes),
+                    "minimal_bytes": p.traffic.map(|t| t.minimal_bytes),
+                    "dispatches": p.traffic.map(|t| t.dispatches),
+                    "host_syncs": p.traffic.map(|t| t.host_syncs),
                     "checked": match p.mode {
                         Mode::Cpu => "reference",
                         Mode::DataFusion => "row count",
@@ -876,6 +890,74 @@ impl Report<'_> {
         out
     }
 
+    /// Per operation and size, what each GPU run asked of the device: the bytes its
+    /// kernels' bindings span against the minimum (inputs read once, output written
+    /// once), dispatches and host syncs. Counted, not timed: it holds on a software
+    /// driver too.
+    fn markdown_traffic(&self) -> String {
+        let mut out = String::new();
+        let gpu: Vec<&Point> = self.points.iter().filter(|p| p.traffic.is_some()).collect();
+        if gpu.is_empty() {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "\nDevice work (counted): bytes the kernels' bindings span / the minimal traffic, dispatches, host syncs.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| operation | rows | mode | device / minimal | dispatches | host syncs |"
+        );
+        let _ = writeln!(out, "|---|---:|---|---:|---:|---:|");
+        for p in gpu {
+            let Some(t) = p.traffic else { continue };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                p.op.name(),
+                thousands(p.rows),
+                p.mode.label(),
+                t.over_minimal()
+                    .map(|r| format!("{r:.2}x"))
+                    .unwrap_or_else(|| "-".into()),
+                t.dispatches,
+                t.host_syncs
+            );
+        }
+        out
+    }
+
+    /// [`Self::markdown_traffic`] as an HTML table.
+    fn html_traffic(&self) -> String {
+        let gpu: Vec<(&Point, Traffic)> = self
+            .points
+            .iter()
+            .filter_map(|p| p.traffic.map(|t| (p, t)))
+            .collect();
+        if gpu.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(
+            "<h2>Device work (counted)</h2>\n<p class=what>The bytes the kernels' bindings span against the minimal traffic (inputs read once, output written once), compute dispatches and host syncs per run: counted, so they hold on a software driver too.</p>\n<table><tr><th>operation</th><th>rows</th><th>mode</th><th>device / minimal</th><th>dispatches</th><th>host syncs</th></tr>\n",
+        );
+        for (p, t) in gpu {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                p.op.name(),
+                thousands(p.rows),
+                esc(p.mode.label()),
+                t.over_minimal()
+                    .map(|r| format!("{r:.2}x"))
+                    .unwrap_or_else(|| "-".into()),
+                t.dispatches,
+                t.host_syncs
+            );
+        }
+        out += "</table>\n";
+        out
+    }
+
     fn markdown(&self) -> String {
         let mut out = String::from("# arrow-wgpu report: GPU against CPU\n\n");
         let _ = writeln!(out, "- Adapter: {}", self.adapter_line());
@@ -908,6 +990,7 @@ impl Report<'_> {
             let _ = writeln!(out, "- Not run on the GPU: {u}");
         }
         out += &self.markdown_summary();
+        out += &self.markdown_traffic();
         let _ = writeln!(out, "\nOperations:\n");
         for &op in self.ops {
             let _ = writeln!(
@@ -1002,6 +1085,7 @@ impl Report<'_> {
             );
         }
         body += "</table>\n";
+        body += &self.html_traffic();
         for &op in self.ops {
             let _ = write!(
                 body,
@@ -1073,6 +1157,7 @@ mod tests {
             seconds,
             split: [seconds * 0.2, seconds * 0.6, seconds * 0.1, 0.0],
             agrees: true,
+            traffic: None,
         }
     }
 

@@ -1069,6 +1069,26 @@ fn report_writes_html_markdown_and_json() {
         if adapter["software"] == true {
             assert!(html.contains("Software driver, not a GPU"));
         }
+        // Every GPU point carries its counted device work; the others carry none.
+        for p in json["points"].as_array().unwrap() {
+            let gpu = p["mode"].as_str().unwrap().starts_with("gpu");
+            for field in ["device_bytes", "minimal_bytes", "dispatches", "host_syncs"] {
+                assert_eq!(p[field].is_u64(), gpu, "{field} of {p}");
+            }
+            if gpu {
+                assert!(p["dispatches"].as_u64().unwrap() > 0, "{p}");
+                assert!(p["host_syncs"].as_u64().unwrap() > 0, "{p}");
+                assert!(
+                    p["device_bytes"].as_u64() >= p["minimal_bytes"].as_u64(),
+                    "{p}"
+                );
+            }
+        }
+        assert!(md.contains("| device / minimal |"), "{md}");
+        assert!(
+            html.contains("Device work (counted)"),
+            "the page lacks the device work"
+        );
     }
 }
 

@@ -134,6 +134,15 @@ pub struct GpuBatch {
 }
 
 impl GpuBatch {
+    /// The bytes its buffers hold on the device (values, offsets, validity).
+    pub(crate) fn device_bytes(&self) -> u64 {
+        self.columns
+            .iter()
+            .flat_map(|c| &c.chunks)
+            .map(|c| c.data.size() + c.validity.as_ref().map_or(0, |v| v.size()))
+            .sum()
+    }
+
     /// The batch's schema.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()

@@ -460,6 +460,7 @@ impl GpuContext {
             }
         }
         ALLOCATED.set(total);
+        crate::profile::count(|t| t.buffers += 1);
         Ok(())
     }
 
@@ -483,6 +484,7 @@ impl GpuContext {
             .slice(..bytes.len())
             .copy_from_slice(bytes);
         buffer.unmap();
+        crate::profile::count(|t| t.uploaded_bytes += bytes.len() as u64);
         Ok(buffer)
     }
 
@@ -517,6 +519,17 @@ impl GpuContext {
         &self,
         pipeline: &wgpu::ComputePipeline,
         buffers: &[&wgpu::Buffer],
+    ) -> Bound {
+        Bound {
+            bytes: buffers.iter().map(|b| b.size()).sum(),
+            group: self.bind_group(pipeline, buffers),
+        }
+    }
+
+    fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
     ) -> wgpu::BindGroup {
         let entries: Vec<_> = buffers
             .iter()
@@ -539,9 +552,13 @@ impl GpuContext {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         pipeline: &wgpu::ComputePipeline,
-        bind_group: &wgpu::BindGroup,
+        bound: &Bound,
         threads: u64,
     ) {
+        crate::profile::count(|t| {
+            t.dispatches += 1;
+            t.device_bytes += bound.bytes;
+        });
         let groups = threads.div_ceil(WORKGROUP_SIZE as u64).max(1);
         let max_x = self
             .summary
@@ -555,21 +572,32 @@ impl GpuContext {
             timestamp_writes: None,
         });
         pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, bind_group, &[]);
+        pass.set_bind_group(0, &bound.group, &[]);
         pass.dispatch_workgroups(x as u32, y as u32, 1);
     }
 
     /// Submits `encoder` and, when a profile is being taken, waits for it.
     pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.queue.submit([encoder.finish()]);
+        self.wait_for_profile()
+    }
+
+    /// Blocks until the queue is idle: a host sync, counted.
+    pub(crate) fn wait(&self) -> Result<()> {
+        crate::profile::count(|t| t.host_syncs += 1);
+        self.wait_idle()
+    }
+
+    /// When a profile is being taken, waits for the queue so that the phase just recorded
+    /// is timed alone; not counted as a host sync (the operation doesn't need it).
+    pub(crate) fn wait_for_profile(&self) -> Result<()> {
         if crate::profile::active() {
-            self.wait()?;
+            self.wait_idle()?;
         }
         Ok(())
     }
 
-    /// Blocks until the queue is idle.
-    pub(crate) fn wait(&self) -> Result<()> {
+    fn wait_idle(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
@@ -605,6 +633,7 @@ impl GpuContext {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
         self.charge("readback", total)?;
+        crate::profile::count(|t| t.downloaded_bytes += total);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: total,
@@ -644,6 +673,13 @@ impl GpuContext {
         staging.unmap();
         Ok(out)
     }
+}
+
+/// A bind group and the bytes its buffers span: what a dispatch over it may read and write,
+/// counted per dispatch in the profile's [`crate::Traffic`].
+pub(crate) struct Bound {
+    group: wgpu::BindGroup,
+    bytes: u64,
 }
 
 /// An error naming the first of `columns` whose type the GPU holds no layout for (a

@@ -1,0 +1,122 @@
+//! The device work each GPU operation asks for, counted in its profile ([`Traffic`]):
+//! dispatches, host syncs, buffers and the bytes the kernels' bindings span against the
+//! operation's minimal traffic (inputs read once, output written once). The counts are
+//! pinned for a few cases on every adapter, so a change that adds a pass, a sync or a
+//! buffer fails here and says so; the time of a software driver can't show that.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, UInt32Array};
+use arrow::record_batch::RecordBatch;
+use arrow_wgpu::{col, lit, Agg, Engine, Keep, SortKey, Traffic};
+
+/// 1M rows: a u32 key with 1,000 values, an i64 and an f64 column.
+fn batch() -> RecordBatch {
+    let n = 1 << 20;
+    RecordBatch::try_from_iter([
+        (
+            "k",
+            Arc::new(UInt32Array::from_iter_values(
+                (0..n).map(|i| ((i as u64 * 7919) % 1000) as u32),
+            )) as ArrayRef,
+        ),
+        (
+            "i",
+            Arc::new(Int64Array::from_iter_values(
+                (0..n).map(|i| i as i64 * 3 - 5),
+            )),
+        ),
+        (
+            "f",
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|i| i as f64 * 0.25),
+            )),
+        ),
+    ])
+    .unwrap()
+}
+
+/// The traffic of `op` on a batch already on the device.
+fn resident(engine: &Engine, batch: &RecordBatch, op: &str) -> Traffic {
+    let gpu = engine.upload(batch).unwrap();
+    let (_, profile) = engine
+        .profiled(|_| match op {
+            "filter" => gpu.filter(&col("i").gt(lit(1_000_000i64))).map(|_| ()),
+            "sort" => gpu.sort(&[SortKey::asc("k")], None).map(|_| ()),
+            "distinct" => gpu.distinct(&["k"], Keep::First).map(|_| ()),
+            "group_by" => gpu
+                .group_by(&["k"], &[Agg::count_star(), Agg::sum(col("i"))])
+                .map(|_| ()),
+            _ => unreachable!(),
+        })
+        .unwrap();
+    assert_eq!(profile.steps.len(), 1, "{op}: {profile}");
+    profile.traffic()
+}
+
+/// What each case asks of the device today, the same on llvmpipe's Vulkan and GL (one
+/// chunk: 1M rows fit both bindings): (dispatches, host syncs, buffers, device bytes). An
+/// improvement changes these on purpose; anything else that changes them is a regression.
+const PINNED: [(&str, u64, u64, u64, u64); 4] = [
+    ("filter", 7, 1, 14, 45_763_760),
+    ("sort", 13, 1, 21, 132_382_992),
+    ("distinct", 10, 2, 26, 59_806_576),
+    ("group_by", 11, 4, 32, 97_551_328),
+];
+
+#[test]
+fn resident_operations_ask_for_the_pinned_work() {
+    let batch = batch();
+    for (name, engine) in common::gpu_engines(None) {
+        for (op, dispatches, syncs, buffers, device_bytes) in PINNED {
+            let t = resident(&engine, &batch, op);
+            let got = (t.dispatches, t.host_syncs, t.buffers, t.device_bytes);
+            assert_eq!(
+                got,
+                (dispatches, syncs, buffers, device_bytes),
+                "{name} {op}: (dispatches, host syncs, buffers, device bytes) {t:?}"
+            );
+            // The minimum: the columns it reads once and its output once; the kernels'
+            // bindings span at least that.
+            assert!(t.minimal_bytes > 0, "{name} {op}: {t:?}");
+            assert!(t.device_bytes >= t.minimal_bytes, "{name} {op}: {t:?}");
+        }
+    }
+}
+
+/// A filter from host memory: the batch goes up once (its bytes, counted), the result
+/// comes down, and the host waits for the device only to read results back.
+#[test]
+fn a_filter_with_transfers_moves_its_batch_once() {
+    let batch = batch();
+    let batch_bytes: u64 = batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap() as u64)
+        .sum();
+    for (name, engine) in common::gpu_engines(None) {
+        let (out, profile) = engine
+            .profiled(|e| e.filter(&batch, &col("i").gt(lit(1_000_000i64))))
+            .unwrap();
+        let t = profile.traffic();
+        assert!(
+            t.uploaded_bytes >= batch_bytes && t.uploaded_bytes < batch_bytes + 4096,
+            "{name}: uploaded {} for a batch of {batch_bytes}: {t:?}",
+            t.uploaded_bytes
+        );
+        let out_bytes: u64 = out
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap() as u64)
+            .sum();
+        assert!(t.downloaded_bytes >= out_bytes, "{name}: {t:?}");
+        assert_eq!(t.minimal_bytes, batch_bytes + out_bytes, "{name}: {t:?}");
+        // Pinned: today one wait for the kept-row count and one per downloaded column
+        // (three); one sync per operation is the goal.
+        assert_eq!(t.host_syncs, 4, "{name}: {t:?}");
+        // The profile says it on one line.
+        assert!(profile.to_string().contains("dispatches"), "{profile}");
+    }
+}
