@@ -16,3 +16,6 @@ cargo test --workspace --doc
 # TPC-H Q1/Q6 at SF1 against the published answers (6M rows; ignored in the plain run for
 # time).
 cargo test --workspace --test tpch -- --ignored
+# The GPU benchmark's steps on llvmpipe at small sizes (scripts/gpu-bench.sh --dry-run), so
+# the one run on a real GPU finds them working.
+bash scripts/gpu-bench.sh --dry-run

@@ -1,0 +1,277 @@
+//! The GPU side of `scripts/gpu-bench.sh`: filter, sort, group-by, distinct and TPC-H Q1 on
+//! the GPU adapter (`Backend::Gpu`), with the data resident and with transfers, at the sizes
+//! asked, each timed (median of `--runs`) and its device work counted (dispatches, host
+//! syncs, bytes the kernels' bindings span against the minimal traffic). One JSON object a
+//! line, flushed as each case ends, so a run cut short keeps what it measured; a case that
+//! would start past `--budget-s` is written as skipped.
+//!
+//! ```sh
+//! cargo run --release --example gpu_bench -- --sizes 16000000,128000000 --runs 3 --budget-s 240
+//! ```
+//!
+//! The data are the same formulas `scripts/gpu_bench_peers.py` evaluates on the card for
+//! PyTorch and CuPy: key `k1k` = (i * 2654435761) mod 1000 (u32), `k10m` the same mod 10^7,
+//! `ki64` = i * 2654435761 mod 2^61 - 1 (i64), `kf64` = ki64 / 2^61 (f64), value `v` =
+//! (i * 40503) mod 1000 / 2 (f64).
+
+#[path = "common/tpch_data.rs"]
+mod data;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow_wgpu::{col, lit, tpch, Agg, Backend, Engine, GpuBatch, Keep, SortKey, Traffic};
+
+const HASH: u64 = 2_654_435_761;
+const MERSENNE61: u64 = (1 << 61) - 1;
+
+struct Args {
+    sizes: Vec<usize>,
+    runs: usize,
+    budget: Duration,
+    q1_sf: f64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        sizes: vec![1 << 20],
+        runs: 3,
+        budget: Duration::from_secs(240),
+        q1_sf: 0.1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--sizes" => {
+                args.sizes = value
+                    .split(',')
+                    .map(|s| s.trim().parse().map_err(|e| format!("--sizes {s}: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--runs" => args.runs = value.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--budget-s" => {
+                args.budget =
+                    Duration::from_secs_f64(value.parse().map_err(|e| format!("--budget-s: {e}"))?)
+            }
+            "--q1-sf" => args.q1_sf = value.parse().map_err(|e| format!("--q1-sf: {e}"))?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn hash(i: u64) -> u64 {
+    (i.wrapping_mul(HASH)) % MERSENNE61
+}
+
+/// The columns of `rows` rows, by the formulas in the module docs.
+fn column(name: &str, rows: usize) -> ArrayRef {
+    let idx = 0..rows as u64;
+    match name {
+        "k1k" => Arc::new(UInt32Array::from_iter_values(
+            idx.map(|i| (i.wrapping_mul(HASH) % 1000) as u32),
+        )),
+        "k10m" => Arc::new(UInt32Array::from_iter_values(
+            idx.map(|i| (i.wrapping_mul(HASH) % 10_000_000) as u32),
+        )),
+        "ki64" => Arc::new(Int64Array::from_iter_values(idx.map(|i| hash(i) as i64))),
+        "kf64" => Arc::new(Float64Array::from_iter_values(
+            idx.map(|i| hash(i) as f64 / (1u64 << 61) as f64),
+        )),
+        "v" => Arc::new(Float64Array::from_iter_values(
+            idx.map(|i| (i.wrapping_mul(40_503) % 1000) as f64 / 2.0),
+        )),
+        other => unreachable!("no column {other}"),
+    }
+}
+
+fn batch(columns: &[&str], rows: usize) -> RecordBatch {
+    RecordBatch::try_from_iter(columns.iter().map(|c| (*c, column(c, rows)))).unwrap()
+}
+
+/// One case: what it runs on a resident batch and on a host batch.
+struct Case {
+    op: &'static str,
+    key: &'static str,
+    columns: Vec<&'static str>,
+    resident: fn(&GpuBatch, &str) -> arrow_wgpu::Result<()>,
+    host: fn(&Engine, &RecordBatch, &str) -> arrow_wgpu::Result<()>,
+}
+
+fn cases() -> Vec<Case> {
+    let filter = |key| Case {
+        op: "filter",
+        key,
+        columns: vec![key, "v"],
+        resident: |g, _| g.filter(&col("v").gt(lit(249.75))).map(|_| ()),
+        host: |e, b, _| e.filter(b, &col("v").gt(lit(249.75))).map(|_| ()),
+    };
+    let sort = |key| Case {
+        op: "sort",
+        key,
+        columns: vec![key],
+        resident: |g, k| g.sort(&[SortKey::asc(k)], None).map(|_| ()),
+        host: |e, b, k| e.sort(b, &[SortKey::asc(k)], None).map(|_| ()),
+    };
+    let group_by = |key| Case {
+        op: "group_by",
+        key,
+        columns: vec![key, "v"],
+        resident: |g, k| {
+            g.group_by(&[k], &[Agg::count_star(), Agg::sum(col("v"))])
+                .map(|_| ())
+        },
+        host: |e, b, k| {
+            e.group_by(b, &[k], &[Agg::count_star(), Agg::sum(col("v"))])
+                .map(|_| ())
+        },
+    };
+    let distinct = |key| Case {
+        op: "distinct",
+        key,
+        columns: vec![key],
+        resident: |g, k| g.distinct(&[k], Keep::Any).map(|_| ()),
+        host: |e, b, k| e.distinct(b, &[k], Keep::Any).map(|_| ()),
+    };
+    vec![
+        filter("k1k"),
+        sort("k1k"),
+        sort("ki64"),
+        sort("kf64"),
+        group_by("k1k"),
+        group_by("k10m"),
+        distinct("k1k"),
+        distinct("k10m"),
+    ]
+}
+
+/// Median of `runs` timings of `f`, each ended by a wait for the device.
+fn median(runs: usize, mut f: impl FnMut() -> arrow_wgpu::Result<()>) -> arrow_wgpu::Result<f64> {
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+fn traffic_json(t: &Traffic) -> String {
+    format!(
+        "\"device_bytes\": {}, \"minimal_bytes\": {}, \"dispatches\": {}, \"host_syncs\": {}, \"buffers\": {}",
+        t.device_bytes, t.minimal_bytes, t.dispatches, t.host_syncs, t.buffers
+    )
+}
+
+fn emit(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn record(
+    adapter: &str,
+    op: &str,
+    key: &str,
+    rows: usize,
+    mode: &str,
+    result: arrow_wgpu::Result<(f64, Traffic)>,
+) {
+    let head = format!(
+        "{{\"engine\": \"arrow-wgpu\", \"adapter\": {adapter:?}, \"op\": {op:?}, \"key\": {key:?}, \"rows\": {rows}, \"mode\": {mode:?}"
+    );
+    emit(match result {
+        Ok((seconds, t)) => format!(
+            "{head}, \"seconds\": {seconds}, \"rows_per_second\": {}, {}}}",
+            rows as f64 / seconds.max(1e-12),
+            traffic_json(&t)
+        ),
+        Err(e) => format!("{head}, \"error\": {:?}}}", e.to_string()),
+    });
+}
+
+fn skipped(adapter: &str, op: &str, key: &str, rows: usize) {
+    emit(format!(
+        "{{\"engine\": \"arrow-wgpu\", \"adapter\": {adapter:?}, \"op\": {op:?}, \"key\": {key:?}, \"rows\": {rows}, \"skipped\": \"over the time budget\"}}"
+    ));
+}
+
+/// Resident: upload once, run once untimed, time `runs`, count one profiled run. With
+/// transfers: the host batch through the engine (upload, kernels, download), timed once
+/// per run.
+fn run_case(engine: &Engine, args: &Args, adapter: &str, case: &Case, batch: &RecordBatch) {
+    let rows = batch.num_rows();
+    let (resident, host, key) = (case.resident, case.host, case.key);
+    let res = (|| {
+        let gpu = engine.upload(batch)?;
+        gpu.wait()?;
+        resident(&gpu, key)?;
+        gpu.wait()?;
+        let seconds = median(args.runs, || {
+            resident(&gpu, key)?;
+            gpu.wait()
+        })?;
+        let (_, profile) = engine.profiled(|_| resident(&gpu, key))?;
+        Ok((seconds, profile.traffic()))
+    })();
+    record(adapter, case.op, key, rows, "resident", res);
+    let res = (|| {
+        let seconds = median(args.runs, || host(engine, batch, key))?;
+        let (_, profile) = engine.profiled(|e| host(e, batch, key))?;
+        Ok((seconds, profile.traffic()))
+    })();
+    record(adapter, case.op, key, rows, "with_transfers", res);
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("gpu_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let engine = match Engine::new(Backend::Gpu) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("gpu_bench: no GPU adapter: {e}");
+            std::process::exit(1);
+        }
+    };
+    let adapter = engine
+        .adapter()
+        .map(|a| format!("{} ({:?})", a.name, a.backend))
+        .unwrap_or_default();
+    let started = Instant::now();
+    for &rows in &args.sizes {
+        for case in cases() {
+            if started.elapsed() > args.budget {
+                skipped(&adapter, case.op, case.key, rows);
+                continue;
+            }
+            run_case(&engine, &args, &adapter, &case, &batch(&case.columns, rows));
+        }
+    }
+    // TPC-H Q1 on lineitem's Q1 columns at --q1-sf.
+    let q1 = Case {
+        op: "tpch_q1",
+        key: "",
+        columns: Vec::new(),
+        resident: |g, _| tpch::q1_resident(g).map(|_| ()),
+        host: |e, b, _| tpch::q1(e, b).map(|_| ()),
+    };
+    if started.elapsed() > args.budget {
+        skipped(&adapter, q1.op, q1.key, 0);
+    } else {
+        let lineitem = data::lineitem(args.q1_sf, &data::q1_q6_columns());
+        run_case(&engine, &args, &adapter, &q1, &lineitem);
+    }
+    eprintln!(
+        "gpu_bench: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
