@@ -273,12 +273,9 @@ impl GpuBatch {
 
     /// Downloads the batch into a `RecordBatch`.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
-        let columns = self.ctx.operation(|| {
-            self.columns
-                .iter()
-                .map(|c| download_column(&self.ctx, c, &self.chunk_rows))
-                .collect::<Result<Vec<_>>>()
-        })?;
+        let columns = self
+            .ctx
+            .operation(|| download_columns(&self.ctx, &self.columns, &self.chunk_rows))?;
         let options =
             arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(self.num_rows()));
         Ok(RecordBatch::try_new_with_options(
@@ -574,9 +571,29 @@ fn decimal_as_i64(array: &ArrayRef, start: usize, len: usize) -> Result<Buffer> 
     Ok(Buffer::from_vec(out))
 }
 
-fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> Result<ArrayRef> {
+/// Downloads `columns` (chunked as `chunk_rows`) with one read of every buffer: one host sync
+/// for the whole batch (more only where the buffers outgrow the largest staging buffer).
+fn download_columns(
+    ctx: &GpuContext,
+    columns: &[GpuColumn],
+    chunk_rows: &[u32],
+) -> Result<Vec<ArrayRef>> {
+    let parts: Vec<(&wgpu::Buffer, u64)> = columns
+        .iter()
+        .flat_map(|c| column_parts(c, chunk_rows))
+        .collect();
+    let mut bytes = ctx.read_many(&parts)?.into_iter();
+    columns
+        .iter()
+        .map(|c| column_from_bytes(c, chunk_rows, &mut bytes))
+        .collect()
+}
+
+/// The buffers of `column` to read back, with the bytes of each that hold its rows: per
+/// chunk, the values, then the validity bitmap where there is one.
+fn column_parts<'a>(column: &'a GpuColumn, chunk_rows: &[u32]) -> Vec<(&'a wgpu::Buffer, u64)> {
     let layout = column.layout();
-    let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+    let mut parts = Vec::new();
     for (chunk, &rows) in column.chunks.iter().zip(chunk_rows) {
         let bytes = match layout {
             // Offsets and bytes: the whole buffer, read as its offsets say.
@@ -588,7 +605,16 @@ fn download_column(ctx: &GpuContext, column: &GpuColumn, chunk_rows: &[u32]) -> 
             parts.push((v, Layout::Bits.bytes(rows as usize)));
         }
     }
-    let mut bytes = ctx.read_many(&parts)?.into_iter();
+    parts
+}
+
+/// `column` as an Arrow array, from its buffers as read back (in [`column_parts`]' order).
+fn column_from_bytes(
+    column: &GpuColumn,
+    chunk_rows: &[u32],
+    bytes: &mut impl Iterator<Item = Vec<u8>>,
+) -> Result<ArrayRef> {
+    let layout = column.layout();
     let arrays = column
         .chunks
         .iter()
@@ -651,7 +677,9 @@ pub(crate) fn download_mask(
         data_type: DataType::Boolean,
         chunks: masks.to_vec(),
     };
-    let array = download_column(ctx, &column, chunk_rows)?;
+    let array = download_columns(ctx, std::slice::from_ref(&column), chunk_rows)?
+        .pop()
+        .expect("one column");
     Ok(array
         .as_any()
         .downcast_ref::<BooleanArray>()
