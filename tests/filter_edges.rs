@@ -46,6 +46,46 @@ fn empty_batch_keeps_schema_and_no_rows() {
     });
 }
 
+/// No row, nothing evaluated: an expression that would fail on any row (an integer divided
+/// by a zero literal) fails on none, on every backend alike (the GPU runs no kernel on an
+/// empty batch; the CPU evaluated the constants and failed). Found by the resident-chain
+/// property test: a first filter that keeps nothing, then `3 / 0 IS NOT NULL`.
+#[test]
+fn an_empty_batch_evaluates_nothing() {
+    let b = batch(vec![(
+        "a",
+        Arc::new(UInt8Array::from(Vec::<u8>::new())) as ArrayRef,
+    )]);
+    let failing = (lit(3u8) / lit(0u8)).is_not_null();
+    on_every_backend(|name, e| {
+        let out = e
+            .filter(&b, &failing)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(out.num_rows(), 0, "{name}");
+        let mask = e
+            .evaluate(&b, &failing)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(mask.len(), 0, "{name}");
+        if let Ok(gpu) = e.upload(&b) {
+            let out = gpu
+                .filter(&failing)
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert_eq!(out.num_rows(), 0, "{name}");
+        }
+    });
+    // One row: the division fails, on every backend.
+    let one = batch(vec![(
+        "a",
+        Arc::new(UInt8Array::from(vec![1u8])) as ArrayRef,
+    )]);
+    on_every_backend(|name, e| {
+        assert!(
+            matches!(e.filter(&one, &failing), Err(Error::DivideByZero)),
+            "{name}"
+        );
+    });
+}
+
 #[test]
 fn all_null_column_keeps_nothing_but_is_null_keeps_all() {
     let b = batch(vec![(

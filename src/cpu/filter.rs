@@ -290,13 +290,24 @@ fn in_list(probe: &ArrayRef, set: &[ScalarValue]) -> Result<BooleanArray> {
 }
 
 /// Evaluates a type-checked predicate over every row of `batch`.
+///
+/// A batch of no rows evaluates nothing (an empty mask): an expression that fails on every
+/// row, such as an integer divided by a zero literal, fails on none, as the GPU path (which
+/// runs no kernel) and SQL (no row, no evaluation) have it.
 pub(crate) fn evaluate(batch: &RecordBatch, predicate: &Typed) -> Result<BooleanArray> {
+    if batch.num_rows() == 0 {
+        return Ok(BooleanArray::from(Vec::<bool>::new()));
+    }
     boolean_array(eval(batch, predicate)?, batch.num_rows())
 }
 
 /// Evaluates a type-checked value expression over every row of `batch` (a literal becomes
 /// a column of `batch.num_rows()` copies).
+/// A batch of no rows evaluates nothing, as [`evaluate`].
 pub(crate) fn evaluate_value(batch: &RecordBatch, expr: &Typed) -> Result<ArrayRef> {
+    if batch.num_rows() == 0 {
+        return Ok(arrow::array::new_empty_array(&expr.data_type()));
+    }
     eval(batch, expr)?.into_array(batch.num_rows())
 }
 
