@@ -864,8 +864,7 @@ impl GpuBatch {
         let used: u64 = plan
             .used_columns()
             .iter()
-            .flat_map(|&i| &self.columns[i].chunks)
-            .map(|c| c.data.size() + c.validity.as_ref().map_or(0, |v| v.size()))
+            .map(|&i| self.columns[i].device_bytes())
             .sum();
         profile::minimal(used + profile::batch_bytes(&out));
         Ok(out)

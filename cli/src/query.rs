@@ -110,21 +110,17 @@ fn plan(args: &QueryArgs, input: &OrderedFiles) -> Result<Plan> {
     let mut aggregated = false;
 
     if let Some(text) = &args.filter {
-        let predicate = sql::parse_predicate(text, &schema)?;
+        let (predicate, predicate_sql) = sql::predicate_with_sql(text, &schema)?;
         check
             .filter(&RecordBatch::new_empty(schema.clone()), &predicate)
             .with_context(|| format!("--filter `{text}`"))?;
-        let predicate = sql::predicate_sql(text, &schema)?;
-        from = format!("(SELECT * FROM {from} WHERE {predicate})");
+        from = format!("(SELECT * FROM {from} WHERE {predicate_sql})");
         steps.push("filter");
     }
     if !args.group_by.is_empty() || args.agg.is_some() {
         let keys = sql::resolve_columns(&args.group_by, &schema);
         let (aggs, aggs_sql) = match &args.agg {
-            Some(text) => (
-                sql::parse_aggs(text, &schema)?,
-                sql::aggs_sql(text, &schema)?,
-            ),
+            Some(text) => sql::aggs_with_sql(text, &schema)?,
             None => (Vec::new(), Vec::new()),
         };
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();

@@ -35,10 +35,11 @@ fn parse_all<T>(
     Ok(out)
 }
 
-/// A predicate (`--filter`).
+/// A predicate (`--filter`) as the library's expression (the first half of
+/// [`predicate_with_sql`]).
+#[cfg(test)]
 pub fn parse_predicate(text: &str, schema: &Schema) -> Result<Expr> {
-    let ast = parse_all("--filter", text, |p| p.parse_expr())?;
-    to_expr(&ast, schema).with_context(|| format!("--filter `{text}`"))
+    predicate_with_sql(text, schema).map(|(expr, _)| expr)
 }
 
 /// An aggregate list (`--agg`): `count(*), sum(x) AS total, mean(y) FILTER (WHERE y > 0)`.
@@ -332,23 +333,23 @@ fn resolved_sql(mut e: ast::Expr, schema: &Schema) -> String {
     e.to_string()
 }
 
-/// `--filter` as SQL for DataFusion: checked as [`parse_predicate`] checks it, then written
-/// with resolved, quoted columns.
-pub fn predicate_sql(text: &str, schema: &Schema) -> Result<String> {
-    parse_predicate(text, schema)?;
+/// A predicate (`--filter`) as the library's expression, and as SQL for DataFusion
+/// (written with resolved, quoted columns), from one parse.
+pub fn predicate_with_sql(text: &str, schema: &Schema) -> Result<(Expr, String)> {
     let ast = parse_all("--filter", text, |p| p.parse_expr())?;
-    Ok(resolved_sql(ast, schema))
+    let expr = to_expr(&ast, schema).with_context(|| format!("--filter `{text}`"))?;
+    Ok((expr, resolved_sql(ast, schema)))
 }
 
-/// `--agg` as SQL for DataFusion, one aggregate each (without its alias): checked as
-/// [`parse_aggs`] checks them, then written with resolved, quoted columns and
-/// DataFusion's function names.
-pub fn aggs_sql(text: &str, schema: &Schema) -> Result<Vec<String>> {
-    parse_aggs(text, schema)?;
+/// `--agg` as [`parse_aggs`] gives it, and as SQL for DataFusion, one aggregate each
+/// (without its alias), written with resolved, quoted columns and DataFusion's function
+/// names.
+pub fn aggs_with_sql(text: &str, schema: &Schema) -> Result<(Vec<Agg>, Vec<String>)> {
+    let aggs = parse_aggs(text, schema)?;
     let items = parse_all("--agg", text, |p| {
         p.parse_comma_separated(Parser::parse_select_item)
     })?;
-    Ok(items
+    let sql = items
         .into_iter()
         .filter_map(|item| match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
@@ -356,7 +357,8 @@ pub fn aggs_sql(text: &str, schema: &Schema) -> Result<Vec<String>> {
             }
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok((aggs, sql))
 }
 
 /// Sort keys as an SQL `ORDER BY` list.

@@ -95,6 +95,15 @@ pub struct GpuColumn {
 }
 
 impl GpuColumn {
+    /// The bytes its chunks' buffers hold on the device (values or offsets and bytes,
+    /// validity).
+    pub(crate) fn device_bytes(&self) -> u64 {
+        self.chunks
+            .iter()
+            .map(|c| c.data.size() + c.validity.as_ref().map_or(0, |v| v.size()))
+            .sum()
+    }
+
     /// The column's Arrow type.
     pub fn data_type(&self) -> &DataType {
         &self.data_type
@@ -136,11 +145,7 @@ pub struct GpuBatch {
 impl GpuBatch {
     /// The bytes its buffers hold on the device (values, offsets, validity).
     pub(crate) fn device_bytes(&self) -> u64 {
-        self.columns
-            .iter()
-            .flat_map(|c| &c.chunks)
-            .map(|c| c.data.size() + c.validity.as_ref().map_or(0, |v| v.size()))
-            .sum()
+        self.columns.iter().map(GpuColumn::device_bytes).sum()
     }
 
     /// The batch's schema.
