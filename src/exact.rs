@@ -638,6 +638,57 @@ impl ExactSum {
         }
     }
 
+    /// The integer `v` as an exact sum: one 128-bit window at the units of 1, the form a
+    /// partial integer sum travels in (it encodes in 22 bytes and merges as one add).
+    ///
+    /// ```
+    /// use arrow_wgpu::exact::ExactSum;
+    /// let s = ExactSum::from_i128(-(1i128 << 100) - 3);
+    /// assert_eq!(s.to_i128(), Some(-(1i128 << 100) - 3));
+    /// assert_eq!(s.mean(2), -(2f64.powi(99)) - 1.5);
+    /// ```
+    pub fn from_i128(v: i128) -> ExactSum {
+        ExactSum::from_window(v, BIAS_SUM)
+    }
+
+    /// The sum as an `i128`, when it is an integer that fits one (no NaN or infinity).
+    ///
+    /// ```
+    /// use arrow_wgpu::exact::ExactSum;
+    /// let mut s = ExactSum::new();
+    /// s.add_f64(2.5);
+    /// assert_eq!(s.to_i128(), None);
+    /// s.add_f64(0.5);
+    /// assert_eq!(s.to_i128(), Some(3));
+    /// ```
+    pub fn to_i128(&self) -> Option<i128> {
+        if self.has_special() {
+            return None;
+        }
+        let (neg, mag, base) = match self.window_only() {
+            Some((neg, mag)) => (neg, mag, self.win_base),
+            None => {
+                let (neg, big, exp) = self.exact();
+                if big.is_zero() {
+                    return Some(0);
+                }
+                // The value is big · 2^(exp - BIAS_SUM): an integer when no bit below 2^0
+                // is set; it fits when what's left has at most 127 bits.
+                let below = (i64::from(BIAS_SUM) - exp).max(0) as u64;
+                if big.any_below(below) || big.bits() > below + 127 {
+                    return None;
+                }
+                let mag = u128::from(big.bits_from(below))
+                    | (u128::from(big.bits_from(below + 64)) << 64);
+                return signed(neg, mag, (exp - i64::from(BIAS_SUM)).max(0));
+            }
+        };
+        if mag == 0 {
+            return Some(0);
+        }
+        signed(neg, mag, i64::from(base) - i64::from(BIAS_SUM))
+    }
+
     /// The sum [`ExactSum::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<ExactSum, DecodeError> {
         let (&tag, rest) = bytes.split_first().ok_or(DecodeError("empty"))?;
@@ -1042,6 +1093,26 @@ pub fn int_mean(sum: i128, n: u64) -> f64 {
     let mut e = ExactSum::default();
     e.add_i128(sum);
     e.mean(n)
+}
+
+/// ±`mag` · 2^`shift` as an `i128` (`shift` may be negative: then the bits shifted out
+/// must be zero), when it fits.
+fn signed(neg: bool, mag: u128, shift: i64) -> Option<i128> {
+    let mag = if shift >= 0 {
+        let shift = u32::try_from(shift).ok().filter(|s| *s < 128)?;
+        (mag.leading_zeros() >= shift).then(|| mag << shift)?
+    } else {
+        let shift = u32::try_from(-shift).ok()?;
+        if shift >= 128 || mag.trailing_zeros() < shift {
+            return None;
+        }
+        mag >> shift
+    };
+    if neg {
+        0i128.checked_sub_unsigned(mag)
+    } else {
+        i128::try_from(mag).ok()
+    }
 }
 
 /// The variance of `n` values from the exact sum of the values (`sum`, scale
@@ -1753,6 +1824,35 @@ mod tests {
         let mut s = ExactSum::default();
         xs.iter().for_each(|x| s.add_f64(*x));
         s.sum()
+    }
+
+    #[test]
+    fn integers_come_back_out_of_every_form() {
+        // A window, digits (far apart values), cancellations, the i128 extremes.
+        for v in [0i128, 1, -1, 3 << 70, i128::MAX, i128::MIN, -(1 << 100) + 7] {
+            assert_eq!(ExactSum::from_i128(v).to_i128(), Some(v), "{v}");
+            let mut s = ExactSum::new();
+            s.add_i128(v);
+            assert_eq!(s.to_i128(), Some(v), "{v} added");
+            let mut s = ExactSum::new();
+            s.add_f64(1e-300);
+            s.add_i128(v);
+            s.add_f64(-1e-300);
+            assert_eq!(s.to_i128(), Some(v), "{v} with digits");
+        }
+        let mut s = ExactSum::new();
+        s.add_f64(1e300);
+        assert_eq!(s.to_i128(), None, "beyond 128 bits");
+        s.add_f64(-1e300);
+        s.add_f64(0.75);
+        assert_eq!(s.to_i128(), None, "a fraction");
+        s.add_f64(0.25);
+        assert_eq!(s.to_i128(), Some(1));
+        s.add_f64(f64::INFINITY);
+        assert_eq!(s.to_i128(), None, "an infinity");
+        let mut s = ExactSum::from_i128(i128::MAX);
+        s.add_i128(1);
+        assert_eq!(s.to_i128(), None, "one past i128::MAX");
     }
 
     #[test]

@@ -4,11 +4,15 @@
 //! batch size, arrival order or backend, including when DataFusion's own hash aggregate
 //! runs it (partial states travel as encoded exact sums and merge exactly).
 //!
-//! Each function keeps DataFusion's signature, coercions and result types; where the
-//! argument (after coercion) is `Float64` (every argument of `var`/`stddev`, and `sum`/`avg`
-//! of floats; `avg` of integers is of their Float64 values, as DataFusion coerces them) the
-//! exact accumulators run, else DataFusion's own (integer sums wrap as arrow's do; decimal
-//! averages and `DISTINCT` forms are DataFusion's).
+//! Each function keeps DataFusion's names, result types and coercions, but one: `avg` of an
+//! integer column takes the integers as they are (DataFusion casts them to `Float64`
+//! first), sums them exactly in 128 bits and divides once, as the library's mean of
+//! integers does: the same bits where every value is below 2^53 in magnitude (where the
+//! cast is exact), the exact mean beyond, at an integer add a value. Where the argument
+//! (after coercion) is `Float64` (every argument of `var`/`stddev`, and `sum`/`avg` of
+//! floats) the exact accumulators run, else DataFusion's own (integer sums wrap as
+//! arrow's do; decimal averages and `DISTINCT` forms are DataFusion's, `avg(DISTINCT)` of
+//! integers over their Float64 values as there).
 //!
 //! | function | exact result |
 //! |---|---|
@@ -20,16 +24,20 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Float64Array, UInt64Array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BinaryBuilder, BooleanArray, Float64Array,
+    PrimitiveArray, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
+use arrow::datatypes::{
+    DataType, Field, FieldRef, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
 use arrow_wgpu::exact::{self, ExactSum, GroupedAdder, SumSlots};
 use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    ReversedUDAF, Signature,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Coercion, Documentation, EmitTo,
+    GroupsAccumulator, ReversedUDAF, Signature, TypeSignature, TypeSignatureClass, Volatility,
 };
 
 /// Which exact aggregate.
@@ -71,6 +79,9 @@ impl ExactKind {
 pub struct ExactAggregate {
     kind: ExactKind,
     inner: Arc<AggregateUDF>,
+    /// The signature planned against: DataFusion's, but for `avg`, which takes integers
+    /// as they are.
+    signature: Signature,
 }
 
 /// The exact `sum`, `avg`, `var`, `var_pop`, `stddev` and `stddev_pop`, each under
@@ -86,14 +97,55 @@ pub fn exact_functions() -> Vec<Arc<AggregateUDF>> {
         (ExactKind::Stddev { ddof: 0 }, stddev::stddev_pop_udaf()),
     ]
     .into_iter()
-    .map(|(kind, inner)| Arc::new(AggregateUDF::new_from_impl(ExactAggregate { kind, inner })))
+    .map(|(kind, inner)| {
+        let signature = match kind {
+            ExactKind::Avg => avg_signature(),
+            _ => inner.signature().clone(),
+        };
+        Arc::new(AggregateUDF::new_from_impl(ExactAggregate {
+            kind,
+            inner,
+            signature,
+        }))
+    })
     .collect()
+}
+
+/// DataFusion's `avg` signature with integers kept as they are: decimals and durations
+/// exactly as there, then integers (DataFusion casts them to `Float64` here), then floats
+/// cast to `Float64`.
+fn avg_signature() -> Signature {
+    use datafusion::common::types::{logical_float64, NativeType};
+    let exact = |class| TypeSignature::Coercible(vec![Coercion::new_exact(class)]);
+    Signature::one_of(
+        vec![
+            exact(TypeSignatureClass::Decimal),
+            exact(TypeSignatureClass::Duration),
+            exact(TypeSignatureClass::Integer),
+            TypeSignature::Coercible(vec![Coercion::new_implicit(
+                TypeSignatureClass::Native(logical_float64()),
+                vec![TypeSignatureClass::Integer, TypeSignatureClass::Float],
+                NativeType::Float64,
+            )]),
+        ],
+        Volatility::Immutable,
+    )
 }
 
 impl ExactAggregate {
     /// Whether the exact accumulators serve an argument of `dt` (after coercion).
     fn exact_for(&self, dt: &DataType, distinct: bool) -> bool {
-        !distinct && *dt == DataType::Float64
+        !distinct && (*dt == DataType::Float64 || self.integer_avg(dt))
+    }
+
+    /// Whether this is `avg` of integers, which DataFusion's own `avg` takes as Float64.
+    fn integer_avg(&self, dt: &DataType) -> bool {
+        self.kind == ExactKind::Avg && dt.is_integer()
+    }
+
+    /// `args` with the argument's field as DataFusion's `avg` sees it: Float64.
+    fn as_float_field(field: &FieldRef) -> FieldRef {
+        Arc::new(field.as_ref().clone().with_data_type(DataType::Float64))
     }
 }
 
@@ -107,7 +159,7 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 
     fn signature(&self) -> &Signature {
-        self.inner.signature()
+        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -119,8 +171,18 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        if self.exact_for(args.expr_fields[0].data_type(), args.is_distinct) {
-            return Ok(Box::new(ExactAccumulator(ExactGroups::new(self.kind))));
+        let dt = args.expr_fields[0].data_type();
+        if self.exact_for(dt, args.is_distinct) {
+            return Ok(Box::new(ExactAccumulator(ExactGroups::new(self.kind, dt))));
+        }
+        if self.integer_avg(dt) {
+            // avg(DISTINCT) of integers: DataFusion's, over the Float64 values it expects.
+            let fields = [Self::as_float_field(&args.expr_fields[0])];
+            let inner = self.inner.accumulator(AccumulatorArgs {
+                expr_fields: &fields,
+                ..args
+            })?;
+            return Ok(Box::new(AsFloat64(inner)));
         }
         self.inner.accumulator(args)
     }
@@ -128,6 +190,13 @@ impl AggregateUDFImpl for ExactAggregate {
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let dt = args.input_fields[0].data_type();
         if !self.exact_for(dt, args.is_distinct) {
+            if self.integer_avg(dt) {
+                let fields = [Self::as_float_field(&args.input_fields[0])];
+                return self.inner.state_fields(StateFieldsArgs {
+                    input_fields: &fields,
+                    ..args
+                });
+            }
             return self.inner.state_fields(args);
         }
         let mut fields = vec![Field::new(
@@ -151,18 +220,22 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        if self.exact_for(args.expr_fields[0].data_type(), args.is_distinct) {
+        let dt = args.expr_fields[0].data_type();
+        if self.exact_for(dt, args.is_distinct) {
             return true;
         }
-        self.inner.groups_accumulator_supported(args)
+        // avg(DISTINCT) of integers runs as a plain accumulator (DataFusion's own has no
+        // groups accumulator for DISTINCT).
+        !self.integer_avg(dt) && self.inner.groups_accumulator_supported(args)
     }
 
     fn create_groups_accumulator(
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        if self.exact_for(args.expr_fields[0].data_type(), args.is_distinct) {
-            return Ok(Box::new(ExactGroups::new(self.kind)));
+        let dt = args.expr_fields[0].data_type();
+        if self.exact_for(dt, args.is_distinct) {
+            return Ok(Box::new(ExactGroups::new(self.kind, dt)));
         }
         self.inner.create_groups_accumulator(args)
     }
@@ -177,10 +250,13 @@ impl AggregateUDFImpl for ExactAggregate {
 }
 
 /// Exact sums and counts for every group: compact slots for `sum`/`avg` (one 32-byte
-/// slot a group, [`SumSlots`]), full accumulators with sums of squares for `var`/`stddev`.
+/// slot a group, [`SumSlots`]), an `i128` a group for `avg` of integers, full accumulators
+/// with sums of squares for `var`/`stddev`.
 #[derive(Debug)]
 enum Store {
     Sums(SumSlots),
+    /// Exact integer sums: at most 2^64 values below 2^64 each stay inside 128 bits.
+    Ints(Vec<i128>),
     Moments {
         sums: Vec<ExactSum>,
         squares: Vec<ExactSum>,
@@ -197,8 +273,11 @@ struct ExactGroups {
 }
 
 impl ExactGroups {
-    fn new(kind: ExactKind) -> ExactGroups {
-        let store = if kind.squares() {
+    /// The groups for `kind` of an argument of type `input`.
+    fn new(kind: ExactKind, input: &DataType) -> ExactGroups {
+        let store = if kind == ExactKind::Avg && input.is_integer() {
+            Store::Ints(Vec::new())
+        } else if kind.squares() {
             Store::Moments {
                 sums: Vec::new(),
                 squares: Vec::new(),
@@ -221,6 +300,7 @@ impl ExactGroups {
         self.counts.resize(groups, 0);
         match &mut self.store {
             Store::Sums(slots) => slots.resize(groups),
+            Store::Ints(sums) => sums.resize(groups, 0),
             Store::Moments { sums, squares, .. } => {
                 sums.resize_with(groups, ExactSum::new);
                 squares.resize_with(groups, ExactSum::new);
@@ -249,6 +329,7 @@ impl ExactGroups {
                     }
                 }
             }
+            Store::Ints(_) => unreachable!("integers are added by update_batch"),
             Store::Moments {
                 sums,
                 squares,
@@ -265,9 +346,21 @@ impl ExactGroups {
     }
 
     /// Merges a partial state into group `g`.
-    fn merge(&mut self, g: usize, sum: &ExactSum, square: Option<&ExactSum>, count: u64) {
+    fn merge(
+        &mut self,
+        g: usize,
+        sum: &ExactSum,
+        square: Option<&ExactSum>,
+        count: u64,
+    ) -> Result<()> {
         match &mut self.store {
             Store::Sums(slots) => slots.merge(g, sum),
+            Store::Ints(sums) => {
+                let v = sum.to_i128().ok_or_else(|| {
+                    exec_datafusion_err!("exact aggregate state: not an integer sum")
+                })?;
+                sums[g] += v;
+            }
             Store::Moments { sums, squares, .. } => {
                 sums[g].merge(sum);
                 if let Some(q) = square {
@@ -276,6 +369,7 @@ impl ExactGroups {
             }
         }
         self.counts[g] += count;
+        Ok(())
     }
 
     /// The result of each of `sums`/`squares`/`counts` (the groups being emitted).
@@ -334,6 +428,15 @@ impl ExactGroups {
                     counts,
                 )
             }
+            Store::Ints(sums) => (
+                emit_to
+                    .take_needed(sums)
+                    .into_iter()
+                    .map(ExactSum::from_i128)
+                    .collect(),
+                Vec::new(),
+                counts,
+            ),
             Store::Moments { sums, squares, .. } => (
                 emit_to.take_needed(sums),
                 emit_to.take_needed(squares),
@@ -347,6 +450,11 @@ impl ExactGroups {
         match &self.store {
             Store::Sums(slots) => (
                 (0..slots.len()).map(|g| slots.get(g)).collect(),
+                Vec::new(),
+                self.counts.clone(),
+            ),
+            Store::Ints(sums) => (
+                sums.iter().map(|s| ExactSum::from_i128(*s)).collect(),
                 Vec::new(),
                 self.counts.clone(),
             ),
@@ -372,6 +480,51 @@ fn for_each_selected(len: usize, filter: Option<&BooleanArray>, mut f: impl FnMu
     }
 }
 
+/// Calls `f(row, value)` for each row of the integer array `values` that is valid and
+/// selected by `filter` (if any).
+fn for_each_integer(
+    values: &dyn Array,
+    filter: Option<&BooleanArray>,
+    f: impl FnMut(usize, i128),
+) -> Result<()> {
+    fn each<T: ArrowPrimitiveType>(
+        values: &PrimitiveArray<T>,
+        filter: Option<&BooleanArray>,
+        mut f: impl FnMut(usize, i128),
+    ) where
+        T::Native: Into<i128>,
+    {
+        let raw = values.values();
+        if values.nulls().is_none() && filter.is_none() {
+            for (i, v) in raw.iter().enumerate() {
+                f(i, (*v).into());
+            }
+        } else {
+            for_each_selected(values.len(), filter, |i| {
+                if values.is_valid(i) {
+                    f(i, raw[i].into())
+                }
+            });
+        }
+    }
+    match values.data_type() {
+        DataType::Int8 => each(values.as_primitive::<Int8Type>(), filter, f),
+        DataType::Int16 => each(values.as_primitive::<Int16Type>(), filter, f),
+        DataType::Int32 => each(values.as_primitive::<Int32Type>(), filter, f),
+        DataType::Int64 => each(values.as_primitive::<Int64Type>(), filter, f),
+        DataType::UInt8 => each(values.as_primitive::<UInt8Type>(), filter, f),
+        DataType::UInt16 => each(values.as_primitive::<UInt16Type>(), filter, f),
+        DataType::UInt32 => each(values.as_primitive::<UInt32Type>(), filter, f),
+        DataType::UInt64 => each(values.as_primitive::<UInt64Type>(), filter, f),
+        other => {
+            return Err(exec_datafusion_err!(
+                "exact avg of integers given {other}"
+            ))
+        }
+    }
+    Ok(())
+}
+
 fn decode(bytes: &[u8]) -> Result<ExactSum> {
     ExactSum::decode(bytes).map_err(|e| exec_datafusion_err!("exact aggregate state: {e}"))
 }
@@ -385,6 +538,14 @@ impl GroupsAccumulator for ExactGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.resize(total_num_groups);
+        if let Store::Ints(sums) = &mut self.store {
+            let counts = &mut self.counts;
+            return for_each_integer(values[0].as_ref(), opt_filter, |i, v| {
+                let g = group_indices[i];
+                sums[g] += v;
+                counts[g] += 1;
+            });
+        }
         let values = values[0].as_primitive::<Float64Type>();
         let raw = values.values();
         let nulls = values.nulls();
@@ -434,7 +595,7 @@ impl GroupsAccumulator for ExactGroups {
             }
             let sum = decode(sums.value(i))?;
             let square = squares.map(|sq| decode(sq.value(i))).transpose()?;
-            self.merge(g, &sum, square.as_ref(), counts.value(i));
+            self.merge(g, &sum, square.as_ref(), counts.value(i))?;
         }
         Ok(())
     }
@@ -444,6 +605,16 @@ impl GroupsAccumulator for ExactGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
+        if let Store::Ints(_) = self.store {
+            let n = values[0].len();
+            let mut sums = vec![ExactSum::new(); n];
+            let mut counts = vec![0u64; n];
+            for_each_integer(values[0].as_ref(), opt_filter, |i, v| {
+                sums[i] = ExactSum::from_i128(v);
+                counts[i] = 1;
+            })?;
+            return Ok(Self::state_arrays(&sums, &[], counts, false));
+        }
         let values = values[0].as_primitive::<Float64Type>();
         let n = values.len();
         let mut sums = vec![ExactSum::new(); n];
@@ -474,6 +645,7 @@ impl GroupsAccumulator for ExactGroups {
     fn size(&self) -> usize {
         let store = match &self.store {
             Store::Sums(slots) => slots.size(),
+            Store::Ints(sums) => sums.capacity() * 16,
             Store::Moments { sums, squares, .. } => {
                 (sums.capacity() + squares.capacity()) * std::mem::size_of::<ExactSum>()
             }
@@ -516,5 +688,33 @@ impl Accumulator for ExactAccumulator {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let zeros = vec![0usize; states[0].len()];
         self.0.merge_batch(states, &zeros, 1)
+    }
+}
+
+/// An accumulator of Float64 values fed integers: DataFusion's `avg(DISTINCT)`, given the
+/// integers this crate's `avg` keeps as they are, over their Float64 values as there.
+#[derive(Debug)]
+struct AsFloat64(Box<dyn Accumulator>);
+
+impl Accumulator for AsFloat64 {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let floats = arrow::compute::cast(&values[0], &DataType::Float64)?;
+        self.0.update_batch(&[floats])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.0.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.merge_batch(states)
     }
 }

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow::array::{
+    ArrayRef, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, RecordBatch,
+    UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
 use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
@@ -72,6 +75,19 @@ async fn run(
     pieces: usize,
     sql: &str,
 ) -> Vec<RecordBatch> {
+    run_placed(engine, batch, partitions, batch_size, pieces, sql, true).await
+}
+
+/// [`run`], asserting where the aggregation runs only when `check_place`.
+async fn run_placed(
+    engine: &Arc<Engine>,
+    batch: &RecordBatch,
+    partitions: usize,
+    batch_size: usize,
+    pieces: usize,
+    sql: &str,
+    check_place: bool,
+) -> Vec<RecordBatch> {
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_batch_size(batch_size);
@@ -106,11 +122,13 @@ async fn run(
         .indent(true)
         .to_string();
     // On a GPU the whole aggregation is the rule's operator.
-    assert_eq!(
-        engine.adapter().is_some(),
-        shown.contains("WgpuAggregateExec"),
-        "{shown}"
-    );
+    if check_place {
+        assert_eq!(
+            engine.adapter().is_some(),
+            shown.contains("WgpuAggregateExec"),
+            "{shown}"
+        );
+    }
     df.collect().await.unwrap()
 }
 
@@ -207,5 +225,220 @@ async fn sums_that_a_plain_float_sum_gets_wrong() {
         assert_eq!(b[1], vec![Some(0.5f64.to_bits())], "{name}");
         // var_pop: (1e32 + 1 + 1e32 + 1)/4 - 0.25 = 5e31 + 0.25, rounded once.
         assert_eq!(b[2], vec![Some((5e31f64).to_bits())], "{name}");
+    }
+}
+
+/// `s / n` (n ≥ 1) rounded once to the nearest f64, ties to even: long division on
+/// integers, independent of the library's rounding.
+fn rounded_quotient(s: i128, n: u64) -> f64 {
+    let (mag, n) = (s.unsigned_abs(), u128::from(n));
+    let (mut q, mut r) = (mag / n, mag % n);
+    // 55 significant bits of the quotient (53, a rounding bit and one more), a sticky
+    // bit for the rest, and the power of two they stand at.
+    let mut exp = 0i32;
+    if q == 0 && r == 0 {
+        return if s < 0 { -0.0 } else { 0.0 };
+    }
+    let mut sticky = false;
+    while q >= 1 << 55 {
+        sticky |= q & 1 == 1;
+        q >>= 1;
+        exp += 1;
+    }
+    while q < 1 << 54 {
+        r *= 2;
+        q = 2 * q + u128::from(r >= n);
+        if r >= n {
+            r -= n;
+        }
+        exp -= 1;
+    }
+    sticky |= r != 0;
+    // q has 55 bits: keep 53, round on the other two and the sticky bit.
+    let (keep, low) = (q >> 2, q & 3);
+    let up = low > 2 || (low == 2 && (sticky || keep & 1 == 1));
+    let m = keep + u128::from(up);
+    let v = m as f64 * 2f64.powi(exp + 2);
+    if s < 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+#[test]
+fn the_reference_quotient_rounds_once() {
+    assert_eq!(rounded_quotient(7, 2), 3.5);
+    assert_eq!(rounded_quotient(-1, 3), -1.0 / 3.0);
+    assert_eq!(rounded_quotient(1, 10), 0.1);
+    // 2^53 + 1 is a tie between 2^53 and 2^53 + 2: to even.
+    assert_eq!(rounded_quotient((1 << 53) + 1, 1), 9007199254740992.0);
+    assert_eq!(rounded_quotient((1 << 53) + 3, 1), 9007199254740996.0);
+    // Just above the tie rounds up.
+    assert_eq!(rounded_quotient(2 * ((1 << 53) + 1) + 1, 2), 9007199254740994.0);
+    assert_eq!(rounded_quotient(i128::from(u64::MAX) * 3, 3), 18446744073709551616.0);
+}
+
+/// `avg` of every integer type: the integers' exact mean rounded once (DataFusion's own
+/// `avg` rounds each value to f64 first), the same bits with 1, 2 and 7 partitions, any
+/// batch size, on every backend, with and without GROUP BY, with FILTER; and
+/// `avg(DISTINCT)` of integers still DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_means_are_exact_whatever_the_plan() {
+    let engines = common::all_engines();
+    for seed in 0..6u64 {
+        let rows = [0usize, 1, 7, 300, 2000, 4000][seed as usize];
+        let mut rng = Rng(seed + 100);
+        let keys: Vec<i64> = (0..rows).map(|_| (rng.next() % 5) as i64).collect();
+        // Each column's raw 64 bits: random, a few extremes, nulls.
+        let mut raw = |bits: u32, signed: bool| -> Vec<Option<i128>> {
+            (0..rows)
+                .map(|_| {
+                    let r = rng.next();
+                    let v = match r % 17 {
+                        0 => return None,
+                        1 => u64::MAX,
+                        2 => 1u64 << (bits - 1),
+                        3 => (1u64 << (bits - 1)) - 1,
+                        _ => rng.next(),
+                    } >> (64 - bits);
+                    Some(if signed {
+                        // Sign-extend the low `bits`.
+                        i128::from(((v << (64 - bits)) as i64) >> (64 - bits))
+                    } else {
+                        i128::from(v)
+                    })
+                })
+                .collect()
+        };
+        let columns: Vec<(&str, DataType, Vec<Option<i128>>)> = vec![
+            ("i8", DataType::Int8, raw(8, true)),
+            ("i16", DataType::Int16, raw(16, true)),
+            ("i32", DataType::Int32, raw(32, true)),
+            ("i64", DataType::Int64, raw(64, true)),
+            ("u8", DataType::UInt8, raw(8, false)),
+            ("u16", DataType::UInt16, raw(16, false)),
+            ("u32", DataType::UInt32, raw(32, false)),
+            ("u64", DataType::UInt64, raw(64, false)),
+        ];
+        let mut fields = vec![Field::new("k", DataType::Int64, false)];
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(keys.clone()))];
+        for (name, dt, values) in &columns {
+            fields.push(Field::new(*name, dt.clone(), true));
+            let v = values.iter();
+            arrays.push(match dt {
+                DataType::Int8 => Arc::new(Int8Array::from_iter(v.map(|x| x.map(|x| x as i8)))),
+                DataType::Int16 => Arc::new(Int16Array::from_iter(v.map(|x| x.map(|x| x as i16)))),
+                DataType::Int32 => Arc::new(Int32Array::from_iter(v.map(|x| x.map(|x| x as i32)))),
+                DataType::Int64 => Arc::new(Int64Array::from_iter(v.map(|x| x.map(|x| x as i64)))),
+                DataType::UInt8 => Arc::new(UInt8Array::from_iter(v.map(|x| x.map(|x| x as u8)))),
+                DataType::UInt16 => {
+                    Arc::new(UInt16Array::from_iter(v.map(|x| x.map(|x| x as u16))))
+                }
+                DataType::UInt32 => {
+                    Arc::new(UInt32Array::from_iter(v.map(|x| x.map(|x| x as u32))))
+                }
+                _ => Arc::new(UInt64Array::from_iter(v.map(|x| x.map(|x| x as u64)))),
+            });
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+        let means = columns
+            .iter()
+            .map(|(c, ..)| format!("avg({c})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let grouped = format!(
+            "SELECT k, {means}, avg(i64) FILTER (WHERE u8 > 100) FROM t GROUP BY k ORDER BY k"
+        );
+        let global = format!("SELECT {means}, avg(i64) FILTER (WHERE u8 > 100) FROM t");
+        for (sql, by_key) in [(&grouped, true), (&global, false)] {
+            let mut answers = Vec::new();
+            for (name, engine) in &engines {
+                for (partitions, batch_size, pieces) in [(1, 8192, 1), (2, 64, 3), (7, 13, 7)] {
+                    let got = run_placed(engine, &batch, partitions, batch_size, pieces, sql, false)
+                        .await;
+                    answers.push((format!("{name}, {partitions} partitions"), bits(&got)));
+                }
+            }
+            for (how, a) in &answers[1..] {
+                assert_eq!(a, &answers[0].1, "seed {seed}, {sql}: {how}");
+            }
+            // The exact means, computed here: per key (or over all rows), each column's
+            // integer sum and count, divided once.
+            let groups: Vec<Option<i64>> = if by_key {
+                let mut k: Vec<i64> = keys.clone();
+                k.sort();
+                k.dedup();
+                k.into_iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            let u8s = &columns[4].2;
+            let mean = |values: &[Option<i128>], key: Option<i64>, filtered: bool| {
+                let (mut s, mut n) = (0i128, 0u64);
+                for (i, v) in values.iter().enumerate() {
+                    let in_group = key.is_none_or(|k| keys[i] == k);
+                    let passes = !filtered || u8s[i].is_some_and(|u| u > 100);
+                    if let (true, true, Some(v)) = (in_group, passes, v) {
+                        s += v;
+                        n += 1;
+                    }
+                }
+                (n > 0).then(|| rounded_quotient(s, n).to_bits())
+            };
+            let mut expected: Vec<Vec<Option<u64>>> = Vec::new();
+            if by_key {
+                expected.push(
+                    groups
+                        .iter()
+                        .map(|k| Some((k.unwrap() as f64).to_bits()))
+                        .collect(),
+                );
+            }
+            for (_, _, values) in &columns {
+                expected.push(groups.iter().map(|k| mean(values, *k, false)).collect());
+            }
+            expected.push(groups.iter().map(|k| mean(&columns[3].2, *k, true)).collect());
+            let no_rows = |b: Vec<Vec<Option<u64>>>| {
+                if b.iter().all(|c| c.is_empty()) {
+                    Vec::new()
+                } else {
+                    b
+                }
+            };
+            assert_eq!(
+                no_rows(answers[0].1.clone()),
+                no_rows(expected),
+                "seed {seed}, {sql}"
+            );
+        }
+        // The library's mean of the same integers: the same bits.
+        if rows > 0 {
+            let engine = Engine::new(Backend::Cpu).unwrap();
+            let lib = engine
+                .group_by_with(
+                    &batch,
+                    &["k"],
+                    &columns.iter().map(|(c, ..)| Agg::mean(col(*c))).collect::<Vec<_>>(),
+                    GroupByOptions::sorted(),
+                )
+                .unwrap();
+            let sql = format!("SELECT k, {means} FROM t GROUP BY k ORDER BY k");
+            let got = run_placed(&engines[0].1, &batch, 2, 64, 3, &sql, false).await;
+            assert_eq!(bits(&[lib]), bits(&got), "seed {seed}: library vs SQL");
+        }
+        // avg(DISTINCT) of integers: DataFusion's, over the distinct values as Float64.
+        let small: Vec<Option<i128>> = columns[0].2.clone();
+        let mut distinct: Vec<i128> = small.iter().flatten().copied().collect();
+        distinct.sort();
+        distinct.dedup();
+        let expected = (!distinct.is_empty()).then(|| {
+            rounded_quotient(distinct.iter().sum(), distinct.len() as u64).to_bits()
+        });
+        for (name, engine) in &engines {
+            let got = run_placed(engine, &batch, 7, 13, 7, "SELECT avg(DISTINCT i8) FROM t", false)
+                .await;
+            assert_eq!(bits(&got), vec![vec![expected]], "seed {seed}, {name}");
+        }
     }
 }
