@@ -422,8 +422,17 @@ impl Engine {
                 Ok(out)
             },
             || {
-                let mask = cpu::filter::evaluate(batch, &typed)?;
-                cpu::filter::filter_by_mask(batch, &mask)
+                // Contiguous pieces on threads of their own, in row order: the same rows
+                // as one thread's filter (an error is the first piece's).
+                let mut parts = self.cpu.map_pieces(batch.num_rows(), |start, len| {
+                    let piece = batch.slice(start, len);
+                    let mask = cpu::filter::evaluate(&piece, &typed)?;
+                    cpu::filter::filter_by_mask(&piece, &mask)
+                })?;
+                match parts.len() {
+                    1 => Ok(parts.remove(0)),
+                    _ => Ok(arrow::compute::concat_batches(batch.schema_ref(), &parts)?),
+                }
             },
         )
     }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use arrow::array::BooleanArray;
 
-use arrow_wgpu::{Engine, Error};
+use arrow_wgpu::{Backend, Engine, EngineOptions, Error};
 use common::gen::{self, Rng};
 use proptest::prelude::*;
 
@@ -54,6 +54,20 @@ proptest! {
         let cpu = common::cpu();
         let want_mask = cpu.evaluate(&batch, &predicate);
         let want = cpu.filter(&batch, &predicate);
+        // The one-thread filter is arrow's filter by the mask.
+        if let (Ok(mask), Ok(rows)) = (&want_mask, &want) {
+            prop_assert_eq!(&arrow::compute::filter_record_batch(&batch, mask).unwrap(), rows);
+        }
+        // The CPU filter on 2-5 threads of pieces of a few rows: the same rows.
+        let threaded = Engine::with_options(EngineOptions {
+            backend: Backend::Cpu,
+            cpu_threads: Some(2 + rng.below(4) as usize),
+            cpu_rows_per_thread: Some(1 + rng.below(64) as usize),
+            ..Default::default()
+        })
+        .unwrap();
+        let got = threaded.filter(&batch, &predicate);
+        prop_assert!(same_outcome(&got, &want), "threaded CPU: filter {predicate}\n {got:?}\n one thread {want:?}");
         for (name, engine) in engines() {
             let got_mask = engine.evaluate(&batch, &predicate);
             prop_assert!(same_outcome(&got_mask, &want_mask), "{name}: evaluate {predicate}\n gpu {got_mask:?}\n cpu {want_mask:?}");

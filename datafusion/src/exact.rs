@@ -28,8 +28,8 @@ use arrow::array::{
     PrimitiveArray, UInt64Array,
 };
 use arrow::datatypes::{
-    DataType, Field, FieldRef, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    DataType, Field, FieldRef, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
+    UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_wgpu::exact::{self, ExactSum, GroupedAdder, SumSlots};
 use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
@@ -516,11 +516,7 @@ fn for_each_integer(
         DataType::UInt16 => each(values.as_primitive::<UInt16Type>(), filter, f),
         DataType::UInt32 => each(values.as_primitive::<UInt32Type>(), filter, f),
         DataType::UInt64 => each(values.as_primitive::<UInt64Type>(), filter, f),
-        other => {
-            return Err(exec_datafusion_err!(
-                "exact avg of integers given {other}"
-            ))
-        }
+        other => return Err(exec_datafusion_err!("exact avg of integers given {other}")),
     }
     Ok(())
 }

@@ -275,8 +275,14 @@ fn the_reference_quotient_rounds_once() {
     assert_eq!(rounded_quotient((1 << 53) + 1, 1), 9007199254740992.0);
     assert_eq!(rounded_quotient((1 << 53) + 3, 1), 9007199254740996.0);
     // Just above the tie rounds up.
-    assert_eq!(rounded_quotient(2 * ((1 << 53) + 1) + 1, 2), 9007199254740994.0);
-    assert_eq!(rounded_quotient(i128::from(u64::MAX) * 3, 3), 18446744073709551616.0);
+    assert_eq!(
+        rounded_quotient(2 * ((1 << 53) + 1) + 1, 2),
+        9007199254740994.0
+    );
+    assert_eq!(
+        rounded_quotient(i128::from(u64::MAX) * 3, 3),
+        18446744073709551616.0
+    );
 }
 
 /// `avg` of every integer type: the integers' exact mean rounded once (DataFusion's own
@@ -355,8 +361,9 @@ async fn integer_means_are_exact_whatever_the_plan() {
             let mut answers = Vec::new();
             for (name, engine) in &engines {
                 for (partitions, batch_size, pieces) in [(1, 8192, 1), (2, 64, 3), (7, 13, 7)] {
-                    let got = run_placed(engine, &batch, partitions, batch_size, pieces, sql, false)
-                        .await;
+                    let got =
+                        run_placed(engine, &batch, partitions, batch_size, pieces, sql, false)
+                            .await;
                     answers.push((format!("{name}, {partitions} partitions"), bits(&got)));
                 }
             }
@@ -398,7 +405,12 @@ async fn integer_means_are_exact_whatever_the_plan() {
             for (_, _, values) in &columns {
                 expected.push(groups.iter().map(|k| mean(values, *k, false)).collect());
             }
-            expected.push(groups.iter().map(|k| mean(&columns[3].2, *k, true)).collect());
+            expected.push(
+                groups
+                    .iter()
+                    .map(|k| mean(&columns[3].2, *k, true))
+                    .collect(),
+            );
             let no_rows = |b: Vec<Vec<Option<u64>>>| {
                 if b.iter().all(|c| c.is_empty()) {
                     Vec::new()
@@ -419,7 +431,10 @@ async fn integer_means_are_exact_whatever_the_plan() {
                 .group_by_with(
                     &batch,
                     &["k"],
-                    &columns.iter().map(|(c, ..)| Agg::mean(col(*c))).collect::<Vec<_>>(),
+                    &columns
+                        .iter()
+                        .map(|(c, ..)| Agg::mean(col(*c)))
+                        .collect::<Vec<_>>(),
                     GroupByOptions::sorted(),
                 )
                 .unwrap();
@@ -432,12 +447,19 @@ async fn integer_means_are_exact_whatever_the_plan() {
         let mut distinct: Vec<i128> = small.iter().flatten().copied().collect();
         distinct.sort();
         distinct.dedup();
-        let expected = (!distinct.is_empty()).then(|| {
-            rounded_quotient(distinct.iter().sum(), distinct.len() as u64).to_bits()
-        });
+        let expected = (!distinct.is_empty())
+            .then(|| rounded_quotient(distinct.iter().sum(), distinct.len() as u64).to_bits());
         for (name, engine) in &engines {
-            let got = run_placed(engine, &batch, 7, 13, 7, "SELECT avg(DISTINCT i8) FROM t", false)
-                .await;
+            let got = run_placed(
+                engine,
+                &batch,
+                7,
+                13,
+                7,
+                "SELECT avg(DISTINCT i8) FROM t",
+                false,
+            )
+            .await;
             assert_eq!(bits(&got), vec![vec![expected]], "seed {seed}, {name}");
         }
     }

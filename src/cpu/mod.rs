@@ -1,6 +1,8 @@
 //! The CPU path: every operation on arrow-rs's own kernels. It gives the answers the GPU
 //! path is held to, and runs wherever there is no GPU.
 
+use crate::error::Result;
+
 pub(crate) mod distinct;
 pub(crate) mod filter;
 pub(crate) mod group_by;
@@ -35,9 +37,43 @@ impl Threads {
         }
     }
 
+    /// The rows a thread groups at a time (four times the fewest rows a thread is given:
+    /// 262,144 by default): small enough that each step's buffers are reused rather than
+    /// allocated afresh.
+    pub(crate) fn chunk_rows(&self) -> usize {
+        4 * self.min_rows
+    }
+
     /// How many contiguous pieces `rows` rows are cut into: one per thread, each of at
     /// least `min_rows` rows (always at least one piece).
     pub(crate) fn pieces(&self, rows: usize) -> usize {
         self.threads.min(rows / self.min_rows).max(1)
+    }
+
+    /// Runs `f(start, len)` on each of [`Threads::pieces`] contiguous, nearly equal row
+    /// ranges of `rows`, each on a thread of its own (on the calling thread when there is
+    /// one piece), and returns the results in row order; an error is the first piece's
+    /// that has one, and a panic in a piece is raised here.
+    pub(crate) fn map_pieces<T: Send>(
+        &self,
+        rows: usize,
+        f: impl Fn(usize, usize) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let pieces = self.pieces(rows);
+        if pieces == 1 {
+            return Ok(vec![f(0, rows)?]);
+        }
+        let bound = |i: usize| i * rows / pieces;
+        let f = &f;
+        let parts: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..pieces)
+                .map(|i| s.spawn(move || f(bound(i), bound(i + 1) - bound(i))))
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        parts
+            .into_iter()
+            .map(|part| part.unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     }
 }
