@@ -421,19 +421,7 @@ impl Engine {
                 profile::minimal(profile::batch_bytes(batch) + profile::batch_bytes(&out));
                 Ok(out)
             },
-            || {
-                // Contiguous pieces on threads of their own, in row order: the same rows
-                // as one thread's filter (an error is the first piece's).
-                let mut parts = self.cpu.map_pieces(batch.num_rows(), |start, len| {
-                    let piece = batch.slice(start, len);
-                    let mask = cpu::filter::evaluate(&piece, &typed)?;
-                    cpu::filter::filter_by_mask(&piece, &mask)
-                })?;
-                match parts.len() {
-                    1 => Ok(parts.remove(0)),
-                    _ => Ok(arrow::compute::concat_batches(batch.schema_ref(), &parts)?),
-                }
-            },
+            || cpu::filter::filter_on(batch, &typed, self.cpu),
         )
     }
 

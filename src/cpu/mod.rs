@@ -59,7 +59,17 @@ impl Threads {
         rows: usize,
         f: impl Fn(usize, usize) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
-        let pieces = self.pieces(rows);
+        Self::map_ranges(rows, self.pieces(rows), f)
+    }
+
+    /// Runs `f(start, len)` on each of `pieces` (at least one) contiguous, nearly equal
+    /// ranges of `0..total` as [`Threads::map_pieces`] does.
+    pub(crate) fn map_ranges<T: Send>(
+        total: usize,
+        pieces: usize,
+        f: impl Fn(usize, usize) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let (rows, pieces) = (total, pieces.clamp(1, total.max(1)));
         if pieces == 1 {
             return Ok(vec![f(0, rows)?]);
         }
