@@ -143,7 +143,7 @@ impl ExactAggregate {
         self.kind == ExactKind::Avg && dt.is_integer()
     }
 
-    /// `args` with the argument's field as DataFusion's `avg` sees it: Float64.
+    /// `field` as DataFusion's `avg` takes its argument: Float64.
     fn as_float_field(field: &FieldRef) -> FieldRef {
         Arc::new(field.as_ref().clone().with_data_type(DataType::Float64))
     }
