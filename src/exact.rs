@@ -392,37 +392,74 @@ impl SumSlots {
     }
 
     #[inline(always)]
-    fn add_all_with(&mut self, groups: &[usize], values: &[f64], mut each: impl FnMut(usize)) {
+    fn add_all_with(&mut self, groups: &[usize], values: &[f64], each: impl FnMut(usize)) {
+        let n = groups.len().min(values.len());
+        self.add_rows(n, |j| groups[j], |j| values[j], |_| true, each);
+    }
+
+    /// Adds `value(j)` to group `group(j)` for every row `j < rows` where `keep(j)`, and
+    /// calls `each` with its group: [`SumSlots::add_all_counting`] over group numbers of
+    /// any form and a selection of rows (an aggregate's FILTER and the values' nulls).
+    /// `group(j)` must be a held group for every `j < rows`, kept or not (groups a few
+    /// rows ahead are prefetched).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::exact::SumSlots;
+    /// let (groups, values) = ([1u32, 0, 1], [2.0, 7.0, 0.5]);
+    /// let mut slots = SumSlots::default();
+    /// slots.resize(2);
+    /// let mut n = [0u64; 2];
+    /// slots.add_rows(3, |j| groups[j] as usize, |j| values[j], |j| j != 1, |g| n[g] += 1);
+    /// assert_eq!((slots.get(1).sum(), n), (2.5, [0, 2]));
+    /// ```
+    #[inline(always)]
+    pub fn add_rows(
+        &mut self,
+        rows: usize,
+        group: impl Fn(usize) -> usize,
+        value: impl Fn(usize) -> f64,
+        keep: impl Fn(usize) -> bool,
+        mut each: impl FnMut(usize),
+    ) {
         const AHEAD: usize = 16;
         /// Below this many groups (256 KiB of windows) the windows stay in the caches.
         const PREFETCH_GROUPS: usize = 1 << 14;
-        let n = groups.len().min(values.len());
         let mut i = 0;
         // Until a value sets the base, one at a time.
-        while self.base.is_none() && i < n {
-            self.add(groups[i], values[i]);
-            each(groups[i]);
+        while self.base.is_none() && i < rows {
+            if keep(i) {
+                self.add(group(i), value(i));
+                each(group(i));
+            }
             i += 1;
         }
         let Some(base) = self.base else { return };
         let prefetch = self.win.len() > PREFETCH_GROUPS;
-        while i < n {
+        while i < rows {
             // Count the adds once per stretch (an upper bound: values that go to the
-            // digits are counted too), never more than the windows take before a flush.
-            let end = n.min(i + (SLOT_ADDS - self.adds) as usize);
+            // digits, and rows not kept, are counted too), never more than the windows
+            // take before a flush.
+            let end = rows.min(i + (SLOT_ADDS - self.adds) as usize);
             self.adds += (end - i) as u64;
             if prefetch {
                 for j in i..end {
-                    if let Some(&ahead) = groups.get(j + AHEAD) {
-                        self.prefetch(ahead);
+                    if j + AHEAD < rows {
+                        self.prefetch(group(j + AHEAD));
                     }
-                    self.add_at(groups[j], values[j], base);
-                    each(groups[j]);
+                    if keep(j) {
+                        let g = group(j);
+                        self.add_at(g, value(j), base);
+                        each(g);
+                    }
                 }
             } else {
-                for (&g, &x) in groups[i..end].iter().zip(&values[i..end]) {
-                    self.add_at(g, x, base);
-                    each(g);
+                for j in i..end {
+                    if keep(j) {
+                        let g = group(j);
+                        self.add_at(g, value(j), base);
+                        each(g);
+                    }
                 }
             }
             if self.adds >= SLOT_ADDS {

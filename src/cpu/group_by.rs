@@ -26,7 +26,7 @@ use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
 use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
-use crate::exact::{ExactSum, GroupedAdder};
+use crate::exact::{ExactSum, GroupedAdder, SumSlots};
 use crate::plan::{int_info, is_decimal};
 
 /// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).
@@ -61,6 +61,9 @@ fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<u32>) {
 
 /// Every row's group number and every group's first row, for one or more key columns.
 pub(crate) fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+    if let Some(numbered) = super::groups::assign(columns) {
+        return Ok(numbered);
+    }
     let keyed = keys::ascending(columns);
     Ok(match keys::packed(&keyed) {
         Some((packed, bits)) if bits <= 64 => number(packed.into_iter().map(|k| k as u64)),
@@ -157,10 +160,24 @@ fn moments(
     };
     let rows = ids.len();
     match Numbers::of(values)? {
+        Numbers::Float(a) if !squares => {
+            // One 128-bit window a group: a shifted add a value, the windows prefetched
+            // when they outgrow the caches.
+            let v = a.values();
+            let mut slots = SumSlots::default();
+            slots.resize(groups);
+            let n = &mut m.n;
+            let group = |i: usize| ids[i] as usize;
+            match kept.as_ref().filter(|k| k.null_count() > 0) {
+                None => slots.add_rows(rows, group, |i| v[i], |_| true, |g| n[g] += 1),
+                Some(k) => slots.add_rows(rows, group, |i| v[i], |i| k.is_valid(i), |g| n[g] += 1),
+            }
+            m.sum = (0..groups).map(|g| slots.get(g)).collect();
+        }
         Numbers::Float(a) => {
             let v = a.values();
             let selected = |i: usize| kept.as_ref().is_none_or(|k| k.is_valid(i));
-            let sq = squares.then_some(m.squares.as_mut_slice());
+            let sq = Some(m.squares.as_mut_slice());
             GroupedAdder::default().add(&mut m.sum, sq, v, |i| ids[i] as usize, selected);
             for_each_kept(kept, rows, |i| m.n[ids[i] as usize] += 1);
         }
@@ -188,6 +205,26 @@ fn moments(
         }
     }
     Ok(m)
+}
+
+/// Each group's first row with the best order word (`better(a, b)`: a beats b) among the
+/// kept rows, into `best` (`u32::MAX` where a group has none).
+fn best_words(
+    kept: &Option<NullBuffer>,
+    ids: &[u32],
+    words: &[u64],
+    best: &mut [u32],
+    better: impl Fn(u64, u64) -> bool,
+) {
+    let mut word = vec![0u64; best.len()];
+    for_each_kept(kept, ids.len(), |i| {
+        let g = ids[i] as usize;
+        let w = words[i];
+        if best[g] == u32::MAX || better(w, word[g]) {
+            best[g] = i as u32;
+            word[g] = w;
+        }
+    });
 }
 
 /// One aggregate's state over `batch`.
@@ -229,16 +266,22 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
                 });
                 return Ok(State::IntSum { sums, high, n });
             }
-            let mut add = |v: &dyn Fn(usize) -> i128| {
-                for_each_kept(&kept, rows, |i| {
+            fn add<T: Copy + Into<i128>>(
+                kept: &Option<NullBuffer>,
+                ids: &[u32],
+                v: &[T],
+                sums: &mut [i128],
+                n: &mut [u64],
+            ) {
+                for_each_kept(kept, ids.len(), |i| {
                     let g = ids[i] as usize;
-                    sums[g] = sums[g].wrapping_add(v(i));
+                    sums[g] = sums[g].wrapping_add(v[i].into());
                     n[g] += 1;
                 })
-            };
+            }
             match Numbers::of(&values)? {
-                Numbers::Signed(a) => add(&|i| a.value(i) as i128),
-                Numbers::Unsigned(a) => add(&|i| a.value(i) as i128),
+                Numbers::Signed(a) => add(&kept, ids, a.values(), &mut sums, &mut n),
+                Numbers::Unsigned(a) => add(&kept, ids, a.values(), &mut sums, &mut n),
                 Numbers::Float(_) => unreachable!("an integer"),
             }
             State::IntSum { sums, high, n }
@@ -253,15 +296,24 @@ fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) 
         }
         AggFunc::Min | AggFunc::Max => {
             let values = values.expect("min and max have a value");
-            let better = better_than(&values, agg.func == AggFunc::Max)?;
+            let max = agg.func == AggFunc::Max;
             let mut best = vec![u32::MAX; groups];
-            for_each_kept(&kept, rows, |i| {
-                let g = ids[i] as usize;
-                let b = best[g];
-                if b == u32::MAX || better(i, b as usize) {
-                    best[g] = i as u32;
+            match keys::order_words(values.as_ref()) {
+                // Fixed-width values: each group's best word beside its row, so a row is
+                // compared with its group's slot, not with a far row of the column.
+                Some((words, _)) if max => best_words(&kept, ids, &words, &mut best, |a, b| a > b),
+                Some((words, _)) => best_words(&kept, ids, &words, &mut best, |a, b| a < b),
+                None => {
+                    let better = better_than(&values, max)?;
+                    for_each_kept(&kept, rows, |i| {
+                        let g = ids[i] as usize;
+                        let b = best[g];
+                        if b == u32::MAX || better(i, b as usize) {
+                            best[g] = i as u32;
+                        }
+                    });
                 }
-            });
+            }
             let indices =
                 UInt32Array::from_iter(best.into_iter().map(|b| (b != u32::MAX).then_some(b)));
             State::Extreme(take(values.as_ref(), &indices, None)?)

@@ -6,6 +6,7 @@ use crate::error::Result;
 pub(crate) mod distinct;
 pub(crate) mod filter;
 pub(crate) mod group_by;
+pub(crate) mod groups;
 pub(crate) mod keys;
 pub(crate) mod sort;
 
