@@ -20,14 +20,15 @@ use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type, UInt64T
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashMap;
 
+use super::groups::{Numbering, CHUNK_ROWS};
 use super::keys;
 use super::Threads;
-use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
+use crate::aggregate::{add_wide, Grouped, Merger, State};
 use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
 use crate::exact::{ExactSum, GroupedAdder, SumSlots};
-use crate::plan::{int_info, is_decimal};
+use crate::plan::{int_info, is_decimal, Typed};
 
 /// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).
 pub(crate) fn orderable(dt: &DataType) -> bool {
@@ -54,22 +55,9 @@ pub(crate) fn number_into<K: Hash + Eq>(
     (ids, new)
 }
 
-/// [`number_into`] over an empty index.
-fn number<K: Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<u32>) {
-    number_into(&mut HashMap::new(), keys)
-}
-
 /// Every row's group number and every group's first row, for one or more key columns.
 pub(crate) fn assign_groups(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
-    if let Some(numbered) = super::groups::assign(columns) {
-        return Ok(numbered);
-    }
-    let keyed = keys::ascending(columns);
-    Ok(match keys::packed(&keyed) {
-        Some((packed, bits)) if bits <= 64 => number(packed.into_iter().map(|k| k as u64)),
-        Some((packed, _)) => number(packed.into_iter()),
-        None => number(keys::rows(&keyed)?.iter()),
-    })
+    super::groups::assign(columns)
 }
 
 /// The rows an aggregate takes: its filter is true and (except for `count(*)`) its value
@@ -135,241 +123,448 @@ impl Numbers {
     }
 }
 
-/// Exact Σx, Σx² and n per group.
-struct Moments {
-    sum: Vec<ExactSum>,
-    squares: Vec<ExactSum>,
-    n: Vec<u64>,
+/// An aggregate's state over the chunks of a batch so far, grown as groups appear.
+enum Acc {
+    /// `count(*)` and `count(x)`.
+    Count(Vec<u64>),
+    /// `sum` and `avg` of integers and decimals (see [`State::IntSum`]).
+    IntSum {
+        sums: Vec<i128>,
+        high: Vec<i64>,
+        n: Vec<u64>,
+    },
+    /// `sum` and `avg` of floats: one 128-bit window a group.
+    Sums { slots: SumSlots, n: Vec<u64> },
+    /// `var` and `stddev`: exact Σx and Σx² and n per group.
+    Moments {
+        sum: Vec<ExactSum>,
+        squares: Vec<ExactSum>,
+        n: Vec<u64>,
+        adder: GroupedAdder,
+    },
+    /// `min`/`max` of values with order words: each group's first best row (in the whole
+    /// batch, `u32::MAX`: none yet) and its word beside it, so that a row is compared
+    /// with its group's slot, not with a far row of the column.
+    ExtremeWords { best: Vec<u32>, word: Vec<u64> },
+    /// `min`/`max` of other values: compared by the row format of the whole batch's values.
+    ExtremeRows {
+        values: ArrayRef,
+        rows: arrow::row::Rows,
+        best: Vec<u32>,
+    },
+    /// `count(DISTINCT x)`: every kept row (in the whole batch) and its group.
+    Distinct { rows: Vec<u32>, groups: Vec<u32> },
 }
 
-fn moments(
-    values: &ArrayRef,
-    kept: &Option<NullBuffer>,
-    ids: &[u32],
-    groups: usize,
-    squares: bool,
-) -> Result<Moments> {
-    let mut m = Moments {
-        sum: vec![ExactSum::default(); groups],
-        squares: if squares {
-            vec![ExactSum::default(); groups]
-        } else {
-            Vec::new()
-        },
-        n: vec![0; groups],
-    };
-    let rows = ids.len();
-    match Numbers::of(values)? {
-        Numbers::Float(a) if !squares => {
-            // One 128-bit window a group: a shifted add a value, the windows prefetched
-            // when they outgrow the caches.
-            let v = a.values();
-            let mut slots = SumSlots::default();
-            slots.resize(groups);
-            let n = &mut m.n;
-            let group = |i: usize| ids[i] as usize;
-            match kept.as_ref().filter(|k| k.null_count() > 0) {
-                None => slots.add_rows(rows, group, |i| v[i], |_| true, |g| n[g] += 1),
-                Some(k) => slots.add_rows(rows, group, |i| v[i], |i| k.is_valid(i), |g| n[g] += 1),
+impl Acc {
+    fn new(batch: &RecordBatch, agg: &PlannedAgg) -> Result<Acc> {
+        let value_type = agg.value.as_ref().map(|v| v.data_type());
+        let integer = value_type
+            .as_ref()
+            .is_some_and(|t| int_info(t).is_some() || is_decimal(t));
+        Ok(match agg.func {
+            AggFunc::CountStar | AggFunc::Count => Acc::Count(Vec::new()),
+            AggFunc::Sum | AggFunc::Mean if integer => Acc::IntSum {
+                sums: Vec::new(),
+                high: Vec::new(),
+                n: Vec::new(),
+            },
+            AggFunc::Sum | AggFunc::Mean => Acc::Sums {
+                slots: SumSlots::default(),
+                n: Vec::new(),
+            },
+            AggFunc::CountDistinct => Acc::Distinct {
+                rows: Vec::new(),
+                groups: Vec::new(),
+            },
+            AggFunc::Min | AggFunc::Max => {
+                let value_type = value_type.expect("min and max have a value");
+                let empty = arrow::array::new_empty_array(&value_type);
+                if keys::order_words(empty.as_ref()).is_some() {
+                    Acc::ExtremeWords {
+                        best: Vec::new(),
+                        word: Vec::new(),
+                    }
+                } else {
+                    let values = evaluate_value(batch, agg.value.as_ref().expect("a value"))?;
+                    let rows = keys::rows(&[(&values, Default::default())])?;
+                    Acc::ExtremeRows {
+                        values,
+                        rows,
+                        best: Vec::new(),
+                    }
+                }
             }
-            m.sum = (0..groups).map(|g| slots.get(g)).collect();
-        }
-        Numbers::Float(a) => {
-            let v = a.values();
-            let selected = |i: usize| kept.as_ref().is_none_or(|k| k.is_valid(i));
-            let sq = Some(m.squares.as_mut_slice());
-            GroupedAdder::default().add(&mut m.sum, sq, v, |i| ids[i] as usize, selected);
-            for_each_kept(kept, rows, |i| m.n[ids[i] as usize] += 1);
-        }
-        Numbers::Signed(a) => {
-            let v = a.values();
-            for_each_kept(kept, rows, |i| {
-                let g = ids[i] as usize;
-                m.sum[g].add_i128(v[i] as i128);
-                if squares {
-                    m.squares[g].add_square_of(v[i].unsigned_abs());
-                }
-                m.n[g] += 1;
-            })
-        }
-        Numbers::Unsigned(a) => {
-            let v = a.values();
-            for_each_kept(kept, rows, |i| {
-                let g = ids[i] as usize;
-                m.sum[g].add_i128(v[i] as i128);
-                if squares {
-                    m.squares[g].add_square_of(v[i]);
-                }
-                m.n[g] += 1;
-            })
-        }
+            _ => Acc::Moments {
+                sum: Vec::new(),
+                squares: Vec::new(),
+                n: Vec::new(),
+                adder: GroupedAdder::default(),
+            },
+        })
     }
-    Ok(m)
-}
 
-/// Each group's first row with the best order word (`better(a, b)`: a beats b) among the
-/// kept rows, into `best` (`u32::MAX` where a group has none).
-fn best_words(
-    kept: &Option<NullBuffer>,
-    ids: &[u32],
-    words: &[u64],
-    best: &mut [u32],
-    better: impl Fn(u64, u64) -> bool,
-) {
-    let mut word = vec![0u64; best.len()];
-    for_each_kept(kept, ids.len(), |i| {
-        let g = ids[i] as usize;
-        let w = words[i];
-        if best[g] == u32::MAX || better(w, word[g]) {
-            best[g] = i as u32;
-            word[g] = w;
-        }
-    });
-}
-
-/// One aggregate's state over `batch`.
-fn aggregate(batch: &RecordBatch, agg: &PlannedAgg, ids: &[u32], groups: usize) -> Result<State> {
-    let rows = ids.len();
-    let values = agg
-        .value
-        .as_ref()
-        .map(|v| evaluate_value(batch, v))
-        .transpose()?;
-    let kept = kept_rows(
-        batch,
-        agg,
-        values.as_ref().filter(|_| agg.func != AggFunc::CountStar),
-    )?;
-    // Integers and decimals sum exactly: integers in an i128 (their wrapping 64-bit sums
-    // are its low bits), decimals with the bits above it too (`add_wide`), so that an
-    // overflow of the decimal's 38 digits is found whatever the order of the values.
-    let integer = values
-        .as_ref()
-        .is_some_and(|v| int_info(v.data_type()).is_some() || is_decimal(v.data_type()));
-    Ok(match agg.func {
-        AggFunc::CountStar | AggFunc::Count => {
-            let mut counts = vec![0u64; groups];
-            for_each_kept(&kept, rows, |i| counts[ids[i] as usize] += 1);
-            State::Count(counts)
-        }
-        AggFunc::Sum | AggFunc::Mean if integer => {
-            let values = values.expect("sum has a value");
-            let mut sums = vec![0i128; groups];
-            let mut high = vec![0i64; groups];
-            let mut n = vec![0u64; groups];
-            if is_decimal(values.data_type()) {
-                let a = values.as_primitive::<Decimal128Type>();
-                for_each_kept(&kept, rows, |i| {
-                    let g = ids[i] as usize;
-                    add_wide(&mut sums[g], &mut high[g], a.value(i));
-                    n[g] += 1;
-                });
-                return Ok(State::IntSum { sums, high, n });
+    /// Adds the rows of `chunk` (row `i` being row `row(i)` of the whole batch, in group
+    /// `ids[i]`), with `groups` groups so far.
+    fn push(
+        &mut self,
+        chunk: &RecordBatch,
+        agg: &PlannedAgg,
+        ids: &[u32],
+        groups: usize,
+        row: impl Fn(usize) -> u32,
+    ) -> Result<()> {
+        let rows = ids.len();
+        let values = agg
+            .value
+            .as_ref()
+            .map(|v| evaluate_value(chunk, v))
+            .transpose()?;
+        let kept = kept_rows(
+            chunk,
+            agg,
+            values.as_ref().filter(|_| agg.func != AggFunc::CountStar),
+        )?;
+        let max = agg.func == AggFunc::Max;
+        match self {
+            Acc::Count(counts) => {
+                counts.resize(groups, 0);
+                for_each_kept(&kept, rows, |i| counts[ids[i] as usize] += 1);
             }
-            fn add<T: Copy + Into<i128>>(
-                kept: &Option<NullBuffer>,
-                ids: &[u32],
-                v: &[T],
-                sums: &mut [i128],
-                n: &mut [u64],
-            ) {
-                for_each_kept(kept, ids.len(), |i| {
-                    let g = ids[i] as usize;
-                    sums[g] = sums[g].wrapping_add(v[i].into());
-                    n[g] += 1;
-                })
-            }
-            match Numbers::of(&values)? {
-                Numbers::Signed(a) => add(&kept, ids, a.values(), &mut sums, &mut n),
-                Numbers::Unsigned(a) => add(&kept, ids, a.values(), &mut sums, &mut n),
-                Numbers::Float(_) => unreachable!("an integer"),
-            }
-            State::IntSum { sums, high, n }
-        }
-        AggFunc::CountDistinct => {
-            let values = values.expect("count(DISTINCT) has a value");
-            let mut rows = Vec::new();
-            for_each_kept(&kept, ids.len(), |i| rows.push(i as u32));
-            let rows = UInt32Array::from(rows);
-            let pair_group = rows.values().iter().map(|&i| ids[i as usize]).collect();
-            State::distinct(groups, pair_group, take(values.as_ref(), &rows, None)?)?
-        }
-        AggFunc::Min | AggFunc::Max => {
-            let values = values.expect("min and max have a value");
-            let max = agg.func == AggFunc::Max;
-            let mut best = vec![u32::MAX; groups];
-            match keys::order_words(values.as_ref()) {
-                // Fixed-width values: each group's best word beside its row, so a row is
-                // compared with its group's slot, not with a far row of the column.
-                Some((words, _)) if max => best_words(&kept, ids, &words, &mut best, |a, b| a > b),
-                Some((words, _)) => best_words(&kept, ids, &words, &mut best, |a, b| a < b),
-                None => {
-                    let better = better_than(&values, max)?;
+            Acc::IntSum { sums, high, n } => {
+                sums.resize(groups, 0);
+                high.resize(groups, 0);
+                n.resize(groups, 0);
+                let values = values.expect("sum has a value");
+                // Integers sum exactly in an i128 (their wrapping 64-bit sums are its low
+                // bits), decimals with the bits above it too (`add_wide`), so that an
+                // overflow of the decimal's 38 digits is found whatever the order.
+                if is_decimal(values.data_type()) {
+                    let a = values.as_primitive::<Decimal128Type>();
                     for_each_kept(&kept, rows, |i| {
                         let g = ids[i] as usize;
-                        let b = best[g];
-                        if b == u32::MAX || better(i, b as usize) {
-                            best[g] = i as u32;
-                        }
+                        add_wide(&mut sums[g], &mut high[g], a.value(i));
+                        n[g] += 1;
                     });
+                } else {
+                    match Numbers::of(&values)? {
+                        Numbers::Signed(a) => add_ints(&kept, ids, a.values(), sums, n),
+                        Numbers::Unsigned(a) => add_ints(&kept, ids, a.values(), sums, n),
+                        Numbers::Float(_) => unreachable!("an integer"),
+                    }
                 }
             }
-            let indices =
-                UInt32Array::from_iter(best.into_iter().map(|b| (b != u32::MAX).then_some(b)));
-            State::Extreme(take(values.as_ref(), &indices, None)?)
-        }
-        func => {
-            let squares = !matches!(func, AggFunc::Sum | AggFunc::Mean);
-            let m = moments(
-                values.as_ref().expect("a numeric value"),
-                &kept,
-                ids,
-                groups,
+            Acc::Sums { slots, n } => {
+                slots.resize(groups);
+                n.resize(groups, 0);
+                let Numbers::Float(a) = Numbers::of(values.as_ref().expect("a value"))? else {
+                    unreachable!("a float sum")
+                };
+                let v = a.values();
+                let group = |i: usize| ids[i] as usize;
+                match kept.as_ref().filter(|k| k.null_count() > 0) {
+                    None => slots.add_rows(rows, group, |i| v[i], |_| true, |_| ()),
+                    Some(k) => slots.add_rows(rows, group, |i| v[i], |i| k.is_valid(i), |_| ()),
+                }
+                // Counted apart: a loop of independent increments overlaps its misses.
+                for_each_kept(&kept, rows, |i| n[ids[i] as usize] += 1);
+            }
+            Acc::Moments {
+                sum,
                 squares,
-            )?;
-            State::Moments {
-                sum: m.sum,
-                squares: m.squares,
-                n: m.n,
+                n,
+                adder,
+            } => {
+                sum.resize(groups, ExactSum::default());
+                squares.resize(groups, ExactSum::default());
+                n.resize(groups, 0);
+                match Numbers::of(values.as_ref().expect("a numeric value"))? {
+                    Numbers::Float(a) => {
+                        let selected = |i: usize| kept.as_ref().is_none_or(|k| k.is_valid(i));
+                        adder.add(
+                            sum,
+                            Some(squares),
+                            a.values(),
+                            |i| ids[i] as usize,
+                            selected,
+                        );
+                        for_each_kept(&kept, rows, |i| n[ids[i] as usize] += 1);
+                    }
+                    Numbers::Signed(a) => {
+                        let v = a.values();
+                        for_each_kept(&kept, rows, |i| {
+                            let g = ids[i] as usize;
+                            sum[g].add_i128(v[i] as i128);
+                            squares[g].add_square_of(v[i].unsigned_abs());
+                            n[g] += 1;
+                        })
+                    }
+                    Numbers::Unsigned(a) => {
+                        let v = a.values();
+                        for_each_kept(&kept, rows, |i| {
+                            let g = ids[i] as usize;
+                            sum[g].add_i128(v[i] as i128);
+                            squares[g].add_square_of(v[i]);
+                            n[g] += 1;
+                        })
+                    }
+                }
+            }
+            Acc::ExtremeWords { best, word } => {
+                best.resize(groups, u32::MAX);
+                word.resize(groups, 0);
+                let values = values.expect("min and max have a value");
+                let (words, _) = keys::order_words(values.as_ref()).expect("order words");
+                for_each_kept(&kept, rows, |i| {
+                    let g = ids[i] as usize;
+                    let w = words[i];
+                    let better = if max { w > word[g] } else { w < word[g] };
+                    if best[g] == u32::MAX || better {
+                        best[g] = row(i);
+                        word[g] = w;
+                    }
+                });
+            }
+            Acc::ExtremeRows { rows: r, best, .. } => {
+                best.resize(groups, u32::MAX);
+                for_each_kept(&kept, rows, |i| {
+                    let g = ids[i] as usize;
+                    let at = row(i);
+                    let b = best[g];
+                    let better = b == u32::MAX || {
+                        let (x, y) = (r.row(at as usize), r.row(b as usize));
+                        if max {
+                            x > y
+                        } else {
+                            x < y
+                        }
+                    };
+                    if better {
+                        best[g] = at;
+                    }
+                });
+            }
+            Acc::Distinct { rows: r, groups: g } => {
+                for_each_kept(&kept, rows, |i| {
+                    r.push(row(i));
+                    g.push(ids[i]);
+                });
             }
         }
+        Ok(())
+    }
+
+    /// The state over all the chunks pushed, of `groups` groups.
+    fn finish(self, batch: &RecordBatch, agg: &PlannedAgg, groups: usize) -> Result<State> {
+        let best_values = |best: Vec<u32>| -> Result<ArrayRef> {
+            // The value at each group's best row, null where it has none.
+            let rows: Vec<u32> = best.iter().copied().filter(|&b| b != u32::MAX).collect();
+            let values = values_at(batch, agg.value.as_ref().expect("a value"), &rows)?;
+            let mut next = 0u32;
+            let place = UInt32Array::from_iter(best.iter().map(|&b| {
+                (b != u32::MAX).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            }));
+            Ok(take(values.as_ref(), &place, None)?)
+        };
+        Ok(match self {
+            Acc::Count(mut counts) => {
+                counts.resize(groups, 0);
+                State::Count(counts)
+            }
+            Acc::IntSum {
+                mut sums,
+                mut high,
+                mut n,
+            } => {
+                sums.resize(groups, 0);
+                high.resize(groups, 0);
+                n.resize(groups, 0);
+                State::IntSum { sums, high, n }
+            }
+            Acc::Sums { mut slots, mut n } => {
+                slots.resize(groups);
+                n.resize(groups, 0);
+                State::Moments {
+                    sum: (0..groups).map(|g| slots.get(g)).collect(),
+                    squares: Vec::new(),
+                    n,
+                }
+            }
+            Acc::Moments {
+                mut sum,
+                mut squares,
+                mut n,
+                ..
+            } => {
+                sum.resize(groups, ExactSum::default());
+                squares.resize(groups, ExactSum::default());
+                n.resize(groups, 0);
+                State::Moments { sum, squares, n }
+            }
+            Acc::ExtremeWords { mut best, .. } => {
+                best.resize(groups, u32::MAX);
+                State::Extreme(best_values(best)?)
+            }
+            Acc::ExtremeRows {
+                values, mut best, ..
+            } => {
+                best.resize(groups, u32::MAX);
+                let at = UInt32Array::from_iter(best.iter().map(|&b| (b != u32::MAX).then_some(b)));
+                State::Extreme(take(values.as_ref(), &at, None)?)
+            }
+            Acc::Distinct { rows, groups: g } => {
+                let values = values_at(batch, agg.value.as_ref().expect("a value"), &rows)?;
+                State::distinct(groups, g, values)?
+            }
+        })
+    }
+}
+
+/// Adds integers into exact i128 sums per group.
+fn add_ints<T: Copy + Into<i128>>(
+    kept: &Option<NullBuffer>,
+    ids: &[u32],
+    v: &[T],
+    sums: &mut [i128],
+    n: &mut [u64],
+) {
+    for_each_kept(kept, ids.len(), |i| {
+        let g = ids[i] as usize;
+        sums[g] = sums[g].wrapping_add(v[i].into());
+        n[g] += 1;
     })
 }
 
+/// `expr` evaluated at `rows` of `batch` (the columns it reads gathered, the others a
+/// zero-copy slice of the right length, never read).
+fn values_at(batch: &RecordBatch, expr: &Typed, rows: &[u32]) -> Result<ArrayRef> {
+    let used = expr.column_indices();
+    let at = UInt32Array::from(rows.to_vec());
+    let columns = batch
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(c, column)| {
+            Ok(if used.contains(&c) {
+                take(column.as_ref(), &at, None)?
+            } else {
+                column.slice(0, rows.len().min(column.len()))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    let gathered = RecordBatch::try_new_with_options(batch.schema(), columns, &options)?;
+    evaluate_value(&gathered, expr)
+}
+
+/// Groups a batch chunk by chunk: one [`Numbering`] of the keys kept across chunks, and
+/// each aggregate's [`Acc`] updated column by column over a chunk's group numbers.
+struct Grouper<'a> {
+    batch: &'a RecordBatch,
+    plan: &'a Plan,
+    keys: Vec<ArrayRef>,
+    numbering: Option<Numbering>,
+    accs: Vec<Acc>,
+    zeros: Vec<u32>,
+}
+
+impl<'a> Grouper<'a> {
+    fn new(batch: &'a RecordBatch, plan: &'a Plan) -> Result<Grouper<'a>> {
+        let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
+        let numbering = if keys.is_empty() {
+            None
+        } else {
+            Some(Numbering::new(&keys)?)
+        };
+        let accs = plan
+            .aggs
+            .iter()
+            .map(|agg| Acc::new(batch, agg))
+            .collect::<Result<_>>()?;
+        Ok(Grouper {
+            batch,
+            plan,
+            keys,
+            numbering,
+            accs,
+            zeros: Vec::new(),
+        })
+    }
+
+    /// Groups rows `start..start + len` of the batch.
+    fn push(&mut self, start: usize, len: usize) -> Result<()> {
+        let chunk = self.batch.slice(start, len);
+        let row = |i: usize| (start + i) as u32;
+        let (ids, groups) = match &mut self.numbering {
+            Some(numbering) => {
+                let keys: Vec<ArrayRef> = self.keys.iter().map(|k| k.slice(start, len)).collect();
+                numbering.number(&keys, row)?
+            }
+            None => {
+                self.zeros.resize(len, 0);
+                (&self.zeros[..len], 1)
+            }
+        };
+        for (acc, agg) in self.accs.iter_mut().zip(&self.plan.aggs) {
+            acc.push(&chunk, agg, ids, groups, row)?;
+        }
+        Ok(())
+    }
+
+    /// The groups (in order of first appearance) and each one's first row.
+    fn finish(self) -> Result<(Grouped, Vec<u32>)> {
+        let (groups, first) = match self.numbering {
+            Some(n) => {
+                let first = n.into_first();
+                (first.len(), first)
+            }
+            None => (1, Vec::new()),
+        };
+        let at = UInt32Array::from(first.clone());
+        let keys = self
+            .keys
+            .iter()
+            .map(|c| take(c.as_ref(), &at, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let states = self
+            .accs
+            .into_iter()
+            .zip(&self.plan.aggs)
+            .map(|(acc, agg)| acc.finish(self.batch, agg, groups))
+            .collect::<Result<_>>()?;
+        let grouped = Grouped {
+            groups,
+            keys,
+            states,
+        };
+        Ok((grouped, first))
+    }
+}
+
 /// Groups `batch` as `plan` says, into per-group states; groups in order of first
-/// appearance. With more than one thread and enough rows, contiguous pieces of the batch
-/// are grouped each on its own thread and merged in order; within a piece, chunks of
-/// [`Threads::chunk_rows`] rows are grouped one after another and merged likewise. States
-/// merge exactly and the merge keeps first appearances and ties in row order, so the
-/// result is one thread's over the whole batch, bit for bit (an error is the first
-/// piece's that has one).
+/// appearance, one thread's bits whatever the threads.
 ///
-/// Chunks keep each step's buffers (keys, group numbers) small and reused: grouping 10M
-/// rows in one go allocated ~250 MB afresh per call, and faulting those pages in cost
-/// more than the grouping itself.
-///
-/// Merging costs about what grouping the merged groups' keys again would, so a batch of
-/// many groups (more than one in eight rows of an evenly spread sample) is grouped on one
-/// thread in one go.
+/// With more than one thread and few groups (at most one in eight rows of an evenly
+/// spread sample), contiguous pieces of the batch are grouped each on its own thread and
+/// merged in order: states merge exactly and the merge keeps first appearances and ties
+/// in row order. With more groups, merging would cost about what grouping the merged
+/// groups' keys again does, so the batch is grouped on one thread. Either way a batch is
+/// grouped [`CHUNK_ROWS`] rows at a time, so that each
+/// step's buffers stay small and are reused (grouping 10M rows in one go allocated
+/// hundreds of MB afresh per call, and faulting those pages in cost more than the
+/// grouping itself). An error is the first piece's that has one.
 pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Result<Grouped> {
     let rows = batch.num_rows();
-    if rows <= threads.chunk_rows() || !few_groups(batch, plan)? {
-        return partial_serial(batch, plan);
+    // Chunks of at most CHUNK_ROWS, fewer with fewer rows a thread (tests cut them small).
+    let chunk = CHUNK_ROWS.min(threads.chunk_rows());
+    if rows <= threads.chunk_rows() || threads.pieces(rows) == 1 || !few_groups(batch, plan)? {
+        return partial_serial(batch, plan, chunk);
     }
     let parts = threads.map_pieces(rows, |start, len| {
-        let piece = batch.slice(start, len);
-        let chunk = threads.chunk_rows();
-        if len <= chunk {
-            return partial_serial(&piece, plan);
-        }
-        let mut merger = Merger::new();
-        for at in (0..len).step_by(chunk) {
-            merger.push(
-                plan,
-                partial_serial(&piece.slice(at, chunk.min(len - at)), plan)?,
-            )?;
-        }
-        Ok(merger.finish(plan)?.expect("a chunk was pushed"))
+        partial_serial(&batch.slice(start, len), plan, chunk)
     })?;
     let mut merger = Merger::new();
     for part in parts {
@@ -398,29 +593,12 @@ fn few_groups(batch: &RecordBatch, plan: &Plan) -> Result<bool> {
     Ok(first.len() * 8 <= sample.len())
 }
 
-/// [`partial`] on the calling thread.
-fn partial_serial(batch: &RecordBatch, plan: &Plan) -> Result<Grouped> {
-    let key_columns: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
-    let (ids, first, groups) = if key_columns.is_empty() {
-        (vec![0u32; batch.num_rows()], Vec::new(), 1)
-    } else {
-        let (ids, first) = assign_groups(&key_columns)?;
-        let groups = first.len();
-        (ids, first, groups)
-    };
-    let first = UInt32Array::from(first);
-    let keys = key_columns
-        .iter()
-        .map(|c| take(c.as_ref(), &first, None))
-        .collect::<std::result::Result<_, _>>()?;
-    let states = plan
-        .aggs
-        .iter()
-        .map(|agg| aggregate(batch, agg, &ids, groups))
-        .collect::<Result<_>>()?;
-    Ok(Grouped {
-        groups,
-        keys,
-        states,
-    })
+/// [`partial`] on the calling thread, `chunk` rows at a time.
+fn partial_serial(batch: &RecordBatch, plan: &Plan, chunk: usize) -> Result<Grouped> {
+    let mut grouper = Grouper::new(batch, plan)?;
+    let rows = batch.num_rows();
+    for start in (0..rows).step_by(chunk) {
+        grouper.push(start, chunk.min(rows - start))?;
+    }
+    Ok(grouper.finish()?.0)
 }

@@ -1,100 +1,316 @@
-//! Group numbers for key columns, column by column: every key column becomes a dense code
-//! per row (equal codes exactly when the keys are equal, as arrow's row format compares
-//! them), the codes of several columns are combined by mixed radix into one `u64` per
-//! row, and the combined codes are numbered in order of first appearance, by a direct
-//! table when they are few and by a hash table otherwise.
+//! Group numbers for key columns, chunk by chunk, numbers kept across chunks: every key
+//! column becomes a code per row (equal codes exactly when the keys are equal, as arrow's
+//! row format compares them), the codes are combined by mixed radix into one or a few
+//! `u64` words per row, and the words are numbered in order of first appearance, by a
+//! direct table when their range is small and by a hash table otherwise.
 //!
-//! - Fixed-width columns whose order words span a small range are coded by subtraction
-//!   (`word - min`, no hashing); others by a hash table of their words.
+//! - Fixed-width columns are coded by subtraction (order word minus the column's smallest,
+//!   no hashing; found once, over the whole column).
 //! - String and binary columns are numbered by a hash table over their bytes, each
 //!   distinct value kept once in an arena (compared there, not with a far row of the
 //!   input), short values compared as two machine words.
+//! - Keys of other types (nested, dictionary, decimal) are numbered as a whole by their
+//!   row-format rows, in the same byte table.
 //! - A null is a code of its own in every column.
 //!
-//! When the product of the columns' code counts would overflow a `u64`, the combined codes
-//! so far are renumbered densely first (at most one code per row), so any number of
-//! columns combines. A column of another type (nested, dictionary, decimal) sends the
-//! whole key to the caller's row-format path: [`assign`] returns `None`.
+//! A chunk's buffers (codes, words, group numbers) are reused from chunk to chunk: a
+//! group-by of 10M rows in one go allocated hundreds of MB afresh per call, and faulting
+//! those pages in cost more than the grouping itself.
 
 use std::hash::BuildHasher;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, SortField};
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use super::keys;
+use crate::error::Result;
 
-/// Every row's group and every group's first row, groups in order of first appearance;
-/// `None` when a column is of a type coded only by the row format, or when every column
-/// is fixed-width and one spans too wide a range for a code by subtraction (one hash of
-/// the packed words then does better than a hash a column and one more).
-pub(crate) fn assign(columns: &[ArrayRef]) -> Option<(Vec<u32>, Vec<u32>)> {
-    let rows = columns.first()?.len();
-    let hash_wide = columns.iter().any(|c| is_bytes(c.data_type()));
-    let mut combined: Option<(Vec<u64>, u64)> = None;
-    let mut codes = Vec::new();
-    for column in columns {
-        let coded = code(column.as_ref(), hash_wide, &mut codes)?;
-        if columns.len() == 1 {
-            if let Coded::Numbered(first) = coded {
-                return Some((codes, first));
-            }
-        }
-        let card = coded.card();
-        combined = Some(match combined.take() {
-            None => (codes.iter().map(|&c| c as u64).collect(), card),
-            Some((mut acc, acc_card)) => {
-                let acc_card = match acc_card.checked_mul(card) {
-                    Some(_) => acc_card,
-                    None => {
-                        // Dense first: at most one code a row, and a column's codes fit
-                        // a u32, so the product fits now.
-                        let (ids, first) = number_hashed(acc.iter().copied());
-                        for (a, id) in acc.iter_mut().zip(ids) {
-                            *a = id as u64;
-                        }
-                        first.len() as u64
-                    }
-                };
-                for (a, &c) in acc.iter_mut().zip(&codes) {
-                    *a = *a * card + c as u64;
-                }
-                (acc, acc_card * card)
-            }
-        });
-    }
-    let (acc, card) = combined?;
-    debug_assert_eq!(acc.len(), rows);
-    Some(if card <= direct_limit(rows) {
-        number_direct(&acc, card as usize)
-    } else {
-        number_hashed(acc.into_iter())
-    })
+/// Rows numbered at a time by [`assign`].
+pub(crate) const CHUNK_ROWS: usize = 1 << 16;
+
+/// Every row's group and every group's first row, groups in order of first appearance.
+pub(crate) fn assign(columns: &[ArrayRef]) -> Result<(Vec<u32>, Vec<u32>)> {
+    assign_in(columns, CHUNK_ROWS)
 }
 
-/// The most codes numbered by a direct table: no more slots than rows (the table is then
+/// [`assign`], `chunk` rows at a time.
+fn assign_in(columns: &[ArrayRef], chunk: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    let mut numbering = Numbering::new(columns)?;
+    let mut ids = Vec::with_capacity(rows);
+    for start in (0..rows).step_by(chunk) {
+        let len = chunk.min(rows - start);
+        let chunk: Vec<ArrayRef> = columns.iter().map(|c| c.slice(start, len)).collect();
+        ids.extend_from_slice(numbering.number(&chunk, |i| (start + i) as u32)?.0);
+    }
+    Ok((ids, numbering.into_first()))
+}
+
+/// How one key column is coded.
+enum Coder {
+    /// Order word minus `lo`, plus one when `nullable` (a null is 0): below `card`.
+    Range { lo: u64, nullable: bool },
+    /// Numbered by their bytes.
+    Bytes(BytesTable),
+    /// Every key column at once, numbered by its row-format rows.
+    Rows(RowConverter, BytesTable),
+}
+
+/// How the words of a row are numbered.
+enum Table {
+    /// The one coder numbers the rows itself (in order of first appearance).
+    Identity,
+    /// One word below the table's length: a slot a word.
+    Direct(Vec<u32>),
+    One(HashMap<u64, u32>),
+    Two(HashMap<u128, u32>),
+    /// More words: each group's words in `keys`, `words` a group.
+    Many {
+        table: HashTable<(u64, u32)>,
+        keys: Vec<u64>,
+        hasher: DefaultHashBuilder,
+    },
+}
+
+/// Group numbers of key rows fed a chunk at a time (slices or gathers of the columns
+/// [`Numbering::new`] was given), in order of first appearance across all chunks.
+pub(crate) struct Numbering {
+    /// Each coder, its radix (how many codes it has, bounded) and the word it goes into.
+    coders: Vec<(Coder, u128, usize)>,
+    words: usize,
+    table: Table,
+    first: Vec<u32>,
+    codes: Vec<u64>,
+    row_words: Vec<u64>,
+    ids: Vec<u32>,
+}
+
+impl Numbering {
+    /// A numbering for rows of `columns` (the whole columns: fixed-width ranges are found
+    /// over them).
+    pub(crate) fn new(columns: &[ArrayRef]) -> Result<Numbering> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let codable = columns.iter().all(|c| {
+            is_bytes(c.data_type()) || keys::order_words(c.slice(0, 0).as_ref()).is_some()
+        });
+        let mut coders: Vec<(Coder, u128)> = Vec::new();
+        if codable {
+            for column in columns {
+                coders.push(if is_bytes(column.data_type()) {
+                    (Coder::Bytes(BytesTable::new()), 1 << 32)
+                } else {
+                    let nullable = column.logical_null_count() > 0;
+                    let (lo, hi) = word_range(column.as_ref()).unwrap_or((0, 0));
+                    let card = (hi - lo) as u128 + 1 + nullable as u128;
+                    (Coder::Range { lo, nullable }, card)
+                });
+            }
+        }
+        // A code beyond 64 bits (every u64 word and a null): the row format for all.
+        if !codable || coders.iter().any(|(_, card)| *card > 1 << 64) {
+            coders.clear();
+            let fields = columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect();
+            coders.push((
+                Coder::Rows(RowConverter::new(fields)?, BytesTable::new()),
+                1 << 32,
+            ));
+        }
+        // Mixed radix into u64 words, a new word when the next code would overflow one.
+        let mut placed = Vec::with_capacity(coders.len());
+        let (mut words, mut product) = (0usize, u128::MAX);
+        for (coder, radix) in coders {
+            if product.saturating_mul(radix) > 1 << 64 {
+                words += 1;
+                product = 1;
+            }
+            product *= radix;
+            placed.push((coder, radix, words - 1));
+        }
+        let identity = placed.len() == 1 && !matches!(placed[0].0, Coder::Range { .. });
+        let table = if identity {
+            Table::Identity
+        } else if words == 1 && product <= direct_limit(rows) as u128 {
+            Table::Direct(vec![u32::MAX; product as usize])
+        } else {
+            match words {
+                1 => Table::One(HashMap::new()),
+                2 => Table::Two(HashMap::new()),
+                _ => Table::Many {
+                    table: HashTable::new(),
+                    keys: Vec::new(),
+                    hasher: DefaultHashBuilder::default(),
+                },
+            }
+        };
+        Ok(Numbering {
+            coders: placed,
+            words,
+            table,
+            first: Vec::new(),
+            codes: Vec::new(),
+            row_words: Vec::new(),
+            ids: Vec::new(),
+        })
+    }
+
+    /// Each group's first row (as the chunks' `row` gave it).
+    pub(crate) fn into_first(self) -> Vec<u32> {
+        self.first
+    }
+
+    /// The group of every row of `columns` (a chunk of the key columns), numbering new
+    /// keys on, and the groups so far; `row(i)` is row `i`'s row in the whole input,
+    /// recorded as a new group's first row.
+    pub(crate) fn number(
+        &mut self,
+        columns: &[ArrayRef],
+        row: impl Fn(usize) -> u32,
+    ) -> Result<(&[u32], usize)> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        self.ids.clear();
+        let Numbering {
+            coders,
+            words,
+            table,
+            first,
+            codes,
+            row_words,
+            ids,
+        } = self;
+        let words = *words;
+        row_words.clear();
+        row_words.resize(rows * words, 0);
+        for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
+            code_chunk(coder, columns, j, codes)?;
+            let (radix, word) = (*radix as u64, *word);
+            if let Table::Identity = table {
+                break;
+            }
+            for (r, &c) in codes.iter().enumerate() {
+                let w = &mut row_words[r * words + word];
+                *w = w.wrapping_mul(radix).wrapping_add(c);
+            }
+        }
+        let new_group = |first: &mut Vec<u32>, r: usize| {
+            first.push(row(r));
+            (first.len() - 1) as u32
+        };
+        match table {
+            Table::Identity => {
+                for (r, &c) in codes.iter().enumerate() {
+                    if c as usize == first.len() {
+                        new_group(first, r);
+                    }
+                    ids.push(c as u32);
+                }
+            }
+            Table::Direct(slots) => {
+                for (r, &w) in row_words.iter().enumerate() {
+                    let s = &mut slots[w as usize];
+                    if *s == u32::MAX {
+                        *s = new_group(first, r);
+                    }
+                    ids.push(*s);
+                }
+            }
+            Table::One(map) => {
+                for (r, &w) in row_words.iter().enumerate() {
+                    ids.push(*map.entry(w).or_insert_with(|| new_group(first, r)));
+                }
+            }
+            Table::Two(map) => {
+                for (r, w) in row_words.chunks_exact(2).enumerate() {
+                    let key = (w[0] as u128) << 64 | w[1] as u128;
+                    ids.push(*map.entry(key).or_insert_with(|| new_group(first, r)));
+                }
+            }
+            Table::Many {
+                table,
+                keys,
+                hasher,
+            } => {
+                for (r, w) in row_words.chunks_exact(words).enumerate() {
+                    let hash = hasher.hash_one(w);
+                    let found = table.find(hash, |&(h, g)| {
+                        h == hash && &keys[g as usize * words..][..words] == w
+                    });
+                    let g = match found {
+                        Some(&(_, g)) => g,
+                        None => {
+                            let g = new_group(first, r);
+                            keys.extend_from_slice(w);
+                            table.insert_unique(hash, (hash, g), |&(h, _)| h);
+                            g
+                        }
+                    };
+                    ids.push(g);
+                }
+            }
+        }
+        Ok((ids.as_slice(), first.len()))
+    }
+}
+
+/// Codes column `j` of a chunk (or, for the row coder, all of them) into `out`.
+fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u64>) -> Result<()> {
+    out.clear();
+    let column = &columns[j];
+    let nulls = column.logical_nulls().filter(|n| n.null_count() > 0);
+    let nulls = nulls.as_ref();
+    match coder {
+        Coder::Range { lo, nullable } => {
+            let (words, _) = keys::order_words(column.as_ref()).expect("a fixed-width key");
+            let lo = *lo;
+            match nulls {
+                None => out.extend(words.iter().map(|&w| w.wrapping_sub(lo) + *nullable as u64)),
+                Some(n) => out.extend(words.iter().zip(n.iter()).map(|(&w, valid)| {
+                    if valid {
+                        w.wrapping_sub(lo) + 1
+                    } else {
+                        0
+                    }
+                })),
+            }
+        }
+        Coder::Bytes(table) => table.number_column(column.as_ref(), nulls, out),
+        Coder::Rows(converter, table) => {
+            let rows = converter.convert_columns(columns)?;
+            table.number((0..rows.num_rows()).map(|i| Some(rows.row(i).data())), out);
+        }
+    }
+    Ok(())
+}
+
+/// The smallest and largest order word among `column`'s valid values (`None`: none).
+fn word_range(column: &dyn Array) -> Option<(u64, u64)> {
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for start in (0..column.len()).step_by(CHUNK_ROWS) {
+        let piece = column.slice(start, CHUNK_ROWS.min(column.len() - start));
+        let (words, _) = keys::order_words(piece.as_ref())?;
+        match piece.logical_nulls().filter(|n| n.null_count() > 0) {
+            None => words.iter().for_each(|&w| {
+                lo = lo.min(w);
+                hi = hi.max(w);
+            }),
+            Some(n) => n.valid_indices().for_each(|i| {
+                lo = lo.min(words[i]);
+                hi = hi.max(words[i]);
+            }),
+        }
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// The most words numbered by a direct table: no more slots than rows (the table is then
 /// no bigger than the group numbers written), and never above 64 MiB of slots.
 fn direct_limit(rows: usize) -> u64 {
     (rows.max(1 << 12) as u64).min(1 << 24)
-}
-
-/// How a column was coded into its codes.
-enum Coded {
-    /// Codes below this bound (a range, with a code for null).
-    Range(u64),
-    /// Codes numbered in order of first appearance: the first row of each.
-    Numbered(Vec<u32>),
-}
-
-impl Coded {
-    /// How many codes there may be.
-    fn card(&self) -> u64 {
-        match self {
-            Coded::Range(card) => *card,
-            Coded::Numbered(first) => first.len() as u64,
-        }
-    }
 }
 
 /// Whether columns of `dt` are numbered by their bytes.
@@ -106,196 +322,157 @@ fn is_bytes(dt: &DataType) -> bool {
     )
 }
 
-/// Codes `column` into `out` (cleared first), or `None` for a type it does not code (or a
-/// fixed-width column too wide for a code by subtraction, unless `hash_wide`).
-fn code(column: &dyn Array, hash_wide: bool, out: &mut Vec<u32>) -> Option<Coded> {
-    out.clear();
-    let nulls = column.logical_nulls().filter(|n| n.null_count() > 0);
-    let nulls = nulls.as_ref();
-    use DataType as D;
-    Some(match column.data_type() {
-        D::Utf8 => {
-            let a = column.as_string::<i32>();
-            Coded::Numbered(number_bytes(a.len(), nulls, |i| a.value(i).as_bytes(), out))
-        }
-        D::LargeUtf8 => {
-            let a = column.as_string::<i64>();
-            Coded::Numbered(number_bytes(a.len(), nulls, |i| a.value(i).as_bytes(), out))
-        }
-        D::Binary => {
-            let a = column.as_binary::<i32>();
-            Coded::Numbered(number_bytes(a.len(), nulls, |i| a.value(i), out))
-        }
-        D::LargeBinary => {
-            let a = column.as_binary::<i64>();
-            Coded::Numbered(number_bytes(a.len(), nulls, |i| a.value(i), out))
-        }
-        D::Utf8View => {
-            let a = column.as_string_view();
-            Coded::Numbered(number_bytes(a.len(), nulls, |i| a.value(i).as_bytes(), out))
-        }
-        D::BinaryView => {
-            let a = column.as_binary_view();
-            Coded::Numbered(number_bytes(a.len(), nulls, |i| a.value(i), out))
-        }
-        _ => {
-            let (words, _) = keys::order_words(column)?;
-            code_words(&words, nulls, hash_wide, out)?
-        }
-    })
-}
-
-/// Codes order words: by subtraction when their range (and a code for null) fits a u32,
-/// else numbered by a hash table (or `None` unless `hash_wide`).
-fn code_words(
-    words: &[u64],
-    nulls: Option<&NullBuffer>,
-    hash_wide: bool,
-    out: &mut Vec<u32>,
-) -> Option<Coded> {
-    let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    match nulls {
-        None => {
-            for &w in words {
-                lo = lo.min(w);
-                hi = hi.max(w);
-            }
-        }
-        Some(n) => {
-            for i in n.valid_indices() {
-                lo = lo.min(words[i]);
-                hi = hi.max(words[i]);
-            }
-        }
-    }
-    let null_code = nulls.is_some() as u64;
-    if lo > hi {
-        // Every row null (or none at all): one code.
-        out.resize(words.len(), 0);
-        return Some(Coded::Range(1));
-    }
-    let span = hi - lo;
-    if span < u32::MAX as u64 - null_code {
-        match nulls {
-            None => out.extend(words.iter().map(|&w| (w - lo) as u32)),
-            Some(_) => out.extend(words.iter().enumerate().map(|(i, &w)| {
-                if valid(i) {
-                    (w - lo + 1) as u32
-                } else {
-                    0
-                }
-            })),
-        }
-        return Some(Coded::Range(span + 1 + null_code));
-    }
-    if !hash_wide {
-        return None;
-    }
-    let (ids, first) = match nulls {
-        // Nulls apart from every word: the word's 64 bits and a bit above.
-        Some(_) => {
-            number_hashed(
-                words
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &w)| if valid(i) { w as u128 } else { 1 << 64 }),
-            )
-        }
-        None => number_hashed(words.iter().copied()),
-    };
-    *out = ids;
-    Some(Coded::Numbered(first))
-}
-
-/// Numbers codes below `card` in order of first appearance by a table with a slot a code.
-fn number_direct(codes: &[u64], card: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut slot = vec![u32::MAX; card];
-    let mut first = Vec::new();
-    let ids = codes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let s = &mut slot[c as usize];
-            if *s == u32::MAX {
-                *s = first.len() as u32;
-                first.push(i as u32);
-            }
-            *s
-        })
-        .collect();
-    (ids, first)
-}
-
-/// Numbers keys in order of first appearance by a hash table.
-fn number_hashed<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<u32>) {
-    super::group_by::number_into(&mut HashMap::new(), keys)
-}
-
-/// Numbers `rows` byte strings (`value(i)`; null where `nulls` says) in order of first
-/// appearance into `out`; returns each number's first row. Nulls are one number.
-fn number_bytes<'a>(
-    rows: usize,
-    nulls: Option<&NullBuffer>,
-    value: impl Fn(usize) -> &'a [u8],
-    out: &mut Vec<u32>,
-) -> Vec<u32> {
-    let hasher = DefaultHashBuilder::default();
-    // (hash, number) of every distinct value; the values themselves in `arena`.
-    let mut table: HashTable<(u64, u32)> = HashTable::new();
-    let mut arena: Vec<u8> = Vec::new();
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut first: Vec<u32> = Vec::new();
-    let mut null_number: Option<u32> = None;
-    out.reserve(rows);
-    for i in 0..rows {
-        if nulls.is_some_and(|n| n.is_null(i)) {
-            let n = *null_number.get_or_insert_with(|| {
-                first.push(i as u32);
-                spans.push((arena.len(), 0));
-                (first.len() - 1) as u32
-            });
-            out.push(n);
-            continue;
-        }
-        let v = value(i);
-        let hash = hasher.hash_one(v);
-        let found = table.find(hash, |&(h, n)| {
-            let (start, len) = spans[n as usize];
-            h == hash && same_bytes(&arena[start..start + len], v)
-        });
-        let n = match found {
-            Some(&(_, n)) => n,
-            None => {
-                let n = first.len() as u32;
-                first.push(i as u32);
-                spans.push((arena.len(), v.len()));
-                arena.extend_from_slice(v);
-                table.insert_unique(hash, (hash, n), |&(h, _)| h);
-                n
-            }
-        };
-        out.push(n);
-    }
-    first
-}
-
-/// Byte equality with short values (up to 16 bytes, most keys) compared as two
-/// overlapping 8-byte words, or smaller pieces, without a call.
+/// A byte string's length and two words that, with the length, are the string itself
+/// up to 16 bytes (the first and last 8 bytes, overlapping; shorter ones in pieces), and
+/// its first and last 8 bytes beyond.
 #[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
-    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap());
+fn fingerprint(v: &[u8]) -> (u64, u64) {
+    let n = v.len();
+    let word = |at: usize| u64::from_le_bytes(v[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u32::from_le_bytes(v[at..at + 4].try_into().unwrap()) as u64;
     match n {
-        0 => true,
-        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
-        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-        _ => a == b,
+        0 => (0, 0),
+        1..=3 => (
+            v[0] as u64 | (v[n / 2] as u64) << 8 | (v[n - 1] as u64) << 16,
+            0,
+        ),
+        4..=7 => (half(0) | half(n - 4) << 32, 0),
+        _ => (word(0), word(n - 8)),
+    }
+}
+
+/// A distinct value of a [`BytesTable`]: its hash, number, length and [`fingerprint`],
+/// in the table's own slot, so that most lookups read one cache line.
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: u64,
+    number: u32,
+    len: u32,
+    head: (u64, u64),
+}
+
+/// Byte strings numbered in order of first appearance, found by their hash: a value of
+/// up to 16 bytes is compared within its table entry, a longer one also with its copy
+/// in an arena; a null is a number of its own.
+struct BytesTable {
+    hasher: DefaultHashBuilder,
+    table: HashTable<Entry>,
+    arena: Vec<u8>,
+    /// Each number's value in `arena` (empty for a null and for values of up to 16
+    /// bytes, which their entry holds).
+    spans: Vec<(usize, usize)>,
+    null: Option<u32>,
+}
+
+impl BytesTable {
+    fn new() -> BytesTable {
+        BytesTable {
+            hasher: DefaultHashBuilder::default(),
+            table: HashTable::new(),
+            arena: Vec::new(),
+            spans: Vec::new(),
+            null: None,
+        }
+    }
+
+    /// Numbers a string or binary column's values into `out`.
+    fn number_column(
+        &mut self,
+        column: &dyn Array,
+        nulls: Option<&NullBuffer>,
+        out: &mut Vec<u64>,
+    ) {
+        let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+        use DataType as D;
+        match column.data_type() {
+            D::Utf8 => {
+                let a = column.as_string::<i32>();
+                self.number(
+                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
+                    out,
+                )
+            }
+            D::LargeUtf8 => {
+                let a = column.as_string::<i64>();
+                self.number(
+                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
+                    out,
+                )
+            }
+            D::Binary => {
+                let a = column.as_binary::<i32>();
+                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+            }
+            D::LargeBinary => {
+                let a = column.as_binary::<i64>();
+                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+            }
+            D::Utf8View => {
+                let a = column.as_string_view();
+                self.number(
+                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
+                    out,
+                )
+            }
+            D::BinaryView => {
+                let a = column.as_binary_view();
+                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+            }
+            other => unreachable!("not a byte column: {other}"),
+        }
+    }
+
+    /// Numbers `values` (`None`: null) into `out`.
+    fn number<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>, out: &mut Vec<u64>) {
+        let BytesTable {
+            hasher,
+            table,
+            arena,
+            spans,
+            null,
+        } = self;
+        for v in values {
+            let Some(v) = v else {
+                let n = *null.get_or_insert_with(|| {
+                    spans.push((arena.len(), 0));
+                    (spans.len() - 1) as u32
+                });
+                out.push(n as u64);
+                continue;
+            };
+            let hash = hasher.hash_one(v);
+            let (len, head) = (v.len() as u32, fingerprint(v));
+            let found = table.find(hash, |e| {
+                e.hash == hash
+                    && e.len == len
+                    && e.head == head
+                    && (len <= 16 || {
+                        let (start, n) = spans[e.number as usize];
+                        arena[start..start + n] == *v
+                    })
+            });
+            let n = match found {
+                Some(e) => e.number,
+                None => {
+                    let number = spans.len() as u32;
+                    if len > 16 {
+                        spans.push((arena.len(), v.len()));
+                        arena.extend_from_slice(v);
+                    } else {
+                        spans.push((arena.len(), 0));
+                    }
+                    let entry = Entry {
+                        hash,
+                        number,
+                        len,
+                        head,
+                    };
+                    table.insert_unique(hash, entry, |e| e.hash);
+                    number
+                }
+            };
+            out.push(n as u64);
+        }
     }
 }
 
@@ -332,7 +509,24 @@ mod tests {
         let strings = |f: &dyn Fn(u64) -> String| -> Vec<Option<String>> {
             cells.iter().map(|&(ok, x)| ok.then(|| f(x))).collect()
         };
-        match kind % 16 {
+        match kind % 19 {
+            // Words up to 2^63: with another key, just past one u64 word.
+            18 => Arc::new(arrow::array::UInt64Array::from_iter(
+                pick(&cells, &|x| x % 3)
+                    .into_iter()
+                    .map(|v| v.map(|x| [0, 1 << 62, 1 << 63][x as usize])),
+            )),
+            16 => Arc::new(
+                pick(&cells, &|x| x % 5)
+                    .into_iter()
+                    .map(|v| v.map(|x| ["a", "bb", "", "a\0", "ccc"][x as usize]))
+                    .collect::<arrow::array::DictionaryArray<arrow::datatypes::Int32Type>>(),
+            ),
+            17 => Arc::new(Int64Array::from_iter(
+                pick(&cells, &|x| x % 3)
+                    .into_iter()
+                    .map(|v| v.map(|x| [i64::MIN, 0, i64::MAX][x as usize])),
+            )),
             0 | 1 => Arc::new(Int64Array::from_iter(
                 pick(&cells, &|x| x % 9)
                     .into_iter()
@@ -405,6 +599,7 @@ mod tests {
             rows in 0usize..400,
             offset in 0usize..5,
             seed in any::<u64>(),
+            chunk in 1usize..80,
         ) {
             let columns: Vec<ArrayRef> = kinds
                 .iter()
@@ -413,26 +608,32 @@ mod tests {
                 .collect();
             let rows = keys::rows(&keys::ascending(&columns)).unwrap();
             let expected = super::super::group_by::number_into(&mut HashMap::new(), rows.iter());
-            if let Some(got) = assign(&columns) {
-                prop_assert_eq!(got, expected);
-            } else {
-                // Only all fixed-width keys with a wide one are left to the caller.
-                prop_assert!(columns.iter().all(|c| !is_bytes(c.data_type())));
-            }
+            prop_assert_eq!(assign_in(&columns, chunk).unwrap(), expected.clone());
+            prop_assert_eq!(assign(&columns).unwrap(), expected);
         }
     }
 
     #[test]
-    fn short_bytes_compare_every_position() {
-        for n in 0..=20usize {
-            let a: Vec<u8> = (0..n as u8).collect();
-            assert!(same_bytes(&a, &a.clone()));
+    fn fingerprints_tell_short_values_apart() {
+        // Up to 16 bytes a value is its length and fingerprint: any one byte changed
+        // changes the fingerprint.
+        for n in 0..=16usize {
+            let a: Vec<u8> = (0..n as u8).map(|b| b + 1).collect();
             for at in 0..n {
                 let mut b = a.clone();
                 b[at] ^= 0x40;
-                assert!(!same_bytes(&a, &b), "length {n}, byte {at}");
+                assert_ne!(fingerprint(&a), fingerprint(&b), "length {n}, byte {at}");
             }
-            assert!(!same_bytes(&a, &[a.as_slice(), &[0]].concat()));
         }
+        // Beyond, equal fingerprints and lengths are compared in full.
+        let mut t = BytesTable::new();
+        let mut out = Vec::new();
+        let long = |mid: u8| [[7u8; 8].as_slice(), &[mid], &[9u8; 8]].concat();
+        let values = [long(1), long(2), long(1), b"abc".to_vec(), b"abd".to_vec()];
+        t.number(
+            values.iter().map(|v| Some(v.as_slice())).chain([None]),
+            &mut out,
+        );
+        assert_eq!(out, [0, 1, 0, 2, 3, 4]);
     }
 }
