@@ -684,3 +684,71 @@ fn threaded_cpu_gives_one_threads_bits() {
         }
     }
 }
+
+/// Counts of kept rows stay right when the first chunks keep every row and a later one
+/// drops some (a null value, a FILTER): the grouping's own row counts serve until then,
+/// and must be carried into the aggregate's own. Chunks of 4 rows (one thread, one row a
+/// thread's minimum), against the counts and sums written out.
+#[test]
+fn kept_counts_carry_across_chunks() {
+    // Keys 0, 1 alternate; the values are null only from row 12 on.
+    let rows = 20;
+    let keys: Vec<i64> = (0..rows).map(|i| i % 2).collect();
+    let ints: Vec<Option<i64>> = (0..rows)
+        .map(|i| (i < 12 || i % 3 != 0).then_some(i))
+        .collect();
+    let floats: Vec<Option<f64>> = ints.iter().map(|v| v.map(|v| v as f64)).collect();
+    let b = batch(vec![
+        ("k", Arc::new(Int64Array::from(keys.clone())) as _),
+        ("i", Arc::new(Int64Array::from(ints.clone())) as _),
+        ("f", Arc::new(Float64Array::from(floats)) as _),
+    ]);
+    let aggs = [
+        Agg::count(col("i")),
+        Agg::mean(col("i")),
+        Agg::mean(col("f")),
+        Agg::count_star().filter(col("k").eq(lit(0i64)).or(col("i").gt(lit(10i64)))),
+    ];
+    let chunked = Engine::with_options(EngineOptions {
+        backend: Backend::Cpu,
+        cpu_threads: Some(1),
+        cpu_rows_per_thread: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    for engine in [common::cpu(), chunked] {
+        let out = engine.group_by(&b, &["k"], &aggs).unwrap();
+        for (row, key) in [0i64, 1].into_iter().enumerate() {
+            let kept: Vec<i64> = (0..rows)
+                .filter(|&i| keys[i as usize] == key)
+                .filter_map(|i| ints[i as usize])
+                .collect();
+            let n = kept.len() as i64;
+            let mean = kept.iter().sum::<i64>() as f64 / n as f64;
+            let filtered = (0..rows)
+                .filter(|&i| {
+                    keys[i as usize] == key
+                        && (key == 0 || ints[i as usize].is_some_and(|v| v > 10))
+                })
+                .count() as i64;
+            let int = |c: usize| {
+                out.column(c)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .value(row)
+            };
+            let float = |c: usize| {
+                out.column(c)
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .unwrap()
+                    .value(row)
+            };
+            assert_eq!(int(1), n, "count(i), key {key}");
+            assert_eq!(float(2), mean, "avg(i), key {key}");
+            assert_eq!(float(3), mean, "avg(f), key {key}");
+            assert_eq!(int(4), filtered, "count(*) FILTER, key {key}");
+        }
+    }
+}

@@ -126,20 +126,20 @@ impl Numbers {
 /// An aggregate's state over the chunks of a batch so far, grown as groups appear.
 enum Acc {
     /// `count(*)` and `count(x)`.
-    Count(Vec<u64>),
+    Count(KeptCount),
     /// `sum` and `avg` of integers and decimals (see [`State::IntSum`]).
     IntSum {
         sums: Vec<i128>,
         high: Vec<i64>,
-        n: Vec<u64>,
+        n: KeptCount,
     },
     /// `sum` and `avg` of floats: one 128-bit window a group.
-    Sums { slots: SumSlots, n: Vec<u64> },
+    Sums { slots: SumSlots, n: KeptCount },
     /// `var` and `stddev`: exact Σx and Σx² and n per group.
     Moments {
         sum: Vec<ExactSum>,
         squares: Vec<ExactSum>,
-        n: Vec<u64>,
+        n: KeptCount,
         adder: GroupedAdder,
     },
     /// `min`/`max` of values with order words: each group's first best row (in the whole
@@ -163,15 +163,15 @@ impl Acc {
             .as_ref()
             .is_some_and(|t| int_info(t).is_some() || is_decimal(t));
         Ok(match agg.func {
-            AggFunc::CountStar | AggFunc::Count => Acc::Count(Vec::new()),
+            AggFunc::CountStar | AggFunc::Count => Acc::Count(KeptCount::default()),
             AggFunc::Sum | AggFunc::Mean if integer => Acc::IntSum {
                 sums: Vec::new(),
                 high: Vec::new(),
-                n: Vec::new(),
+                n: KeptCount::default(),
             },
             AggFunc::Sum | AggFunc::Mean => Acc::Sums {
                 slots: SumSlots::default(),
-                n: Vec::new(),
+                n: KeptCount::default(),
             },
             AggFunc::CountDistinct => Acc::Distinct {
                 rows: Vec::new(),
@@ -198,20 +198,20 @@ impl Acc {
             _ => Acc::Moments {
                 sum: Vec::new(),
                 squares: Vec::new(),
-                n: Vec::new(),
+                n: KeptCount::default(),
                 adder: GroupedAdder::default(),
             },
         })
     }
 
     /// Adds the rows of `chunk` (row `i` being row `row(i)` of the whole batch, in group
-    /// `ids[i]`), with `groups` groups so far.
+    /// `ids[i]`), with `groups` groups so far, of `group_rows` rows each before this chunk.
     fn push(
         &mut self,
         chunk: &RecordBatch,
         agg: &PlannedAgg,
         ids: &[u32],
-        groups: usize,
+        (groups, group_rows): (usize, &[u64]),
         row: impl Fn(usize) -> u32,
     ) -> Result<()> {
         let rows = ids.len();
@@ -227,14 +227,11 @@ impl Acc {
         )?;
         let max = agg.func == AggFunc::Max;
         match self {
-            Acc::Count(counts) => {
-                counts.resize(groups, 0);
-                for_each_kept(&kept, rows, |i| counts[ids[i] as usize] += 1);
-            }
+            Acc::Count(counts) => counts.count(&kept, ids, groups, group_rows),
             Acc::IntSum { sums, high, n } => {
                 sums.resize(groups, 0);
                 high.resize(groups, 0);
-                n.resize(groups, 0);
+                n.count(&kept, ids, groups, group_rows);
                 let values = values.expect("sum has a value");
                 // Integers sum exactly in an i128 (their wrapping 64-bit sums are its low
                 // bits), decimals with the bits above it too (`add_wide`), so that an
@@ -244,19 +241,18 @@ impl Acc {
                     for_each_kept(&kept, rows, |i| {
                         let g = ids[i] as usize;
                         add_wide(&mut sums[g], &mut high[g], a.value(i));
-                        n[g] += 1;
                     });
                 } else {
                     match Numbers::of(&values)? {
-                        Numbers::Signed(a) => add_ints(&kept, ids, a.values(), sums, n),
-                        Numbers::Unsigned(a) => add_ints(&kept, ids, a.values(), sums, n),
+                        Numbers::Signed(a) => add_ints(&kept, ids, a.values(), sums),
+                        Numbers::Unsigned(a) => add_ints(&kept, ids, a.values(), sums),
                         Numbers::Float(_) => unreachable!("an integer"),
                     }
                 }
             }
             Acc::Sums { slots, n } => {
                 slots.resize(groups);
-                n.resize(groups, 0);
+                n.count(&kept, ids, groups, group_rows);
                 let Numbers::Float(a) = Numbers::of(values.as_ref().expect("a value"))? else {
                     unreachable!("a float sum")
                 };
@@ -266,8 +262,6 @@ impl Acc {
                     None => slots.add_rows(rows, group, |i| v[i], |_| true, |_| ()),
                     Some(k) => slots.add_rows(rows, group, |i| v[i], |i| k.is_valid(i), |_| ()),
                 }
-                // Counted apart: a loop of independent increments overlaps its misses.
-                for_each_kept(&kept, rows, |i| n[ids[i] as usize] += 1);
             }
             Acc::Moments {
                 sum,
@@ -277,7 +271,7 @@ impl Acc {
             } => {
                 sum.resize(groups, ExactSum::default());
                 squares.resize(groups, ExactSum::default());
-                n.resize(groups, 0);
+                n.count(&kept, ids, groups, group_rows);
                 match Numbers::of(values.as_ref().expect("a numeric value"))? {
                     Numbers::Float(a) => {
                         let selected = |i: usize| kept.as_ref().is_none_or(|k| k.is_valid(i));
@@ -288,7 +282,6 @@ impl Acc {
                             |i| ids[i] as usize,
                             selected,
                         );
-                        for_each_kept(&kept, rows, |i| n[ids[i] as usize] += 1);
                     }
                     Numbers::Signed(a) => {
                         let v = a.values();
@@ -296,7 +289,6 @@ impl Acc {
                             let g = ids[i] as usize;
                             sum[g].add_i128(v[i] as i128);
                             squares[g].add_square_of(v[i].unsigned_abs());
-                            n[g] += 1;
                         })
                     }
                     Numbers::Unsigned(a) => {
@@ -305,7 +297,6 @@ impl Acc {
                             let g = ids[i] as usize;
                             sum[g].add_i128(v[i] as i128);
                             squares[g].add_square_of(v[i]);
-                            n[g] += 1;
                         })
                     }
                 }
@@ -355,7 +346,13 @@ impl Acc {
     }
 
     /// The state over all the chunks pushed, of `groups` groups.
-    fn finish(self, batch: &RecordBatch, agg: &PlannedAgg, groups: usize) -> Result<State> {
+    fn finish(
+        self,
+        batch: &RecordBatch,
+        agg: &PlannedAgg,
+        groups: usize,
+        group_rows: &[u64],
+    ) -> Result<State> {
         let best_values = |best: Vec<u32>| -> Result<ArrayRef> {
             // The value at each group's best row, null where it has none.
             let rows: Vec<u32> = best.iter().copied().filter(|&b| b != u32::MAX).collect();
@@ -370,38 +367,34 @@ impl Acc {
             Ok(take(values.as_ref(), &place, None)?)
         };
         Ok(match self {
-            Acc::Count(mut counts) => {
-                counts.resize(groups, 0);
-                State::Count(counts)
-            }
+            Acc::Count(counts) => State::Count(counts.finish(groups, group_rows)),
             Acc::IntSum {
                 mut sums,
                 mut high,
-                mut n,
+                n,
             } => {
                 sums.resize(groups, 0);
                 high.resize(groups, 0);
-                n.resize(groups, 0);
+                let n = n.finish(groups, group_rows);
                 State::IntSum { sums, high, n }
             }
-            Acc::Sums { mut slots, mut n } => {
+            Acc::Sums { mut slots, n } => {
                 slots.resize(groups);
-                n.resize(groups, 0);
                 State::Moments {
                     sum: (0..groups).map(|g| slots.get(g)).collect(),
                     squares: Vec::new(),
-                    n,
+                    n: n.finish(groups, group_rows),
                 }
             }
             Acc::Moments {
                 mut sum,
                 mut squares,
-                mut n,
+                n,
                 ..
             } => {
                 sum.resize(groups, ExactSum::default());
                 squares.resize(groups, ExactSum::default());
-                n.resize(groups, 0);
+                let n = n.finish(groups, group_rows);
                 State::Moments { sum, squares, n }
             }
             Acc::ExtremeWords { mut best, .. } => {
@@ -429,13 +422,41 @@ fn add_ints<T: Copy + Into<i128>>(
     ids: &[u32],
     v: &[T],
     sums: &mut [i128],
-    n: &mut [u64],
 ) {
     for_each_kept(kept, ids.len(), |i| {
         let g = ids[i] as usize;
         sums[g] = sums[g].wrapping_add(v[i].into());
-        n[g] += 1;
     })
+}
+
+/// The kept rows of each group, counted without a pass of its own while every row is
+/// kept: until the first chunk that drops a row (an aggregate's FILTER, a null value),
+/// each group's count is the grouping's own row count, kept once for all aggregates;
+/// from then on its own copy is counted row by row.
+#[derive(Debug, Default)]
+struct KeptCount {
+    own: Option<Vec<u64>>,
+}
+
+impl KeptCount {
+    /// Counts a chunk's kept rows (`kept`; `None`: all), in groups `ids` of `groups`,
+    /// `group_rows` being every group's rows before this chunk.
+    fn count(&mut self, kept: &Option<NullBuffer>, ids: &[u32], groups: usize, group_rows: &[u64]) {
+        let drops = kept.as_ref().is_some_and(|k| k.null_count() > 0);
+        if self.own.is_none() && !drops {
+            return;
+        }
+        let own = self.own.get_or_insert_with(|| group_rows.to_vec());
+        own.resize(groups, 0);
+        for_each_kept(kept, ids.len(), |i| own[ids[i] as usize] += 1);
+    }
+
+    /// Every group's count, `group_rows` being every group's rows over all the chunks.
+    fn finish(self, groups: usize, group_rows: &[u64]) -> Vec<u64> {
+        let mut n = self.own.unwrap_or_else(|| group_rows.to_vec());
+        n.resize(groups, 0);
+        n
+    }
 }
 
 /// `expr` evaluated at `rows` of `batch` (the columns it reads gathered, the others a
@@ -469,6 +490,8 @@ struct Grouper<'a> {
     numbering: Option<Numbering>,
     accs: Vec<Acc>,
     zeros: Vec<u32>,
+    /// Every group's rows so far.
+    group_rows: Vec<u64>,
 }
 
 impl<'a> Grouper<'a> {
@@ -491,6 +514,7 @@ impl<'a> Grouper<'a> {
             numbering,
             accs,
             zeros: Vec::new(),
+            group_rows: Vec::new(),
         })
     }
 
@@ -509,7 +533,11 @@ impl<'a> Grouper<'a> {
             }
         };
         for (acc, agg) in self.accs.iter_mut().zip(&self.plan.aggs) {
-            acc.push(&chunk, agg, ids, groups, row)?;
+            acc.push(&chunk, agg, ids, (groups, &self.group_rows), row)?;
+        }
+        self.group_rows.resize(groups, 0);
+        for &g in ids {
+            self.group_rows[g as usize] += 1;
         }
         Ok(())
     }
@@ -533,7 +561,7 @@ impl<'a> Grouper<'a> {
             .accs
             .into_iter()
             .zip(&self.plan.aggs)
-            .map(|(acc, agg)| acc.finish(self.batch, agg, groups))
+            .map(|(acc, agg)| acc.finish(self.batch, agg, groups, &self.group_rows))
             .collect::<Result<_>>()?;
         let grouped = Grouped {
             groups,
