@@ -1,6 +1,6 @@
-//! Distinct on the CPU: the rows' keys numbered by the CPU group-by's `hashbrown` table
-//! (`group_by::assign_groups`: packed u64 / u128 keys, or row-format rows), then the kept
-//! row of each key picked from the numbering, in input order.
+//! Distinct on the CPU: the rows' keys numbered in order of first appearance
+//! (`group_by::assign_groups`, the column-by-column numbering of `super::groups`), then
+//! the kept row of each key picked from the numbering, in input order.
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;

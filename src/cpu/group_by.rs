@@ -1,11 +1,10 @@
-//! Group-by on the CPU: a `hashbrown` hash table from each row's key to its group number,
-//! groups numbered in order of first appearance, then one pass per aggregate.
+//! Group-by on the CPU, a chunk of rows at a time: the keys of a chunk are numbered by
+//! the [`Numbering`] kept across chunks (groups in order of first appearance; keys equal
+//! exactly when arrow's row format says so, see `super::groups`), then every aggregate's
+//! state ([`Acc`]) is grown to the groups so far and updated column-wise over the chunk's
+//! group numbers.
 //!
-//! Keys are compared by an encoding that is equal exactly when arrow's row format is:
-//! fixed-width keys (integers, floats by their bits, booleans, dates, timestamps, ...) are
-//! packed into one u64 or u128 per row (a null bit per nullable key, then the value bits),
-//! anything else (more or wider keys, strings, dictionaries) uses `RowConverter` rows. The
-//! output keys are a `take` of each group's first row, so Dictionary keys keep their
+//! The output keys are a `take` of each group's first row, so Dictionary keys keep their
 //! dictionary. Float sums, means and variances go through the exact accumulators of
 //! `crate::exact`, so they don't depend on the order of the rows.
 
