@@ -587,7 +587,8 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
     let rows = batch.num_rows();
     // Chunks of at most CHUNK_ROWS, fewer with fewer rows a thread (tests cut them small).
     let chunk = CHUNK_ROWS.min(threads.chunk_rows());
-    if rows <= threads.chunk_rows() || threads.pieces(rows) == 1 || !few_groups(batch, plan)? {
+    let pieces = threads.pieces(rows);
+    if rows <= threads.chunk_rows() || pieces == 1 || !few_groups(batch, plan, pieces)? {
         return partial_serial(batch, plan, chunk);
     }
     let parts = threads.map_pieces(rows, |start, len| {
@@ -603,8 +604,12 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
 /// Rows in the sample that [`few_groups`] judges by.
 const SAMPLE_ROWS: usize = 8192;
 
-/// Whether an evenly spread sample of `batch`'s rows has at most one group per eight rows.
-fn few_groups(batch: &RecordBatch, plan: &Plan) -> Result<bool> {
+/// Whether `batch` has few enough groups that merging `pieces` pieces' groups costs
+/// little beside grouping its rows: at most one group per 16 rows a piece, as estimated
+/// from an evenly spread sample of its rows. Of `n` sampled rows with `d` distinct keys,
+/// `n - d` repeat an earlier key; keys spread over `G` groups repeat about `n² / 2G`
+/// times, so `G ≈ n² / 2(n - d)` (at least `d`; a sample without a repeat is many groups).
+fn few_groups(batch: &RecordBatch, plan: &Plan, pieces: usize) -> Result<bool> {
     if plan.keys.is_empty() {
         return Ok(true);
     }
@@ -617,7 +622,12 @@ fn few_groups(batch: &RecordBatch, plan: &Plan) -> Result<bool> {
         .map(|k| take(batch.column(*k).as_ref(), &sample, None))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let (_, first) = assign_groups(&keys)?;
-    Ok(first.len() * 8 <= sample.len())
+    let (n, d) = (sample.len(), first.len());
+    if n == d {
+        return Ok(false);
+    }
+    let estimate = ((n * n) / (2 * (n - d))).max(d);
+    Ok(estimate.saturating_mul(16 * pieces) <= rows)
 }
 
 /// [`partial`] on the calling thread, `chunk` rows at a time.
