@@ -623,6 +623,11 @@ fn few_groups(batch: &RecordBatch, plan: &Plan, pieces: usize) -> Result<bool> {
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let (_, first) = assign_groups(&keys)?;
     let (n, d) = (sample.len(), first.len());
+    if d * 8 <= n {
+        // Repeats everywhere: few groups whatever the estimate (which, at many repeats,
+        // is never below n / 2).
+        return Ok(true);
+    }
     if n == d {
         return Ok(false);
     }
