@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use arrow::array::*;
-use arrow::datatypes::{DataType, Int16Type};
+use arrow::datatypes::{DataType, Float64Type, Int16Type, Int64Type};
 use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{col, lit, Agg, Backend, Engine, EngineOptions, Error, GroupByOptions, RanOn};
 
@@ -731,20 +731,8 @@ fn kept_counts_carry_across_chunks() {
                         && (key == 0 || ints[i as usize].is_some_and(|v| v > 10))
                 })
                 .count() as i64;
-            let int = |c: usize| {
-                out.column(c)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap()
-                    .value(row)
-            };
-            let float = |c: usize| {
-                out.column(c)
-                    .as_any()
-                    .downcast_ref::<Float64Array>()
-                    .unwrap()
-                    .value(row)
-            };
+            let int = |c: usize| out.column(c).as_primitive::<Int64Type>().value(row);
+            let float = |c: usize| out.column(c).as_primitive::<Float64Type>().value(row);
             assert_eq!(int(1), n, "count(i), key {key}");
             assert_eq!(float(2), mean, "avg(i), key {key}");
             assert_eq!(float(3), mean, "avg(f), key {key}");

@@ -22,7 +22,7 @@ use hashbrown::HashMap;
 use super::groups::{Numbering, CHUNK_ROWS};
 use super::keys;
 use super::Threads;
-use crate::aggregate::{add_wide, Grouped, Merger, State};
+use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
 use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
@@ -145,10 +145,11 @@ enum Acc {
     /// batch, `u32::MAX`: none yet) and its word beside it, so that a row is compared
     /// with its group's slot, not with a far row of the column.
     ExtremeWords { best: Vec<u32>, word: Vec<u64> },
-    /// `min`/`max` of other values: compared by the row format of the whole batch's values.
+    /// `min`/`max` of other values: the whole batch's values, compared by
+    /// [`better_than`] (their row format), and each group's first best row.
     ExtremeRows {
         values: ArrayRef,
-        rows: arrow::row::Rows,
+        better: Box<dyn Fn(usize, usize) -> bool>,
         best: Vec<u32>,
     },
     /// `count(DISTINCT x)`: every kept row (in the whole batch) and its group.
@@ -178,18 +179,17 @@ impl Acc {
             },
             AggFunc::Min | AggFunc::Max => {
                 let value_type = value_type.expect("min and max have a value");
-                let empty = arrow::array::new_empty_array(&value_type);
-                if keys::order_words(empty.as_ref()).is_some() {
+                if keys::has_order_words(&value_type) {
                     Acc::ExtremeWords {
                         best: Vec::new(),
                         word: Vec::new(),
                     }
                 } else {
                     let values = evaluate_value(batch, agg.value.as_ref().expect("a value"))?;
-                    let rows = keys::rows(&[(&values, Default::default())])?;
+                    let better = better_than(&values, agg.func == AggFunc::Max)?;
                     Acc::ExtremeRows {
                         values,
-                        rows,
+                        better,
                         best: Vec::new(),
                     }
                 }
@@ -315,21 +315,12 @@ impl Acc {
                     }
                 });
             }
-            Acc::ExtremeRows { rows: r, best, .. } => {
+            Acc::ExtremeRows { better, best, .. } => {
                 best.resize(groups, u32::MAX);
                 for_each_kept(&kept, rows, |i| {
                     let g = ids[i] as usize;
                     let at = row(i);
-                    let b = best[g];
-                    let better = b == u32::MAX || {
-                        let (x, y) = (r.row(at as usize), r.row(b as usize));
-                        if max {
-                            x > y
-                        } else {
-                            x < y
-                        }
-                    };
-                    if better {
+                    if best[g] == u32::MAX || better(at as usize, best[g] as usize) {
                         best[g] = at;
                     }
                 });
@@ -541,8 +532,8 @@ impl<'a> Grouper<'a> {
         Ok(())
     }
 
-    /// The groups (in order of first appearance) and each one's first row.
-    fn finish(self) -> Result<(Grouped, Vec<u32>)> {
+    /// The groups, in order of first appearance.
+    fn finish(self) -> Result<Grouped> {
         let (groups, first) = match self.numbering {
             Some(n) => {
                 let first = n.into_first();
@@ -550,7 +541,7 @@ impl<'a> Grouper<'a> {
             }
             None => (1, Vec::new()),
         };
-        let at = UInt32Array::from(first.clone());
+        let at = UInt32Array::from(first);
         let keys = self
             .keys
             .iter()
@@ -562,24 +553,23 @@ impl<'a> Grouper<'a> {
             .zip(&self.plan.aggs)
             .map(|(acc, agg)| acc.finish(self.batch, agg, groups, &self.group_rows))
             .collect::<Result<_>>()?;
-        let grouped = Grouped {
+        Ok(Grouped {
             groups,
             keys,
             states,
-        };
-        Ok((grouped, first))
+        })
     }
 }
 
 /// Groups `batch` as `plan` says, into per-group states; groups in order of first
 /// appearance, one thread's bits whatever the threads.
 ///
-/// With more than one thread and few groups (at most one in eight rows of an evenly
-/// spread sample), contiguous pieces of the batch are grouped each on its own thread and
-/// merged in order: states merge exactly and the merge keeps first appearances and ties
-/// in row order. With more groups, merging would cost about what grouping the merged
-/// groups' keys again does, so the batch is grouped on one thread. Either way a batch is
-/// grouped [`CHUNK_ROWS`] rows at a time, so that each
+/// With more than one thread and few enough groups ([`few_groups`]: at most one in 16
+/// rows a piece, estimated from a sample), contiguous pieces of the batch are grouped
+/// each on its own thread and merged in order: states merge exactly and the merge keeps
+/// first appearances and ties in row order. With more groups, merging would cost about
+/// what grouping the merged groups' keys again does, so the batch is grouped on one
+/// thread. Either way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that each
 /// step's buffers stay small and are reused (grouping 10M rows in one go allocated
 /// hundreds of MB afresh per call, and faulting those pages in cost more than the
 /// grouping itself). An error is the first piece's that has one.
@@ -642,5 +632,5 @@ fn partial_serial(batch: &RecordBatch, plan: &Plan, chunk: usize) -> Result<Grou
     for start in (0..rows).step_by(chunk) {
         grouper.push(start, chunk.min(rows - start))?;
     }
-    Ok(grouper.finish()?.0)
+    grouper.finish()
 }

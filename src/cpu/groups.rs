@@ -6,9 +6,9 @@
 //!
 //! - Fixed-width columns are coded by subtraction (order word minus the column's smallest,
 //!   no hashing; found once, over the whole column).
-//! - String and binary columns are numbered by a hash table over their bytes, each
-//!   distinct value kept once in an arena (compared there, not with a far row of the
-//!   input), short values compared as two machine words.
+//! - String and binary columns are numbered by a hash table over their bytes: a value of
+//!   up to 16 bytes is held (and compared) in its table entry, a longer one also in an
+//!   arena, never compared with a far row of the input.
 //! - Keys of other types (nested, dictionary, decimal) are numbered as a whole by their
 //!   row-format rows, in the same byte table.
 //! - A null is a code of its own in every column.
@@ -51,7 +51,8 @@ fn assign_in(columns: &[ArrayRef], chunk: usize) -> Result<(Vec<u32>, Vec<u32>)>
 
 /// How one key column is coded.
 enum Coder {
-    /// Order word minus `lo`, plus one when `nullable` (a null is 0): below `card`.
+    /// Order word minus `lo`, plus one when `nullable` (a null is 0): below the column's
+    /// range of words, plus one for a null.
     Range { lo: u64, nullable: bool },
     /// Numbered by their bytes.
     Bytes(BytesTable),
@@ -93,9 +94,9 @@ impl Numbering {
     /// over them).
     pub(crate) fn new(columns: &[ArrayRef]) -> Result<Numbering> {
         let rows = columns.first().map_or(0, |c| c.len());
-        let codable = columns.iter().all(|c| {
-            is_bytes(c.data_type()) || keys::order_words(c.slice(0, 0).as_ref()).is_some()
-        });
+        let codable = columns
+            .iter()
+            .all(|c| is_bytes(c.data_type()) || keys::has_order_words(c.data_type()));
         let mut coders: Vec<(Coder, u128)> = Vec::new();
         if codable {
             for column in columns {
@@ -185,7 +186,9 @@ impl Numbering {
         } = self;
         let words = *words;
         row_words.clear();
-        row_words.resize(rows * words, 0);
+        if !matches!(table, Table::Identity) {
+            row_words.resize(rows * words, 0);
+        }
         for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
             code_chunk(coder, columns, j, codes)?;
             let (radix, word) = (*radix as u64, *word);

@@ -82,6 +82,11 @@ pub(crate) fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
     })
 }
 
+/// Whether values of `dt` have order words ([`order_words`] takes their arrays).
+pub(crate) fn has_order_words(dt: &DataType) -> bool {
+    order_words(arrow::array::new_empty_array(dt).as_ref()).is_some()
+}
+
 /// Key columns with the default sort options (ascending, nulls first), as the encodings
 /// below take them for grouping, where only equality matters.
 pub(crate) fn ascending(columns: &[ArrayRef]) -> Vec<(&ArrayRef, SortOptions)> {
