@@ -21,7 +21,7 @@ use hashbrown::HashMap;
 use crate::cpu::group_by::number_into;
 use crate::cpu::keys;
 use crate::error::{Error, Result};
-use crate::exact::{self, ExactSum};
+use crate::exact::{self, ExactSum, SumSlots};
 use crate::plan::Typed;
 
 /// An aggregate function.
@@ -131,8 +131,11 @@ pub(crate) enum State {
         high: Vec<i64>,
         n: Vec<u64>,
     },
+    /// Float `sum`/`avg` on the CPU: one 128-bit window a group ([`SumSlots`]) and the
+    /// number of values, kept compact to the end (an [`ExactSum`] a group is 80 bytes).
+    Sums { slots: SumSlots, n: Vec<u64> },
     /// Exact sums (and, for `var`/`stddev`, sums of squares; empty otherwise) and the
-    /// number of values: float `sum`/`avg`, and `var`/`stddev` of any number.
+    /// number of values: float `sum`/`avg` on the GPU, and `var`/`stddev` of any number.
     Moments {
         sum: Vec<ExactSum>,
         squares: Vec<ExactSum>,
@@ -345,6 +348,33 @@ impl State {
                     n[to] += n2[g];
                 }
             }
+            (State::Sums { slots, n }, State::Sums { slots: s2, n: n2 }) => {
+                slots.resize(groups);
+                grow(n, groups);
+                for g in 0..n2.len() {
+                    let to = map[g] as usize;
+                    slots.merge(to, &s2.get(g));
+                    n[to] += n2[g];
+                }
+            }
+            (State::Sums { slots, n }, State::Moments { sum, n: n2, .. }) => {
+                slots.resize(groups);
+                grow(n, groups);
+                for g in 0..n2.len() {
+                    let to = map[g] as usize;
+                    slots.merge(to, &sum[g]);
+                    n[to] += n2[g];
+                }
+            }
+            (State::Moments { sum, n, .. }, State::Sums { slots, n: n2 }) => {
+                grow(sum, groups);
+                grow(n, groups);
+                for g in 0..n2.len() {
+                    let to = map[g] as usize;
+                    sum[to].merge(&slots.get(g));
+                    n[to] += n2[g];
+                }
+            }
             (State::Extreme(a), State::Extreme(b)) => {
                 let mut parts = vec![a.clone()];
                 if a.len() < groups {
@@ -450,6 +480,17 @@ impl State {
                     )),
                 }
             }
+            State::Sums { slots, n } => Arc::new(Float64Array::from_iter((0..n.len()).map(|g| {
+                let n = n[g];
+                (n > 0).then(|| {
+                    let sum = slots.get(g);
+                    if agg.func == AggFunc::Mean {
+                        sum.mean(n)
+                    } else {
+                        sum.sum()
+                    }
+                })
+            }))),
             State::Moments { sum, squares, n } => {
                 Arc::new(Float64Array::from_iter((0..sum.len()).map(|g| {
                     let n = n[g];

@@ -139,7 +139,7 @@ impl Engine {
                 profile::minimal(profile::batch_bytes(batch) + profile::batch_bytes(&out));
                 Ok(out)
             },
-            || cpu::distinct::distinct(batch, &resolved, keep),
+            || cpu::distinct::distinct(batch, &resolved, keep, self.cpu),
         )
     }
 
@@ -181,7 +181,10 @@ impl Engine {
                     &resident, &keys, keep,
                 )?))
             },
-            || cpu::distinct::distinct_indices(batch, &resolved, keep).map(UInt32Array::from),
+            || {
+                cpu::distinct::distinct_indices(batch, &resolved, keep, self.cpu)
+                    .map(UInt32Array::from)
+            },
         )
     }
 
@@ -210,7 +213,7 @@ impl Engine {
                 let resident = self.upload(&batch.project(&resolved)?)?;
                 gpu_distinct::distinct_count(&resident, &gpu_keys(0..resolved.len()))
             },
-            || cpu::distinct::distinct_count(batch, &resolved),
+            || cpu::distinct::distinct_count(batch, &resolved, self.cpu),
         )
     }
 }

@@ -491,17 +491,9 @@ impl SumSlots {
 
     #[inline(always)]
     fn prefetch(&self, g: usize) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(w) = self.win.get(g) {
-            // SAFETY: prefetching reads nothing and never faults; the address is valid.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    (w as *const i128).cast::<i8>(),
-                )
-            }
+            crate::prefetch(w);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = g;
     }
 
     fn spill(&mut self, g: usize) -> &mut ExactSum {
@@ -541,8 +533,14 @@ impl SumSlots {
                 let base = *self
                     .base
                     .get_or_insert(other.win_base.saturating_sub(SLOT_MERGE_SLACK));
+                // A window based below ours whose low bits are zero down to our base (a
+                // partial sum of values no finer than ours) is the same sum at our base.
+                let (mag, at) = match base.checked_sub(other.win_base) {
+                    Some(d) if d > 0 && d < 128 && mag.trailing_zeros() >= d => (mag >> d, base),
+                    _ => (mag, other.win_base),
+                };
                 let bits = 128 - mag.leading_zeros();
-                let shift = other.win_base.wrapping_sub(base);
+                let shift = at.wrapping_sub(base);
                 if shift <= SLOT_SHIFT && shift + bits <= SLOT_SHIFT + 53 {
                     let v = (mag as i128) << (shift & 63);
                     self.win[g] += if neg { -v } else { v };
@@ -1777,6 +1775,34 @@ mod tests {
                     "{a} {b}: partial sums of one scale stay windows"
                 );
             }
+        }
+    }
+
+    /// A partial sum whose slots' base lies below the merging slots' own (its first value
+    /// was smaller), but which holds no bit below that base, lands in the window, not in
+    /// an exact sum of its own; one with finer bits still merges exactly.
+    #[test]
+    fn a_lower_base_without_finer_bits_stays_a_window() {
+        for (first, later, fine) in [(64.0, 0.5, false), (96.5, 1.25, false), (64.0, 1e-12, true)] {
+            let mut own = SumSlots::default();
+            let mut part = SumSlots::default();
+            own.resize(2);
+            part.resize(2);
+            let mut want = vec![ExactSum::new(); 2];
+            for i in 0..100u32 {
+                let g = (i % 2) as usize;
+                let (x, y) = (first + i as f64 * 0.75, later * (1.0 + i as f64 / 8.0));
+                own.add(g, x);
+                part.add(g, y);
+                want[g].add_f64(x);
+                want[g].add_f64(y);
+            }
+            assert!(part.base < own.base, "{first} {later}");
+            for (g, want) in want.iter().enumerate() {
+                own.merge(g, &part.get(g));
+                assert_eq!(canon(&own.get(g)), canon(want), "{first} {later}");
+            }
+            assert_eq!(own.spilled > 0, fine, "{first} {later}");
         }
     }
 

@@ -80,3 +80,19 @@ pub use group_by::{Agg, GroupByAccumulator, GroupByOptions};
 pub use profile::{Phase, Profile, RanOn, Step, Traffic};
 pub use sort::SortKey;
 pub use wgpu;
+
+/// Asks the CPU to bring `value`'s cache line in ahead of its use (nothing where the
+/// target has no prefetch instruction): a random access into a table bigger than the
+/// caches is a miss, and requests made a few rows ahead overlap.
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching reads nothing and never faults; the address is a valid reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast::<i8>(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}

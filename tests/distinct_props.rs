@@ -2,7 +2,8 @@
 //! duplicates from none to all, nulls, NaN, -0.0, sliced inputs, empty inputs), for every
 //! `Keep`, the CPU path equals a reference built from arrow row-format rows in a BTreeSet /
 //! BTreeMap, and every GPU adapter (also with tiny chunks, so per-chunk results are merged)
-//! gives the CPU's answer exactly: indices, rows, count, and the same from a resident batch.
+//! gives the CPU's answer exactly: indices, rows, count, and the same from a resident batch;
+//! so does the CPU path on several threads of a few rows each.
 
 mod common;
 
@@ -181,6 +182,23 @@ proptest! {
             let want_batch = take_record_batch(&batch, &want).unwrap();
             prop_assert_eq!(&cpu.distinct(&batch, &keys, keep).unwrap(), &want_batch, "cpu rows: {:?}", keep);
             wants.push((keep, want, want_batch));
+        }
+        // On 2 to 5 threads of a few rows each (pieces numbered apart, then their
+        // candidates merged): the one-thread answer.
+        let threads = 2 + rng.below(4) as usize;
+        let threaded = Engine::with_options(arrow_wgpu::EngineOptions {
+            backend: arrow_wgpu::Backend::Cpu,
+            cpu_threads: Some(threads),
+            cpu_rows_per_thread: Some(1 + rng.below(64) as usize),
+            ..Default::default()
+        })
+        .unwrap();
+        prop_assert_eq!(threaded.distinct_count(&batch, &keys).unwrap(), count, "{} threads: count", threads);
+        for (keep, want, want_batch) in &wants {
+            let got = threaded.distinct_indices(&batch, &keys, *keep).unwrap();
+            prop_assert_eq!(&got, want, "{} threads: indices, {:?}", threads, keep);
+            let got = threaded.distinct(&batch, &keys, *keep).unwrap();
+            prop_assert_eq!(&got, want_batch, "{} threads: rows, {:?}", threads, keep);
         }
         for (name, engine, tiny) in engines() {
             if *tiny && rows > 5_000 {

@@ -141,10 +141,10 @@ enum Acc {
         n: KeptCount,
         adder: GroupedAdder,
     },
-    /// `min`/`max` of values with order words: each group's first best row (in the whole
-    /// batch, `u32::MAX`: none yet) and its word beside it, so that a row is compared
-    /// with its group's slot, not with a far row of the column.
-    ExtremeWords { best: Vec<u32>, word: Vec<u64> },
+    /// `min`/`max` of values with order words: each group's first best row and its word
+    /// beside it, so that a row is compared with its group's slot, not with a far row of
+    /// the column.
+    ExtremeWords(Vec<BestWord>),
     /// `min`/`max` of other values: the whole batch's values, compared by
     /// [`better_than`] (their row format), and each group's first best row.
     ExtremeRows {
@@ -180,10 +180,7 @@ impl Acc {
             AggFunc::Min | AggFunc::Max => {
                 let value_type = value_type.expect("min and max have a value");
                 if keys::has_order_words(&value_type) {
-                    Acc::ExtremeWords {
-                        best: Vec::new(),
-                        word: Vec::new(),
-                    }
+                    Acc::ExtremeWords(Vec::new())
                 } else {
                     let values = evaluate_value(batch, agg.value.as_ref().expect("a value"))?;
                     let better = better_than(&values, agg.func == AggFunc::Max)?;
@@ -300,18 +297,24 @@ impl Acc {
                     }
                 }
             }
-            Acc::ExtremeWords { best, word } => {
-                best.resize(groups, u32::MAX);
-                word.resize(groups, 0);
+            Acc::ExtremeWords(slots) => {
+                slots.resize(groups, BestWord::NONE);
                 let values = values.expect("min and max have a value");
                 let (words, _) = keys::order_words(values.as_ref()).expect("order words");
+                // Beyond the caches, each row's slot is asked for a few rows ahead.
+                let ahead = if slots.len() > PREFETCH_GROUPS { 16 } else { 0 };
                 for_each_kept(&kept, rows, |i| {
-                    let g = ids[i] as usize;
+                    if let Some(&a) = ids.get(i + ahead).filter(|_| ahead > 0) {
+                        crate::prefetch(&slots[a as usize]);
+                    }
+                    let slot = &mut slots[ids[i] as usize];
                     let w = words[i];
-                    let better = if max { w > word[g] } else { w < word[g] };
-                    if best[g] == u32::MAX || better {
-                        best[g] = row(i);
-                        word[g] = w;
+                    let better = if max { w > slot.word } else { w < slot.word };
+                    if slot.row == u32::MAX || better {
+                        *slot = BestWord {
+                            word: w,
+                            row: row(i),
+                        };
                     }
                 });
             }
@@ -370,9 +373,8 @@ impl Acc {
             }
             Acc::Sums { mut slots, n } => {
                 slots.resize(groups);
-                State::Moments {
-                    sum: (0..groups).map(|g| slots.get(g)).collect(),
-                    squares: Vec::new(),
+                State::Sums {
+                    slots,
                     n: n.finish(groups, group_rows),
                 }
             }
@@ -387,9 +389,9 @@ impl Acc {
                 let n = n.finish(groups, group_rows);
                 State::Moments { sum, squares, n }
             }
-            Acc::ExtremeWords { mut best, .. } => {
-                best.resize(groups, u32::MAX);
-                State::Extreme(best_values(best)?)
+            Acc::ExtremeWords(mut slots) => {
+                slots.resize(groups, BestWord::NONE);
+                State::Extreme(best_values(slots.iter().map(|s| s.row).collect())?)
             }
             Acc::ExtremeRows {
                 values, mut best, ..
@@ -404,6 +406,24 @@ impl Acc {
             }
         })
     }
+}
+
+/// Groups beyond which per-group state outgrows the caches (256 KiB of 16-byte slots).
+const PREFETCH_GROUPS: usize = 1 << 14;
+
+/// A group's best `min`/`max` value so far: its order word and its first row with it (in
+/// the whole batch; `u32::MAX`: none yet), side by side so that one cache line holds both.
+#[derive(Debug, Clone, Copy)]
+struct BestWord {
+    word: u64,
+    row: u32,
+}
+
+impl BestWord {
+    const NONE: BestWord = BestWord {
+        word: 0,
+        row: u32::MAX,
+    };
 }
 
 /// Adds integers into exact i128 sums per group.
@@ -485,12 +505,12 @@ struct Grouper<'a> {
 }
 
 impl<'a> Grouper<'a> {
-    fn new(batch: &'a RecordBatch, plan: &'a Plan) -> Result<Grouper<'a>> {
+    fn new(batch: &'a RecordBatch, plan: &'a Plan, expected: usize) -> Result<Grouper<'a>> {
         let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let numbering = if keys.is_empty() {
             None
         } else {
-            Some(Numbering::new(&keys)?)
+            Some(Numbering::with_groups(&keys, expected)?)
         };
         let accs = plan
             .aggs
@@ -564,25 +584,33 @@ impl<'a> Grouper<'a> {
 /// Groups `batch` as `plan` says, into per-group states; groups in order of first
 /// appearance, one thread's bits whatever the threads.
 ///
-/// With more than one thread and few enough groups ([`few_groups`]: at most one in 16
-/// rows a piece, estimated from a sample), contiguous pieces of the batch are grouped
-/// each on its own thread and merged in order: states merge exactly and the merge keeps
-/// first appearances and ties in row order. With more groups, merging would cost about
-/// what grouping the merged groups' keys again does, so the batch is grouped on one
-/// thread. Either way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that each
-/// step's buffers stay small and are reused (grouping 10M rows in one go allocated
+/// With more than one thread and few enough groups (at most one in 16 rows a piece, as
+/// [`estimate_groups`] estimates them from a sample), contiguous pieces of the batch are
+/// grouped each on its own thread and merged in order: states merge exactly and the
+/// merge keeps first appearances and ties in row order. With more groups, merging would
+/// cost about what grouping the merged groups' keys again does, so the batch is grouped
+/// on one thread. Either way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that
+/// each step's buffers stay small and are reused (grouping 10M rows in one go allocated
 /// hundreds of MB afresh per call, and faulting those pages in cost more than the
-/// grouping itself). An error is the first piece's that has one.
+/// grouping itself), into a key table sized once for the estimated groups (growing it
+/// step by step to 10M groups copied it ~20 times). An error is the first piece's that
+/// has one.
 pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Result<Grouped> {
     let rows = batch.num_rows();
     // Chunks of at most CHUNK_ROWS, fewer with fewer rows a thread (tests cut them small).
     let chunk = CHUNK_ROWS.min(threads.chunk_rows());
+    if rows <= threads.chunk_rows() {
+        return partial_serial(batch, plan, chunk, 0);
+    }
     let pieces = threads.pieces(rows);
-    if rows <= threads.chunk_rows() || pieces == 1 || !few_groups(batch, plan, pieces)? {
-        return partial_serial(batch, plan, chunk);
+    let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
+    let estimate = estimate_groups(&keys)?;
+    let expected = estimate.groups();
+    if pieces == 1 || !estimate.few(pieces, rows) {
+        return partial_serial(batch, plan, chunk, expected.min(rows));
     }
     let parts = threads.map_pieces(rows, |start, len| {
-        partial_serial(&batch.slice(start, len), plan, chunk)
+        partial_serial(&batch.slice(start, len), plan, chunk, expected.min(len))
     })?;
     let mut merger = Merger::new();
     for part in parts {
@@ -591,43 +619,74 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
     Ok(merger.finish(plan)?.expect("a piece was pushed"))
 }
 
-/// Rows in the sample that [`few_groups`] judges by.
+/// Rows in the sample that [`estimate_groups`] judges by.
 const SAMPLE_ROWS: usize = 8192;
 
-/// Whether `batch` has few enough groups that merging `pieces` pieces' groups costs
-/// little beside grouping its rows: at most one group per 16 rows a piece, as estimated
-/// from an evenly spread sample of its rows. Of `n` sampled rows with `d` distinct keys,
-/// `n - d` repeat an earlier key; keys spread over `G` groups repeat about `n² / 2G`
-/// times, so `G ≈ n² / 2(n - d)` (at least `d`; a sample without a repeat is many groups).
-fn few_groups(batch: &RecordBatch, plan: &Plan, pieces: usize) -> Result<bool> {
-    if plan.keys.is_empty() {
-        return Ok(true);
+/// How many groups a batch has, as a sample tells.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Estimate {
+    /// Repeats in most sampled rows: about this many groups, and few whatever the rows.
+    Few(usize),
+    /// About this many groups.
+    About(usize),
+}
+
+impl Estimate {
+    /// About how many groups.
+    pub(crate) fn groups(self) -> usize {
+        match self {
+            Estimate::Few(g) | Estimate::About(g) => g,
+        }
     }
-    let rows = batch.num_rows();
+
+    /// Whether merging `pieces` pieces' groups costs little beside grouping `rows` rows:
+    /// at most one group per 16 rows a piece (merging costs about regrouping the pieces'
+    /// groups).
+    pub(crate) fn few(self, pieces: usize, rows: usize) -> bool {
+        match self {
+            Estimate::Few(_) => true,
+            Estimate::About(g) => g.saturating_mul(16 * pieces) <= rows,
+        }
+    }
+}
+
+/// How many groups the rows of `keys` (columns of equal length) make, estimated from an
+/// evenly spread sample of the rows. Of `n` sampled rows with `d` distinct keys, `n - d`
+/// repeat an earlier key; keys spread over `G` groups repeat about `n² / 2G` times, so
+/// `G ≈ n² / 2(n - d)` (at least `d`; a sample without a repeat is as many groups as
+/// rows). No keys: one group.
+pub(crate) fn estimate_groups(keys: &[ArrayRef]) -> Result<Estimate> {
+    let Some(rows) = keys.first().map(|k| k.len()) else {
+        return Ok(Estimate::Few(1));
+    };
     let step = (rows / SAMPLE_ROWS).max(1);
     let sample = UInt32Array::from_iter_values((0..rows).step_by(step).map(|i| i as u32));
-    let keys = plan
-        .keys
+    let keys = keys
         .iter()
-        .map(|k| take(batch.column(*k).as_ref(), &sample, None))
+        .map(|k| take(k.as_ref(), &sample, None))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let (_, first) = assign_groups(&keys)?;
     let (n, d) = (sample.len(), first.len());
-    if d * 8 <= n {
+    Ok(if d * 8 <= n {
         // Repeats everywhere: few groups whatever the estimate (which, at many repeats,
-        // is never below n / 2).
-        return Ok(true);
-    }
-    if n == d {
-        return Ok(false);
-    }
-    let estimate = ((n * n) / (2 * (n - d))).max(d);
-    Ok(estimate.saturating_mul(16 * pieces) <= rows)
+        // is never below n / 2), most of them seen.
+        Estimate::Few(d)
+    } else if n == d {
+        Estimate::About(rows)
+    } else {
+        Estimate::About(((n * n) / (2 * (n - d))).max(d))
+    })
 }
 
-/// [`partial`] on the calling thread, `chunk` rows at a time.
-fn partial_serial(batch: &RecordBatch, plan: &Plan, chunk: usize) -> Result<Grouped> {
-    let mut grouper = Grouper::new(batch, plan)?;
+/// [`partial`] on the calling thread, `chunk` rows at a time, into a key table sized
+/// for `expected` groups.
+fn partial_serial(
+    batch: &RecordBatch,
+    plan: &Plan,
+    chunk: usize,
+    expected: usize,
+) -> Result<Grouped> {
+    let mut grouper = Grouper::new(batch, plan, expected)?;
     let rows = batch.num_rows();
     for start in (0..rows).step_by(chunk) {
         grouper.push(start, chunk.min(rows - start))?;

@@ -23,7 +23,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::keys;
 use crate::error::Result;
@@ -66,8 +66,8 @@ enum Table {
     Identity,
     /// One word below the table's length: a slot a word.
     Direct(Vec<u32>),
-    One(HashMap<u64, u32>),
-    Two(HashMap<u128, u32>),
+    One(WordTable<1>),
+    Two(WordTable<2>),
     /// More words: each group's words in `keys`, `words` a group.
     Many {
         table: HashTable<(u64, u32)>,
@@ -93,6 +93,13 @@ impl Numbering {
     /// A numbering for rows of `columns` (the whole columns: fixed-width ranges are found
     /// over them).
     pub(crate) fn new(columns: &[ArrayRef]) -> Result<Numbering> {
+        Numbering::with_groups(columns, 0)
+    }
+
+    /// [`Numbering::new`] with room for `expected` groups from the start: a hash table
+    /// grown step by step to 10M groups copies itself ~20 times. Only a table's control
+    /// bytes are written when it is made, so an estimate too high costs little.
+    pub(crate) fn with_groups(columns: &[ArrayRef], expected: usize) -> Result<Numbering> {
         let rows = columns.first().map_or(0, |c| c.len());
         let codable = columns
             .iter()
@@ -134,17 +141,22 @@ impl Numbering {
             placed.push((coder, radix, words - 1));
         }
         let identity = placed.len() == 1 && !matches!(placed[0].0, Coder::Range { .. });
+        if identity {
+            if let Coder::Bytes(t) | Coder::Rows(_, t) = &mut placed[0].0 {
+                t.reserve(expected);
+            }
+        }
         let table = if identity {
             Table::Identity
         } else if words == 1 && product <= direct_limit(rows) as u128 {
             Table::Direct(vec![u32::MAX; product as usize])
         } else {
             match words {
-                1 => Table::One(HashMap::new()),
-                2 => Table::Two(HashMap::new()),
+                1 => Table::One(WordTable::with_groups(expected, seeds())),
+                2 => Table::Two(WordTable::with_groups(expected, seeds())),
                 _ => Table::Many {
-                    table: HashTable::new(),
-                    keys: Vec::new(),
+                    table: HashTable::with_capacity(expected),
+                    keys: Vec::with_capacity(expected * words),
                     hasher: DefaultHashBuilder::default(),
                 },
             }
@@ -153,7 +165,7 @@ impl Numbering {
             coders: placed,
             words,
             table,
-            first: Vec::new(),
+            first: Vec::with_capacity(expected),
             codes: Vec::new(),
             row_words: Vec::new(),
             ids: Vec::new(),
@@ -222,17 +234,8 @@ impl Numbering {
                     ids.push(*s);
                 }
             }
-            Table::One(map) => {
-                for (r, &w) in row_words.iter().enumerate() {
-                    ids.push(*map.entry(w).or_insert_with(|| new_group(first, r)));
-                }
-            }
-            Table::Two(map) => {
-                for (r, w) in row_words.chunks_exact(2).enumerate() {
-                    let key = (w[0] as u128) << 64 | w[1] as u128;
-                    ids.push(*map.entry(key).or_insert_with(|| new_group(first, r)));
-                }
-            }
+            Table::One(t) => t.number(row_words, first, ids, &row),
+            Table::Two(t) => t.number(row_words, first, ids, &row),
             Table::Many {
                 table,
                 keys,
@@ -260,6 +263,126 @@ impl Numbering {
     }
 }
 
+/// Tables bigger than this are probed a few rows ahead (about the size of a core's L2).
+const PREFETCH_BYTES: usize = 1 << 20;
+
+/// Two random words for a [`WordTable`]'s hash (a table's own, so that no input can be
+/// chosen to collide everywhere).
+fn seeds() -> [u64; 2] {
+    let state = DefaultHashBuilder::default();
+    [state.hash_one(1u8), state.hash_one(2u8) | 1]
+}
+
+/// The 128-bit product of `a` and `b`, its halves xor-ed: a hash step that mixes every
+/// bit of `a` into the low bits.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = a as u128 * b as u128;
+    (p as u64) ^ (p >> 64) as u64
+}
+
+/// Keys of `W` words numbered by open addressing: linear probing in one flat array of
+/// `W + 1` words a slot (the key, then its group plus one; 0: empty), at most 5/8 full.
+/// Made zeroed, so the part of a large table not yet used costs no memory; probed a few
+/// rows ahead: at millions of groups every probe misses the caches, and a table that
+/// knows where a row's slot is can ask for it early, so that the misses overlap
+/// (hashbrown's `entry` gives no such address, and its inserts stalled on each).
+struct WordTable<const W: usize> {
+    slots: Vec<u64>,
+    mask: usize,
+    len: usize,
+    seeds: [u64; 2],
+}
+
+impl<const W: usize> WordTable<W> {
+    /// Rows ahead whose slots are prefetched.
+    const AHEAD: usize = 16;
+
+    /// A table with room for `groups` groups.
+    fn with_groups(groups: usize, seeds: [u64; 2]) -> WordTable<W> {
+        let cap = (groups.saturating_mul(8) / 5 + 1)
+            .next_power_of_two()
+            .max(16);
+        WordTable {
+            slots: vec![0; cap * (W + 1)],
+            mask: cap - 1,
+            len: 0,
+            seeds,
+        }
+    }
+
+    #[inline(always)]
+    fn slot_of(&self, key: &[u64]) -> usize {
+        let h = if W == 1 {
+            fold(key[0] ^ self.seeds[0], self.seeds[1])
+        } else {
+            let mut h = key[0] ^ self.seeds[0];
+            for &k in &key[1..] {
+                h = fold(fold(h, 0x9e37_79b9_7f4a_7c15) ^ k, self.seeds[1]);
+            }
+            h
+        };
+        h as usize & self.mask
+    }
+
+    /// Twice the room, once the table is more than 5/8 full.
+    fn grow_if_full(&mut self) {
+        let cap = self.mask + 1;
+        if self.len * 8 <= cap * 5 {
+            return;
+        }
+        let mut bigger = WordTable::with_groups(cap, self.seeds);
+        for slot in self.slots.chunks_exact(W + 1) {
+            if slot[W] != 0 {
+                let mut i = bigger.slot_of(&slot[..W]);
+                while bigger.slots[i * (W + 1) + W] != 0 {
+                    i = (i + 1) & bigger.mask;
+                }
+                bigger.slots[i * (W + 1)..][..W + 1].copy_from_slice(slot);
+            }
+        }
+        bigger.len = self.len;
+        *self = bigger;
+    }
+
+    /// Numbers rows of `W` words each (`row_words`), new keys after the `first.len()`
+    /// groups so far (this table's), appending each row's group to `ids` and each new
+    /// group's first row (`row(r)`) to `first`.
+    fn number(
+        &mut self,
+        row_words: &[u64],
+        first: &mut Vec<u32>,
+        ids: &mut Vec<u32>,
+        row: &impl Fn(usize) -> u32,
+    ) {
+        let rows = row_words.len() / W;
+        for r in 0..rows {
+            if self.slots.len() * 8 > PREFETCH_BYTES && r + Self::AHEAD < rows {
+                let ahead = self.slot_of(&row_words[(r + Self::AHEAD) * W..][..W]);
+                crate::prefetch(&self.slots[ahead * (W + 1)]);
+            }
+            let key = &row_words[r * W..][..W];
+            let mut i = self.slot_of(key);
+            let g = loop {
+                let slot = &mut self.slots[i * (W + 1)..][..W + 1];
+                if slot[W] == 0 {
+                    slot[..W].copy_from_slice(key);
+                    first.push(row(r));
+                    slot[W] = first.len() as u64;
+                    self.len += 1;
+                    break first.len() - 1;
+                }
+                if slot[..W] == *key {
+                    break slot[W] as usize - 1;
+                }
+                i = (i + 1) & self.mask;
+            };
+            self.grow_if_full();
+            ids.push(g as u32);
+        }
+    }
+}
+
 /// Codes column `j` of a chunk (or, for the row coder, all of them) into `out`.
 fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u64>) -> Result<()> {
     out.clear();
@@ -284,7 +407,7 @@ fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u
         Coder::Bytes(table) => table.number_column(column.as_ref(), nulls, out),
         Coder::Rows(converter, table) => {
             let rows = converter.convert_columns(columns)?;
-            table.number((0..rows.num_rows()).map(|i| Some(rows.row(i).data())), out);
+            table.number(rows.num_rows(), |i| Some(rows.row(i).data()), out);
         }
     }
     Ok(())
@@ -344,8 +467,9 @@ fn fingerprint(v: &[u8]) -> (u64, u64) {
     }
 }
 
-/// A distinct value of a [`BytesTable`]: its hash, number, length and [`fingerprint`],
-/// in the table's own slot, so that most lookups read one cache line.
+/// A distinct value of a [`BytesTable`]: its hash, number (`u32::MAX`: an empty slot),
+/// length and [`fingerprint`], in the table's own slot, so that most lookups read one
+/// cache line.
 #[derive(Clone, Copy)]
 struct Entry {
     hash: u64,
@@ -354,27 +478,50 @@ struct Entry {
     head: (u64, u64),
 }
 
-/// Byte strings numbered in order of first appearance, found by their hash: a value of
-/// up to 16 bytes is compared within its table entry, a longer one also with its copy
-/// in an arena; a null is a number of its own.
+impl Entry {
+    const EMPTY: Entry = Entry {
+        hash: 0,
+        number: u32::MAX,
+        len: 0,
+        head: (0, 0),
+    };
+}
+
+/// Byte strings numbered in order of first appearance, found by their hash in an open
+/// addressing table (linear probing, at most 5/8 full, probed a few rows ahead once it
+/// outgrows the caches): a value of up to 16 bytes is compared within its table entry, a
+/// longer one also with its copy in an arena; a null is a number of its own.
 struct BytesTable {
     hasher: DefaultHashBuilder,
-    table: HashTable<Entry>,
+    slots: Vec<Entry>,
+    /// Values in `slots`.
+    len: usize,
     arena: Vec<u8>,
     /// Each number's value in `arena` (empty for a null and for values of up to 16
     /// bytes, which their entry holds).
     spans: Vec<(usize, usize)>,
     null: Option<u32>,
+    /// A chunk's hashes, reused.
+    hashes: Vec<u64>,
 }
 
 impl BytesTable {
     fn new() -> BytesTable {
         BytesTable {
             hasher: DefaultHashBuilder::default(),
-            table: HashTable::new(),
+            slots: vec![Entry::EMPTY; 16],
+            len: 0,
             arena: Vec::new(),
             spans: Vec::new(),
             null: None,
+            hashes: Vec::new(),
+        }
+    }
+
+    /// Room for `values` distinct values without growing.
+    fn reserve(&mut self, values: usize) {
+        while self.slots.len() * 5 < values.saturating_mul(8) {
+            grow(&mut self.slots);
         }
     }
 
@@ -386,56 +533,59 @@ impl BytesTable {
         out: &mut Vec<u64>,
     ) {
         let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+        let rows = column.len();
         use DataType as D;
         match column.data_type() {
             D::Utf8 => {
                 let a = column.as_string::<i32>();
-                self.number(
-                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
-                    out,
-                )
+                self.number(rows, |i| valid(i).then(|| a.value(i).as_bytes()), out)
             }
             D::LargeUtf8 => {
                 let a = column.as_string::<i64>();
-                self.number(
-                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
-                    out,
-                )
+                self.number(rows, |i| valid(i).then(|| a.value(i).as_bytes()), out)
             }
             D::Binary => {
                 let a = column.as_binary::<i32>();
-                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+                self.number(rows, |i| valid(i).then(|| a.value(i)), out)
             }
             D::LargeBinary => {
                 let a = column.as_binary::<i64>();
-                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+                self.number(rows, |i| valid(i).then(|| a.value(i)), out)
             }
             D::Utf8View => {
                 let a = column.as_string_view();
-                self.number(
-                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
-                    out,
-                )
+                self.number(rows, |i| valid(i).then(|| a.value(i).as_bytes()), out)
             }
             D::BinaryView => {
                 let a = column.as_binary_view();
-                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+                self.number(rows, |i| valid(i).then(|| a.value(i)), out)
             }
             other => unreachable!("not a byte column: {other}"),
         }
     }
 
-    /// Numbers `values` (`None`: null) into `out`.
-    fn number<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>, out: &mut Vec<u64>) {
+    /// Numbers `value(i)` for every `i < rows` (`None`: null) into `out`: every value
+    /// hashed first, then looked up, each slot asked for a few rows ahead.
+    fn number<'a>(
+        &mut self,
+        rows: usize,
+        value: impl Fn(usize) -> Option<&'a [u8]>,
+        out: &mut Vec<u64>,
+    ) {
+        const AHEAD: usize = 8;
         let BytesTable {
             hasher,
-            table,
+            slots,
+            len: held,
             arena,
             spans,
             null,
+            hashes,
         } = self;
-        for v in values {
-            let Some(v) = v else {
+        hashes.clear();
+        hashes.extend((0..rows).map(|i| value(i).map_or(0, |v| hasher.hash_one(v))));
+        for r in 0..rows {
+            let Some(v) = value(r) else {
                 let n = *null.get_or_insert_with(|| {
                     spans.push((arena.len(), 0));
                     (spans.len() - 1) as u32
@@ -443,20 +593,16 @@ impl BytesTable {
                 out.push(n as u64);
                 continue;
             };
-            let hash = hasher.hash_one(v);
+            let mask = slots.len() - 1;
+            if slots.len() * size_of::<Entry>() > PREFETCH_BYTES && r + AHEAD < rows {
+                crate::prefetch(&slots[hashes[r + AHEAD] as usize & mask]);
+            }
+            let hash = hashes[r];
             let (len, head) = (v.len() as u32, fingerprint(v));
-            let found = table.find(hash, |e| {
-                e.hash == hash
-                    && e.len == len
-                    && e.head == head
-                    && (len <= 16 || {
-                        let (start, n) = spans[e.number as usize];
-                        arena[start..start + n] == *v
-                    })
-            });
-            let n = match found {
-                Some(e) => e.number,
-                None => {
+            let mut i = hash as usize & mask;
+            let n = loop {
+                let e = &mut slots[i];
+                if e.number == u32::MAX {
                     let number = spans.len() as u32;
                     if len > 16 {
                         spans.push((arena.len(), v.len()));
@@ -464,19 +610,47 @@ impl BytesTable {
                     } else {
                         spans.push((arena.len(), 0));
                     }
-                    let entry = Entry {
+                    *e = Entry {
                         hash,
                         number,
                         len,
                         head,
                     };
-                    table.insert_unique(hash, entry, |e| e.hash);
-                    number
+                    *held += 1;
+                    break number;
                 }
+                if e.hash == hash
+                    && e.len == len
+                    && e.head == head
+                    && (len <= 16 || {
+                        let (start, n) = spans[e.number as usize];
+                        arena[start..start + n] == *v
+                    })
+                {
+                    break e.number;
+                }
+                i = (i + 1) & mask;
             };
+            if *held * 8 > slots.len() * 5 {
+                grow(slots);
+            }
             out.push(n as u64);
         }
     }
+}
+
+/// Twice the slots of a [`BytesTable`], every value moved to its place among them.
+fn grow(slots: &mut Vec<Entry>) {
+    let mut grown = vec![Entry::EMPTY; slots.len() * 2];
+    let mask = grown.len() - 1;
+    for e in slots.iter().filter(|e| e.number != u32::MAX) {
+        let mut i = e.hash as usize & mask;
+        while grown[i].number != u32::MAX {
+            i = (i + 1) & mask;
+        }
+        grown[i] = *e;
+    }
+    *slots = grown;
 }
 
 #[cfg(test)]
@@ -610,7 +784,7 @@ mod tests {
                 .map(|(i, &k)| column(k, rows + offset, seed ^ i as u64).slice(offset, rows))
                 .collect();
             let rows = keys::rows(&keys::ascending(&columns)).unwrap();
-            let expected = super::super::group_by::number_into(&mut HashMap::new(), rows.iter());
+            let expected = super::super::group_by::number_into(&mut hashbrown::HashMap::new(), rows.iter());
             prop_assert_eq!(assign_in(&columns, chunk).unwrap(), expected.clone());
             prop_assert_eq!(assign(&columns).unwrap(), expected);
         }
@@ -634,7 +808,8 @@ mod tests {
         let long = |mid: u8| [[7u8; 8].as_slice(), &[mid], &[9u8; 8]].concat();
         let values = [long(1), long(2), long(1), b"abc".to_vec(), b"abd".to_vec()];
         t.number(
-            values.iter().map(|v| Some(v.as_slice())).chain([None]),
+            values.len() + 1,
+            |i| values.get(i).map(|v| v.as_slice()),
             &mut out,
         );
         assert_eq!(out, [0, 1, 0, 2, 3, 4]);
