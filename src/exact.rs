@@ -137,8 +137,9 @@ const ADDER_SPAN: u64 = 61;
 
 /// Adds a batch of f64 values into per-group exact sums (and sums of squares) a pass at a
 /// time: each pass of [`ADDER_ROWS`] rows finds its largest exponent, adds every value as
-/// one shifted integer into a per-group `i128` (squares into a per-group 256-bit integer),
-/// and then moves each touched group's integer into its [`ExactSum`] once. A value far
+/// one shifted integer into a per-group `i128` (squares into a per-group 256-bit integer;
+/// a value within 10 binades of the largest as a `u64`, squared by one multiply), and
+/// then moves each touched group's integers into its [`ExactSum`] once. A value far
 /// below the pass's largest one, an infinity or a NaN goes to its group's sum directly.
 /// The result is the same exact sums as adding every value one by one, at a fraction of
 /// the cost: what a grouped `sum`/`avg`/`var` of floats runs on.
@@ -157,9 +158,26 @@ const ADDER_SPAN: u64 = 61;
 pub struct GroupedAdder {
     acc: Vec<i128>,
     acc_squares: Vec<(u128, u128)>,
+    /// Per group, the values of a pass within [`ADDER_NEAR`] binades of its largest.
+    near: Vec<Near>,
     touched: Vec<usize>,
     marked: Vec<bool>,
 }
+
+/// A group's values of one pass that lie within [`ADDER_NEAR`] binades below the pass's
+/// largest: each is a `u64` at the pass's near base, so its square is one 64-bit
+/// multiply (the far values' squares are 256-bit shifts).
+#[derive(Debug, Default, Clone, Copy)]
+struct Near {
+    sum: i128,
+    squares: u128,
+    /// How many times `squares` wrapped past 2^128.
+    squares_high: u64,
+}
+
+/// Binades below a pass's largest value within which a value is [`Near`]: shifted by at
+/// most this much, a mantissa of 53 bits stays below 2^63.
+const ADDER_NEAR: u64 = 10;
 
 impl GroupedAdder {
     /// Adds `values[i]` to `sums[group_of(i)]` (and its square to `squares[...]`) for every
@@ -182,6 +200,9 @@ impl GroupedAdder {
         if with_squares && self.acc_squares.len() < groups {
             self.acc_squares.resize(groups, (0, 0));
         }
+        if self.near.len() < groups {
+            self.near.resize(groups, Near::default());
+        }
         let mut start = 0;
         while start < values.len() {
             let end = (start + ADDER_ROWS).min(values.len());
@@ -195,6 +216,7 @@ impl GroupedAdder {
                 }
             }
             let base = top.max(1).saturating_sub(1).saturating_sub(ADDER_SPAN);
+            let near = top.max(1).saturating_sub(1).saturating_sub(ADDER_NEAR);
             for (k, x) in part.iter().enumerate() {
                 let i = start + k;
                 if !selected(i) {
@@ -221,6 +243,21 @@ impl GroupedAdder {
                     self.marked[g] = true;
                     self.touched.push(g);
                 }
+                if pos >= near {
+                    let w = m << (pos - near);
+                    let a = &mut self.near[g];
+                    a.sum += if bits >> 63 == 1 {
+                        -(w as i128)
+                    } else {
+                        w as i128
+                    };
+                    if with_squares {
+                        let (l, wrapped) = a.squares.overflowing_add(w as u128 * w as u128);
+                        a.squares = l;
+                        a.squares_high += wrapped as u64;
+                    }
+                    continue;
+                }
                 let shift = (pos - base) as u32;
                 let v = (m as i128) << shift;
                 self.acc[g] += if bits >> 63 == 1 { -v } else { v };
@@ -242,6 +279,26 @@ impl GroupedAdder {
             }
             // Each touched group's integers into its sums, once.
             for &g in &self.touched {
+                let Near {
+                    sum,
+                    squares: sq_lo,
+                    squares_high,
+                } = std::mem::take(&mut self.near[g]);
+                if sum != 0 {
+                    let m = sum.unsigned_abs();
+                    sums[g].add_fast(sum < 0, m, 128 - m.leading_zeros(), near as u32, SLACK_SUM);
+                }
+                if let Some(sq) = squares.as_deref_mut() {
+                    if sq_lo != 0 {
+                        let bits = 128 - sq_lo.leading_zeros();
+                        sq[g].add_fast(false, sq_lo, bits, 2 * near as u32, SLACK_SQUARES);
+                    }
+                    if squares_high != 0 {
+                        let h = squares_high as u128;
+                        let bits = 128 - h.leading_zeros();
+                        sq[g].add_fast(false, h, bits, 2 * near as u32 + 128, SLACK_SQUARES);
+                    }
+                }
                 let v = std::mem::take(&mut self.acc[g]);
                 if v != 0 {
                     let m = v.unsigned_abs();

@@ -144,7 +144,11 @@ enum Acc {
     /// `min`/`max` of values with order words: each group's first best row and its word
     /// beside it, so that a row is compared with its group's slot, not with a far row of
     /// the column.
-    ExtremeWords(Vec<BestWord>),
+    ExtremeWords {
+        slots: Vec<BestWord>,
+        /// A chunk's order words (reused).
+        words: Vec<u64>,
+    },
     /// `min`/`max` of other values: the whole batch's values, compared by
     /// [`better_than`] (their row format), and each group's first best row.
     ExtremeRows {
@@ -180,7 +184,10 @@ impl Acc {
             AggFunc::Min | AggFunc::Max => {
                 let value_type = value_type.expect("min and max have a value");
                 if keys::has_order_words(&value_type) {
-                    Acc::ExtremeWords(Vec::new())
+                    Acc::ExtremeWords {
+                        slots: Vec::new(),
+                        words: Vec::new(),
+                    }
                 } else {
                     let values = evaluate_value(batch, agg.value.as_ref().expect("a value"))?;
                     let better = better_than(&values, agg.func == AggFunc::Max)?;
@@ -297,10 +304,11 @@ impl Acc {
                     }
                 }
             }
-            Acc::ExtremeWords(slots) => {
+            Acc::ExtremeWords { slots, words } => {
                 slots.resize(groups, BestWord::NONE);
                 let values = values.expect("min and max have a value");
-                let (words, _) = keys::order_words(values.as_ref()).expect("order words");
+                words.clear();
+                keys::order_words_into(values.as_ref(), words).expect("order words");
                 // Beyond the caches, each row's slot is asked for a few rows ahead.
                 let ahead = if slots.len() > PREFETCH_GROUPS { 16 } else { 0 };
                 for_each_kept(&kept, rows, |i| {
@@ -389,7 +397,7 @@ impl Acc {
                 let n = n.finish(groups, group_rows);
                 State::Moments { sum, squares, n }
             }
-            Acc::ExtremeWords(mut slots) => {
+            Acc::ExtremeWords { mut slots, .. } => {
                 slots.resize(groups, BestWord::NONE);
                 State::Extreme(best_values(slots.iter().map(|s| s.row).collect())?)
             }

@@ -391,23 +391,23 @@ fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u
     let nulls = nulls.as_ref();
     match coder {
         Coder::Range { lo, nullable } => {
-            let (words, _) = keys::order_words(column.as_ref()).expect("a fixed-width key");
+            // The order words in place, then each made its code.
+            keys::order_words_into(column.as_ref(), out).expect("a fixed-width key");
             let lo = *lo;
             match nulls {
-                None => out.extend(words.iter().map(|&w| w.wrapping_sub(lo) + *nullable as u64)),
-                Some(n) => out.extend(words.iter().zip(n.iter()).map(|(&w, valid)| {
-                    if valid {
-                        w.wrapping_sub(lo) + 1
-                    } else {
-                        0
-                    }
-                })),
+                None => {
+                    let plus = *nullable as u64;
+                    out.iter_mut().for_each(|w| *w = w.wrapping_sub(lo) + plus);
+                }
+                Some(n) => out.iter_mut().zip(n.iter()).for_each(|(w, valid)| {
+                    *w = if valid { w.wrapping_sub(lo) + 1 } else { 0 };
+                }),
             }
         }
         Coder::Bytes(table) => table.number_column(column.as_ref(), nulls, out),
         Coder::Rows(converter, table) => {
             let rows = converter.convert_columns(columns)?;
-            table.number(rows.num_rows(), |i| Some(rows.row(i).data()), out);
+            table.number((0..rows.num_rows()).map(|i| Some(rows.row(i).data())), out);
         }
     }
     Ok(())
@@ -416,9 +416,11 @@ fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u
 /// The smallest and largest order word among `column`'s valid values (`None`: none).
 fn word_range(column: &dyn Array) -> Option<(u64, u64)> {
     let (mut lo, mut hi) = (u64::MAX, 0u64);
+    let mut words = Vec::with_capacity(CHUNK_ROWS.min(column.len()));
     for start in (0..column.len()).step_by(CHUNK_ROWS) {
         let piece = column.slice(start, CHUNK_ROWS.min(column.len() - start));
-        let (words, _) = keys::order_words(piece.as_ref())?;
+        words.clear();
+        keys::order_words_into(piece.as_ref(), &mut words)?;
         match piece.logical_nulls().filter(|n| n.null_count() > 0) {
             None => words.iter().for_each(|&w| {
                 lo = lo.min(w);
@@ -467,9 +469,8 @@ fn fingerprint(v: &[u8]) -> (u64, u64) {
     }
 }
 
-/// A distinct value of a [`BytesTable`]: its hash, number (`u32::MAX`: an empty slot),
-/// length and [`fingerprint`], in the table's own slot, so that most lookups read one
-/// cache line.
+/// A distinct value of a [`BytesTable`]: its hash, number, length and [`fingerprint`],
+/// in the table's own slot, so that most lookups read one cache line.
 #[derive(Clone, Copy)]
 struct Entry {
     hash: u64,
@@ -478,51 +479,33 @@ struct Entry {
     head: (u64, u64),
 }
 
-impl Entry {
-    const EMPTY: Entry = Entry {
-        hash: 0,
-        number: u32::MAX,
-        len: 0,
-        head: (0, 0),
-    };
-}
-
-/// Byte strings numbered in order of first appearance, found by their hash in an open
-/// addressing table (linear probing, at most 5/8 full, probed a few rows ahead once it
-/// outgrows the caches): a value of up to 16 bytes is compared within its table entry, a
-/// longer one also with its copy in an arena; a null is a number of its own.
+/// Byte strings numbered in order of first appearance, found by their hash: a value of
+/// up to 16 bytes is compared within its table entry, a longer one also with its copy
+/// in an arena; a null is a number of its own.
 struct BytesTable {
     hasher: DefaultHashBuilder,
-    slots: Vec<Entry>,
-    /// Values in `slots`.
-    len: usize,
+    table: HashTable<Entry>,
     arena: Vec<u8>,
     /// Each number's value in `arena` (empty for a null and for values of up to 16
     /// bytes, which their entry holds).
     spans: Vec<(usize, usize)>,
     null: Option<u32>,
-    /// A chunk's hashes, reused.
-    hashes: Vec<u64>,
 }
 
 impl BytesTable {
     fn new() -> BytesTable {
         BytesTable {
             hasher: DefaultHashBuilder::default(),
-            slots: vec![Entry::EMPTY; 16],
-            len: 0,
+            table: HashTable::new(),
             arena: Vec::new(),
             spans: Vec::new(),
             null: None,
-            hashes: Vec::new(),
         }
     }
 
     /// Room for `values` distinct values without growing.
     fn reserve(&mut self, values: usize) {
-        while self.slots.len() * 5 < values.saturating_mul(8) {
-            grow(&mut self.slots);
-        }
+        self.table.reserve(values, |e| e.hash);
     }
 
     /// Numbers a string or binary column's values into `out`.
@@ -533,59 +516,56 @@ impl BytesTable {
         out: &mut Vec<u64>,
     ) {
         let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
-        let rows = column.len();
         use DataType as D;
         match column.data_type() {
             D::Utf8 => {
                 let a = column.as_string::<i32>();
-                self.number(rows, |i| valid(i).then(|| a.value(i).as_bytes()), out)
+                self.number(
+                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
+                    out,
+                )
             }
             D::LargeUtf8 => {
                 let a = column.as_string::<i64>();
-                self.number(rows, |i| valid(i).then(|| a.value(i).as_bytes()), out)
+                self.number(
+                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
+                    out,
+                )
             }
             D::Binary => {
                 let a = column.as_binary::<i32>();
-                self.number(rows, |i| valid(i).then(|| a.value(i)), out)
+                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
             }
             D::LargeBinary => {
                 let a = column.as_binary::<i64>();
-                self.number(rows, |i| valid(i).then(|| a.value(i)), out)
+                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
             }
             D::Utf8View => {
                 let a = column.as_string_view();
-                self.number(rows, |i| valid(i).then(|| a.value(i).as_bytes()), out)
+                self.number(
+                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
+                    out,
+                )
             }
             D::BinaryView => {
                 let a = column.as_binary_view();
-                self.number(rows, |i| valid(i).then(|| a.value(i)), out)
+                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
             }
             other => unreachable!("not a byte column: {other}"),
         }
     }
 
-    /// Numbers `value(i)` for every `i < rows` (`None`: null) into `out`: every value
-    /// hashed first, then looked up, each slot asked for a few rows ahead.
-    fn number<'a>(
-        &mut self,
-        rows: usize,
-        value: impl Fn(usize) -> Option<&'a [u8]>,
-        out: &mut Vec<u64>,
-    ) {
-        const AHEAD: usize = 8;
+    /// Numbers `values` (`None`: null) into `out`.
+    fn number<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>, out: &mut Vec<u64>) {
         let BytesTable {
             hasher,
-            slots,
-            len: held,
+            table,
             arena,
             spans,
             null,
-            hashes,
         } = self;
-        hashes.clear();
-        hashes.extend((0..rows).map(|i| value(i).map_or(0, |v| hasher.hash_one(v))));
-        for r in 0..rows {
-            let Some(v) = value(r) else {
+        for v in values {
+            let Some(v) = v else {
                 let n = *null.get_or_insert_with(|| {
                     spans.push((arena.len(), 0));
                     (spans.len() - 1) as u32
@@ -593,16 +573,20 @@ impl BytesTable {
                 out.push(n as u64);
                 continue;
             };
-            let mask = slots.len() - 1;
-            if slots.len() * size_of::<Entry>() > PREFETCH_BYTES && r + AHEAD < rows {
-                crate::prefetch(&slots[hashes[r + AHEAD] as usize & mask]);
-            }
-            let hash = hashes[r];
+            let hash = hasher.hash_one(v);
             let (len, head) = (v.len() as u32, fingerprint(v));
-            let mut i = hash as usize & mask;
-            let n = loop {
-                let e = &mut slots[i];
-                if e.number == u32::MAX {
+            let found = table.find(hash, |e| {
+                e.hash == hash
+                    && e.len == len
+                    && e.head == head
+                    && (len <= 16 || {
+                        let (start, n) = spans[e.number as usize];
+                        arena[start..start + n] == *v
+                    })
+            });
+            let n = match found {
+                Some(e) => e.number,
+                None => {
                     let number = spans.len() as u32;
                     if len > 16 {
                         spans.push((arena.len(), v.len()));
@@ -610,47 +594,19 @@ impl BytesTable {
                     } else {
                         spans.push((arena.len(), 0));
                     }
-                    *e = Entry {
+                    let entry = Entry {
                         hash,
                         number,
                         len,
                         head,
                     };
-                    *held += 1;
-                    break number;
+                    table.insert_unique(hash, entry, |e| e.hash);
+                    number
                 }
-                if e.hash == hash
-                    && e.len == len
-                    && e.head == head
-                    && (len <= 16 || {
-                        let (start, n) = spans[e.number as usize];
-                        arena[start..start + n] == *v
-                    })
-                {
-                    break e.number;
-                }
-                i = (i + 1) & mask;
             };
-            if *held * 8 > slots.len() * 5 {
-                grow(slots);
-            }
             out.push(n as u64);
         }
     }
-}
-
-/// Twice the slots of a [`BytesTable`], every value moved to its place among them.
-fn grow(slots: &mut Vec<Entry>) {
-    let mut grown = vec![Entry::EMPTY; slots.len() * 2];
-    let mask = grown.len() - 1;
-    for e in slots.iter().filter(|e| e.number != u32::MAX) {
-        let mut i = e.hash as usize & mask;
-        while grown[i].number != u32::MAX {
-            i = (i + 1) & mask;
-        }
-        grown[i] = *e;
-    }
-    *slots = grown;
 }
 
 #[cfg(test)]
@@ -808,8 +764,7 @@ mod tests {
         let long = |mid: u8| [[7u8; 8].as_slice(), &[mid], &[9u8; 8]].concat();
         let values = [long(1), long(2), long(1), b"abc".to_vec(), b"abd".to_vec()];
         t.number(
-            values.len() + 1,
-            |i| values.get(i).map(|v| v.as_slice()),
+            values.iter().map(|v| Some(v.as_slice())).chain([None]),
             &mut out,
         );
         assert_eq!(out, [0, 1, 0, 2, 3, 4]);

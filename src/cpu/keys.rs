@@ -24,60 +24,68 @@ fn raw<T: ArrowNativeType>(array: &dyn Array) -> ScalarBuffer<T> {
 /// in IEEE total order), and equal words are equal row-format encodings. `None` for other
 /// types. Returns the words and how many low bits they use.
 pub(crate) fn order_words(array: &dyn Array) -> Option<(Vec<u64>, u32)> {
+    let mut words = Vec::with_capacity(array.len());
+    let bits = order_words_into(array, &mut words)?;
+    Some((words, bits))
+}
+
+/// [`order_words`] appended to `out` (a buffer reused from call to call), returning how
+/// many low bits they use; `None` (and nothing appended) for types without order words.
+pub(crate) fn order_words_into(array: &dyn Array, out: &mut Vec<u64>) -> Option<u32> {
     use DataType as D;
-    fn signed<T: ArrowNativeType + Into<i64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
+    fn signed<T: ArrowNativeType + Into<i64>>(a: &dyn Array, bits: u32, out: &mut Vec<u64>) -> u32 {
         let mask = if bits == 64 {
             u64::MAX
         } else {
             (1 << bits) - 1
         };
         let flip = 1u64 << (bits - 1);
-        let v = raw::<T>(a)
-            .iter()
-            .map(|x| (Into::<i64>::into(*x) as u64 & mask) ^ flip)
-            .collect();
-        (v, bits)
+        out.extend(
+            raw::<T>(a)
+                .iter()
+                .map(|x| (Into::<i64>::into(*x) as u64 & mask) ^ flip),
+        );
+        bits
     }
-    fn unsigned<T: ArrowNativeType + Into<u64>>(a: &dyn Array, bits: u32) -> (Vec<u64>, u32) {
-        (
-            raw::<T>(a).iter().map(|x| Into::<u64>::into(*x)).collect(),
-            bits,
-        )
+    fn unsigned<T: ArrowNativeType + Into<u64>>(
+        a: &dyn Array,
+        bits: u32,
+        out: &mut Vec<u64>,
+    ) -> u32 {
+        out.extend(raw::<T>(a).iter().map(|x| Into::<u64>::into(*x)));
+        bits
     }
     Some(match array.data_type() {
-        D::Boolean => (
-            array
-                .as_boolean()
-                .values()
-                .iter()
-                .map(|b| b as u64)
-                .collect(),
-            1,
-        ),
-        D::Int8 => signed::<i8>(array, 8),
-        D::Int16 => signed::<i16>(array, 16),
-        D::Int32 | D::Date32 | D::Time32(_) => signed::<i32>(array, 32),
-        D::Int64 | D::Date64 | D::Time64(_) | D::Timestamp(..) | D::Duration(_) => {
-            signed::<i64>(array, 64)
+        D::Boolean => {
+            out.extend(array.as_boolean().values().iter().map(|b| b as u64));
+            1
         }
-        D::UInt8 => unsigned::<u8>(array, 8),
-        D::UInt16 => unsigned::<u16>(array, 16),
-        D::UInt32 => unsigned::<u32>(array, 32),
-        D::UInt64 => unsigned::<u64>(array, 64),
-        D::Float32 => (
-            raw::<u32>(array)
-                .iter()
-                .map(|b| if b >> 31 == 1 { !b } else { b ^ 0x8000_0000 } as u64)
-                .collect(),
-            32,
-        ),
-        D::Float64 => (
-            raw::<u64>(array)
-                .iter()
-                .map(|b| if b >> 63 == 1 { !b } else { b ^ (1 << 63) })
-                .collect(),
-            64,
-        ),
+        D::Int8 => signed::<i8>(array, 8, out),
+        D::Int16 => signed::<i16>(array, 16, out),
+        D::Int32 | D::Date32 | D::Time32(_) => signed::<i32>(array, 32, out),
+        D::Int64 | D::Date64 | D::Time64(_) | D::Timestamp(..) | D::Duration(_) => {
+            signed::<i64>(array, 64, out)
+        }
+        D::UInt8 => unsigned::<u8>(array, 8, out),
+        D::UInt16 => unsigned::<u16>(array, 16, out),
+        D::UInt32 => unsigned::<u32>(array, 32, out),
+        D::UInt64 => unsigned::<u64>(array, 64, out),
+        D::Float32 => {
+            out.extend(
+                raw::<u32>(array)
+                    .iter()
+                    .map(|b| if b >> 31 == 1 { !b } else { b ^ 0x8000_0000 } as u64),
+            );
+            32
+        }
+        D::Float64 => {
+            out.extend(
+                raw::<u64>(array)
+                    .iter()
+                    .map(|b| if b >> 63 == 1 { !b } else { b ^ (1 << 63) }),
+            );
+            64
+        }
         _ => return None,
     })
 }
