@@ -294,6 +294,130 @@ impl State {
         Ok(())
     }
 
+    /// The states of groups picked from `parts` (states of one aggregate over disjoint
+    /// groups): output group `i` is group `order[i].1` of part `order[i].0`. Groups not
+    /// picked are dropped (with their count(DISTINCT) pairs).
+    pub(crate) fn gather(parts: &[&State], order: &[(u32, u32)]) -> Result<State> {
+        fn each<'a, T>(parts: &[&'a State], f: impl Fn(&'a State) -> T) -> Vec<T> {
+            parts.iter().map(|s| f(s)).collect()
+        }
+        let pick = |v: &[&Vec<u64>]| -> Vec<u64> {
+            order
+                .iter()
+                .map(|&(p, g)| v[p as usize][g as usize])
+                .collect()
+        };
+        Ok(match parts[0] {
+            State::Count(_) => State::Count(pick(&each(parts, |s| match s {
+                State::Count(c) => c,
+                _ => unreachable!("states of one aggregate differ"),
+            }))),
+            State::IntSum { .. } => {
+                let all = each(parts, |s| match s {
+                    State::IntSum { sums, high, n } => (sums, high, n),
+                    _ => unreachable!("states of one aggregate differ"),
+                });
+                State::IntSum {
+                    sums: order
+                        .iter()
+                        .map(|&(p, g)| all[p as usize].0[g as usize])
+                        .collect(),
+                    high: order
+                        .iter()
+                        .map(|&(p, g)| all[p as usize].1[g as usize])
+                        .collect(),
+                    n: pick(&all.iter().map(|a| a.2).collect::<Vec<_>>()),
+                }
+            }
+            State::Sums { .. } => {
+                let all = each(parts, |s| match s {
+                    State::Sums { slots, n } => (slots, n),
+                    _ => unreachable!("states of one aggregate differ"),
+                });
+                let slots: Vec<&SumSlots> = all.iter().map(|a| a.0).collect();
+                State::Sums {
+                    slots: SumSlots::gather(&slots, order),
+                    n: pick(&all.iter().map(|a| a.1).collect::<Vec<_>>()),
+                }
+            }
+            State::Moments { .. } => {
+                let all = each(parts, |s| match s {
+                    State::Moments { sum, squares, n } => (sum, squares, n),
+                    _ => unreachable!("states of one aggregate differ"),
+                });
+                let take_sums = |k: usize| -> Vec<ExactSum> {
+                    order
+                        .iter()
+                        .map(|&(p, g)| {
+                            let v = if k == 0 {
+                                all[p as usize].0
+                            } else {
+                                all[p as usize].1
+                            };
+                            v.get(g as usize).cloned().unwrap_or_default()
+                        })
+                        .collect()
+                };
+                State::Moments {
+                    sum: take_sums(0),
+                    squares: if all[0].1.is_empty() {
+                        Vec::new()
+                    } else {
+                        take_sums(1)
+                    },
+                    n: pick(&all.iter().map(|a| a.2).collect::<Vec<_>>()),
+                }
+            }
+            State::Extreme(_) => {
+                let arrays: Vec<&dyn Array> = each(parts, |s| match s {
+                    State::Extreme(a) => a.as_ref(),
+                    _ => unreachable!("states of one aggregate differ"),
+                });
+                let at: Vec<(usize, usize)> = order
+                    .iter()
+                    .map(|&(p, g)| (p as usize, g as usize))
+                    .collect();
+                State::Extreme(arrow::compute::interleave(&arrays, &at)?)
+            }
+            State::Distinct { .. } => {
+                // Each part's groups' places in the output (u32::MAX: dropped).
+                let mut place: Vec<Vec<u32>> = each(parts, |s| match s {
+                    State::Distinct { groups, .. } => vec![u32::MAX; *groups],
+                    _ => unreachable!("states of one aggregate differ"),
+                });
+                for (i, &(p, g)) in order.iter().enumerate() {
+                    place[p as usize][g as usize] = i as u32;
+                }
+                let mut pair_group = Vec::new();
+                let mut at = Vec::new();
+                let mut arrays: Vec<&dyn Array> = Vec::new();
+                for (p, s) in parts.iter().enumerate() {
+                    let State::Distinct {
+                        pair_group: pg,
+                        values,
+                        ..
+                    } = s
+                    else {
+                        unreachable!("states of one aggregate differ")
+                    };
+                    arrays.push(values.as_ref());
+                    for (j, &g) in pg.iter().enumerate() {
+                        let to = place[p][g as usize];
+                        if to != u32::MAX {
+                            pair_group.push(to);
+                            at.push((p, j));
+                        }
+                    }
+                }
+                State::Distinct {
+                    groups: order.len(),
+                    pair_group,
+                    values: arrow::compute::interleave(&arrays, &at)?,
+                }
+            }
+        })
+    }
+
     pub(crate) fn merge(
         &mut self,
         other: &State,

@@ -635,6 +635,47 @@ impl SumSlots {
         out
     }
 
+    /// The groups `order` picks from `parts` (output group `i` is group `order[i].1` of
+    /// part `order[i].0`), as [`SumSlots::merge`] of each into empty slots gives them,
+    /// without the per-group round trip where it can: every part's windows are moved to
+    /// the lowest base among the parts by a left shift, when no picked window would
+    /// lose a bit to it.
+    pub(crate) fn gather(parts: &[&SumSlots], order: &[(u32, u32)]) -> SumSlots {
+        let base = parts.iter().filter_map(|p| p.base).min();
+        let direct = parts.iter().all(|p| p.spilled == 0)
+            && order.iter().all(|&(p, g)| {
+                let part = parts[p as usize];
+                let w = part.win[g as usize];
+                let d = part.base.zip(base).map_or(0, |(b, lo)| b - lo);
+                // A window of at most 103 bits shifted stays below 2^126.
+                w == 0 || (128 - w.unsigned_abs().leading_zeros()) + d <= SLOT_SHIFT + 53
+            });
+        let mut out = SumSlots::default();
+        if !direct {
+            out.resize(order.len());
+            for (i, &(p, g)) in order.iter().enumerate() {
+                out.merge(i, &parts[p as usize].get(g as usize));
+            }
+            return out;
+        }
+        out.base = base;
+        out.win = order
+            .iter()
+            .map(|&(p, g)| {
+                let part = parts[p as usize];
+                let d = part.base.zip(base).map_or(0, |(b, lo)| b - lo);
+                match part.win[g as usize] {
+                    0 => 0,
+                    w => w << d,
+                }
+            })
+            .collect();
+        out.spills = vec![None; order.len()];
+        // Each window is now below 2^103, as one value is: one add so far.
+        out.adds = 1;
+        out
+    }
+
     /// Removes the first `n` groups (the others move down by `n`) and returns them.
     pub fn take_first(&mut self, n: usize) -> SumSlots {
         let n = n.min(self.win.len());

@@ -740,3 +740,55 @@ fn kept_counts_carry_across_chunks() {
         }
     }
 }
+
+#[test]
+fn many_groups_on_threads_give_one_threads_bits() {
+    // Many groups (one in about three rows) on 2 to 5 threads of few rows each: the rows
+    // are split by a hash of their key, each thread groups its own keys, and the groups
+    // are interleaved by first row. Float sums of values whose scale differs from group
+    // to group (so that each thread's sums start at a scale of their own), with and
+    // without spilled values (1e300, NaN), means, variances, min/max of strings,
+    // count(DISTINCT), filters, and null keys.
+    let n = 6_000usize;
+    let id =
+        Int64Array::from_iter((0..n).map(|i| (i % 101 != 0).then_some((i * 7) as i64 % 2_003)));
+    let name = StringArray::from_iter(
+        (0..n).map(|i| (i % 89 != 0).then(|| format!("name-{}", (i * 13) % 4_001))),
+    );
+    let scale = |i: usize| 2f64.powi((i % 9) as i32 - 4);
+    let x = Float64Array::from_iter_values((0..n).map(|i| (i % 37) as f64 * 0.375 * scale(i)));
+    let wild = Float64Array::from_iter_values((0..n).map(|i| match i % 211 {
+        0 => 1e300,
+        1 => f64::NAN,
+        _ => (i % 23) as f64 * 1.5e-3 * scale(i),
+    }));
+    let b = batch(vec![
+        ("id", Arc::new(id) as _),
+        ("name", Arc::new(name) as _),
+        ("x", Arc::new(x) as _),
+        ("wild", Arc::new(wild) as _),
+    ]);
+    let aggs = [
+        Agg::sum(col("x")),
+        Agg::mean(col("x")),
+        Agg::sum(col("wild")),
+        Agg::var_samp(col("x")),
+        Agg::max(col("name")),
+        Agg::min(col("x")),
+        Agg::count_distinct(col("name")),
+        Agg::count_star(),
+        Agg::sum(col("x")).filter(col("x").gt(lit(3.0))),
+    ];
+    for keys in [&["id"][..], &["id", "name"][..], &["name"][..]] {
+        let one = cpu_with_threads(1, Some(1))
+            .group_by(&b, keys, &aggs)
+            .unwrap();
+        assert!(one.num_rows() > n / 4, "{keys:?}: many groups");
+        for threads in 2..=5 {
+            let got = cpu_with_threads(threads, Some(16))
+                .group_by(&b, keys, &aggs)
+                .unwrap();
+            assert_eq!(got, one, "{keys:?} on {threads} threads");
+        }
+    }
+}

@@ -216,6 +216,7 @@ impl Acc {
         ids: &[u32],
         (groups, group_rows): (usize, &[u64]),
         row: impl Fn(usize) -> u32,
+        sink: bool,
     ) -> Result<()> {
         let rows = ids.len();
         let values = agg
@@ -338,6 +339,9 @@ impl Acc {
             }
             Acc::Distinct { rows: r, groups: g } => {
                 for_each_kept(&kept, rows, |i| {
+                    if ids[i] == SINK && sink {
+                        return;
+                    }
                     r.push(row(i));
                     g.push(ids[i]);
                 });
@@ -510,13 +514,25 @@ struct Grouper<'a> {
     zeros: Vec<u32>,
     /// Every group's rows so far.
     group_rows: Vec<u64>,
+    /// Every row's partition and the one this grouper numbers (the others go to the
+    /// sink, group [`SINK`]); `None`: every row.
+    select: Option<(&'a [u8], u8)>,
+    /// A chunk's rows of the partition (reused).
+    selected: Vec<u32>,
 }
 
 impl<'a> Grouper<'a> {
-    fn new(batch: &'a RecordBatch, plan: &'a Plan, expected: usize) -> Result<Grouper<'a>> {
+    fn new(
+        batch: &'a RecordBatch,
+        plan: &'a Plan,
+        expected: usize,
+        select: Option<(&'a [u8], u8)>,
+    ) -> Result<Grouper<'a>> {
         let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
         let numbering = if keys.is_empty() {
             None
+        } else if select.is_some() {
+            Some(Numbering::with_sink(&keys, expected)?)
         } else {
             Some(Numbering::with_groups(&keys, expected)?)
         };
@@ -533,6 +549,8 @@ impl<'a> Grouper<'a> {
             accs,
             zeros: Vec::new(),
             group_rows: Vec::new(),
+            select,
+            selected: Vec::new(),
         })
     }
 
@@ -543,7 +561,21 @@ impl<'a> Grouper<'a> {
         let (ids, groups) = match &mut self.numbering {
             Some(numbering) => {
                 let keys: Vec<ArrayRef> = self.keys.iter().map(|k| k.slice(start, len)).collect();
-                numbering.number(&keys, row)?
+                match self.select {
+                    Some((parts, part)) => {
+                        // The chunk's rows of this partition, listed without a branch.
+                        let selected = &mut self.selected;
+                        selected.resize(len, 0);
+                        let mut n = 0;
+                        for (i, &p) in parts[start..start + len].iter().enumerate() {
+                            selected[n] = i as u32;
+                            n += (p == part) as usize;
+                        }
+                        selected.truncate(n);
+                        numbering.number_selected(&keys, row, selected)?
+                    }
+                    None => numbering.number(&keys, row)?,
+                }
             }
             None => {
                 self.zeros.resize(len, 0);
@@ -551,7 +583,14 @@ impl<'a> Grouper<'a> {
             }
         };
         for (acc, agg) in self.accs.iter_mut().zip(&self.plan.aggs) {
-            acc.push(&chunk, agg, ids, (groups, &self.group_rows), row)?;
+            acc.push(
+                &chunk,
+                agg,
+                ids,
+                (groups, &self.group_rows),
+                row,
+                self.select.is_some(),
+            )?;
         }
         self.group_rows.resize(groups, 0);
         for &g in ids {
@@ -562,6 +601,23 @@ impl<'a> Grouper<'a> {
 
     /// The groups, in order of first appearance.
     fn finish(self) -> Result<Grouped> {
+        let (first, states, key_columns) = self.finish_states()?;
+        let at = UInt32Array::from(first);
+        let keys = key_columns
+            .iter()
+            .map(|c| take(c.as_ref(), &at, None))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Grouped {
+            // Without keys, one global group.
+            groups: if key_columns.is_empty() { 1 } else { at.len() },
+            keys,
+            states,
+        })
+    }
+
+    /// Every group's first row (none without keys), every aggregate's state, and the
+    /// key columns.
+    fn finish_states(self) -> Result<(Vec<u32>, Vec<State>, Vec<ArrayRef>)> {
         let (groups, first) = match self.numbering {
             Some(n) => {
                 let first = n.into_first();
@@ -569,24 +625,86 @@ impl<'a> Grouper<'a> {
             }
             None => (1, Vec::new()),
         };
-        let at = UInt32Array::from(first);
-        let keys = self
-            .keys
-            .iter()
-            .map(|c| take(c.as_ref(), &at, None))
-            .collect::<std::result::Result<_, _>>()?;
         let states = self
             .accs
             .into_iter()
             .zip(&self.plan.aggs)
             .map(|(acc, agg)| acc.finish(self.batch, agg, groups, &self.group_rows))
             .collect::<Result<_>>()?;
-        Ok(Grouped {
-            groups,
-            keys,
-            states,
-        })
+        Ok((first, states, self.keys))
     }
+}
+
+/// The group of rows another partition's grouper numbers.
+const SINK: u32 = 0;
+
+/// [`partial`] of many groups on `partitions` threads: every row's key hashed to a
+/// partition (`groups::partitions`, on every core), then each thread numbers and adds up
+/// the rows of its own partition only (the others go to a sink group, dropped), so no
+/// key is numbered twice and no group is merged. The partitions' groups are interleaved
+/// by first row: the order of first appearance one thread gives, and each group's
+/// state is its rows' state, so the bits are one thread's. `None` where a key column
+/// has no partition hash (dictionaries, decimals, nested types).
+fn partial_partitioned(
+    batch: &RecordBatch,
+    plan: &Plan,
+    threads: Threads,
+    chunk: usize,
+    expected: usize,
+) -> Result<Option<Grouped>> {
+    let rows = batch.num_rows();
+    let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
+    let count = threads.threads.min(u8::MAX as usize);
+    let Some(parts) = super::groups::partitions(&keys, count, threads)? else {
+        return Ok(None);
+    };
+    let results = Threads::map_ranges(count, count, |p, _| {
+        let select = Some((parts.as_slice(), p as u8));
+        let mut grouper = Grouper::new(batch, plan, expected / count + 1, select)?;
+        for start in (0..rows).step_by(chunk) {
+            grouper.push(start, chunk.min(rows - start))?;
+        }
+        grouper.finish_states()
+    })?;
+    // Each partition's groups ascend by first row (after its sink, group 0): merged.
+    let firsts: Vec<&[u32]> = results.iter().map(|(f, _, _)| &f[1..]).collect();
+    let groups: usize = firsts.iter().map(|f| f.len()).sum();
+    let mut heads = vec![0usize; count];
+    let mut order = Vec::with_capacity(groups);
+    let mut first_rows = Vec::with_capacity(groups);
+    for _ in 0..groups {
+        let (mut best, mut from) = (u32::MAX, 0);
+        for (p, f) in firsts.iter().enumerate() {
+            if let Some(&r) = f.get(heads[p]) {
+                if r < best {
+                    (best, from) = (r, p);
+                }
+            }
+        }
+        heads[from] += 1;
+        order.push((from as u32, heads[from] as u32));
+        first_rows.push(best);
+    }
+    // The keys at the groups' first rows, a column a thread.
+    let at = UInt32Array::from(first_rows);
+    let keys = Threads::map_ranges(keys.len(), count, |start, len| {
+        keys[start..start + len]
+            .iter()
+            .map(|c| Ok(take(c.as_ref(), &at, None)?))
+            .collect::<Result<Vec<_>>>()
+    })?
+    .concat();
+    let states = (0..plan.aggs.len())
+        .map(|a| {
+            let parts: Vec<&State> = results.iter().map(|(_, s, _)| &s[a]).collect();
+            State::gather(&parts, &order)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(Grouped {
+        groups,
+        keys,
+        states,
+    }))
 }
 
 /// Groups `batch` as `plan` says, into per-group states; groups in order of first
@@ -596,8 +714,9 @@ impl<'a> Grouper<'a> {
 /// [`estimate_groups`] estimates them from a sample), contiguous pieces of the batch are
 /// grouped each on its own thread and merged in order: states merge exactly and the
 /// merge keeps first appearances and ties in row order. With more groups, merging would
-/// cost about what grouping the merged groups' keys again does, so the batch is grouped
-/// on one thread. Either way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that
+/// cost about what grouping the merged groups' keys again does, so the rows are split
+/// by a hash of their key instead, a partition a thread ([`partial_partitioned`]), and
+/// only keys of other types (dictionaries, decimals, nested) go to one thread. Either way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that
 /// each step's buffers stay small and are reused (grouping 10M rows in one go allocated
 /// hundreds of MB afresh per call, and faulting those pages in cost more than the
 /// grouping itself), into a key table sized once for the estimated groups (growing it
@@ -614,6 +733,11 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
     let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
     let estimate = estimate_groups(&keys)?;
     let expected = estimate.groups();
+    if pieces > 1 && !estimate.few(pieces, rows) {
+        if let Some(grouped) = partial_partitioned(batch, plan, threads, chunk, expected)? {
+            return Ok(grouped);
+        }
+    }
     if pieces == 1 || !estimate.few(pieces, rows) {
         return partial_serial(batch, plan, chunk, expected.min(rows));
     }
@@ -694,7 +818,7 @@ fn partial_serial(
     chunk: usize,
     expected: usize,
 ) -> Result<Grouped> {
-    let mut grouper = Grouper::new(batch, plan, expected)?;
+    let mut grouper = Grouper::new(batch, plan, expected, None)?;
     let rows = batch.num_rows();
     for start in (0..rows).step_by(chunk) {
         grouper.push(start, chunk.min(rows - start))?;

@@ -87,9 +87,25 @@ pub(crate) struct Numbering {
     codes: Vec<u64>,
     row_words: Vec<u64>,
     ids: Vec<u32>,
+    /// 1 when group 0 is a sink for rows not selected (see [`Numbering::with_sink`]).
+    offset: usize,
 }
 
 impl Numbering {
+    /// [`Numbering::with_groups`] for one partition of the rows: group 0 is a sink that
+    /// every row not selected goes to (its "first row" `u32::MAX`), and the keys' groups
+    /// are numbered from 1, so that per-group state can be updated for every row of a
+    /// chunk without a branch and the sink's dropped at the end.
+    pub(crate) fn with_sink(columns: &[ArrayRef], expected: usize) -> Result<Numbering> {
+        let mut numbering = Numbering::with_groups(columns, expected)?;
+        numbering.offset = 1;
+        numbering.first.push(u32::MAX);
+        if let Table::Many { keys, .. } = &mut numbering.table {
+            keys.resize(numbering.words, 0);
+        }
+        Ok(numbering)
+    }
+
     /// A numbering for rows of `columns` (the whole columns: fixed-width ranges are found
     /// over them).
     pub(crate) fn new(columns: &[ArrayRef]) -> Result<Numbering> {
@@ -169,6 +185,7 @@ impl Numbering {
             codes: Vec::new(),
             row_words: Vec::new(),
             ids: Vec::new(),
+            offset: 0,
         })
     }
 
@@ -185,8 +202,29 @@ impl Numbering {
         columns: &[ArrayRef],
         row: impl Fn(usize) -> u32,
     ) -> Result<(&[u32], usize)> {
+        self.number_rows(columns, row, None)
+    }
+
+    /// [`Numbering::number`] of the rows `selected` lists (ascending, within the chunk),
+    /// the others in group 0 (for a numbering [`Numbering::with_sink`] made): only the
+    /// listed rows are looked up, and no step branches on a row's partition.
+    pub(crate) fn number_selected(
+        &mut self,
+        columns: &[ArrayRef],
+        row: impl Fn(usize) -> u32,
+        selected: &[u32],
+    ) -> Result<(&[u32], usize)> {
+        debug_assert_eq!(self.offset, 1, "a numbering with a sink");
+        self.number_rows(columns, row, Some(selected))
+    }
+
+    fn number_rows(
+        &mut self,
+        columns: &[ArrayRef],
+        row: impl Fn(usize) -> u32,
+        selected: Option<&[u32]>,
+    ) -> Result<(&[u32], usize)> {
         let rows = columns.first().map_or(0, |c| c.len());
-        self.ids.clear();
         let Numbering {
             coders,
             words,
@@ -195,14 +233,18 @@ impl Numbering {
             codes,
             row_words,
             ids,
+            offset,
         } = self;
+        let offset = *offset;
         let words = *words;
+        ids.clear();
+        ids.resize(rows, 0);
         row_words.clear();
         if !matches!(table, Table::Identity) {
             row_words.resize(rows * words, 0);
         }
         for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
-            code_chunk(coder, columns, j, codes)?;
+            code_chunk(coder, columns, j, codes, selected)?;
             let (radix, word) = (*radix as u64, *word);
             if let Table::Identity = table {
                 break;
@@ -212,41 +254,48 @@ impl Numbering {
                 *w = w.wrapping_mul(radix).wrapping_add(c);
             }
         }
+        let n = selected.map_or(rows, |s| s.len());
+        let at = |k: usize| selected.map_or(k, |s| s[k] as usize);
         let new_group = |first: &mut Vec<u32>, r: usize| {
             first.push(row(r));
             (first.len() - 1) as u32
         };
         match table {
             Table::Identity => {
-                for (r, &c) in codes.iter().enumerate() {
-                    if c as usize == first.len() {
+                for k in 0..n {
+                    let r = at(k);
+                    let g = codes[r] as usize + offset;
+                    if g == first.len() {
                         new_group(first, r);
                     }
-                    ids.push(c as u32);
+                    ids[r] = g as u32;
                 }
             }
             Table::Direct(slots) => {
-                for (r, &w) in row_words.iter().enumerate() {
-                    let s = &mut slots[w as usize];
+                for k in 0..n {
+                    let r = at(k);
+                    let s = &mut slots[row_words[r] as usize];
                     if *s == u32::MAX {
                         *s = new_group(first, r);
                     }
-                    ids.push(*s);
+                    ids[r] = *s;
                 }
             }
-            Table::One(t) => t.number(row_words, first, ids, &row),
-            Table::Two(t) => t.number(row_words, first, ids, &row),
+            Table::One(t) => t.number(row_words, first, ids, &row, (n, at)),
+            Table::Two(t) => t.number(row_words, first, ids, &row, (n, at)),
             Table::Many {
                 table,
                 keys,
                 hasher,
             } => {
-                for (r, w) in row_words.chunks_exact(words).enumerate() {
+                for k in 0..n {
+                    let r = at(k);
+                    let w = &row_words[r * words..][..words];
                     let hash = hasher.hash_one(w);
                     let found = table.find(hash, |&(h, g)| {
                         h == hash && &keys[g as usize * words..][..words] == w
                     });
-                    let g = match found {
+                    ids[r] = match found {
                         Some(&(_, g)) => g,
                         None => {
                             let g = new_group(first, r);
@@ -255,11 +304,90 @@ impl Numbering {
                             g
                         }
                     };
-                    ids.push(g);
                 }
             }
         }
         Ok((ids.as_slice(), first.len()))
+    }
+}
+
+/// Every row's partition among `count` (at most 255), by a hash of its key: equal keys
+/// (as the numbering tells them) in one partition, keys spread evenly. Computed in
+/// contiguous pieces on `threads`. `None` when a key column is neither bytes nor has
+/// order words.
+pub(crate) fn partitions(
+    keys: &[ArrayRef],
+    count: usize,
+    threads: super::Threads,
+) -> Result<Option<Vec<u8>>> {
+    const NULL: u64 = 0x243f_6a88_85a3_08d3;
+    const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+    if !keys
+        .iter()
+        .all(|k| is_bytes(k.data_type()) || keys::has_order_words(k.data_type()))
+    {
+        return Ok(None);
+    }
+    let rows = keys.first().map_or(0, |k| k.len());
+    // One hasher state for every piece: equal bytes hash alike on every thread.
+    let hasher = DefaultHashBuilder::default();
+    let pieces = threads.map_pieces(rows, |start, len| {
+        let mut h = vec![NULL; len];
+        let mut words = Vec::new();
+        for key in keys {
+            let column = key.slice(start, len);
+            let nulls = column.logical_nulls().filter(|n| n.null_count() > 0);
+            let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
+            let mut mix = |i: usize, x: u64| h[i] = fold(h[i] ^ x, MIX);
+            if is_bytes(column.data_type()) {
+                for_each_bytes(column.as_ref(), |i, v| {
+                    mix(i, if valid(i) { hasher.hash_one(v) } else { NULL })
+                });
+            } else {
+                words.clear();
+                keys::order_words_into(column.as_ref(), &mut words).expect("order words");
+                for (i, &w) in words.iter().enumerate() {
+                    mix(i, if valid(i) { w } else { NULL });
+                }
+            }
+        }
+        Ok(h.into_iter()
+            .map(|h| ((h as u128 * count as u128) >> 64) as u8)
+            .collect::<Vec<u8>>())
+    })?;
+    Ok(Some(pieces.concat()))
+}
+
+/// Calls `f(i, bytes)` with every row of a string or binary column (a null's bytes are
+/// whatever its slot holds).
+fn for_each_bytes(column: &dyn Array, mut f: impl FnMut(usize, &[u8])) {
+    use DataType as D;
+    match column.data_type() {
+        D::Utf8 => {
+            let a = column.as_string::<i32>();
+            (0..a.len()).for_each(|i| f(i, a.value(i).as_bytes()))
+        }
+        D::LargeUtf8 => {
+            let a = column.as_string::<i64>();
+            (0..a.len()).for_each(|i| f(i, a.value(i).as_bytes()))
+        }
+        D::Binary => {
+            let a = column.as_binary::<i32>();
+            (0..a.len()).for_each(|i| f(i, a.value(i)))
+        }
+        D::LargeBinary => {
+            let a = column.as_binary::<i64>();
+            (0..a.len()).for_each(|i| f(i, a.value(i)))
+        }
+        D::Utf8View => {
+            let a = column.as_string_view();
+            (0..a.len()).for_each(|i| f(i, a.value(i).as_bytes()))
+        }
+        D::BinaryView => {
+            let a = column.as_binary_view();
+            (0..a.len()).for_each(|i| f(i, a.value(i)))
+        }
+        other => unreachable!("not a byte column: {other}"),
     }
 }
 
@@ -282,9 +410,8 @@ fn fold(a: u64, b: u64) -> u64 {
 }
 
 /// Keys of `W` words numbered by open addressing: linear probing in one flat array of
-/// `W + 1` words a slot (the key, then its group plus one; 0: empty), at most 5/8 full.
-/// Made zeroed, so the part of a large table not yet used costs no memory; probed a few
-/// rows ahead: at millions of groups every probe misses the caches, and a table that
+/// `W + 1` words a slot (the key, then its group plus one; 0: empty), at most 5/8 full;
+/// probed a few rows ahead: at millions of groups every probe misses the caches, and a table that
 /// knows where a row's slot is can ask for it early, so that the misses overlap
 /// (hashbrown's `entry` gives no such address, and its inserts stalled on each).
 struct WordTable<const W: usize> {
@@ -303,8 +430,17 @@ impl<const W: usize> WordTable<W> {
         let cap = (groups.saturating_mul(8) / 5 + 1)
             .next_power_of_two()
             .max(16);
+        // Written, not merely allocated zeroed: a zero page first read by a probe and then
+        // written by an insert faults twice, and with other threads running the second
+        // fault flushes every core's TLB.
+        #[allow(clippy::slow_vector_initialization)] // the writes are the point
+        let slots = {
+            let mut slots = Vec::with_capacity(cap * (W + 1));
+            slots.resize(cap * (W + 1), 0);
+            slots
+        };
         WordTable {
-            slots: vec![0; cap * (W + 1)],
+            slots,
             mask: cap - 1,
             len: 0,
             seeds,
@@ -345,22 +481,23 @@ impl<const W: usize> WordTable<W> {
         *self = bigger;
     }
 
-    /// Numbers rows of `W` words each (`row_words`), new keys after the `first.len()`
-    /// groups so far (this table's), appending each row's group to `ids` and each new
-    /// group's first row (`row(r)`) to `first`.
+    /// Numbers rows of `W` words each (`row_words`), the `n` rows `at(k)` for `k < n`,
+    /// new keys after the `first.len()` groups so far (this table's), writing each row's
+    /// group into `ids` and appending each new group's first row (`row(r)`) to `first`.
     fn number(
         &mut self,
         row_words: &[u64],
         first: &mut Vec<u32>,
-        ids: &mut Vec<u32>,
+        ids: &mut [u32],
         row: &impl Fn(usize) -> u32,
+        (n, at): (usize, impl Fn(usize) -> usize),
     ) {
-        let rows = row_words.len() / W;
-        for r in 0..rows {
-            if self.slots.len() * 8 > PREFETCH_BYTES && r + Self::AHEAD < rows {
-                let ahead = self.slot_of(&row_words[(r + Self::AHEAD) * W..][..W]);
+        for k in 0..n {
+            if self.slots.len() * 8 > PREFETCH_BYTES && k + Self::AHEAD < n {
+                let ahead = self.slot_of(&row_words[at(k + Self::AHEAD) * W..][..W]);
                 crate::prefetch(&self.slots[ahead * (W + 1)]);
             }
+            let r = at(k);
             let key = &row_words[r * W..][..W];
             let mut i = self.slot_of(key);
             let g = loop {
@@ -378,13 +515,21 @@ impl<const W: usize> WordTable<W> {
                 i = (i + 1) & self.mask;
             };
             self.grow_if_full();
-            ids.push(g as u32);
+            ids[r] = g as u32;
         }
     }
 }
 
-/// Codes column `j` of a chunk (or, for the row coder, all of them) into `out`.
-fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u64>) -> Result<()> {
+/// Codes column `j` of a chunk (or, for the row coder, all of them) into `out`. With
+/// `selected`, a byte column looks up only the rows listed (the others get code 0, never
+/// used).
+fn code_chunk(
+    coder: &mut Coder,
+    columns: &[ArrayRef],
+    j: usize,
+    out: &mut Vec<u64>,
+    selected: Option<&[u32]>,
+) -> Result<()> {
     out.clear();
     let column = &columns[j];
     let nulls = column.logical_nulls().filter(|n| n.null_count() > 0);
@@ -404,10 +549,17 @@ fn code_chunk(coder: &mut Coder, columns: &[ArrayRef], j: usize, out: &mut Vec<u
                 }),
             }
         }
-        Coder::Bytes(table) => table.number_column(column.as_ref(), nulls, out),
+        Coder::Bytes(table) => {
+            out.resize(column.len(), 0);
+            table.number_column(column.as_ref(), nulls, out, selected)
+        }
         Coder::Rows(converter, table) => {
             let rows = converter.convert_columns(columns)?;
-            table.number((0..rows.num_rows()).map(|i| Some(rows.row(i).data())), out);
+            out.resize(rows.num_rows(), 0);
+            table.number(
+                (0..rows.num_rows()).map(|i| (i, Some(rows.row(i).data()))),
+                out,
+            );
         }
     }
     Ok(())
@@ -508,55 +660,60 @@ impl BytesTable {
         self.table.reserve(values, |e| e.hash);
     }
 
-    /// Numbers a string or binary column's values into `out`.
+    /// Numbers a string or binary column's values into `out` (as long as the column):
+    /// every row's, or the `selected` rows' only.
     fn number_column(
         &mut self,
         column: &dyn Array,
         nulls: Option<&NullBuffer>,
-        out: &mut Vec<u64>,
+        out: &mut [u64],
+        selected: Option<&[u32]>,
     ) {
         let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+        let n = selected.map_or(column.len(), |s| s.len());
+        let at = |k: usize| selected.map_or(k, |s| s[k] as usize);
         use DataType as D;
         match column.data_type() {
             D::Utf8 => {
                 let a = column.as_string::<i32>();
-                self.number(
-                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
-                    out,
-                )
+                let v = |i: usize| (i, valid(i).then(|| a.value(i).as_bytes()));
+                self.number((0..n).map(|k| v(at(k))), out)
             }
             D::LargeUtf8 => {
                 let a = column.as_string::<i64>();
-                self.number(
-                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
-                    out,
-                )
+                let v = |i: usize| (i, valid(i).then(|| a.value(i).as_bytes()));
+                self.number((0..n).map(|k| v(at(k))), out)
             }
             D::Binary => {
                 let a = column.as_binary::<i32>();
-                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+                let v = |i: usize| (i, valid(i).then(|| a.value(i)));
+                self.number((0..n).map(|k| v(at(k))), out)
             }
             D::LargeBinary => {
                 let a = column.as_binary::<i64>();
-                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+                let v = |i: usize| (i, valid(i).then(|| a.value(i)));
+                self.number((0..n).map(|k| v(at(k))), out)
             }
             D::Utf8View => {
                 let a = column.as_string_view();
-                self.number(
-                    (0..a.len()).map(|i| valid(i).then(|| a.value(i).as_bytes())),
-                    out,
-                )
+                let v = |i: usize| (i, valid(i).then(|| a.value(i).as_bytes()));
+                self.number((0..n).map(|k| v(at(k))), out)
             }
             D::BinaryView => {
                 let a = column.as_binary_view();
-                self.number((0..a.len()).map(|i| valid(i).then(|| a.value(i))), out)
+                let v = |i: usize| (i, valid(i).then(|| a.value(i)));
+                self.number((0..n).map(|k| v(at(k))), out)
             }
             other => unreachable!("not a byte column: {other}"),
         }
     }
 
-    /// Numbers `values` (`None`: null) into `out`.
-    fn number<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>, out: &mut Vec<u64>) {
+    /// Numbers `values` (rows and their values, `None`: null) into `out` at their rows.
+    fn number<'a>(
+        &mut self,
+        values: impl Iterator<Item = (usize, Option<&'a [u8]>)>,
+        out: &mut [u64],
+    ) {
         let BytesTable {
             hasher,
             table,
@@ -564,13 +721,13 @@ impl BytesTable {
             spans,
             null,
         } = self;
-        for v in values {
+        for (r, v) in values {
             let Some(v) = v else {
                 let n = *null.get_or_insert_with(|| {
                     spans.push((arena.len(), 0));
                     (spans.len() - 1) as u32
                 });
-                out.push(n as u64);
+                out[r] = n as u64;
                 continue;
             };
             let hash = hasher.hash_one(v);
@@ -604,7 +761,7 @@ impl BytesTable {
                     number
                 }
             };
-            out.push(n as u64);
+            out[r] = n as u64;
         }
     }
 }
@@ -763,8 +920,13 @@ mod tests {
         let mut out = Vec::new();
         let long = |mid: u8| [[7u8; 8].as_slice(), &[mid], &[9u8; 8]].concat();
         let values = [long(1), long(2), long(1), b"abc".to_vec(), b"abd".to_vec()];
+        out.resize(values.len() + 1, 0);
         t.number(
-            values.iter().map(|v| Some(v.as_slice())).chain([None]),
+            values
+                .iter()
+                .map(|v| Some(v.as_slice()))
+                .chain([None])
+                .enumerate(),
             &mut out,
         );
         assert_eq!(out, [0, 1, 0, 2, 3, 4]);
