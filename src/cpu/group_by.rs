@@ -654,7 +654,9 @@ fn partial_partitioned(
 ) -> Result<Option<Grouped>> {
     let rows = batch.num_rows();
     let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
-    let count = threads.threads.min(u8::MAX as usize);
+    // A partition a piece: every partition's thread reads every row (its aggregates
+    // update the sink for the others'), so no more threads than the rows are worth.
+    let count = threads.pieces(rows).min(u8::MAX as usize);
     let Some(parts) = super::groups::partitions(&keys, count, threads)? else {
         return Ok(None);
     };
