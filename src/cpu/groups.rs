@@ -113,8 +113,9 @@ impl Numbering {
     }
 
     /// [`Numbering::new`] with room for `expected` groups from the start: a hash table
-    /// grown step by step to 10M groups copies itself ~20 times. Only a table's control
-    /// bytes are written when it is made, so an estimate too high costs little.
+    /// grown step by step to 10M groups copies itself ~20 times. A hashbrown table writes
+    /// only its control bytes when made; a [`WordTable`] is written in full (about 27
+    /// bytes a group for one word), so the estimate should not be far above the rows.
     pub(crate) fn with_groups(columns: &[ArrayRef], expected: usize) -> Result<Numbering> {
         let rows = columns.first().map_or(0, |c| c.len());
         let codable = columns
