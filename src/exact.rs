@@ -284,45 +284,19 @@ impl GroupedAdder {
                     squares: sq_lo,
                     squares_high,
                 } = std::mem::take(&mut self.near[g]);
-                if sum != 0 {
-                    let m = sum.unsigned_abs();
-                    sums[g].add_fast(sum < 0, m, 128 - m.leading_zeros(), near as u32, SLACK_SUM);
+                let far = std::mem::take(&mut self.acc[g]);
+                let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
+                for (v, pos) in [(sum, near), (far, base)] {
+                    sums[g].add_at(v < 0, v.unsigned_abs(), pos as u32, SLACK_SUM);
                 }
                 if let Some(sq) = squares.as_deref_mut() {
-                    if sq_lo != 0 {
-                        let bits = 128 - sq_lo.leading_zeros();
-                        sq[g].add_fast(false, sq_lo, bits, 2 * near as u32, SLACK_SQUARES);
-                    }
-                    if squares_high != 0 {
-                        let h = squares_high as u128;
-                        let bits = 128 - h.leading_zeros();
-                        sq[g].add_fast(false, h, bits, 2 * near as u32 + 128, SLACK_SQUARES);
-                    }
-                }
-                let v = std::mem::take(&mut self.acc[g]);
-                if v != 0 {
-                    let m = v.unsigned_abs();
-                    sums[g].add_fast(v < 0, m, 128 - m.leading_zeros(), base as u32, SLACK_SUM);
-                }
-                if let Some(sq) = squares.as_deref_mut() {
-                    let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
-                    if lo != 0 {
-                        sq[g].add_fast(
-                            false,
-                            lo,
-                            128 - lo.leading_zeros(),
-                            2 * base as u32,
-                            SLACK_SQUARES,
-                        );
-                    }
-                    if hi != 0 {
-                        sq[g].add_fast(
-                            false,
-                            hi,
-                            128 - hi.leading_zeros(),
-                            2 * base as u32 + 128,
-                            SLACK_SQUARES,
-                        );
+                    for (m, pos) in [
+                        (sq_lo, 2 * near as u32),
+                        (squares_high as u128, 2 * near as u32 + 128),
+                        (lo, 2 * base as u32),
+                        (hi, 2 * base as u32 + 128),
+                    ] {
+                        sq[g].add_at(false, m, pos, SLACK_SQUARES);
                     }
                 }
                 self.marked[g] = false;
@@ -567,9 +541,8 @@ impl SumSlots {
         for g in 0..self.win.len() {
             let w = std::mem::take(&mut self.win[g]);
             if w != 0 {
-                let m = w.unsigned_abs();
                 self.spill(g)
-                    .add_fast(w < 0, m, 128 - m.leading_zeros(), base, SLACK_SUM);
+                    .add_at(w < 0, w.unsigned_abs(), base, SLACK_SUM);
             }
         }
         self.adds = 0;
@@ -622,16 +595,7 @@ impl SumSlots {
             Some(s) => (**s).clone(),
             None => return ExactSum::from_window(w, self.base.unwrap_or(0)),
         };
-        if w != 0 {
-            let m = w.unsigned_abs();
-            out.add_fast(
-                w < 0,
-                m,
-                128 - m.leading_zeros(),
-                self.base.unwrap_or(0),
-                SLACK_SUM,
-            );
-        }
+        out.add_at(w < 0, w.unsigned_abs(), self.base.unwrap_or(0), SLACK_SUM);
         out
     }
 
@@ -929,24 +893,22 @@ impl ExactSum {
 
     /// Adds an integer (at scale [`BIAS_SUM`]).
     pub fn add_i128(&mut self, v: i128) {
-        if v != 0 {
-            let m = v.unsigned_abs();
-            self.add_fast(v < 0, m, 128 - m.leading_zeros(), BIAS_SUM, SLACK_SUM);
-        }
+        self.add_at(v < 0, v.unsigned_abs(), BIAS_SUM, SLACK_SUM);
     }
 
     /// Adds the square of an integer of at most 64 bits of magnitude (at scale
     /// [`BIAS_SQUARES`]).
     pub(crate) fn add_square_of(&mut self, magnitude: u64) {
-        if magnitude != 0 {
-            let m = magnitude as u128 * magnitude as u128;
-            self.add_fast(
-                false,
-                m,
-                128 - m.leading_zeros(),
-                BIAS_SQUARES,
-                SLACK_SQUARES,
-            );
+        let m = magnitude as u128 * magnitude as u128;
+        self.add_at(false, m, BIAS_SQUARES, SLACK_SQUARES);
+    }
+
+    /// Adds ±`m` · 2^`pos` (nothing when `m` is 0) through [`ExactSum::add_fast`], its
+    /// bit length counted here.
+    #[inline]
+    fn add_at(&mut self, neg: bool, m: u128, pos: u32, slack: u32) {
+        if m != 0 {
+            self.add_fast(neg, m, 128 - m.leading_zeros(), pos, slack);
         }
     }
 

@@ -638,9 +638,9 @@ impl<'a> Grouper<'a> {
 /// The group of rows another partition's grouper numbers.
 const SINK: u32 = 0;
 
-/// [`partial`] of many groups on `partitions` threads: every row's key hashed to a
-/// partition (`groups::partitions`, on every core), then each thread numbers and adds up
-/// the rows of its own partition only (the others go to a sink group, dropped), so no
+/// [`partial`] of many groups (`keys`: the batch's key columns) on a thread a piece:
+/// every row's key hashed to a partition (`groups::partitions`, on every core), then
+/// each thread numbers and adds up the rows of its own partition only (the others go to a sink group, dropped), so no
 /// key is numbered twice and no group is merged. The partitions' groups are interleaved
 /// by first row: the order of first appearance one thread gives, and each group's
 /// state is its rows' state, so the bits are one thread's. `None` where a key column
@@ -648,16 +648,16 @@ const SINK: u32 = 0;
 fn partial_partitioned(
     batch: &RecordBatch,
     plan: &Plan,
+    keys: &[ArrayRef],
     threads: Threads,
     chunk: usize,
     expected: usize,
 ) -> Result<Option<Grouped>> {
     let rows = batch.num_rows();
-    let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
     // A partition a piece: every partition's thread reads every row (its aggregates
     // update the sink for the others'), so no more threads than the rows are worth.
     let count = threads.pieces(rows).min(u8::MAX as usize);
-    let Some(parts) = super::groups::partitions(&keys, count, threads)? else {
+    let Some(parts) = super::groups::partitions(keys, count, threads)? else {
         return Ok(None);
     };
     let results = Threads::map_ranges(count, count, |p, _| {
@@ -718,8 +718,9 @@ fn partial_partitioned(
 /// merge keeps first appearances and ties in row order. With more groups, merging would
 /// cost about what grouping the merged groups' keys again does, so the rows are split
 /// by a hash of their key instead, a partition a thread ([`partial_partitioned`]), and
-/// only keys of other types (dictionaries, decimals, nested) go to one thread. Either way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that
-/// each step's buffers stay small and are reused (grouping 10M rows in one go allocated
+/// only keys of other types (dictionaries, decimals, nested) go to one thread. Either
+/// way a batch is grouped [`CHUNK_ROWS`] rows at a time, so that each step's buffers
+/// stay small and are reused (grouping 10M rows in one go allocated
 /// hundreds of MB afresh per call, and faulting those pages in cost more than the
 /// grouping itself), into a key table sized once for the estimated groups (growing it
 /// step by step to 10M groups copied it ~20 times). An error is the first piece's that
@@ -735,12 +736,14 @@ pub(crate) fn partial(batch: &RecordBatch, plan: &Plan, threads: Threads) -> Res
     let keys: Vec<ArrayRef> = plan.keys.iter().map(|k| batch.column(*k).clone()).collect();
     let estimate = estimate_groups(&keys)?;
     let expected = estimate.groups();
-    if pieces > 1 && !estimate.few(pieces, rows) {
-        if let Some(grouped) = partial_partitioned(batch, plan, threads, chunk, expected)? {
-            return Ok(grouped);
-        }
-    }
     if pieces == 1 || !estimate.few(pieces, rows) {
+        if pieces > 1 {
+            if let Some(grouped) =
+                partial_partitioned(batch, plan, &keys, threads, chunk, expected)?
+            {
+                return Ok(grouped);
+            }
+        }
         return partial_serial(batch, plan, chunk, expected.min(rows));
     }
     let parts = threads.map_pieces(rows, |start, len| {

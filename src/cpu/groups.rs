@@ -118,9 +118,7 @@ impl Numbering {
     /// bytes a group for one word), so the estimate should not be far above the rows.
     pub(crate) fn with_groups(columns: &[ArrayRef], expected: usize) -> Result<Numbering> {
         let rows = columns.first().map_or(0, |c| c.len());
-        let codable = columns
-            .iter()
-            .all(|c| is_bytes(c.data_type()) || keys::has_order_words(c.data_type()));
+        let codable = codable(columns);
         let mut coders: Vec<(Coder, u128)> = Vec::new();
         if codable {
             for column in columns {
@@ -323,10 +321,7 @@ pub(crate) fn partitions(
 ) -> Result<Option<Vec<u8>>> {
     const NULL: u64 = 0x243f_6a88_85a3_08d3;
     const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
-    if !keys
-        .iter()
-        .all(|k| is_bytes(k.data_type()) || keys::has_order_words(k.data_type()))
-    {
+    if !codable(keys) {
         return Ok(None);
     }
     let rows = keys.first().map_or(0, |k| k.len());
@@ -412,8 +407,8 @@ fn fold(a: u64, b: u64) -> u64 {
 
 /// Keys of `W` words numbered by open addressing: linear probing in one flat array of
 /// `W + 1` words a slot (the key, then its group plus one; 0: empty), at most 5/8 full;
-/// probed a few rows ahead: at millions of groups every probe misses the caches, and a table that
-/// knows where a row's slot is can ask for it early, so that the misses overlap
+/// probed a few rows ahead: at millions of groups every probe misses the caches, and a
+/// table that knows where a row's slot is can ask for it early, so that the misses overlap
 /// (hashbrown's `entry` gives no such address, and its inserts stalled on each).
 struct WordTable<const W: usize> {
     slots: Vec<u64>,
@@ -592,6 +587,13 @@ fn word_range(column: &dyn Array) -> Option<(u64, u64)> {
 /// no bigger than the group numbers written), and never above 64 MiB of slots.
 fn direct_limit(rows: usize) -> u64 {
     (rows.max(1 << 12) as u64).min(1 << 24)
+}
+
+/// Whether every column is coded on its own (bytes or order words), not as row-format rows.
+fn codable(columns: &[ArrayRef]) -> bool {
+    columns
+        .iter()
+        .all(|c| is_bytes(c.data_type()) || keys::has_order_words(c.data_type()))
 }
 
 /// Whether columns of `dt` are numbered by their bytes.
