@@ -285,11 +285,12 @@ impl GroupedAdder {
                     squares_high,
                 } = std::mem::take(&mut self.near[g]);
                 let far = std::mem::take(&mut self.acc[g]);
-                let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
                 for (v, pos) in [(sum, near), (far, base)] {
                     sums[g].add_at(v < 0, v.unsigned_abs(), pos as u32, SLACK_SUM);
                 }
                 if let Some(sq) = squares.as_deref_mut() {
+                    // Sized only when squares are kept.
+                    let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
                     for (m, pos) in [
                         (sq_lo, 2 * near as u32),
                         (squares_high as u128, 2 * near as u32 + 128),
