@@ -859,6 +859,23 @@ impl Merger {
         Ok(())
     }
 
+    /// Everything pushed so far, merged (`None` when nothing was), the merger kept: its
+    /// parts are merged into one, so that a checkpoint holds each group once.
+    pub(crate) fn snapshot(&mut self, plan: &Plan) -> Result<Option<Grouped>> {
+        self.merge_deferred(plan)?;
+        let Some(merged) = &mut self.merged else {
+            return Ok(None);
+        };
+        for parts in &mut self.key_parts {
+            if parts.len() > 1 {
+                let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+                *parts = vec![concat(&refs)?];
+            }
+        }
+        merged.keys = self.key_parts.iter().map(|p| p[0].clone()).collect();
+        Ok(Some(merged.clone()))
+    }
+
     /// Everything pushed, merged (`None` when nothing was).
     pub(crate) fn finish(mut self, plan: &Plan) -> Result<Option<Grouped>> {
         self.merge_deferred(plan)?;

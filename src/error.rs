@@ -95,6 +95,15 @@ pub enum Error {
     /// Any other error reported by wgpu (validation, internal).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// A window aggregator's checkpoint that can't be written or read: the file, and why
+    /// (an I/O error, not a checkpoint, one of another version or another aggregation).
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// An error from an arrow-rs kernel on the CPU path.
     #[error(transparent)]
     Arrow(ArrowError),

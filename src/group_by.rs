@@ -437,7 +437,7 @@ impl GroupByOptions {
     }
 }
 
-fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
+pub(crate) fn plan_group_by(schema: &Schema, keys: &[&str], aggs: &[Agg]) -> Result<Plan> {
     if keys.is_empty() && aggs.is_empty() {
         return Err(Error::InvalidExpression(
             "group_by needs at least one key column or one aggregate".into(),

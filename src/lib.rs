@@ -66,6 +66,7 @@ mod plan;
 mod profile;
 mod sort;
 pub mod tpch;
+pub mod window;
 
 pub use aggregate::AggFunc;
 /// Arrow's sort options (descending, nulls first), re-exported for [`SortKey`].
@@ -80,6 +81,7 @@ pub use group_by::{Agg, GroupByAccumulator, GroupByOptions};
 pub use profile::{Phase, Profile, RanOn, Step, Traffic};
 pub use sort::SortKey;
 pub use wgpu;
+pub use window::{Watermark, Window, WindowAggregator, WindowOptions, WindowStats};
 
 /// Asks the CPU to bring `value`'s cache line in ahead of its use (nothing where the
 /// target has no prefetch instruction): a random access into a table bigger than the
