@@ -539,7 +539,12 @@ impl Engine {
         let direct = plan_group_by(&schema, keys, aggs)?;
         let projection = direct.used_columns();
         let mut fields = vec![Field::new(WINDOW_KEY, DataType::Int64, false)];
-        fields.extend(projection.iter().map(|&i| schema.field(i).clone()));
+        // Nullable: a batch may hold nulls where the schema it was planned for held none.
+        fields.extend(
+            projection
+                .iter()
+                .map(|&i| schema.field(i).clone().with_nullable(true)),
+        );
         let grouped_schema = Arc::new(Schema::new(fields));
         let mut grouped_keys = vec![WINDOW_KEY];
         grouped_keys.extend_from_slice(keys);
@@ -640,9 +645,19 @@ impl WindowAggregator {
     }
 
     /// Adds `batch`'s events to their windows, moves the watermark, and returns the windows
-    /// it closed (`None` if none). On an error nothing of `batch` is added.
+    /// it closed (`None` if none). The batch has the columns (names and types) of the
+    /// schema the aggregator was made for; nullability may differ. On an error nothing of
+    /// `batch` is added.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
-        if batch.schema_ref().fields() != self.input.fields() {
+        // Names and types; nullability may differ from batch to batch.
+        let same = |a: &Field, b: &Field| a.name() == b.name() && a.data_type() == b.data_type();
+        let fields = batch.schema_ref().fields();
+        if fields.len() != self.input.fields().len()
+            || !fields
+                .iter()
+                .zip(self.input.fields())
+                .all(|(a, b)| same(a, b))
+        {
             return Err(Error::SchemaMismatch(format!(
                 "window_aggregator: the batch's schema ({}) is not the one planned for ({})",
                 batch.schema(),
