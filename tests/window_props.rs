@@ -249,12 +249,12 @@ fn expected(engine: &Engine, events: &[Event], window: Window) -> RecordBatch {
     .unwrap()
 }
 
+/// (end, start, key) -> (count(*), sum(i)).
+type Counted = BTreeMap<(i64, i64, Option<i64>), (i64, Option<i64>)>;
+
 /// Counts and integer sums per window and key, row by row: (end, start, key) ->
 /// (count(*), sum(i) or None).
-fn counted(
-    events: &[Event],
-    window: Window,
-) -> BTreeMap<(i64, i64, Option<i64>), (i64, Option<i64>)> {
+fn counted(events: &[Event], window: Window) -> Counted {
     let mut out: BTreeMap<_, (i64, Option<i64>)> = BTreeMap::new();
     for (start, end, n) in bucket(events, window) {
         let e = events[n];
