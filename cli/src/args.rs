@@ -17,6 +17,7 @@ pub struct Cli {
 pub enum Command {
     Sql(SqlArgs),
     Query(QueryArgs),
+    Stream(StreamArgs),
     Report(ReportArgs),
     Info(InfoArgs),
 }
@@ -206,6 +207,86 @@ pub struct QueryArgs {
     pub batch_rows: usize,
 
     /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Aggregate an Arrow IPC stream of events by event-time window: tumbling, hopping or
+/// session windows, a watermark, group keys and aggregates (exact, as everywhere).
+///
+/// Each window is written once the watermark passes its end: window_start, window_end,
+/// the keys, the aggregates. Rows that arrive when their windows are already written are
+/// late: dropped and counted (or written to --late-out). At the end of a finite input every
+/// open window is written. With --checkpoint, the state is saved as it goes, and running
+/// the same command again after a crash (kill -9 included) resumes from the last save: the
+/// files in --out are then those of a run that never stopped, none lost, none twice.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  arrow-wgpu stream readings.arrows --window \"tumble(ts, INTERVAL '1 minute')\" --watermark \"ts - INTERVAL '10 seconds'\" --group-by sensor --agg \"avg(temp), max(temp)\" --out windows/\n  arrow-wgpu stream incoming/ --follow --window \"hop(ts, INTERVAL '1 minute', INTERVAL '5 minutes')\" --agg \"count(*)\" --out windows/ --checkpoint state/\n  producer | arrow-wgpu stream --window \"session(ts, INTERVAL '30 seconds')\" --group-by user --agg \"count(*)\" > sessions.arrows"
+)]
+pub struct StreamArgs {
+    /// An Arrow IPC stream (or IPC file), or a folder whose IPC files are read in name
+    /// order (hidden files skipped; files should land whole, written elsewhere and
+    /// renamed in); standard input when absent or `-`.
+    #[arg(value_name = "SOURCE")]
+    pub source: Option<PathBuf>,
+
+    /// Keep waiting for more data at the end of the input (new batches of a file, new files
+    /// in a folder) instead of ending there. Stop with Ctrl-C (then, with --checkpoint,
+    /// run again to go on).
+    #[arg(long)]
+    pub follow: bool,
+
+    /// The windows, over a Timestamp column: "tumble(ts, INTERVAL '1 minute')",
+    /// "hop(ts, SLIDE, WIDTH)" (a window of WIDTH every SLIDE, as Flink's HOP), or
+    /// "session(ts, GAP)". Intervals: INTERVAL '90 seconds', INTERVAL '1' MINUTE,
+    /// '1 hour 30 minutes', 500ms, 2s, 5m, 1h, 1d.
+    #[arg(long, value_name = "WINDOW")]
+    pub window: String,
+
+    /// The watermark: "ts - INTERVAL '10 seconds'" (the largest event time seen less a
+    /// delay: the out-of-order arrival tolerated), or the name of a Timestamp column whose
+    /// largest value so far is the watermark. Default: the largest event time seen.
+    #[arg(long, value_name = "EXPR")]
+    pub watermark: Option<String>,
+
+    /// Group by these columns within each window (comma-separated).
+    #[arg(long, value_name = "a,b")]
+    pub group_by: Vec<String>,
+
+    /// Aggregates, as `query --agg`: count(*), count(x), count(DISTINCT x), sum, min, max,
+    /// mean (avg), var, var_pop, stddev, stddev_pop, each with FILTER (WHERE ...) and AS.
+    /// Default: count(*).
+    #[arg(long, value_name = "AGGS")]
+    pub agg: Option<String>,
+
+    /// A folder for the windows: one Arrow IPC file per batch of windows written,
+    /// 0000000001.arrow, 0000000002.arrow, ..., each written whole (a temporary name,
+    /// renamed). Without --out, an Arrow IPC stream on standard output.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// A folder for the late rows (those dropped as late), one Arrow IPC file per input
+    /// batch that had any: late-0000000001.arrow (the batch's number).
+    #[arg(long, value_name = "DIR")]
+    pub late_out: Option<PathBuf>,
+
+    /// A folder for the checkpoint (the file `state` there, replaced whole at each save).
+    /// When it holds one, the run resumes from it: the same input, flags and --out must be
+    /// given. Needs --out.
+    #[arg(long, value_name = "DIR", requires = "out")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// How often to save: every N batches ("100"), or every N seconds ("30s"). Also saved at
+    /// the end of the input.
+    #[arg(long, value_name = "N", default_value = "10s", requires = "checkpoint")]
+    pub checkpoint_every: String,
+
+    /// Where the aggregation of each batch runs.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+
+    /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -12,6 +12,7 @@ mod read;
 mod report;
 mod sql;
 mod sql_command;
+mod stream;
 mod write;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sql(a) => sql_command::run(a),
         Command::Query(a) => query::run(a),
+        Command::Stream(a) => stream::run(a),
         Command::Report(a) => report::run(a),
         Command::Info(a) => info::run(a),
     };
