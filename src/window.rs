@@ -952,7 +952,7 @@ impl WindowAggregator {
     }
 
     /// Writes the whole state (open windows' partial aggregates, the watermark, the
-    /// counters) and `position` (the caller's word for how far the input was read) to
+    /// counters, the late rows kept and not yet taken) and `position` (the caller's word for how far the input was read) to
     /// `path` atomically: a temporary file beside it, fsync, rename, so a crash leaves
     /// the previous checkpoint or this one, never a part.
     ///

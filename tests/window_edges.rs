@@ -73,7 +73,7 @@ fn late_rows_are_dropped_and_counted_or_kept() {
         if keep {
             options = options.keep_late();
         }
-        let mut w = aggregator(options);
+        let mut w = aggregator(options.clone());
         assert_eq!(
             w.push(&events(&[(Some(3), "a", 1), (Some(12), "a", 2)]))
                 .unwrap()
@@ -88,6 +88,17 @@ fn late_rows_are_dropped_and_counted_or_kept() {
             (Some(0), "c", 8),
         ]);
         assert!(w.push(&late).unwrap().is_none());
+        if keep {
+            // Late rows kept and not yet taken survive a restart.
+            let path = std::env::temp_dir().join(format!("window-late-{}", std::process::id()));
+            w.save(&path, "").unwrap();
+            let schema = events(&[]).schema();
+            w = common::cpu()
+                .restore_window_aggregator(&path, schema, options, &["k"], &[Agg::sum(col("v"))])
+                .unwrap()
+                .0;
+            std::fs::remove_file(&path).unwrap();
+        }
         let stats = w.stats();
         assert_eq!((stats.rows, stats.late_rows, stats.open_windows), (6, 3, 1));
         assert_eq!(stats.watermark, Some(12));

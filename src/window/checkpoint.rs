@@ -3,9 +3,10 @@
 //! The file: a magic line, then sections, each a little-endian u64 length and an Arrow IPC
 //! stream of one batch. The first section says what wrote it (the crate's version, and the
 //! aggregation: input schema, options, keys and aggregates), where the input was, the
-//! watermark and the counters; then each open window (fixed windows: its bounds and its
-//! merged groups; sessions: the open sessions, the ids merged since the last scan, and each
-//! part's groups). A group set is a batch of key columns and a batch per aggregate state.
+//! watermark and the counters; then the late rows kept and not yet taken; then each open
+//! window (fixed windows: its bounds and its merged groups; sessions: the open sessions,
+//! the ids merged since the last scan, and each part's groups). A group set is a batch of
+//! key columns and a batch per aggregate state.
 
 use std::fs::{self, File};
 use std::io::{Cursor, Write};
@@ -187,9 +188,14 @@ pub(super) fn save(agg: &mut WindowAggregator, path: &Path, position: &str) -> R
             ("sections", u64(windows as u64)),
             ("next_id", Arc::new(Int64Array::from(vec![next_id]))),
             ("earliest_end", Arc::new(Int64Array::from(vec![earliest]))),
+            ("late_batches", u64(agg.late.len() as u64)),
         ],
         1,
     )?)?;
+    // Late rows kept and not yet taken: nothing set aside is lost by a restart.
+    for late in &agg.late {
+        w.section(late)?;
+    }
     let plan = &agg.plan;
     match &mut agg.store {
         Store::Fixed(open) => {
@@ -462,6 +468,9 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
     agg.stats.emitted_windows = one_u64(&r, &meta, "emitted_windows")?;
     agg.stats.emissions = one_u64(&r, &meta, "emissions")?;
     let sections = one_u64(&r, &meta, "sections")? as usize;
+    for _ in 0..one_u64(&r, &meta, "late_batches")? {
+        agg.late.push(r.section()?);
+    }
     let states = agg.plan.aggs.len();
     match &mut agg.store {
         Store::Fixed(open) => {
