@@ -90,7 +90,7 @@ use std::time::Duration;
 use arrow::array::{
     make_array, Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array,
 };
-use arrow::compute::{cast, concat, take, take_record_batch, SortOptions};
+use arrow::compute::{cast, take, take_record_batch, SortOptions};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 
@@ -711,6 +711,23 @@ impl WindowAggregator {
     ) -> Result<Vec<u32>> {
         let watermark = self.stats.watermark;
         let rows = batch.num_rows();
+        // Tumbling windows, no null time: each row's window in one pass, and if none is
+        // emitted yet (the usual batch), every row once.
+        if let (Kind::Tumble { width }, 0) = (kind, times.null_count()) {
+            let starts: Vec<i64> = times
+                .values()
+                .iter()
+                .map(|t| t.div_euclid(width) * width)
+                .collect();
+            let open = |start: &i64| watermark.is_none_or(|w| start.saturating_add(width) > w);
+            if starts.iter().all(open) {
+                if rows > 0 {
+                    let grouped = self.group(batch, starts, None)?;
+                    self.add_fixed(grouped, width)?;
+                }
+                return Ok(Vec::new());
+            }
+        }
         let mut picked: Vec<u32> = Vec::with_capacity(rows);
         let mut starts: Vec<i64> = Vec::with_capacity(rows);
         let mut late = Vec::new();
@@ -740,6 +757,13 @@ impl WindowAggregator {
             Kind::Tumble { width } | Kind::Hop { width, .. } => width,
             Kind::Session { .. } => unreachable!("fixed windows"),
         };
+        self.add_fixed(grouped, width)?;
+        Ok(late)
+    }
+
+    /// Merges a batch's groups (window start first among their keys) into their open
+    /// windows of `width`.
+    fn add_fixed(&mut self, grouped: Grouped, width: i64) -> Result<()> {
         let Store::Fixed(open) = &mut self.store else {
             unreachable!("fixed windows have a fixed store")
         };
@@ -748,7 +772,7 @@ impl WindowAggregator {
             let merger = open.entry((end, start)).or_insert_with(Merger::new);
             merger.push(&self.plan, part)?;
         }
-        Ok(late)
+        Ok(())
     }
 
     /// Groups the rows `picked` of `batch` (all, in order, when `None`), each with its
@@ -899,8 +923,19 @@ impl WindowAggregator {
             closed.len() as u64
         };
         self.stats.emissions += 1;
-        let mut parts: Vec<Vec<ArrayRef>> = Vec::with_capacity(closed.len());
+        let keys = self.keys.len();
+        let by = |columns: std::ops::Range<usize>| -> Vec<Key> {
+            columns
+                .map(|column| Key {
+                    column,
+                    options: SortOptions::default(),
+                })
+                .collect()
+        };
+        let row_count = |rows: usize| RecordBatchOptions::new().with_row_count(Some(rows));
+        let mut parts: Vec<RecordBatch> = Vec::with_capacity(closed.len());
         for (starts, ends, g) in closed {
+            let rows = starts.len();
             let mut columns = vec![
                 self.times(Int64Array::from(starts))?,
                 self.times(Int64Array::from(ends))?,
@@ -910,33 +945,24 @@ impl WindowAggregator {
                 finished.remove(0); // the session id
             }
             columns.extend(finished);
-            parts.push(columns);
+            let part =
+                RecordBatch::try_new_with_options(self.output.clone(), columns, &row_count(rows))?;
+            // A fixed window's groups by key (the windows are in (end, start) order).
+            parts.push(if keys > 0 && !session {
+                let indices = cpu::sort::sort_to_indices(&part, &by(2..2 + keys), None)?;
+                take_record_batch(&part, &indices)?
+            } else {
+                part
+            });
         }
-        let columns = (0..self.output.fields().len())
-            .map(|c| {
-                let refs: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
-                Ok(concat(&refs)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let rows = columns[0].len();
-        let out = RecordBatch::try_new_with_options(
-            self.output.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        // By end, start, then key (fixed windows come out in (end, start) order already).
-        let keys = self.keys.len();
-        if keys == 0 && !session {
+        let out = arrow::compute::concat_batches(&self.output, &parts)?;
+        if !session {
             return Ok(Some(out));
         }
-        let order: Vec<Key> = [1, 0]
-            .into_iter()
-            .chain(2..2 + keys)
-            .map(|column| Key {
-                column,
-                options: SortOptions::default(),
-            })
-            .collect();
+        // Sessions by end, start, then key.
+        let mut order = by(1..2);
+        order.extend(by(0..1));
+        order.extend(by(2..2 + keys));
         let indices = cpu::sort::sort_to_indices(&out, &order, None)?;
         Ok(Some(take_record_batch(&out, &indices)?))
     }
@@ -952,8 +978,8 @@ impl WindowAggregator {
     }
 
     /// Writes the whole state (open windows' partial aggregates, the watermark, the
-    /// counters, the late rows kept and not yet taken) and `position` (the caller's word for how far the input was read) to
-    /// `path` atomically: a temporary file beside it, fsync, rename, so a crash leaves
+    /// counters, the late rows kept and not yet taken) and `position` (the caller's word
+    /// for how far the input was read) to `path` atomically: a temporary file beside it, fsync, rename, so a crash leaves
     /// the previous checkpoint or this one, never a part.
     ///
     /// # Example
