@@ -277,7 +277,12 @@ impl Kind {
     /// The starts of the fixed windows `ts` is in, latest first, with the window width.
     fn starts(self, ts: i64, mut each: impl FnMut(i64, i64)) {
         match self {
-            Kind::Tumble { width } => each(ts.div_euclid(width) * width, width),
+            // A window not representable in i64 (within a width of i64::MIN) takes no row.
+            Kind::Tumble { width } => {
+                if let Some(start) = ts.div_euclid(width).checked_mul(width) {
+                    each(start, width)
+                }
+            }
             Kind::Hop { slide, width } => {
                 let mut start = ts.div_euclid(slide) as i128 * slide as i128;
                 while start + width as i128 > ts as i128 {
@@ -349,6 +354,13 @@ struct Sessions {
     earliest_end: i64,
 }
 
+/// What [`Sessions::add`] changed: the sessions it merged away and the one it made.
+struct Undo {
+    key: Box<[u8]>,
+    removed: Vec<Session>,
+    id: i64,
+}
+
 /// One open session of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Session {
@@ -371,17 +383,19 @@ impl Sessions {
     }
 
     /// Adds the session `[start, end)` of `key`, merging it with the open sessions it
-    /// overlaps: the id its rows get.
-    fn add(&mut self, key: &[u8], start: i64, end: i64) -> i64 {
+    /// overlaps: the id its rows get. What it changed goes to `undo`.
+    fn add(&mut self, key: &[u8], start: i64, end: i64, undo: &mut Vec<Undo>) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         let list = self.open.entry_ref(key).or_default();
         let (mut s, mut e) = (start, end);
+        let mut removed = Vec::new();
         list.retain(|o| {
             if o.start < end && o.end > start {
                 s = s.min(o.start);
                 e = e.max(o.end);
                 self.forward.insert(o.id, id);
+                removed.push(*o);
                 false
             } else {
                 true
@@ -397,7 +411,31 @@ impl Sessions {
             },
         );
         self.earliest_end = self.earliest_end.min(e);
+        undo.push(Undo {
+            key: key.into(),
+            removed,
+            id,
+        });
         id
+    }
+
+    /// Takes back the adds of `undo` (a batch whose group-by failed), latest first.
+    fn revert(&mut self, undo: Vec<Undo>, next_id: i64, earliest_end: i64) {
+        for u in undo.into_iter().rev() {
+            if let Some(list) = self.open.get_mut(&u.key) {
+                list.retain(|o| o.id != u.id);
+                for o in &u.removed {
+                    self.forward.remove(&o.id);
+                }
+                list.extend(u.removed);
+                list.sort_by_key(|o| o.start);
+                if list.is_empty() {
+                    self.open.remove(&u.key);
+                }
+            }
+        }
+        self.next_id = next_id;
+        self.earliest_end = earliest_end;
     }
 }
 
@@ -714,13 +752,13 @@ impl WindowAggregator {
         // Tumbling windows, no null time: each row's window in one pass, and if none is
         // emitted yet (the usual batch), every row once.
         if let (Kind::Tumble { width }, 0) = (kind, times.null_count()) {
-            let starts: Vec<i64> = times
+            let starts: Option<Vec<i64>> = times
                 .values()
                 .iter()
-                .map(|t| t.div_euclid(width) * width)
+                .map(|t| t.div_euclid(width).checked_mul(width))
                 .collect();
             let open = |start: &i64| watermark.is_none_or(|w| start.saturating_add(width) > w);
-            if starts.iter().all(open) {
+            if let Some(starts) = starts.filter(|s| s.iter().all(open)) {
                 if rows > 0 {
                     let grouped = self.group(batch, starts, None)?;
                     self.add_fixed(grouped, width)?;
@@ -852,6 +890,8 @@ impl WindowAggregator {
                 .then(times.value(a as usize).cmp(&times.value(b as usize)))
         });
         let gap = sessions.gap;
+        let (next_id, earliest_end) = (sessions.next_id, sessions.earliest_end);
+        let mut undo = Vec::new();
         let mut ids = vec![0i64; rows];
         let mut i = 0;
         while i < order.len() {
@@ -866,7 +906,7 @@ impl WindowAggregator {
                 last = times.value(order[j] as usize);
                 j += 1;
             }
-            let id = sessions.add(key, first, last.saturating_add(gap));
+            let id = sessions.add(key, first, last.saturating_add(gap), &mut undo);
             for &row in &order[i..j] {
                 ids[row as usize] = id;
             }
@@ -874,11 +914,18 @@ impl WindowAggregator {
         }
         let ids = accepted.iter().map(|&r| ids[r as usize]).collect();
         let every_row = accepted.len() == rows;
-        let grouped = self.group(batch, ids, (!every_row).then_some(accepted))?;
+        let grouped = self.group(batch, ids, (!every_row).then_some(accepted));
         let Store::Sessions(sessions) = &mut self.store else {
             unreachable!("sessions have a session store")
         };
-        sessions.parts.push(grouped);
+        match grouped {
+            Ok(grouped) => sessions.parts.push(grouped),
+            Err(e) => {
+                // Nothing of a batch that failed stays.
+                sessions.revert(undo, next_id, earliest_end);
+                return Err(e);
+            }
+        }
         Ok(late)
     }
 

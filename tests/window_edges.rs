@@ -432,3 +432,77 @@ fn checkpoints_refuse_what_they_are_not() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_failed_push_leaves_nothing_behind() {
+    // `v / d` divides by zero in the second batch: its group-by fails after the batch's
+    // sessions were formed, and nothing of it may stay.
+    let batch = |rows: &[(i64, &str, i64, i64)]| {
+        RecordBatch::try_from_iter([
+            (
+                "ts",
+                Arc::new(TimestampSecondArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )) as ArrayRef,
+            ),
+            (
+                "k",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "v",
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "d",
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                )),
+            ),
+        ])
+        .unwrap()
+    };
+    let a = batch(&[(0, "a", 10, 2), (30, "b", 8, 4), (31, "a", 6, 3)]);
+    let bad = batch(&[(12, "a", 1, 0), (35, "b", 1, 1), (24, "a", 1, 1)]);
+    let c = batch(&[(40, "a", 9, 3), (70, "b", 2, 2)]);
+    let engine = common::cpu();
+    for window in [
+        Window::tumble(secs(10)),
+        Window::hop(secs(5), secs(20)),
+        Window::session(secs(15)),
+    ] {
+        let make = || {
+            let options = WindowOptions::new("ts", window).watermark(Watermark::Delay(secs(100)));
+            engine
+                .window_aggregator(
+                    a.schema(),
+                    options,
+                    &["k"],
+                    &[Agg::sum(col("v") / col("d")), Agg::count_star()],
+                )
+                .unwrap()
+        };
+        let mut failed = make();
+        assert!(failed.push(&a).unwrap().is_none());
+        let before = failed.stats();
+        assert!(
+            matches!(failed.push(&bad), Err(Error::DivideByZero)),
+            "{window}"
+        );
+        assert_eq!(failed.stats(), before, "{window}");
+        failed.push(&c).unwrap();
+        let mut clean = make();
+        clean.push(&a).unwrap();
+        clean.push(&c).unwrap();
+        assert_eq!(failed.stats(), clean.stats(), "{window}");
+        assert_eq!(
+            failed.finish().unwrap(),
+            clean.finish().unwrap(),
+            "{window}"
+        );
+    }
+}

@@ -165,8 +165,18 @@ pub(super) fn save(agg: &mut WindowAggregator, path: &Path, position: &str) -> R
     };
     let stats = agg.stats;
     let u64 = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
+    // Each open window's groups, merged (a window whose only push failed holds none).
+    let plan = &agg.plan;
+    let mut fixed = Vec::new();
+    if let Store::Fixed(open) = &mut agg.store {
+        for (&(end, start), merger) in open.iter_mut() {
+            if let Some(g) = merger.snapshot(plan)? {
+                fixed.push((end, start, g));
+            }
+        }
+    }
     let (windows, next_id, earliest) = match &agg.store {
-        Store::Fixed(open) => (open.len(), 0, 0),
+        Store::Fixed(_) => (fixed.len(), 0, 0),
         Store::Sessions(s) => (s.parts.len(), s.next_id, s.earliest_end),
     };
     w.section(&batch(
@@ -196,19 +206,17 @@ pub(super) fn save(agg: &mut WindowAggregator, path: &Path, position: &str) -> R
     for late in &agg.late {
         w.section(late)?;
     }
-    let plan = &agg.plan;
-    match &mut agg.store {
-        Store::Fixed(open) => {
-            for (&(end, start), merger) in open.iter_mut() {
-                let g = merger.snapshot(plan)?.expect("an open window holds a part");
+    match &agg.store {
+        Store::Fixed(_) => {
+            for (end, start, g) in &fixed {
                 w.section(&batch(
                     vec![
-                        ("end", Arc::new(Int64Array::from(vec![end]))),
-                        ("start", Arc::new(Int64Array::from(vec![start]))),
+                        ("end", Arc::new(Int64Array::from(vec![*end]))),
+                        ("start", Arc::new(Int64Array::from(vec![*start]))),
                     ],
                     1,
                 )?)?;
-                w.grouped(&g)?;
+                w.grouped(g)?;
             }
         }
         Store::Sessions(s) => {
