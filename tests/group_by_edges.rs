@@ -762,11 +762,19 @@ fn many_groups_on_threads_give_one_threads_bits() {
         1 => f64::NAN,
         _ => (i % 23) as f64 * 1.5e-3 * scale(i),
     }));
+    // Keys over the whole u64 range with nulls: more codes than a u64 word holds, so they
+    // are numbered by their row format (each thread numbering only its own rows).
+    let wide = UInt64Array::from_iter((0..n).map(|i| match i % 97 {
+        0 => None,
+        5 => Some(u64::MAX),
+        _ => Some(((i * 7) as u64 % 2_003).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+    }));
     let b = batch(vec![
         ("id", Arc::new(id) as _),
         ("name", Arc::new(name) as _),
         ("x", Arc::new(x) as _),
         ("wild", Arc::new(wild) as _),
+        ("wide", Arc::new(wide) as _),
     ]);
     let aggs = [
         Agg::sum(col("x")),
@@ -779,7 +787,12 @@ fn many_groups_on_threads_give_one_threads_bits() {
         Agg::count_star(),
         Agg::sum(col("x")).filter(col("x").gt(lit(3.0))),
     ];
-    for keys in [&["id"][..], &["id", "name"][..], &["name"][..]] {
+    for keys in [
+        &["id"][..],
+        &["id", "name"][..],
+        &["name"][..],
+        &["wide"][..],
+    ] {
         let one = cpu_with_threads(1, Some(1))
             .group_by(&b, keys, &aggs)
             .unwrap();

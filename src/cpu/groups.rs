@@ -552,10 +552,11 @@ fn code_chunk(
         Coder::Rows(converter, table) => {
             let rows = converter.convert_columns(columns)?;
             out.resize(rows.num_rows(), 0);
-            table.number(
-                (0..rows.num_rows()).map(|i| (i, Some(rows.row(i).data()))),
-                out,
-            );
+            // Only the selected rows: a row of another partition numbered here would take
+            // a code, and the partition's own codes would no longer be its groups'.
+            let n = selected.map_or(rows.num_rows(), |s| s.len());
+            let at = |k: usize| selected.map_or(k, |s| s[k] as usize);
+            table.number((0..n).map(|k| (at(k), Some(rows.row(at(k)).data()))), out);
         }
     }
     Ok(())
