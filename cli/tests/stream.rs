@@ -384,3 +384,62 @@ fn killed_runs_resume_exactly_once() {
         "{total_kills} kills: the runs were killed"
     );
 }
+
+/// `--follow` on a folder: files renamed in while it runs are read in turn, and what it
+/// writes is what a run over all of them writes, but for the windows still open (a
+/// followed input never ends).
+#[test]
+fn following_a_folder_reads_files_as_they_land() {
+    let s = Scratch::new("follow");
+    let batches = readings(30, 400, 9);
+    let (first, second) = batches.split_at(12);
+    fs::create_dir_all(s.path("in")).unwrap();
+    write_stream(&s.path("in/a.arrows"), first);
+    write_stream(&s.path("whole.arrows"), &batches);
+    let reference = s.path("reference");
+    let run = Command::new(BIN)
+        .args(stream_args(&s.path("whole.arrows"), &reference))
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let want = read_out(&reference);
+    let out = s.path("out");
+    let mut args = stream_args(&s.path("in"), &out);
+    args.push("--follow".into());
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let files = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let have = fs::read_dir(&out)
+                .map(|d| {
+                    d.filter(|e| {
+                        e.as_ref()
+                            .is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    })
+                    .count()
+                })
+                .unwrap_or(0);
+            if have >= n || Instant::now() > deadline {
+                return have;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(
+        files(1) >= 1,
+        "the first file's windows are written while following"
+    );
+    // The second file lands whole: written beside, renamed in.
+    write_stream(&s.path("in/.b.partial"), second);
+    fs::rename(s.path("in/.b.partial"), s.path("in/b.arrows")).unwrap();
+    let have = files(want.len() - 1);
+    assert!(child.try_wait().unwrap().is_none(), "still following");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(have, want.len() - 1, "every window but those still open");
+    assert_eq!(read_out(&out)[..], want[..want.len() - 1]);
+}
