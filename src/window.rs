@@ -104,6 +104,10 @@ use crate::keys::Key;
 
 mod checkpoint;
 
+/// The most windows of a hop a row may be in (width / slide): each row is repeated for
+/// each, so a day's windows every second (86,400) would make a batch 86,400 times longer.
+const MAX_HOPS: i64 = 10_000;
+
 /// The name of the window (or session) column prepended to a batch's key columns.
 const WINDOW_KEY: &str = "\u{0}arrow_wgpu_window";
 
@@ -275,12 +279,16 @@ enum Kind {
 
 impl Kind {
     /// The starts of the fixed windows `ts` is in, latest first, with the window width.
+    /// Windows not representable in i64 are left out.
     fn starts(self, ts: i64, mut each: impl FnMut(i64, i64)) {
         match self {
-            // A window not representable in i64 (within a width of i64::MIN) takes no row.
+            // A window whose start or end is not an i64 (within a width of either end of
+            // the range) takes no row.
             Kind::Tumble { width } => {
                 if let Some(start) = ts.div_euclid(width).checked_mul(width) {
-                    each(start, width)
+                    if start.checked_add(width).is_some() {
+                        each(start, width)
+                    }
                 }
             }
             Kind::Hop { slide, width } => {
@@ -289,7 +297,9 @@ impl Kind {
                     if start < i64::MIN as i128 {
                         break;
                     }
-                    each(start as i64, width);
+                    if start + (width as i128) <= i64::MAX as i128 {
+                        each(start as i64, width);
+                    }
                     start -= slide as i128;
                 }
             }
@@ -541,6 +551,13 @@ impl Engine {
                         "window: a hop's slide must not be longer than its width".into(),
                     ));
                 }
+                // Each row is repeated for each window it is in.
+                if width / slide > MAX_HOPS {
+                    return Err(Error::InvalidExpression(format!(
+                        "window: a hop of width {width} every {slide} puts each row in {} windows; at most {MAX_HOPS} are taken",
+                        width / slide
+                    )));
+                }
                 Kind::Hop { slide, width }
             }
             Window::Session { gap } => Kind::Session {
@@ -755,7 +772,10 @@ impl WindowAggregator {
             let starts: Option<Vec<i64>> = times
                 .values()
                 .iter()
-                .map(|t| t.div_euclid(width).checked_mul(width))
+                .map(|t| {
+                    let start = t.div_euclid(width).checked_mul(width)?;
+                    start.checked_add(width).map(|_| start)
+                })
                 .collect();
             let open = |start: &i64| watermark.is_none_or(|w| start.saturating_add(width) > w);
             if let Some(starts) = starts.filter(|s| s.iter().all(open)) {
@@ -765,6 +785,14 @@ impl WindowAggregator {
                 }
                 return Ok(Vec::new());
             }
+        }
+        // A hop repeats each row for each of its windows: the batch grouped is that long.
+        if let Kind::Hop { slide, width } = kind {
+            let per_row = (width as u128).div_ceil(slide as u128);
+            check_rows(
+                "window",
+                (rows as u128 * per_row).min(usize::MAX as u128) as usize,
+            )?;
         }
         let mut picked: Vec<u32> = Vec::with_capacity(rows);
         let mut starts: Vec<i64> = Vec::with_capacity(rows);
@@ -789,7 +817,9 @@ impl WindowAggregator {
         if starts.is_empty() {
             return Ok(late);
         }
-        let every_row_once = picked.len() == rows;
+        // Each row in exactly one window, in order (a hop's row in two windows and a late
+        // row would also make as many picks as rows).
+        let every_row_once = late.is_empty() && picked.len() == rows;
         let grouped = self.group(batch, starts, (!every_row_once).then_some(picked))?;
         let width = match kind {
             Kind::Tumble { width } | Kind::Hop { width, .. } => width,
@@ -853,8 +883,13 @@ impl WindowAggregator {
         let rows = batch.num_rows();
         let mut late = Vec::new();
         let mut accepted: Vec<u32> = Vec::with_capacity(rows);
+        let gap = sessions.gap;
         for i in 0..rows {
-            if times.is_null(i) || watermark.is_some_and(|w| times.value(i) < w) {
+            // A session ending beyond i64 can't be told: such a row is late too.
+            if times.is_null(i)
+                || watermark.is_some_and(|w| times.value(i) < w)
+                || times.value(i).checked_add(gap).is_none()
+            {
                 late.push(i as u32);
             } else {
                 accepted.push(i as u32);
@@ -889,7 +924,6 @@ impl WindowAggregator {
                 .cmp(key_of(b))
                 .then(times.value(a as usize).cmp(&times.value(b as usize)))
         });
-        let gap = sessions.gap;
         let (next_id, earliest_end) = (sessions.next_id, sessions.earliest_end);
         let mut undo = Vec::new();
         let mut ids = vec![0i64; rows];

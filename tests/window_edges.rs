@@ -506,3 +506,89 @@ fn a_failed_push_leaves_nothing_behind() {
         );
     }
 }
+
+#[test]
+fn hop_rows_stay_with_their_values_beside_late_and_null_rows() {
+    // A row in two windows beside a row in none makes as many picks as rows: the values
+    // must still go with their own rows.
+    let options = || WindowOptions::new("ts", Window::hop(secs(5), secs(10)));
+    let mut w = aggregator(options());
+    assert!(w
+        .push(&events(&[(Some(14), "a", 5), (None, "b", 1000)]))
+        .unwrap()
+        .is_none());
+    let rest = w.finish().unwrap().unwrap();
+    assert_eq!(
+        rows(&rest),
+        vec![(5, 15, "a".into(), 5), (10, 20, "a".into(), 5)]
+    );
+    let mut w = aggregator(options());
+    let first = w
+        .push(&events(&[(Some(1), "a", 1), (Some(13), "a", 2)]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.num_rows(), 2);
+    // Watermark 13: a row at 14 is in [5, 15) and [10, 20); one at 2 is late for both of
+    // its windows.
+    assert!(w
+        .push(&events(&[(Some(14), "a", 5), (Some(2), "b", 1000)]))
+        .unwrap()
+        .is_none());
+    assert_eq!(w.stats().late_rows, 1);
+    let rest = w.finish().unwrap().unwrap();
+    assert_eq!(
+        rows(&rest),
+        vec![(5, 15, "a".into(), 7), (10, 20, "a".into(), 7)]
+    );
+}
+
+#[test]
+fn windows_beyond_the_range_of_i64_take_no_row() {
+    let t = |v: i64| Some(v);
+    for window in [
+        Window::tumble(secs(10)),
+        Window::hop(secs(5), secs(10)),
+        Window::session(secs(10)),
+    ] {
+        let mut w = aggregator(
+            WindowOptions::new("ts", window).watermark(Watermark::Delay(secs(u32::MAX as u64))),
+        );
+        let batch = events(&[
+            (t(i64::MAX), "a", 1),
+            (t(i64::MAX - 3), "a", 2),
+            (t(i64::MIN), "a", 4),
+            (t(0), "a", 8),
+        ]);
+        let mut out: Vec<_> = w.push(&batch).unwrap().iter().flat_map(rows).collect();
+        let late = w.stats().late_rows;
+        out.extend(w.finish().unwrap().iter().flat_map(rows));
+        // Every row is in a window or counted late; windows end within i64.
+        assert!(late >= 2, "{window}: {late}");
+        let at_zero: Vec<i64> = out
+            .iter()
+            .filter(|r| r.0 <= 0 && 0 < r.1)
+            .map(|r| r.3)
+            .collect();
+        let windows = if matches!(window, Window::Hop { .. }) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            at_zero,
+            vec![8; windows],
+            "{window}: the row at 0 in each of its windows"
+        );
+        assert!(out.iter().all(|r| r.0 < r.1), "{window}");
+    }
+    // A hop whose every row would be in more than 10,000 windows is refused.
+    let e = common::cpu()
+        .window_aggregator(
+            events(&[]).schema(),
+            WindowOptions::new("ts", Window::hop(secs(1), secs(86_400))),
+            &[],
+            &[Agg::count_star()],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("windows"), "{e}");
+}
