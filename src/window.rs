@@ -25,7 +25,8 @@
 //! (for sessions: any row behind the watermark, since it may belong to a session already
 //! emitted), are dropped and counted ([`WindowStats::late_rows`]), or kept for a side
 //! output ([`WindowOptions::keep_late`], [`WindowAggregator::take_late`]). A row with a null
-//! event time belongs to no window and counts as late.
+//! event time, or whose windows would end beyond the range of an i64, belongs to no window
+//! and counts as late.
 //!
 //! # One answer whatever the arrival order
 //!
@@ -103,6 +104,9 @@ use crate::group_by::{plan_group_by, Agg};
 use crate::keys::Key;
 
 mod checkpoint;
+
+/// Session parts (one a batch) merged into one when this many are held.
+const COMPACT_PARTS: usize = 64;
 
 /// The most windows of a hop a row may be in (width / slide): each row is repeated for
 /// each, so a day's windows every second (86,400) would make a batch 86,400 times longer.
@@ -701,8 +705,12 @@ impl WindowAggregator {
 
     /// Adds `batch`'s events to their windows, moves the watermark, and returns the windows
     /// it closed (`None` if none). The batch has the columns (names and types) of the
-    /// schema the aggregator was made for; nullability may differ. On an error nothing of
-    /// `batch` is added.
+    /// schema the aggregator was made for; nullability may differ.
+    ///
+    /// On an error in reading or grouping the batch, nothing of it is added. An error in
+    /// finishing the windows it closes (a decimal sum beyond 38 digits) comes after the
+    /// batch was added: those windows stay open, nothing is emitted, and each later push
+    /// that closes them (and [`WindowAggregator::finish`]) returns the error again.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
         // Names and types; nullability may differ from batch to batch.
         let same = |a: &Field, b: &Field| a.name() == b.name() && a.data_type() == b.data_type();
@@ -960,6 +968,15 @@ impl WindowAggregator {
                 return Err(e);
             }
         }
+        // Sessions that stay open for many batches: their parts merged into one, so that
+        // memory and checkpoints grow with the open sessions, not the batches.
+        if sessions.parts.len() >= COMPACT_PARTS {
+            let scan = scan_sessions(sessions, &self.plan, &self.grouped_schema, Some(i64::MIN))?;
+            let Store::Sessions(sessions) = &mut self.store else {
+                unreachable!("sessions have a session store")
+            };
+            scan.commit(sessions);
+        }
         Ok(late)
     }
 
@@ -967,18 +984,51 @@ impl WindowAggregator {
     /// when `None`).
     fn emit(&mut self, upto: Option<i64>) -> Result<Option<RecordBatch>> {
         let closes = |end: i64| upto.is_none_or(|w| end <= w);
-        // (start, end, the window's groups, with the session id first for sessions)
-        let mut closed: Vec<(Vec<i64>, Vec<i64>, Grouped)> = Vec::new();
         match &mut self.store {
             Store::Fixed(open) => {
+                // The closing windows are taken out, and put back if their output fails
+                // (a decimal sum beyond 38 digits): they stay open, nothing is emitted.
+                let mut taken: Vec<((i64, i64), Grouped)> = Vec::new();
+                let mut failed = None;
                 while let Some(entry) = open.first_entry() {
                     let (end, start) = *entry.key();
                     if !closes(end) {
                         break;
                     }
-                    let merger = entry.remove();
-                    if let Some(g) = merger.finish(&self.plan)? {
-                        closed.push((vec![start; g.groups], vec![end; g.groups], g));
+                    match entry.remove().finish(&self.plan) {
+                        Ok(Some(g)) => taken.push(((end, start), g)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let closed: Vec<(Vec<i64>, Vec<i64>, &Grouped)> = taken
+                    .iter()
+                    .map(|((end, start), g)| (vec![*start; g.groups], vec![*end; g.groups], g))
+                    .collect();
+                let out = match failed {
+                    Some(e) => Err(e),
+                    None => self.output(&closed),
+                };
+                drop(closed);
+                match out {
+                    Ok(out) => {
+                        self.stats.emitted_windows += taken.len() as u64;
+                        self.stats.emissions += u64::from(out.is_some());
+                        Ok(out)
+                    }
+                    Err(e) => {
+                        let Store::Fixed(open) = &mut self.store else {
+                            unreachable!("fixed windows have a fixed store")
+                        };
+                        for (key, g) in taken {
+                            let mut merger = Merger::new();
+                            merger.push(&self.plan, g)?;
+                            open.insert(key, merger);
+                        }
+                        Err(e)
                     }
                 }
             }
@@ -986,24 +1036,36 @@ impl WindowAggregator {
                 if !closes(sessions.earliest_end) {
                     return Ok(None);
                 }
-                if let Some((ids, g)) =
-                    scan_sessions(sessions, &self.plan, &self.grouped_schema, upto)?
-                {
-                    let (starts, ends) = ids.into_iter().unzip();
-                    closed.push((starts, ends, g));
-                }
+                let scan = scan_sessions(sessions, &self.plan, &self.grouped_schema, upto)?;
+                let closed: Vec<(Vec<i64>, Vec<i64>, &Grouped)> = scan
+                    .emitted
+                    .iter()
+                    .map(|g| {
+                        let (starts, ends) = scan.bounds().into_iter().unzip();
+                        (starts, ends, g)
+                    })
+                    .collect();
+                let out = self.output(&closed)?;
+                let emitted = scan.emitted.as_ref().map_or(0, |g| g.groups as u64);
+                let Store::Sessions(sessions) = &mut self.store else {
+                    unreachable!("sessions have a session store")
+                };
+                scan.commit(sessions);
+                self.stats.emitted_windows += emitted;
+                self.stats.emissions += u64::from(out.is_some());
+                Ok(out)
             }
         }
+    }
+
+    /// The output batch of closed windows: each one's starts, ends and groups (for
+    /// sessions, the session id first among the keys), ordered by end, start and key.
+    /// `None` when there are none.
+    fn output(&self, closed: &[(Vec<i64>, Vec<i64>, &Grouped)]) -> Result<Option<RecordBatch>> {
         if closed.is_empty() {
             return Ok(None);
         }
         let session = matches!(self.kind, Kind::Session { .. });
-        self.stats.emitted_windows += if session {
-            closed.iter().map(|c| c.2.groups as u64).sum()
-        } else {
-            closed.len() as u64
-        };
-        self.stats.emissions += 1;
         let keys = self.keys.len();
         let by = |columns: std::ops::Range<usize>| -> Vec<Key> {
             columns
@@ -1018,8 +1080,8 @@ impl WindowAggregator {
         for (starts, ends, g) in closed {
             let rows = starts.len();
             let mut columns = vec![
-                self.times(Int64Array::from(starts))?,
-                self.times(Int64Array::from(ends))?,
+                self.times(Int64Array::from(starts.clone()))?,
+                self.times(Int64Array::from(ends.clone()))?,
             ];
             let mut finished = g.finish(&self.plan)?;
             if session {
@@ -1060,8 +1122,8 @@ impl WindowAggregator {
 
     /// Writes the whole state (open windows' partial aggregates, the watermark, the
     /// counters, the late rows kept and not yet taken) and `position` (the caller's word
-    /// for how far the input was read) to `path` atomically: a temporary file beside it, fsync, rename, so a crash leaves
-    /// the previous checkpoint or this one, never a part.
+    /// for how far the input was read) to `path` atomically: a temporary file beside it,
+    /// fsync, rename, so a crash leaves the previous checkpoint or this one, never a part.
     ///
     /// # Example
     /// ```
@@ -1203,64 +1265,84 @@ fn session_merger(plan: &Plan, schema: &SchemaRef) -> Result<Merger> {
     Ok(merger)
 }
 
-/// Sessions closed: each group's (start, end), and the groups (session id first among
-/// their keys).
-type ClosedSessions = (Vec<(i64, i64)>, Grouped);
+/// The sessions that end by a watermark, worked out without changing the open ones:
+/// [`Scan::commit`] applies it once everything that can fail has succeeded.
+struct Scan {
+    /// The closing sessions' ids, and each one's (start, end).
+    closing: HashMap<i64, (i64, i64)>,
+    /// Their groups merged by session and key (session id first among the keys).
+    emitted: Option<Grouped>,
+    /// The open sessions' groups, merged into one part.
+    kept: Option<Grouped>,
+    /// The earliest end among the sessions left open.
+    earliest: i64,
+}
 
-/// Closes the sessions that end by `upto` (all when `None`): their groups, merged by
-/// session and key, with each group's (start, end); the open sessions' parts are merged
-/// into one.
+impl Scan {
+    /// Closes the scanned sessions: the open ones keep only their merged part.
+    fn commit(self, sessions: &mut Sessions) {
+        let closing = &self.closing;
+        sessions.open.retain(|_, list| {
+            list.retain(|s| !closing.contains_key(&s.id));
+            !list.is_empty()
+        });
+        sessions.parts = self.kept.into_iter().collect();
+        // Every part kept is now labelled by its open session's own id.
+        sessions.forward.clear();
+        sessions.earliest_end = self.earliest;
+    }
+
+    /// Each emitted group's (start, end).
+    fn bounds(&self) -> Vec<(i64, i64)> {
+        self.emitted.as_ref().map_or_else(Vec::new, |g| {
+            let ids = g.keys[0].as_primitive::<Int64Type>();
+            ids.values().iter().map(|id| self.closing[id]).collect()
+        })
+    }
+}
+
+/// The sessions that end by `upto` (all when `None`) and their groups, and the open
+/// sessions' parts merged into one (compacting them when nothing closes).
 fn scan_sessions(
-    sessions: &mut Sessions,
+    sessions: &Sessions,
     plan: &Plan,
     schema: &SchemaRef,
     upto: Option<i64>,
-) -> Result<Option<ClosedSessions>> {
+) -> Result<Scan> {
     let mut closing: HashMap<i64, (i64, i64)> = HashMap::new();
     let mut earliest = i64::MAX;
-    sessions.open.retain(|_, list| {
-        list.retain(|s| {
-            if upto.is_none_or(|w| s.end <= w) {
-                closing.insert(s.id, (s.start, s.end));
-                false
-            } else {
-                earliest = earliest.min(s.end);
-                true
-            }
-        });
-        !list.is_empty()
-    });
-    sessions.earliest_end = earliest;
-    if closing.is_empty() {
-        return Ok(None);
+    for s in sessions.open.values().flatten() {
+        if upto.is_none_or(|w| s.end <= w) {
+            closing.insert(s.id, (s.start, s.end));
+        } else {
+            earliest = earliest.min(s.end);
+        }
     }
     let mut emit = session_merger(plan, schema)?;
     let mut keep = session_merger(plan, schema)?;
-    let mut kept_any = false;
-    for part in std::mem::take(&mut sessions.parts) {
+    let (mut emitted_any, mut kept_any) = (false, false);
+    for part in &sessions.parts {
         let labels = part.keys[0].as_primitive::<Int64Type>().values();
         let ids: Vec<i64> = labels.iter().map(|&l| sessions.resolve(l)).collect();
         let (closed, open): (Vec<u32>, Vec<u32>) =
             (0..part.groups as u32).partition(|&g| closing.contains_key(&ids[g as usize]));
         if !closed.is_empty() {
-            emit.push(plan, pick_groups(&part, &closed, &ids)?)?;
+            emit.push(plan, pick_groups(part, &closed, &ids)?)?;
+            emitted_any = true;
         }
         if !open.is_empty() {
-            keep.push(plan, pick_groups(&part, &open, &ids)?)?;
+            keep.push(plan, pick_groups(part, &open, &ids)?)?;
             kept_any = true;
         }
     }
-    // Every part kept is now labelled by its open session's own id.
-    sessions.forward.clear();
-    if kept_any {
-        if let Some(g) = keep.finish(plan)? {
-            sessions.parts.push(g);
-        }
-    }
-    let Some(g) = emit.finish(plan)? else {
-        return Ok(None);
-    };
-    let ids = g.keys[0].as_primitive::<Int64Type>();
-    let bounds = ids.values().iter().map(|id| closing[id]).collect();
-    Ok(Some((bounds, g)))
+    Ok(Scan {
+        closing,
+        emitted: if emitted_any {
+            emit.finish(plan)?
+        } else {
+            None
+        },
+        kept: if kept_any { keep.finish(plan)? } else { None },
+        earliest,
+    })
 }

@@ -592,3 +592,54 @@ fn windows_beyond_the_range_of_i64_take_no_row() {
         .unwrap_err();
     assert!(e.to_string().contains("windows"), "{e}");
 }
+
+#[test]
+fn a_window_that_fails_to_finish_stays_open() {
+    // Two values of 6e37 fit the i128 sum, not the 38 digits of its Decimal128(38, 0).
+    let batch = |ts: Vec<i64>, v: Vec<i128>| {
+        RecordBatch::try_from_iter([
+            ("ts", Arc::new(TimestampSecondArray::from(ts)) as ArrayRef),
+            (
+                "v",
+                Arc::new(
+                    Decimal128Array::from(v)
+                        .with_precision_and_scale(38, 0)
+                        .unwrap(),
+                ) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    };
+    let big = 60_000_000_000_000_000_000_000_000_000_000_000_000i128;
+    for window in [Window::tumble(secs(10)), Window::session(secs(5))] {
+        let mut w = common::cpu()
+            .window_aggregator(
+                batch(vec![], vec![]).schema(),
+                WindowOptions::new("ts", window),
+                &[],
+                &[Agg::sum(col("v"))],
+            )
+            .unwrap();
+        assert!(w
+            .push(&batch(vec![1, 2], vec![big, big]))
+            .unwrap()
+            .is_none());
+        let e = w.push(&batch(vec![20], vec![1])).unwrap_err();
+        assert!(matches!(e, Error::ArithmeticOverflow(_)), "{window}: {e}");
+        let s = w.stats();
+        assert_eq!(
+            (s.emitted_windows, s.emissions, s.open_windows),
+            (0, 0, 2),
+            "{window}"
+        );
+        // It is reported again, and nothing else is lost: a checkpoint still saves it.
+        assert!(matches!(
+            w.push(&batch(vec![30], vec![1])),
+            Err(Error::ArithmeticOverflow(_))
+        ));
+        let path = std::env::temp_dir().join(format!("window-overflow-{}", std::process::id()));
+        w.save(&path, "").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(w.finish(), Err(Error::ArithmeticOverflow(_))));
+    }
+}

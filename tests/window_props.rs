@@ -414,6 +414,14 @@ fn many_keys_in_big_batches() {
         let want = bits(&expected(&cpu, &by_time, window));
         let options =
             WindowOptions::new("ts", window).watermark(Watermark::Delay(Duration::from_millis(50)));
+        // Small batches: sessions open over more than 64 of them have their parts merged
+        // as they go; a checkpoint midway holds the merged ones.
+        let small: Vec<RecordBatch> = all.chunks(400).map(to_batch).collect();
+        assert_eq!(
+            bits(&run(&cpu, &cpu, &small, &options, Some(97))),
+            want,
+            "{window}, small batches"
+        );
         let batches: Vec<RecordBatch> = all.chunks(7_000).map(to_batch).collect();
         assert_eq!(
             bits(&run(&cpu, &cpu, &batches, &options, None)),
