@@ -114,12 +114,14 @@ pub fn run(args: StreamArgs) -> Result<()> {
                 Every::Time(d) => saved.1.elapsed() >= d,
             };
             if due {
+                out.sync()?;
                 agg.save(path, &position.to_string())?;
                 saved = (stats.batches, Instant::now());
             }
         }
     }
     if let Some(path) = &state {
+        out.sync()?;
         agg.save(path, &input.position().to_string())?;
     }
     let before = agg.stats();
@@ -277,7 +279,17 @@ pub fn parse_window(text: &str, schema: &Schema) -> Result<(String, Window)> {
 /// column whose values are the watermark.
 pub fn parse_watermark(text: &str, time: &str, schema: &Schema) -> Result<Watermark> {
     let what = "--watermark";
-    if let Some((column, delay)) = text.split_once('-') {
+    // A column named with a hyphen (`event-time`) is a column, not a subtraction.
+    let whole = sql::resolve_columns(&[text.to_string()], schema).pop();
+    if let Some(column) = whole.filter(|c| schema.field_with_name(c).is_ok()) {
+        let column = time_column(&column, schema, what)?;
+        return Ok(if column == time {
+            Watermark::Delay(Duration::ZERO)
+        } else {
+            Watermark::Column(column)
+        });
+    }
+    if let Some((column, delay)) = text.rsplit_once('-') {
         let column = time_column(column, schema, what)?;
         if column != time {
             bail!("{what} `{text}`: a delay is taken from the window's time column `{time}`, not `{column}`");
@@ -491,35 +503,47 @@ impl Input {
 
     /// Skips what a checkpoint says was read.
     fn skip_to(&mut self, at: &Position) -> Result<()> {
-        if let Source::Dir(dir) = &self.source {
-            // Files before the checkpoint's were read whole.
-            if self.current.as_ref().is_some_and(|c| c.0 < at.file) {
-                self.last = Some(at.file.clone());
-                let path = dir.join(&at.file);
-                if !path.exists() {
-                    bail!(
-                        "the checkpoint was taken reading {}, which is gone",
-                        path.display()
-                    );
+        match &self.source {
+            Source::Dir(dir) => {
+                // The checkpoint's file, whatever was read before it (the files before it
+                // were read whole; a file that is gone can't tell how far it was read).
+                if self.current.as_ref().is_none_or(|c| c.0 != at.file) {
+                    let path = dir.join(&at.file);
+                    if !path.is_file() {
+                        bail!(
+                            "the checkpoint was taken reading {}, which is gone: put it back to resume",
+                            path.display()
+                        );
+                    }
+                    let (_, batches) = open_ipc(&path, false)?;
+                    self.current = Some((at.file.clone(), batches, 0));
                 }
-                let (_, batches) = open_ipc(&path, false)?;
-                self.current = Some((at.file.clone(), batches, 0));
+                self.last = Some(at.file.clone());
             }
-        } else if let Some(current) = &self.current {
-            if current.0 != at.file {
-                bail!(
-                    "the checkpoint was taken reading {}, not {}: give the same input to resume",
-                    at.file,
-                    current.0
-                );
+            _ => {
+                if let Some(current) = &self.current {
+                    if current.0 != at.file {
+                        bail!(
+                            "the checkpoint was taken reading {}, not {}: give the same input to resume",
+                            at.file,
+                            current.0
+                        );
+                    }
+                }
             }
         }
-        for _ in 0..at.batch {
-            if self.next()?.is_none() {
-                bail!(
-                    "the input ends before the checkpoint's position ({})",
+        // The batches read in that file, and no other's.
+        let (file, batches, read) = self.current.as_mut().expect("a file is open");
+        while *read < at.batch {
+            match batches.next() {
+                Some(batch) => {
+                    batch.with_context(|| format!("reading batch {} of {file}", *read + 1))?;
+                    *read += 1;
+                }
+                None => bail!(
+                    "{file} ends before the checkpoint's position ({}): give the same input to resume",
                     at.describe()
-                );
+                ),
             }
         }
         Ok(())
@@ -626,6 +650,19 @@ impl Output {
                 let mut sink = FileSink::create(&dir.join(format!("{n:010}.arrow")), schema)?;
                 sink.write(batch)?;
                 sink.finish()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the files written so far durable (their renames, by an fsync of the folder)
+    /// before a checkpoint says they were written.
+    fn sync(&self) -> Result<()> {
+        if let Output::Dir(dir, _) = self {
+            if let Ok(folder) = File::open(dir) {
+                folder
+                    .sync_all()
+                    .with_context(|| format!("syncing {}", dir.display()))?;
             }
         }
         Ok(())
@@ -812,6 +849,19 @@ mod tests {
             Watermark::Column("wm".into())
         );
         assert!(parse_watermark("wm - 5s", "ts", &schema).is_err());
+        let hyphen = Schema::new(vec![Field::new(
+            "event-time",
+            DataType::Timestamp(TimeUnit::Second, None),
+            true,
+        )]);
+        assert_eq!(
+            parse_watermark("event-time", "event-time", &hyphen).unwrap(),
+            Watermark::Delay(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_watermark("\"event-time\" - 5s", "event-time", &hyphen).unwrap(),
+            Watermark::Delay(Duration::from_secs(5))
+        );
         assert!(parse_watermark("v", "ts", &schema).is_err());
         assert_eq!(parse_every("100").unwrap(), Every::Batches(100));
         assert_eq!(

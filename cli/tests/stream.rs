@@ -443,3 +443,32 @@ fn following_a_folder_reads_files_as_they_land() {
     assert_eq!(have, want.len() - 1, "every window but those still open");
     assert_eq!(read_out(&out)[..], want[..want.len() - 1]);
 }
+
+/// A checkpoint taken reading a file of a folder that is gone on resume: an error naming
+/// it, not batches of another file skipped.
+#[test]
+fn resuming_without_the_checkpoint_s_file_is_an_error() {
+    let s = Scratch::new("gone");
+    let batches = readings(8, 100, 3);
+    fs::create_dir_all(s.path("in")).unwrap();
+    write_stream(&s.path("in/a.arrows"), &batches[..3]);
+    let mut args = stream_args(&s.path("in"), &s.path("out"));
+    args.extend([
+        "--checkpoint".into(),
+        s.path("ck").to_str().unwrap().into(),
+        "--checkpoint-every".into(),
+        "1".into(),
+    ]);
+    assert!(Command::new(BIN)
+        .args(&args)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    fs::remove_file(s.path("in/a.arrows")).unwrap();
+    write_stream(&s.path("in/b.arrows"), &batches[3..]);
+    let run = Command::new(BIN).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("a.arrows") && err.contains("gone"), "{err}");
+}
