@@ -385,6 +385,14 @@ proptest! {
             prop_assert_eq!(bits(&on_gpu), want_bits.clone(), "{}: window {}", name, window);
             let moved = run(&cpu, &gpu, &batches2, &options, Some(save_at));
             prop_assert_eq!(bits(&moved), want_bits.clone(), "cpu then {}: window {}", name, window);
+            let back = run(&gpu, &cpu, &batches2, &options, Some(save_at));
+            prop_assert_eq!(
+                bits(&back),
+                want_bits.clone(),
+                "{} then cpu: window {}",
+                name,
+                window
+            );
         }
     }
 }

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, FixedSizeBinaryArray, Int64Array, RecordBatch,
+    Array, ArrayRef, AsArray, BinaryArray, FixedSizeBinaryBuilder, Int64Array, RecordBatch,
     RecordBatchOptions, StringArray, UInt32Array, UInt64Array,
 };
-use arrow::datatypes::{Field, Int64Type, Schema, UInt32Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type, UInt64Type};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
@@ -117,12 +117,14 @@ fn state_batch(s: &State, groups: usize) -> Result<RecordBatch> {
         State::Count(c) => batch(vec![("count", u64s(c))], groups),
         State::IntSum { sums, high, n } => batch(
             vec![
-                (
-                    "int_sum",
-                    Arc::new(FixedSizeBinaryArray::try_from_iter(
-                        sums.iter().map(|v| v.to_le_bytes()),
-                    )?) as ArrayRef,
-                ),
+                ("int_sum", {
+                    // A builder: `try_from_iter` refuses no values (a state of no groups).
+                    let mut b = FixedSizeBinaryBuilder::with_capacity(sums.len(), 16);
+                    for v in sums {
+                        b.append_value(v.to_le_bytes())?;
+                    }
+                    Arc::new(b.finish()) as ArrayRef
+                }),
                 ("high", Arc::new(Int64Array::from(high.clone()))),
                 ("n", u64s(n)),
             ],
@@ -321,12 +323,47 @@ impl Reader<'_> {
             .ok_or_else(|| bad(self.path, format!("a section has no column {name}")))
     }
 
-    fn grouped(&mut self, states: usize) -> Result<Grouped> {
+    /// A group set like `like`'s: its keys of the same types, each state of the same kind
+    /// and types (an exact float sum's window and digits forms stand for each other).
+    fn grouped(&mut self, like: &Like) -> Result<Grouped> {
         let keys = self.section()?;
         let groups = keys.num_rows();
-        let mut out = Vec::with_capacity(states);
-        for _ in 0..states {
+        let types = |b: &RecordBatch| -> Vec<DataType> {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
+        };
+        if types(&keys) != like.keys {
+            return Err(bad(self.path, "a group set's keys are of other types"));
+        }
+        let mut out = Vec::with_capacity(like.states.len());
+        for expected in &like.states {
             let b = self.section()?;
+            let fields = |b: &Schema| -> Vec<(String, DataType)> {
+                b.fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), f.data_type().clone()))
+                    .collect()
+            };
+            let (got, want) = (fields(&b.schema()), fields(expected));
+            let kind = |f: &[(String, DataType)]| match f.first().map(|f| f.0.as_str()) {
+                // An exact float sum's window and digits forms stand for each other.
+                Some("sum_slots" | "moments") => "sums".to_string(),
+                other => other.unwrap_or_default().to_string(),
+            };
+            // The same kind, and a column both have of the same type (an empty state of
+            // squares leaves its column out).
+            let same_types = got
+                .iter()
+                .all(|(n, t)| want.iter().all(|(m, u)| n != m || t == u));
+            if kind(&got) != kind(&want) || !same_types {
+                return Err(bad(
+                    self.path,
+                    "a state is of another kind than its aggregate's",
+                ));
+            }
             out.push(self.state(&b, groups)?);
         }
         Ok(Grouped {
@@ -417,6 +454,11 @@ impl Reader<'_> {
             },
             other => return Err(bad(self.path, format!("an unknown state '{other}'"))),
         };
+        if let State::Distinct { pair_group, .. } = &state {
+            if pair_group.iter().any(|&g| g as usize >= groups) {
+                return Err(bad(self.path, "a count(DISTINCT) pair names no group"));
+            }
+        }
         let len = match &state {
             State::Distinct { .. } => groups,
             State::Extreme(a) => a.len(),
@@ -431,6 +473,9 @@ impl Reader<'_> {
 }
 
 fn one_i64(r: &Reader, b: &RecordBatch, name: &str) -> Result<Option<i64>> {
+    if b.num_rows() != 1 {
+        return Err(bad(r.path, "a one-row section holds other than one row"));
+    }
     let a = r
         .column(b, name)?
         .as_primitive_opt::<Int64Type>()
@@ -439,7 +484,40 @@ fn one_i64(r: &Reader, b: &RecordBatch, name: &str) -> Result<Option<i64>> {
 }
 
 fn one_u64(r: &Reader, b: &RecordBatch, name: &str) -> Result<u64> {
+    if b.num_rows() != 1 {
+        return Err(bad(r.path, "a one-row section holds other than one row"));
+    }
     Ok(r.u64s(b, name)?.first().copied().unwrap_or_default())
+}
+
+/// What a group set of `agg` looks like: its key types (window or session id first) and
+/// each state's schema, from an empty batch's group-by.
+struct Like {
+    keys: Vec<DataType>,
+    states: Vec<SchemaRef>,
+}
+
+impl Like {
+    fn of(agg: &WindowAggregator) -> Result<Like> {
+        let empty = RecordBatch::new_empty(agg.grouped_schema.clone());
+        let g = crate::cpu::group_by::partial(&empty, &agg.plan, crate::cpu::Threads::ONE)?;
+        Ok(Like {
+            keys: g.keys.iter().map(|k| k.data_type().clone()).collect(),
+            states: g
+                .states
+                .iter()
+                .map(|s| Ok(state_batch(s, 0)?.schema()))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// A fixed window's group set: the window id is not among its keys.
+    fn without_first_key(&self) -> Like {
+        Like {
+            keys: self.keys[1..].to_vec(),
+            states: self.states.clone(),
+        }
+    }
 }
 
 /// Reads the state in `path` into `agg` (fresh, made with the same arguments): the
@@ -451,6 +529,9 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
     };
     let mut r = Reader { bytes: body, path };
     let meta = r.section()?;
+    if meta.num_rows() != 1 {
+        return Err(bad(path, "its first section holds other than one row"));
+    }
     let text = |name: &str| -> Result<String> {
         Ok(r.column(&meta, name)?
             .as_string_opt::<i32>()
@@ -479,7 +560,7 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
     for _ in 0..one_u64(&r, &meta, "late_batches")? {
         agg.late.push(r.section()?);
     }
-    let states = agg.plan.aggs.len();
+    let like = Like::of(agg)?;
     match &mut agg.store {
         Store::Fixed(open) => {
             for _ in 0..sections {
@@ -487,7 +568,7 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
                 let end = one_i64(&r, &bounds, "end")?.ok_or_else(|| bad(path, "no end"))?;
                 let start = one_i64(&r, &bounds, "start")?.ok_or_else(|| bad(path, "no start"))?;
                 let mut merger = Merger::new();
-                merger.push(&agg.plan, r.grouped(states)?)?;
+                merger.push(&agg.plan, r.grouped(&like.without_first_key())?)?;
                 open.insert((end, start), merger);
             }
         }
@@ -527,8 +608,13 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
                     .to_vec())
             };
             s.forward = col("from")?.into_iter().zip(col("to")?).collect();
+            // Sessions merge into later ones: a forward to an earlier id (a cycle) is no
+            // checkpoint of ours.
+            if s.forward.iter().any(|(from, to)| to <= from) {
+                return Err(bad(path, "a merged session points back"));
+            }
             for _ in 0..sections {
-                s.parts.push(r.grouped(states)?);
+                s.parts.push(r.grouped(&like)?);
             }
             restore_sessions_check(s, path)?;
         }
