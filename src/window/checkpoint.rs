@@ -384,6 +384,15 @@ impl Reader<'_> {
             .collect()
     }
 
+    fn i64s(&self, b: &RecordBatch, name: &str) -> Result<Vec<i64>> {
+        Ok(self
+            .column(b, name)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| bad(self.path, format!("{name} is not Int64")))?
+            .values()
+            .to_vec())
+    }
+
     fn u64s(&self, b: &RecordBatch, name: &str) -> Result<Vec<u64>> {
         Ok(self
             .column(b, name)?
@@ -412,12 +421,7 @@ impl Reader<'_> {
                     sums: (0..sums.len())
                         .map(|i| i128::from_le_bytes(sums.value(i).try_into().expect("16")))
                         .collect(),
-                    high: self
-                        .column(b, "high")?
-                        .as_primitive_opt::<Int64Type>()
-                        .ok_or_else(|| bad(self.path, "high is not Int64"))?
-                        .values()
-                        .to_vec(),
+                    high: self.i64s(b, "high")?,
                     n: self.u64s(b, "n")?,
                 }
             }
@@ -581,13 +585,7 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
                 .as_binary_opt::<i32>()
                 .ok_or_else(|| bad(path, "session keys are not binary"))?
                 .clone();
-            let int = |name: &str| -> Result<Vec<i64>> {
-                Ok(r.column(&open, name)?
-                    .as_primitive_opt::<Int64Type>()
-                    .ok_or_else(|| bad(path, format!("{name} is not Int64")))?
-                    .values()
-                    .to_vec())
-            };
+            let int = |name: &str| r.i64s(&open, name);
             let (starts, ends, ids) = (int("start")?, int("end")?, int("id")?);
             for i in 0..keys.len() {
                 s.open.entry_ref(keys.value(i)).or_default().push(Session {
@@ -600,14 +598,11 @@ pub(super) fn restore(agg: &mut WindowAggregator, path: &Path) -> Result<String>
                 list.sort_by_key(|o| o.start);
             }
             let forward = r.section()?;
-            let col = |name: &str| -> Result<Vec<i64>> {
-                Ok(r.column(&forward, name)?
-                    .as_primitive_opt::<Int64Type>()
-                    .ok_or_else(|| bad(path, format!("{name} is not Int64")))?
-                    .values()
-                    .to_vec())
-            };
-            s.forward = col("from")?.into_iter().zip(col("to")?).collect();
+            s.forward = r
+                .i64s(&forward, "from")?
+                .into_iter()
+                .zip(r.i64s(&forward, "to")?)
+                .collect();
             // Sessions merge into later ones: a forward to an earlier id (a cycle) is no
             // checkpoint of ours.
             if s.forward.iter().any(|(from, to)| to <= from) {
