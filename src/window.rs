@@ -1010,9 +1010,8 @@ impl WindowAggregator {
                     .collect();
                 let out = match failed {
                     Some(e) => Err(e),
-                    None => self.output(&closed),
+                    None => self.output(closed),
                 };
-                drop(closed);
                 match out {
                     Ok(out) => {
                         self.stats.emitted_windows += taken.len() as u64;
@@ -1045,7 +1044,7 @@ impl WindowAggregator {
                         (starts, ends, g)
                     })
                     .collect();
-                let out = self.output(&closed)?;
+                let out = self.output(closed)?;
                 let emitted = scan.emitted.as_ref().map_or(0, |g| g.groups as u64);
                 let Store::Sessions(sessions) = &mut self.store else {
                     unreachable!("sessions have a session store")
@@ -1061,7 +1060,7 @@ impl WindowAggregator {
     /// The output batch of closed windows: each one's starts, ends and groups (for
     /// sessions, the session id first among the keys), ordered by end, start and key.
     /// `None` when there are none.
-    fn output(&self, closed: &[(Vec<i64>, Vec<i64>, &Grouped)]) -> Result<Option<RecordBatch>> {
+    fn output(&self, closed: Vec<(Vec<i64>, Vec<i64>, &Grouped)>) -> Result<Option<RecordBatch>> {
         if closed.is_empty() {
             return Ok(None);
         }
@@ -1080,8 +1079,8 @@ impl WindowAggregator {
         for (starts, ends, g) in closed {
             let rows = starts.len();
             let mut columns = vec![
-                self.times(Int64Array::from(starts.clone()))?,
-                self.times(Int64Array::from(ends.clone()))?,
+                self.times(Int64Array::from(starts))?,
+                self.times(Int64Array::from(ends))?,
             ];
             let mut finished = g.finish(&self.plan)?;
             if session {
