@@ -18,6 +18,7 @@ pub enum Command {
     Sql(SqlArgs),
     Query(QueryArgs),
     Stream(StreamArgs),
+    Worker(WorkerArgs),
     Report(ReportArgs),
     Info(InfoArgs),
 }
@@ -103,9 +104,43 @@ pub struct SqlArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
+    /// Run the query over these workers (`arrow-wgpu worker` processes): URL,URL,... or
+    /// HOST:PORT,HOST:PORT,... Each worker reads its share of the files itself (the same
+    /// paths must reach the same files there) and runs our operators on its own
+    /// --backend; this process plans, sends the stages and runs the last one. Float
+    /// aggregates give the same bits on any number of workers.
+    #[arg(long, value_name = "URLS")]
+    pub workers: Option<String>,
+
+    /// With --workers: split file scans into tasks of about this many bytes (K, M, G
+    /// allowed; default 16M). Inputs smaller than one task run on one worker.
+    #[arg(long, value_name = "SIZE", requires = "workers")]
+    pub task_bytes: Option<String>,
+
     /// No progress spinner.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Run a worker for `arrow-wgpu sql --workers`: it takes stages of distributed plans over
+/// gRPC (Arrow Flight data) and runs them, our operators on its own --backend.
+///
+/// Prints `listening on HOST:PORT` when ready and serves until killed (Ctrl-C, SIGTERM).
+/// A worker refuses plans from an arrow-wgpu of another version.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  arrow-wgpu worker --listen 127.0.0.1:50051
+  arrow-wgpu worker --listen 0.0.0.0:50051 --backend cpu
+  arrow-wgpu sql --workers 127.0.0.1:50051,127.0.0.1:50052 \"SELECT ... FROM '/data/*.parquet'\"")]
+pub struct WorkerArgs {
+    /// The address to listen on, HOST:PORT (port 0: one the system picks, printed).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub listen: String,
+
+    /// Where this worker runs our operators: auto (a hardware GPU if there is one, else
+    /// the exact CPU path), gpu (a GPU, software ones too, or an error), cpu.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
 }
 
 /// Which row of each distinct key `--distinct` keeps.

@@ -13,6 +13,7 @@ mod report;
 mod sql;
 mod sql_command;
 mod stream;
+mod worker;
 mod write;
 
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Sql(a) => sql_command::run(a),
         Command::Query(a) => query::run(a),
         Command::Stream(a) => stream::run(a),
+        Command::Worker(a) => worker::run(a),
         Command::Report(a) => report::run(a),
         Command::Info(a) => info::run(a),
     };

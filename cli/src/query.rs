@@ -58,6 +58,8 @@ async fn run_async(args: QueryArgs) -> Result<()> {
             args.batch_rows
                 .min(usize::try_from(input.most_rows.max(1)).unwrap_or(usize::MAX)),
         ),
+        workers: None,
+        task_bytes: None,
         quiet: args.quiet,
     };
     let session = sql_command::session(&sql_args).await?;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use arrow_wgpu::{Engine, EngineOptions};
+use arrow_wgpu_datafusion::distributed::{display_plan_ascii, traffic, with_workers, Workers};
 use arrow_wgpu_datafusion::{ArrowWgpuOptions, PlanNotes};
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
@@ -109,6 +110,48 @@ pub struct Session {
     /// Where each node of the last plan runs, and why.
     pub notes: PlanNotes,
     pub engine: Arc<Engine>,
+    /// With `--workers`: the workers the plans run over.
+    pub workers: Option<Workers>,
+}
+
+/// How long a worker may take to accept a connection before it counts as unreachable.
+const WORKER_PROBE: Duration = Duration::from_secs(2);
+
+/// The workers of `--workers` (and `--task-bytes`).
+fn workers(args: &SqlArgs) -> Result<Option<Workers>> {
+    let Some(list) = &args.workers else {
+        return Ok(None);
+    };
+    let mut w = Workers::parse(list).map_err(anyhow::Error::from)?;
+    if let Some(bytes) = &args.task_bytes {
+        let n = parse_size(bytes).with_context(|| format!("--task-bytes {bytes}"))?;
+        w = w.task_bytes(n);
+    }
+    Ok(Some(w))
+}
+
+/// The workers that don't answer, with why, as a context line: `None` if all answer.
+/// `after_failure`: a query just failed, maybe because a worker was killed, which resets
+/// its connections before its listening socket is gone: probe again a little later
+/// before saying every worker answers.
+async fn dead_workers(workers: &Workers, after_failure: bool) -> Option<String> {
+    let waits: &[u64] = if after_failure { &[0, 300, 1000] } else { &[0] };
+    for &wait in waits {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let dead = workers.unreachable(WORKER_PROBE).await;
+        if !dead.is_empty() {
+            let names: Vec<String> = dead
+                .iter()
+                .map(|(url, why)| format!("{url} ({why})"))
+                .collect();
+            return Some(format!(
+                "worker{} can't be reached: {}",
+                if dead.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ));
+        }
+    }
+    None
 }
 
 /// A session for `args`: DataFusion with arrow-wgpu added, the tables registered, file
@@ -143,13 +186,17 @@ pub async fn session(args: &SqlArgs) -> Result<Session> {
     let engine = Arc::new(engine);
     let options = ArrowWgpuOptions::new(engine.clone());
     let notes = options.notes();
-    let state = arrow_wgpu_datafusion::with_options(
-        SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(config)
-            .with_runtime_env(runtime),
-        options,
-    )
+    let workers = workers(args)?;
+    let builder = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime);
+    let state = match &workers {
+        Some(w) => with_workers(builder, options, w)
+            .map_err(anyhow::Error::from)
+            .context("setting up the workers")?,
+        None => arrow_wgpu_datafusion::with_options(builder, options),
+    }
     .build();
     let ctx = SessionContext::new_with_state(state).enable_url_table();
     for spec in &args.table {
@@ -178,7 +225,12 @@ pub async fn session(args: &SqlArgs) -> Result<Session> {
             }
         }
     }
-    Ok(Session { ctx, notes, engine })
+    Ok(Session {
+        ctx,
+        notes,
+        engine,
+        workers,
+    })
 }
 
 /// Registers the file, glob or folder `path` as table `name`.
@@ -306,7 +358,12 @@ pub async fn execute(
     table_rows: usize,
     started: Instant,
 ) -> Result<()> {
-    let Session { ctx, notes, .. } = session;
+    let Session {
+        ctx,
+        notes,
+        workers,
+        ..
+    } = session;
     let df = ctx
         .sql(&args.query)
         .await
@@ -319,8 +376,15 @@ pub async fn execute(
         .context("planning the query")?;
     let planned = started.elapsed();
     if args.explain {
-        print_explain(&plan, notes);
+        print_explain(&plan, notes, workers.as_ref());
         return Ok(());
+    }
+    if let Some(w) = workers {
+        // Each worker must answer before anything runs: a clear error naming the ones
+        // that don't, rather than a transport error from the middle of the plan.
+        if let Some(dead) = dead_workers(w, false).await {
+            bail!("{dead}; the query did not start");
+        }
     }
     let schema = plan.schema();
     let mut sink = match &args.out {
@@ -334,9 +398,18 @@ pub async fn execute(
     let mut rows = 0u64;
     let exec_start = Instant::now();
     while let Some(batch) = stream.next().await {
-        let batch = batch
-            .map_err(anyhow::Error::from)
-            .context("running the query")?;
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                let mut e = anyhow::Error::from(e).context("running the query");
+                if let Some(w) = workers {
+                    if let Some(dead) = dead_workers(w, true).await {
+                        e = e.context(dead);
+                    }
+                }
+                return Err(e);
+            }
+        };
         rows += batch.num_rows() as u64;
         let w = Instant::now();
         sink.write(&batch)?;
@@ -366,20 +439,40 @@ pub async fn execute(
             ms(total.saturating_sub(accounted))
         );
         eprintln!("  total     {:>10.3} ms", ms(total));
-        eprintln!("operators (rows out, CPU time summed over partitions; GPU steps under ours):");
-        eprintln!(
-            "{}",
-            displayable(plan.as_ref())
+        if workers.is_some() {
+            // Every stage's metrics, gathered from the workers, and what crossed the network.
+            let (t, with_metrics) = traffic(plan.clone())
+                .await
+                .map_err(anyhow::Error::from)
+                .context("gathering the workers' metrics")?;
+            eprintln!(
+                "network: {} bytes of Arrow data between stages, {} bytes of plans sent",
+                t.between_stages, t.plans
+            );
+            eprintln!("stages (rows out and time per operator, summed over each stage's tasks):");
+            eprintln!(
+                "{}",
+                display_plan_ascii(with_metrics.as_ref(), true).trim_end()
+            );
+        } else {
+            eprintln!(
+                "operators (rows out, CPU time summed over partitions; GPU steps under ours):"
+            );
+            eprintln!(
+                "{}",
+                displayable(plan.as_ref())
+                    .indent(true)
+                    .to_string()
+                    .trim_end()
+            );
+            let metrics =
+                datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                    plan.as_ref(),
+                )
                 .indent(true)
-                .to_string()
-                .trim_end()
-        );
-        let metrics = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
-            plan.as_ref(),
-        )
-        .indent(true)
-        .to_string();
-        eprintln!("{}", metrics.trim_end());
+                .to_string();
+            eprintln!("{}", metrics.trim_end());
+        }
     }
     Ok(())
 }
@@ -388,14 +481,28 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn print_explain(plan: &Arc<dyn ExecutionPlan>, notes: &PlanNotes) {
-    println!(
-        "{}",
-        displayable(plan.as_ref())
-            .indent(true)
-            .to_string()
-            .trim_end()
-    );
+fn print_explain(plan: &Arc<dyn ExecutionPlan>, notes: &PlanNotes, workers: Option<&Workers>) {
+    match workers {
+        Some(w) => {
+            println!("{}", display_plan_ascii(plan.as_ref(), false).trim_end());
+            println!();
+            println!("where each stage runs (the head stage, at the top, on this process):");
+            let stages = w.placement(plan);
+            if stages.is_empty() {
+                println!("  nothing to split: the whole plan runs on this process");
+            }
+            for line in stages {
+                println!("  {line}");
+            }
+        }
+        None => println!(
+            "{}",
+            displayable(plan.as_ref())
+                .indent(true)
+                .to_string()
+                .trim_end()
+        ),
+    }
     let notes = notes.take();
     if !notes.is_empty() {
         println!();

@@ -34,8 +34,23 @@ use crate::translate::renamed_schema;
 /// dispatch are paid per million rows, not per DataFusion batch of 8k.
 pub const DEFAULT_BATCH_ROWS: usize = 1 << 21;
 
-/// Where the engine runs, for the operators' display.
-pub(crate) fn engine_place(engine: &Engine) -> String {
+/// The leaf that stands for an operator's input in its [`WgpuFilterExec::datafusion_equivalent`]
+/// (and the others'): an `EmptyExec` of the input's schema, replaced by the real input
+/// where the equivalent is planned again (on a distributed worker).
+pub fn placeholder(schema: SchemaRef) -> Arc<dyn ExecutionPlan> {
+    Arc::new(datafusion::physical_plan::empty::EmptyExec::new(schema))
+}
+
+/// Where `engine` runs the operators, as the plans show it: `GPU NAME (BACKEND)` or
+/// `CPU (exact)`.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::{Backend, Engine};
+/// let engine = Engine::new(Backend::Cpu).unwrap();
+/// assert_eq!(arrow_wgpu_datafusion::exec::engine_place(&engine), "CPU (exact)");
+/// ```
+pub fn engine_place(engine: &Engine) -> String {
     match engine.adapter() {
         Some(a) => format!("GPU {} ({:?})", a.name, a.backend),
         None => "CPU (exact)".to_string(),
@@ -201,12 +216,15 @@ pub struct WgpuFilterExec {
     engine: Arc<Engine>,
     batch_rows: usize,
     properties: Arc<PlanProperties>,
+    datafusion: Arc<dyn ExecutionPlan>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl WgpuFilterExec {
     /// A filter of `input` by `predicate` (translated: `translated`), keeping the columns
-    /// `projection` names, with the properties of the DataFusion node it replaces.
+    /// `projection` names, with the properties of the DataFusion node it replaces;
+    /// `datafusion` is that node over a [`placeholder`] of `input`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         input: Arc<dyn ExecutionPlan>,
         predicate: Arc<dyn PhysicalExpr>,
@@ -215,6 +233,7 @@ impl WgpuFilterExec {
         engine: Arc<Engine>,
         batch_rows: usize,
         properties: Arc<PlanProperties>,
+        datafusion: Arc<dyn ExecutionPlan>,
     ) -> WgpuFilterExec {
         WgpuFilterExec {
             input,
@@ -224,8 +243,15 @@ impl WgpuFilterExec {
             engine,
             batch_rows,
             properties,
+            datafusion,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// The DataFusion node this one stands for, over a [`placeholder`] of its input: what a
+    /// distributed plan ships to a worker, which plans it again on its own engine.
+    pub fn datafusion_equivalent(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.datafusion
     }
 }
 
@@ -275,6 +301,7 @@ impl ExecutionPlan for WgpuFilterExec {
             self.engine.clone(),
             self.batch_rows,
             self.properties.clone(),
+            self.datafusion.clone(),
         )))
     }
 
@@ -334,13 +361,16 @@ pub struct WgpuAggregateExec {
     engine: Arc<Engine>,
     batch_rows: usize,
     properties: Arc<PlanProperties>,
+    datafusion: Arc<dyn ExecutionPlan>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl WgpuAggregateExec {
     /// An aggregation of `input` (one partition) by the input columns `keys`, computing
     /// `aggs` (named `a0, a1, ...` and over columns named as [`crate::translate`] names
-    /// them) of the rows where `filter` holds, output as `schema` (DataFusion's).
+    /// them) of the rows where `filter` holds, output as `schema` (DataFusion's);
+    /// `datafusion` is DataFusion's single-step aggregate (over its filter, if one is
+    /// fused) of a [`placeholder`] of `input`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         input: Arc<dyn ExecutionPlan>,
@@ -351,6 +381,7 @@ impl WgpuAggregateExec {
         engine: Arc<Engine>,
         batch_rows: usize,
         schema: SchemaRef,
+        datafusion: Arc<dyn ExecutionPlan>,
     ) -> WgpuAggregateExec {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
@@ -367,8 +398,15 @@ impl WgpuAggregateExec {
             engine,
             batch_rows,
             properties,
+            datafusion,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// DataFusion's single-step aggregate this node stands for, over a [`placeholder`] of
+    /// its input (see [`WgpuFilterExec::datafusion_equivalent`]).
+    pub fn datafusion_equivalent(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.datafusion
     }
 }
 
@@ -419,6 +457,7 @@ impl ExecutionPlan for WgpuAggregateExec {
             self.engine.clone(),
             self.batch_rows,
             self.schema(),
+            self.datafusion.clone(),
         )))
     }
 
@@ -498,12 +537,14 @@ pub struct WgpuSortExec {
     fetch: Option<usize>,
     engine: Arc<Engine>,
     properties: Arc<PlanProperties>,
+    datafusion: Arc<dyn ExecutionPlan>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl WgpuSortExec {
     /// A sort of `input` by `keys` (columns named as [`crate::translate`] names them), the
-    /// first `fetch` rows, with the properties of the DataFusion node it replaces.
+    /// first `fetch` rows, with the properties of the DataFusion node it replaces;
+    /// `datafusion` is that node over a [`placeholder`] of `input`.
     pub fn new(
         input: Arc<dyn ExecutionPlan>,
         keys: Vec<SortKey>,
@@ -511,6 +552,7 @@ impl WgpuSortExec {
         fetch: Option<usize>,
         engine: Arc<Engine>,
         properties: Arc<PlanProperties>,
+        datafusion: Arc<dyn ExecutionPlan>,
     ) -> WgpuSortExec {
         WgpuSortExec {
             input,
@@ -519,8 +561,15 @@ impl WgpuSortExec {
             fetch,
             engine,
             properties,
+            datafusion,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// The DataFusion sort this node stands for, over a [`placeholder`] of its input (see
+    /// [`WgpuFilterExec::datafusion_equivalent`]).
+    pub fn datafusion_equivalent(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.datafusion
     }
 }
 
@@ -572,6 +621,7 @@ impl ExecutionPlan for WgpuSortExec {
             self.fetch,
             self.engine.clone(),
             self.properties.clone(),
+            self.datafusion.clone(),
         )))
     }
 

@@ -9,10 +9,14 @@
 //! - [`translate`]: DataFusion's typed physical expressions into the library's.
 //!
 //! One call adds all of it to a session: [`with_arrow_wgpu`] (the engine from
-//! `ARROW_WGPU_BACKEND`) or [`with_options`].
+//! `ARROW_WGPU_BACKEND`) or [`with_options`]. With the `distributed` feature,
+//! `distributed` runs the plans over datafusion-distributed workers, each on its own
+//! engine.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod exact;
 pub mod exec;
 pub mod minmax;
@@ -100,8 +104,18 @@ pub fn with_arrow_wgpu(
 /// # let _ = notes;
 /// ```
 pub fn with_options(
+    builder: SessionStateBuilder,
+    options: ArrowWgpuOptions,
+) -> SessionStateBuilder {
+    add(builder, options, false)
+}
+
+/// [`with_options`], with the rule for plans that run on one machine or, with
+/// `distributed`, over workers ([`ArrowWgpuRule::for_distributed_plans`]).
+pub(crate) fn add(
     mut builder: SessionStateBuilder,
     options: ArrowWgpuOptions,
+    distributed: bool,
 ) -> SessionStateBuilder {
     builder
         .aggregate_functions()
@@ -111,10 +125,13 @@ pub fn with_options(
                 .into_iter()
                 .chain(minmax::min_max_functions()),
         );
-    let rule = ArrowWgpuRule::new(
+    let mut rule = ArrowWgpuRule::new(
         options.engine.clone(),
         options.batch_rows,
         options.notes.clone(),
     );
+    if distributed {
+        rule = rule.for_distributed_plans();
+    }
     builder.with_physical_optimizer_rule(Arc::new(rule))
 }

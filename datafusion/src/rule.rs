@@ -21,9 +21,11 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
+};
 
-use crate::exec::{engine_place, WgpuAggregateExec, WgpuFilterExec, WgpuSortExec};
+use crate::exec::{engine_place, placeholder, WgpuAggregateExec, WgpuFilterExec, WgpuSortExec};
 use crate::translate::{self, Refusal};
 
 /// What the rule did to a plan, node by node: the lines `arrow-wgpu sql --explain` prints
@@ -55,6 +57,7 @@ pub struct ArrowWgpuRule {
     engine: Arc<Engine>,
     batch_rows: usize,
     notes: PlanNotes,
+    distributed: bool,
 }
 
 impl ArrowWgpuRule {
@@ -65,7 +68,18 @@ impl ArrowWgpuRule {
             engine,
             batch_rows,
             notes,
+            distributed: false,
         }
+    }
+
+    /// The rule for a plan that runs over distributed workers: an aggregation split into
+    /// partial and final steps stays DataFusion's, so the partial step runs where the rows
+    /// are and only its exact states cross the network (made one node, the aggregation
+    /// would pull every row to one place). Filters, sorts and single-step aggregates are
+    /// replaced as on one machine, and each worker runs them on its own engine.
+    pub fn for_distributed_plans(mut self) -> ArrowWgpuRule {
+        self.distributed = true;
+        self
     }
 
     /// Why the GPU can't hold a column of `schema`, if one can't.
@@ -83,7 +97,11 @@ impl ArrowWgpuRule {
             })
     }
 
-    fn filter(&self, f: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
+    fn filter(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+        f: &FilterExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
         if let Some(r) = Self::unheld(&f.input().schema()) {
             return Err(r);
         }
@@ -103,6 +121,7 @@ impl ArrowWgpuRule {
             self.engine.clone(),
             self.batch_rows,
             f.properties().clone(),
+            over_placeholder(node, f.input())?,
         ))))
     }
 
@@ -112,6 +131,9 @@ impl ArrowWgpuRule {
     fn aggregate(&self, top: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
         let raw: &AggregateExec = match top.mode() {
             AggregateMode::Single | AggregateMode::SinglePartitioned => top,
+            AggregateMode::Final | AggregateMode::FinalPartitioned if self.distributed => {
+                return Err("distributed, its partial step runs where the rows are and only exact states cross the network".into())
+            }
             AggregateMode::Final | AggregateMode::FinalPartitioned => partial_below(top)
                 .ok_or("the partial aggregate under this final one was not found")?,
             _ => return Ok(None),
@@ -138,6 +160,23 @@ impl ArrowWgpuRule {
             }
             _ => (input.clone(), None),
         };
+        // DataFusion's single step over the rows this node reads (through the fused
+        // filter): what a distributed plan ships in its place.
+        let equivalent_input = match filter {
+            Some(_) => over_placeholder(raw.input(), &input)?,
+            None => placeholder(input.schema()),
+        };
+        let equivalent: Arc<dyn ExecutionPlan> = Arc::new(
+            AggregateExec::try_new(
+                AggregateMode::Single,
+                raw.group_expr().clone(),
+                raw.aggr_expr().to_vec(),
+                raw.filter_expr().to_vec(),
+                equivalent_input,
+                raw.input_schema(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
         let keys = raw
             .group_expr()
             .expr()
@@ -215,6 +254,7 @@ impl ArrowWgpuRule {
             self.engine.clone(),
             self.batch_rows,
             top.schema(),
+            equivalent,
         ));
         // Keep the partitioning the plan above expects.
         let partitioning = top.properties().output_partitioning().clone();
@@ -226,7 +266,11 @@ impl ArrowWgpuRule {
         Ok(Some(ours))
     }
 
-    fn sort(&self, s: &SortExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
+    fn sort(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+        s: &SortExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
         if s.preserve_partitioning() && s.input().output_partitioning().partition_count() > 1 {
             return Err("a sort of each partition (merged above)".into());
         }
@@ -250,6 +294,7 @@ impl ArrowWgpuRule {
         } else {
             input
         };
+        let equivalent = over_placeholder(node, &input)?;
         Ok(Some(Arc::new(WgpuSortExec::new(
             input,
             keys,
@@ -257,8 +302,55 @@ impl ArrowWgpuRule {
             s.fetch(),
             self.engine.clone(),
             s.properties().clone(),
+            equivalent,
         ))))
     }
+}
+
+impl ArrowWgpuRule {
+    /// The library's operator in place of `node` alone (its inputs as they are), where the
+    /// engine has a GPU that runs it: `None` where `node` is not a filter, aggregate or
+    /// sort, else its name and the replacement (`Ok(None)`: nothing to replace, as a
+    /// partial aggregate) or why DataFusion's node stays.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn attempt(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+    ) -> Option<(
+        &'static str,
+        Result<Option<Arc<dyn ExecutionPlan>>, Refusal>,
+    )> {
+        // Without a GPU, DataFusion's nodes are the exact CPU path.
+        self.engine.adapter()?;
+        if let Some(f) = node.downcast_ref::<FilterExec>() {
+            Some(("FilterExec", self.filter(node, f)))
+        } else if let Some(a) = node.downcast_ref::<AggregateExec>() {
+            if matches!(
+                a.mode(),
+                AggregateMode::Partial | AggregateMode::PartialReduce
+            ) {
+                return Some(("AggregateExec", Ok(None)));
+            }
+            Some(("AggregateExec", self.aggregate(a)))
+        } else if let Some(s) = node.downcast_ref::<SortExec>() {
+            Some(("SortExec", self.sort(node, s)))
+        } else {
+            None
+        }
+    }
+}
+
+/// `node` (one input) over a [`placeholder`] of `input`'s schema instead of its input.
+fn over_placeholder(
+    node: &Arc<dyn ExecutionPlan>,
+    input: &Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>, Refusal> {
+    node.clone()
+        .replace_children(
+            vec![placeholder(input.schema())],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+        .map_err(|e| e.to_string())
 }
 
 /// The Partial aggregate under a final one, through the exchange between them.
@@ -294,19 +386,7 @@ impl PhysicalOptimizerRule for ArrowWgpuRule {
         }
         let place = engine_place(&self.engine);
         let out = plan.transform_down(|node| {
-            let (what, attempt) = if let Some(f) = node.downcast_ref::<FilterExec>() {
-                ("FilterExec", self.filter(f))
-            } else if let Some(a) = node.downcast_ref::<AggregateExec>() {
-                if matches!(
-                    a.mode(),
-                    AggregateMode::Partial | AggregateMode::PartialReduce
-                ) {
-                    return Ok(Transformed::no(node));
-                }
-                ("AggregateExec", self.aggregate(a))
-            } else if let Some(s) = node.downcast_ref::<SortExec>() {
-                ("SortExec", self.sort(s))
-            } else {
+            let Some((what, attempt)) = self.attempt(&node) else {
                 return Ok(Transformed::no(node));
             };
             match attempt {
