@@ -112,8 +112,9 @@ pub struct SqlArgs {
     #[arg(long, value_name = "URLS")]
     pub workers: Option<String>,
 
-    /// With --workers: split file scans into tasks of about this many bytes (K, M, G
-    /// allowed; default 16M). Inputs smaller than one task run on one worker.
+    /// With --workers: split file scans into partitions of about this many bytes (K, M, G
+    /// allowed; default 16M); a task reads --partitions of them. An input too small for
+    /// two tasks is read in one, and a plan with nothing to split runs on this process.
     #[arg(long, value_name = "SIZE", requires = "workers")]
     pub task_bytes: Option<String>,
 

@@ -91,15 +91,15 @@ pub fn parse_size(text: &str) -> Result<usize> {
         "m" => 1024.0 * 1024.0,
         "g" => 1024.0 * 1024.0 * 1024.0,
         "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => bail!("--memory-limit {text}: unknown unit (use K, M, G or T)"),
+        _ => bail!("{text}: unknown unit (use K, M, G or T)"),
     };
     let value: f64 = number
         .trim()
         .parse()
-        .with_context(|| format!("--memory-limit {text}: not a number"))?;
+        .with_context(|| format!("{text}: not a number"))?;
     let bytes = value * scale;
     if !(bytes.is_finite() && bytes >= 1.0 && bytes < usize::MAX as f64) {
-        bail!("--memory-limit {text}: out of range");
+        bail!("{text}: out of range");
     }
     Ok(bytes as usize)
 }
@@ -130,10 +130,10 @@ fn workers(args: &SqlArgs) -> Result<Option<Workers>> {
     Ok(Some(w))
 }
 
-/// The workers that don't answer, with why, as a context line: `None` if all answer.
-/// `after_failure`: a query just failed, maybe because a worker was killed, which resets
-/// its connections before its listening socket is gone: probe again a little later
-/// before saying every worker answers.
+/// The workers that can't serve this query (unreachable, or of another version), with
+/// why, as a context line: `None` if all can. `after_failure`: a query just failed,
+/// maybe because a worker was killed, which resets its connections before its listening
+/// socket is gone: ask again a little later before saying every worker answers.
 async fn dead_workers(workers: &Workers, after_failure: bool) -> Option<String> {
     let waits: &[u64] = if after_failure { &[0, 300, 1000] } else { &[0] };
     for &wait in waits {
@@ -142,13 +142,9 @@ async fn dead_workers(workers: &Workers, after_failure: bool) -> Option<String> 
         if !dead.is_empty() {
             let names: Vec<String> = dead
                 .iter()
-                .map(|(url, why)| format!("{url} ({why})"))
+                .map(|(url, why)| format!("worker {url} {why}"))
                 .collect();
-            return Some(format!(
-                "worker{} can't be reached: {}",
-                if dead.len() == 1 { "" } else { "s" },
-                names.join(", ")
-            ));
+            return Some(names.join("; "));
         }
     }
     None
@@ -172,7 +168,7 @@ pub async fn session(args: &SqlArgs) -> Result<Session> {
     }
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = &args.memory_limit {
-        let bytes = parse_size(limit)?;
+        let bytes = parse_size(limit).with_context(|| format!("--memory-limit {limit}"))?;
         runtime = runtime
             .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
             .with_disk_manager_builder(DiskManagerBuilder::default());

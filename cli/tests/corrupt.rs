@@ -4,10 +4,15 @@
 //! signal, and a failed run leaves no output file. The damage is deterministic (a seeded
 //! generator), so a failure names the seed, the file and the offset that reproduce it.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+
+use common::Scratch;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 
@@ -15,24 +20,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_arrow-wgpu");
 
 /// Damaged copies of each input, by format.
 const CASES_PER_FORMAT: usize = 30;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("arrow-wgpu-corrupt-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn sample() -> RecordBatch {
     let n = 300;

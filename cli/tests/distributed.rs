@@ -17,12 +17,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
-use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::FileReader;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use common::gen::Rng;
+use common::gen::{order_sensitive_floats, Rng};
+use common::{rows_by_bits, Scratch};
 use parquet::arrow::ArrowWriter;
 use tpchgen::generators::LineItemGenerator;
 use tpchgen_arrow::LineItemArrow;
@@ -31,31 +31,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_arrow-wgpu");
 
 /// Lineitem in this many Parquet files.
 const FILES: i32 = 4;
-
-/// A directory of its own under the system's temp dir, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "arrow-wgpu-distributed-{}-{name}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A worker process, killed when dropped.
 struct Worker {
@@ -121,27 +96,7 @@ fn write_tables(dir: &Scratch) -> (PathBuf, PathBuf) {
     fs::create_dir_all(&floats).unwrap();
     let mut rng = Rng(0x5eed_d157);
     for part in 0..3 {
-        let rows = 20_000;
-        let k = Int64Array::from_iter((0..rows).map(|_| Some(rng.below(7) as i64)));
-        let v = Float64Array::from_iter((0..rows).map(|_| {
-            if rng.chance(0.02) {
-                return None;
-            }
-            Some(match rng.below(40) {
-                0 => f64::NAN,
-                1 => -0.0,
-                2 => 1e300,
-                3 => -1e300,
-                4 => 1e-300,
-                5..=14 => (rng.below(1 << 20) as f64 - 524288.0) * 1e16,
-                _ => (rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5,
-            })
-        }));
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("v", DataType::Float64, true),
-        ]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(k), Arc::new(v)]).unwrap();
+        let batch = order_sensitive_floats(&mut rng, 20_000, 7);
         // Several row groups and batches per file.
         let batches: Vec<RecordBatch> = (0..4).map(|i| batch.slice(i * 5000, 5000)).collect();
         write_parquet(&floats.join(format!("part-{part}.parquet")), &batches);
@@ -199,44 +154,39 @@ fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The rows of an Arrow IPC file as text, floats by their bits.
+/// The rows of an Arrow IPC file, floats by their bits.
 fn cells(path: &Path) -> Vec<Vec<String>> {
     let reader = FileReader::try_new(fs::File::open(path).unwrap(), None).unwrap();
-    let schema = reader.schema();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    let all = concat_batches(&schema, &batches).unwrap();
-    let columns: Vec<Vec<String>> = all
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Float64 => c
-                .as_primitive::<Float64Type>()
-                .iter()
-                .map(|v| v.map_or("null".into(), |v| format!("{:016x}", v.to_bits())))
-                .collect(),
-            _ => {
-                let f = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap();
-                (0..c.len()).map(|i| f.value(i).to_string()).collect()
-            }
-        })
-        .collect();
-    (0..all.num_rows())
-        .map(|r| columns.iter().map(|c| c[r].clone()).collect())
-        .collect()
+    rows_by_bits(&batches)
 }
 
-/// The queries, each over the tables in `lineitem` and `floats`.
-fn queries() -> Vec<(&'static str, String)> {
+/// The queries, each over the tables in `lineitem` and `floats`, with the partitions to
+/// plan them for and whether their plan must be split into stages.
+fn queries() -> Vec<(&'static str, String, &'static str, bool)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../queries/tpch");
     let read = |q: &str| fs::read_to_string(root.join(q)).unwrap();
     vec![
-        ("q1", read("q01.sql")),
-        ("q6", read("q06.sql")),
+        ("q1", read("q01.sql"), "3", true),
+        ("q6", read("q06.sql"), "3", true),
         (
             "floats",
             "SELECT k, sum(v) AS s, avg(v) AS a, var(v) AS va, stddev_pop(v) AS sd, count(v) AS n \
              FROM floats WHERE k <> 3 GROUP BY k ORDER BY k"
                 .to_string(),
+            "3",
+            true,
+        ),
+        // One partition: single-step aggregates under a union, whose branches must each
+        // stay whole (on one task), split or not.
+        (
+            "union",
+            "SELECT k, sum(v) AS s, count(*) AS n FROM floats WHERE k < 3 GROUP BY k \
+             UNION ALL SELECT k, sum(v) AS s, count(*) AS n FROM floats WHERE k >= 3 GROUP BY k \
+             ORDER BY k"
+                .to_string(),
+            "1",
+            false,
         ),
     ]
 }
@@ -281,7 +231,7 @@ fn workers_give_the_single_process_answer_bit_for_bit() {
     let coordinator_env: Vec<(&str, &str)> =
         gpu_wgpu.map(|w| ("WGPU_BACKEND", w)).into_iter().collect();
 
-    for (name, sql) in queries() {
+    for (name, sql, partitions, split) in queries() {
         let reference = dir.path(&format!("{name}-local.arrow"));
         let mut args: Vec<&str> = vec!["sql", "-q", &sql, "--backend", "cpu"];
         args.extend(tables.iter().map(String::as_str));
@@ -317,7 +267,7 @@ fn workers_give_the_single_process_answer_bit_for_bit() {
                 "--task-bytes",
                 "1",
                 "--partitions",
-                "3",
+                partitions,
             ];
             base.extend(tables.iter().map(String::as_str));
 
@@ -326,22 +276,24 @@ fn workers_give_the_single_process_answer_bit_for_bit() {
             let mut explain = base.clone();
             explain.push("--explain");
             let plan = ok(&explain, &coordinator_env);
-            assert!(
-                plan.contains("Stage 1") && plan.contains("where each stage runs"),
-                "{name} on {label}: not distributed:\n{plan}"
-            );
-            for w in &cluster {
+            if split {
                 assert!(
-                    plan.contains(&w.url),
-                    "{name} on {label}: {} unused:\n{plan}",
-                    w.url
+                    plan.contains("Stage 1") && plan.contains("where each stage runs"),
+                    "{name} on {label}: not distributed:\n{plan}"
                 );
-            }
-            if gpu_backend == "gpu" && name != "floats" {
-                assert!(
-                    plan.contains("WgpuFilterExec"),
-                    "{name} on {label}: no GPU filter shipped:\n{plan}"
-                );
+                for w in &cluster {
+                    assert!(
+                        plan.contains(&w.url),
+                        "{name} on {label}: {} unused:\n{plan}",
+                        w.url
+                    );
+                }
+                if gpu_backend == "gpu" {
+                    assert!(
+                        plan.contains("WgpuFilterExec"),
+                        "{name} on {label}: no GPU filter shipped:\n{plan}"
+                    );
+                }
             }
 
             let out = dir.path(&format!("{name}-{}.arrow", cluster.len()));
@@ -351,6 +303,28 @@ fn workers_give_the_single_process_answer_bit_for_bit() {
             ok(&args, &coordinator_env);
             assert_eq!(cells(&out), expected, "{name} on {label}");
             fs::remove_file(&out).unwrap();
+
+            // --profile says what crossed the network: data between the stages, plans.
+            if split && cluster.len() == 2 {
+                let mut args = base.clone();
+                args.push("--profile");
+                let out = run(&args, &coordinator_env);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let moved: Vec<u64> = stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("network: "))
+                    .map(|l| {
+                        l.split(|c: char| !c.is_ascii_digit())
+                            .filter(|w| !w.is_empty())
+                            .map(|w| w.parse().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_else(|| panic!("{name}: no network line:\n{stderr}"));
+                assert!(
+                    moved.len() == 2 && moved.iter().all(|&b| b > 0),
+                    "{name} on {label}: {moved:?}\n{stderr}"
+                );
+            }
         }
     }
 }
@@ -360,6 +334,26 @@ fn workers_give_the_single_process_answer_bit_for_bit() {
 const SLOW: &str = "SELECT count(*) AS n FROM lineitem a CROSS JOIN \
     (SELECT l_quantity FROM lineitem ORDER BY l_orderkey, l_linenumber LIMIT 20000) b \
     WHERE a.l_quantity * 0.5 > b.l_quantity * 0.25 + a.l_discount";
+
+/// `arrow-wgpu sql` of `sql` over `table` (NAME=PATH) on the CPU, its files split among
+/// `workers` however small, the answer to `out`.
+fn over_workers<'a>(sql: &'a str, table: &'a str, workers: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "sql",
+        "-q",
+        sql,
+        "--backend",
+        "cpu",
+        "--table",
+        table,
+        "--workers",
+        workers,
+        "--task-bytes",
+        "1",
+        "--out",
+        out,
+    ]
+}
 
 #[test]
 fn a_worker_killed_mid_query_is_named_and_nothing_is_written() {
@@ -371,21 +365,7 @@ fn a_worker_killed_mid_query_is_named_and_nothing_is_written() {
     let list = urls(&[&first, &second]);
     let out = dir.path("out.parquet");
     let out_s = out.to_str().unwrap().to_string();
-    let args = [
-        "sql",
-        "-q",
-        SLOW,
-        "--backend",
-        "cpu",
-        "--table",
-        &table,
-        "--workers",
-        &list,
-        "--task-bytes",
-        "1",
-        "--out",
-        &out_s,
-    ];
+    let args = over_workers(SLOW, &table, &list, &out_s);
     let started = Instant::now();
     let coordinator = Command::new(BIN)
         .args(args)
@@ -412,9 +392,9 @@ fn a_worker_killed_mid_query_is_named_and_nothing_is_written() {
         !stderr.contains(&first.url),
         "the live worker is not blamed:\n{stderr}"
     );
-    let left: Vec<_> = fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let left: Vec<_> = dir
+        .files()
+        .into_iter()
         .filter(|n| n != "lineitem" && n != "floats")
         .collect();
     assert!(left.is_empty(), "a failed query left {left:?}");
@@ -433,19 +413,12 @@ fn an_unreachable_worker_is_named_before_anything_runs() {
     };
     let list = format!("{},{dead}", live.url);
     let out = dir.path("out.csv");
-    let args = [
-        "sql",
-        "-q",
+    let args = over_workers(
         "SELECT count(*) FROM lineitem",
-        "--table",
         &table,
-        "--workers",
         &list,
-        "--task-bytes",
-        "1",
-        "--out",
         out.to_str().unwrap(),
-    ];
+    );
     let done = run(&args, &[]);
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(!done.status.success());

@@ -3,12 +3,17 @@
 //! and runs killed with SIGKILL at random points, run again, leave the folder an
 //! uninterrupted run leaves: no window lost, none written twice.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::Scratch;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -18,27 +23,6 @@ use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{col, Agg, Backend, Engine, Watermark, Window, WindowOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_arrow-wgpu");
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("arrow-wgpu-stream-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -26,10 +26,12 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{exec_datafusion_err, not_impl_err, DataFusionError, Result};
 use datafusion::execution::{SessionStateBuilder, TaskContext};
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::Distribution;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_distributed::{
-    DistributedExt, NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse,
-    RouteTasksHandler, SessionStateBuilderExt, Stage, Worker, WorkerQueryContext, WorkerResolver,
+    DesiredTaskCountEvent, DesiredTaskCountEventResponse, DesiredTaskCountHandler, DistributedExt,
+    NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler,
+    SessionStateBuilderExt, Stage, Worker, WorkerQueryContext, WorkerResolver,
 };
 use datafusion_proto::physical_plan::{
     PhysicalExtensionCodec, PhysicalPlanDecodeContext, PhysicalProtoConverterExtension,
@@ -46,8 +48,18 @@ use crate::{ArrowWgpuOptions, ArrowWgpuRule, PlanNotes};
 /// The header a coordinator sends its [`wire_version`] in.
 pub const VERSION_HEADER: &str = "x-arrow-wgpu-version";
 
-/// What a coordinator and its workers must share: this crate's version and DataFusion's
-/// (plans travel as DataFusion's protobuf, with the library's operators inside).
+/// The form of what [`ArrowWgpuCodec`] writes and of the plans it stands for: raised with
+/// any change to them, so that builds of one crate version that differ there refuse
+/// each other.
+pub const WIRE_FORM: u32 = 1;
+
+/// The datafusion-distributed release these workers speak (its own protocol has no
+/// version of its own).
+const DISTRIBUTED_RELEASE: &str = "4";
+
+/// What a coordinator and its workers must share: this crate's version and wire form,
+/// DataFusion's version (plans travel as DataFusion's protobuf, with the library's
+/// operators inside) and datafusion-distributed's release.
 ///
 /// # Example
 /// ```
@@ -56,7 +68,7 @@ pub const VERSION_HEADER: &str = "x-arrow-wgpu-version";
 /// ```
 pub fn wire_version() -> String {
     format!(
-        "arrow-wgpu {} on DataFusion {}",
+        "arrow-wgpu {} (wire form {WIRE_FORM}) on DataFusion {}, datafusion-distributed {DISTRIBUTED_RELEASE}",
         env!("CARGO_PKG_VERSION"),
         datafusion::DATAFUSION_VERSION
     )
@@ -165,21 +177,33 @@ impl PhysicalExtensionCodec for ArrowWgpuCodec {
         // The real input in place of the placeholder (the only EmptyExec: the equivalent
         // is one node, or an aggregate over its filter); DataFusion's nodes above it take
         // its partitioning.
+        let mut placeholders = 0;
         let plan = equivalent
             .transform_up(|n| {
                 Ok(if n.downcast_ref::<EmptyExec>().is_some() {
+                    placeholders += 1;
                     Transformed::yes(input.clone())
                 } else {
                     Transformed::no(n)
                 })
             })?
             .data;
+        if placeholders != 1 {
+            return Err(exec_datafusion_err!(
+                "an arrow-wgpu operator's plan has {placeholders} inputs, not one"
+            ));
+        }
         // The library's operator on this worker's engine where it takes the node.
         Ok(match self.rule.attempt(&plan) {
             Some((_, Ok(Some(ours)))) => ours,
             _ => plan,
         })
     }
+}
+
+/// The first line of `e`'s message.
+fn first_line(e: &DataFusionError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// Refuses a plan whose coordinator runs another version than this process.
@@ -222,8 +246,8 @@ impl Workers {
         }
     }
 
-    /// Workers from a comma-separated list of `URL`s or `HOST:PORT`s (which mean
-    /// `http://HOST:PORT`).
+    /// Workers from a comma-separated list of `http://HOST:PORT`s or `HOST:PORT`s (which
+    /// mean `http://HOST:PORT`).
     pub fn parse(list: &str) -> Result<Workers> {
         let mut urls = Vec::new();
         for item in list.split(',').map(str::trim) {
@@ -241,10 +265,17 @@ impl Workers {
                 ))
             };
             let url = Url::parse(&text).map_err(|e| bad(&e.to_string()))?;
-            if url.scheme() != "http" && url.scheme() != "https" {
-                return Err(bad("the scheme is not http or https"));
+            if url.scheme() != "http" {
+                // The workers serve plain gRPC (no TLS in this build).
+                return Err(bad("the scheme is not http"));
             }
-            if url.host_str().is_none() || url.port().is_none() {
+            // An explicit port (the URL drops `:80`, the scheme's own).
+            let after_host = text.split("://").nth(1).unwrap_or_default();
+            let authority = after_host.split('/').next().unwrap_or_default();
+            let has_port = authority
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if url.host_str().is_none() || !has_port {
                 return Err(bad("no host and port"));
             }
             urls.push(url);
@@ -262,9 +293,11 @@ impl Workers {
         &self.urls
     }
 
-    /// Splits file scans into tasks of about `bytes` bytes each (datafusion-distributed's
-    /// default is 16 MiB: smaller inputs stay on one task, and a plan with nothing to
-    /// split runs on the coordinator alone).
+    /// Splits file scans into partitions of about `bytes` bytes each; a scan's task takes
+    /// as many partitions as the session's target partitions, so a task reads about
+    /// `bytes` × target partitions (datafusion-distributed's default is 16 MiB a
+    /// partition; an input too small for two tasks is read in one, and a plan with
+    /// nothing to split runs on the coordinator alone).
     pub fn task_bytes(mut self, bytes: usize) -> Workers {
         self.task_bytes = Some(bytes.max(1));
         self
@@ -277,35 +310,55 @@ impl Workers {
         self
     }
 
-    /// The workers that can't be reached now, each with why (a TCP connection tried
-    /// for up to `timeout`). A query that fails over workers names them with this.
+    /// The workers that can't serve this coordinator now, each with why: no answer
+    /// within `timeout` (a dead or unreachable worker), or another [`wire_version`] than
+    /// the one this coordinator sends (a stock datafusion-distributed worker would run
+    /// DataFusion's inexact float sums under the same names). A query that fails over
+    /// workers names them with this.
     pub async fn unreachable(&self, timeout: Duration) -> Vec<(Url, String)> {
+        let resolver = datafusion_distributed::grpc::DefaultChannelResolver::default();
         let mut out = Vec::new();
         for url in &self.urls {
-            let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-                out.push((url.clone(), "no host and port".to_string()));
-                continue;
+            let ask = async {
+                let channel = resolver.get_channel(url).await?;
+                let mut client = datafusion_distributed::grpc::create_worker_client(channel);
+                client
+                    .get_worker_info(datafusion_distributed::GetWorkerInfoRequest {})
+                    .await
             };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => out.push((url.clone(), e.to_string())),
-                Err(_) => out.push((url.clone(), format!("no answer in {timeout:?}"))),
+            match tokio::time::timeout(timeout, ask).await {
+                Ok(Ok(info)) if info.version == self.version => {}
+                Ok(Ok(info)) => out.push((
+                    url.clone(),
+                    format!(
+                        "runs another version: {:?}, this coordinator {:?}",
+                        info.version, self.version
+                    ),
+                )),
+                Ok(Err(e)) => {
+                    out.push((url.clone(), format!("can't be reached: {}", first_line(&e))))
+                }
+                Err(_) => out.push((
+                    url.clone(),
+                    format!("can't be reached: no answer in {timeout:?}"),
+                )),
             }
         }
         out
     }
 
     /// Where each stage of `plan` (as [`with_workers`] planned it) runs: one line per
-    /// stage, its tasks and their workers, in the order tasks are sent. The head stage,
-    /// the plan's root, runs on the coordinator.
+    /// stage, in stage order, its tasks and their workers. The head stage, the plan's
+    /// root, runs on the coordinator; a plan of no stages runs there whole.
     pub fn placement(&self, plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+        if self.urls.is_empty() {
+            return Vec::new();
+        }
         let mut lines = Vec::new();
         place_stages(plan, &self.urls, &mut lines);
         lines.sort();
         lines.dedup();
-        lines
+        lines.into_iter().map(|(_, line)| line).collect()
     }
 }
 
@@ -315,7 +368,7 @@ impl Workers {
 fn place_stages(
     plan: &Arc<dyn ExecutionPlan>,
     urls: &[Url],
-    lines: &mut Vec<String>,
+    lines: &mut Vec<(usize, String)>,
 ) -> Vec<Vec<Url>> {
     let mut direct = Vec::new();
     let mut stack = vec![plan.clone()];
@@ -328,17 +381,20 @@ fn place_stages(
             let children = place_stages(stage_plan, urls, lines);
             let single_child = children.iter().find(|w| w.len() == 1).cloned();
             let workers = RoundRobin::place(stage.task_count(), single_child, urls);
-            lines.push(format!(
-                "Stage {} ({} task{}): {}",
+            lines.push((
                 stage.num(),
-                stage.task_count(),
-                if stage.task_count() == 1 { "" } else { "s" },
-                workers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, u)| format!("t{i} on {u}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                format!(
+                    "Stage {} ({} task{}): {}",
+                    stage.num(),
+                    stage.task_count(),
+                    if stage.task_count() == 1 { "" } else { "s" },
+                    workers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, u)| format!("t{i} on {u}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
             direct.push(workers);
             continue;
@@ -367,7 +423,9 @@ impl RoundRobin {
 impl RouteTasksHandler for RoundRobin {
     fn handle(&self, ev: RouteTasksEvent) -> Option<Result<RouteTasksEventResponse>> {
         if self.0.is_empty() {
-            return Some(Err(DataFusionError::Configuration("no workers".into())));
+            return Some(Err(DataFusionError::Configuration(
+                "no workers given".into(),
+            )));
         }
         let mut single_child = None;
         let mut stack = vec![ev.plan.clone()];
@@ -387,6 +445,26 @@ impl RouteTasksHandler for RoundRobin {
             single_child,
             &self.0,
         ))))
+    }
+}
+
+/// A node that needs all its input in one partition (a single-step aggregate, ours or
+/// DataFusion's, a sort of ours, a global limit) runs in a stage of one task: split over
+/// tasks, each task would give its own "whole" answer.
+struct OnePartitionOneTask;
+
+#[async_trait::async_trait]
+impl DesiredTaskCountHandler for OnePartitionOneTask {
+    async fn handle(
+        &self,
+        ev: DesiredTaskCountEvent<'_>,
+    ) -> Option<Result<DesiredTaskCountEventResponse>> {
+        ev.plan
+            .input_distribution_requirements()
+            .into_per_child()
+            .iter()
+            .any(|d| matches!(d, Distribution::SinglePartition))
+            .then(|| Ok(DesiredTaskCountEventResponse::maximum(1)))
     }
 }
 
@@ -440,9 +518,12 @@ pub fn with_workers(
         .with_distributed_user_codec(codec)
         .with_distributed_route_tasks_handler(RoundRobin(workers.urls.clone()))
         .with_distributed_passthrough_headers(headers)?
-        // At least two tasks a stage: one worker takes the plan's work too (as two tasks),
-        // where datafusion-distributed would keep a plan of one-task stages at home.
-        .with_distributed_max_tasks_per_stage(workers.urls.len().max(2))?;
+        // Up to two tasks a stage even with one worker: datafusion-distributed keeps a
+        // plan of one-task stages at home, and one worker should take the work too.
+        .with_distributed_max_tasks_per_stage(workers.urls.len().max(2))?
+        // Stages fixed when planned, so that `placement` says where they run.
+        .with_distributed_dynamic_task_count(false)?
+        .with_distributed_desired_task_count_handler(OnePartitionOneTask);
     match workers.task_bytes {
         Some(bytes) => builder.with_distributed_file_scan_config_bytes_per_partition(bytes),
         None => Ok(builder),
@@ -549,11 +630,7 @@ pub async fn traffic(plan: Arc<dyn ExecutionPlan>) -> Result<(Traffic, Arc<dyn E
                 }
             }
         }
-        if let Some(nb) = node.as_network_boundary() {
-            if let Some(p) = nb.input_stage().local_plan() {
-                stack.push(p.clone());
-            }
-        }
+        // A network boundary's child is its input stage's plan.
         stack.extend(node.children().into_iter().cloned());
     }
     Ok((t, plan))

@@ -41,6 +41,20 @@ pub fn placeholder(schema: SchemaRef) -> Arc<dyn ExecutionPlan> {
     Arc::new(datafusion::physical_plan::empty::EmptyExec::new(schema))
 }
 
+/// The properties DataFusion's node `datafusion` (over a [`placeholder`]) has over
+/// `input`: those of a node of ours that stands for it, when its input changes (the
+/// partitioning follows the input's).
+fn properties_over(
+    datafusion: &Arc<dyn ExecutionPlan>,
+    input: &Arc<dyn ExecutionPlan>,
+) -> Result<Arc<PlanProperties>> {
+    let node = datafusion.clone().replace_children(
+        vec![input.clone()],
+        ReplaceChildrenOptions::new(datafusion::physical_plan::ChildrenPropertiesMode::Recompute),
+    )?;
+    Ok(node.properties().clone())
+}
+
 /// Where `engine` runs the operators, as the plans show it: `GPU NAME (BACKEND)` or
 /// `CPU (exact)`.
 ///
@@ -293,14 +307,16 @@ impl ExecutionPlan for WgpuFilterExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children.swap_remove(0);
+        let properties = properties_over(&self.datafusion, &input)?;
         Ok(Arc::new(WgpuFilterExec::new(
-            children.swap_remove(0),
+            input,
             self.predicate.clone(),
             self.translated.clone(),
             self.projection.clone(),
             self.engine.clone(),
             self.batch_rows,
-            self.properties.clone(),
+            properties,
             self.datafusion.clone(),
         )))
     }
@@ -614,13 +630,15 @@ impl ExecutionPlan for WgpuSortExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children.swap_remove(0);
+        let properties = properties_over(&self.datafusion, &input)?;
         Ok(Arc::new(WgpuSortExec::new(
-            children.swap_remove(0),
+            input,
             self.keys.clone(),
             self.description.clone(),
             self.fetch,
             self.engine.clone(),
-            self.properties.clone(),
+            properties,
             self.datafusion.clone(),
         )))
     }

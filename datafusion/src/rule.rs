@@ -73,10 +73,12 @@ impl ArrowWgpuRule {
     }
 
     /// The rule for a plan that runs over distributed workers: an aggregation split into
-    /// partial and final steps stays DataFusion's, so the partial step runs where the rows
-    /// are and only its exact states cross the network (made one node, the aggregation
-    /// would pull every row to one place). Filters, sorts and single-step aggregates are
-    /// replaced as on one machine, and each worker runs them on its own engine.
+    /// partial and final steps (or into hash partitions, SinglePartitioned) stays
+    /// DataFusion's, so its first step runs where the rows are and only exact states
+    /// cross the network (made one node, the aggregation would pull every row to one
+    /// place). Filters, sorts and single-step aggregates are replaced as on one machine,
+    /// without fusing a filter into an aggregate (a worker plans each shipped node back
+    /// as one node), and each worker runs them on its own engine.
     pub fn for_distributed_plans(mut self) -> ArrowWgpuRule {
         self.distributed = true;
         self
@@ -105,6 +107,10 @@ impl ArrowWgpuRule {
         if let Some(r) = Self::unheld(&f.input().schema()) {
             return Err(r);
         }
+        if f.fetch().is_some() {
+            // DataFusion pushes a LIMIT into the filter; ours would return every match.
+            return Err("a filter with a limit pushed into it".into());
+        }
         translate::same_answer(f.predicate(), &f.input().schema())?;
         let translated = translate::expr(f.predicate())?;
         let schema = translate::renamed_schema(&f.input().schema());
@@ -130,6 +136,9 @@ impl ArrowWgpuRule {
     /// rows (itself, or the Partial below the final one).
     fn aggregate(&self, top: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>, Refusal> {
         let raw: &AggregateExec = match top.mode() {
+            AggregateMode::SinglePartitioned if self.distributed => {
+                return Err("distributed, each task aggregates its own hash partition of the rows".into())
+            }
             AggregateMode::Single | AggregateMode::SinglePartitioned => top,
             AggregateMode::Final | AggregateMode::FinalPartitioned if self.distributed => {
                 return Err("distributed, its partial step runs where the rows are and only exact states cross the network".into())
@@ -148,9 +157,17 @@ impl ArrowWgpuRule {
         if let Some(r) = Self::unheld(&input.schema()) {
             return Err(r);
         }
-        // Keys: input columns. A filter under the aggregate is fused in front.
+        // Keys: input columns. A filter under the aggregate is fused in front (not with a
+        // limit pushed into it; not in a distributed plan, where each shipped node must
+        // stay one node on a worker that plans it back on DataFusion, so that the workers'
+        // metrics land on the coordinator's nodes one to one).
         let (input, filter) = match input.downcast_ref::<FilterExec>() {
-            Some(f) if f.projection().is_none() && Self::unheld(&f.input().schema()).is_none() => {
+            Some(f)
+                if !self.distributed
+                    && f.projection().is_none()
+                    && f.fetch().is_none()
+                    && Self::unheld(&f.input().schema()).is_none() =>
+            {
                 match translate::same_answer(f.predicate(), &f.input().schema())
                     .and_then(|_| translate::expr(f.predicate()))
                 {
@@ -177,6 +194,11 @@ impl ArrowWgpuRule {
             )
             .map_err(|e| e.to_string())?,
         );
+        if equivalent.schema() != top.schema() {
+            return Err(
+                "DataFusion's single-step form of this aggregate has another schema".into(),
+            );
+        }
         let keys = raw
             .group_expr()
             .expr()

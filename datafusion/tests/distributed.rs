@@ -11,13 +11,14 @@ mod common;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, Int64Array, RecordBatch};
-use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use arrow::array::RecordBatch;
 use arrow_wgpu::{Backend, Engine};
-use arrow_wgpu_datafusion::distributed::{serve, with_workers, worker, ArrowWgpuCodec, Workers};
+use arrow_wgpu_datafusion::distributed::{
+    display_plan_ascii, serve, with_workers, worker, ArrowWgpuCodec, Workers,
+};
 use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
-use common::gen::Rng;
+use common::gen::{order_sensitive_floats, Rng};
+use common::rows_by_bits;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
@@ -25,59 +26,12 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion_proto::physical_plan::{DefaultPhysicalProtoConverter, PhysicalExtensionCodec};
 
-/// Keys and order-sensitive floats (nulls, NaN, -0.0, 1e±300, cancelling 1e16s).
 fn data(seed: u64, rows: usize) -> RecordBatch {
-    let mut rng = Rng(seed);
-    let k = Int64Array::from_iter((0..rows).map(|_| Some(rng.below(5) as i64)));
-    let v = Float64Array::from_iter((0..rows).map(|_| {
-        if rng.chance(0.03) {
-            return None;
-        }
-        Some(match rng.below(30) {
-            0 => f64::NAN,
-            1 => -0.0,
-            2 => 1e300,
-            3 => -1e300,
-            4..=12 => (rng.below(1 << 20) as f64 - 524288.0) * 1e16,
-            _ => (rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5,
-        })
-    }));
-    RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("v", DataType::Float64, true),
-        ])),
-        vec![Arc::new(k), Arc::new(v)],
-    )
-    .unwrap()
+    order_sensitive_floats(&mut Rng(seed), rows, 5)
 }
 
-/// The batches as rows of text, floats by their bits.
 fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    if batches.is_empty() {
-        return Vec::new();
-    }
-    let all = concat_batches(&batches[0].schema(), batches).unwrap();
-    let columns: Vec<Vec<String>> = all
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Float64 => c
-                .as_primitive::<Float64Type>()
-                .iter()
-                .map(|v| v.map_or("null".into(), |v| format!("{:016x}", v.to_bits())))
-                .collect(),
-            _ => {
-                let f =
-                    arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
-                        .unwrap();
-                (0..c.len()).map(|i| f.value(i).to_string()).collect()
-            }
-        })
-        .collect();
-    (0..all.num_rows())
-        .map(|r| columns.iter().map(|c| c[r].clone()).collect())
-        .collect()
+    rows_by_bits(batches)
 }
 
 fn session(engine: Arc<Engine>, partitions: usize) -> SessionContext {
@@ -189,7 +143,8 @@ async fn every_operator_travels_and_comes_back_on_the_receiving_engine() {
     }
 }
 
-/// A worker on 127.0.0.1 runs the stages of a coordinator of its version, with the
+/// A worker on 127.0.0.1 (on the CPU, then on each GPU) runs the stages of a coordinator
+/// of its version, with the
 /// single-process answer for 2 and 3 partitions (one partition plans a single-step aggregate, which stays on one machine), and refuses a coordinator that claims
 /// another version, with a message that says so.
 #[tokio::test(flavor = "multi_thread")]
@@ -207,20 +162,10 @@ async fn a_worker_answers_its_version_and_refuses_another() {
         w.close().unwrap();
     }
     let path = dir.to_str().unwrap().to_string();
-    let sql = "SELECT k, sum(v) AS s, avg(v) AS a, var(v) AS va, count(v) AS n FROM t GROUP BY k ORDER BY k";
+    let sql = "SELECT k, sum(v) AS s, avg(v) AS a, var(v) AS va, count(v) AS n FROM t \
+               WHERE k <> 1 GROUP BY k ORDER BY k";
 
     let cpu = Arc::new(Engine::new(Backend::Cpu).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        worker(ArrowWgpuOptions::new(cpu.clone())),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-
     let local = session(cpu.clone(), 1);
     local
         .register_parquet("t", &path, ParquetReadOptions::default())
@@ -228,49 +173,78 @@ async fn a_worker_answers_its_version_and_refuses_another() {
         .unwrap();
     let expected = cells(&local.sql(sql).await.unwrap().collect().await.unwrap());
 
-    for (partitions, claim) in [
-        (2, None),
-        (3, None),
-        (3, Some("arrow-wgpu 0.0.0 on DataFusion 1.0.0")),
-    ] {
-        let mut workers = Workers::parse(&url).unwrap().task_bytes(1);
-        if let Some(v) = claim {
-            workers = workers.claiming_version(v);
-        }
-        let builder = SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(SessionConfig::new().with_target_partitions(partitions));
-        let state = with_workers(builder, ArrowWgpuOptions::new(cpu.clone()), &workers)
-            .unwrap()
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        ctx.register_parquet("t", &path, ParquetReadOptions::default())
-            .await
-            .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = df.clone().create_physical_plan().await.unwrap();
-        assert!(
-            !workers.placement(&plan).is_empty(),
-            "not distributed: {}",
-            arrow_wgpu_datafusion::distributed::display_plan_ascii(plan.as_ref(), false)
-        );
-        let got = df.collect().await;
-        match claim {
-            None => assert_eq!(cells(&got.unwrap()), expected, "{partitions} partitions"),
-            Some(v) => {
-                let err = got.unwrap_err().to_string();
-                assert!(
-                    err.contains("run one version") && err.contains(v),
-                    "another version's plan: {err}"
-                );
+    // A worker and its coordinator on each engine: on a GPU, the coordinator ships the
+    // library's filter in a stage, and the worker runs it on its GPU.
+    for (engine_name, engine) in common::all_engines() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            worker(ArrowWgpuOptions::new(engine.clone())),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        for (partitions, claim) in [
+            (2, None),
+            (3, None),
+            (3, Some("arrow-wgpu 0.0.0 on DataFusion 1.0.0")),
+        ] {
+            let label = format!("{engine_name}, {partitions} partitions");
+            let mut workers = Workers::parse(&url).unwrap().task_bytes(1);
+            if let Some(v) = claim {
+                workers = workers.claiming_version(v);
+            }
+            let builder = SessionStateBuilder::new()
+                .with_default_features()
+                .with_config(SessionConfig::new().with_target_partitions(partitions));
+            let state = with_workers(builder, ArrowWgpuOptions::new(engine.clone()), &workers)
+                .unwrap()
+                .build();
+            let ctx = SessionContext::new_with_state(state);
+            ctx.register_parquet("t", &path, ParquetReadOptions::default())
+                .await
+                .unwrap();
+            let df = ctx.sql(sql).await.unwrap();
+            let plan = df.clone().create_physical_plan().await.unwrap();
+            let shown = display_plan_ascii(plan.as_ref(), false);
+            assert!(
+                !workers.placement(&plan).is_empty(),
+                "{label}: not distributed: {shown}"
+            );
+            // The library's filter is inside a stage (below a network boundary).
+            let stages = shown.find("Stage 1").map_or("", |at| &shown[at..]);
+            assert_eq!(
+                stages.contains("WgpuFilterExec"),
+                engine.adapter().is_some(),
+                "{label}: {shown}"
+            );
+            // The coordinator asks the worker its version before anything runs.
+            let refused = workers.unreachable(std::time::Duration::from_secs(5)).await;
+            assert_eq!(
+                refused.len(),
+                usize::from(claim.is_some()),
+                "{label}: {refused:?}"
+            );
+            let got = df.collect().await;
+            match claim {
+                None => assert_eq!(cells(&got.unwrap()), expected, "{label}"),
+                Some(v) => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(
+                        err.contains("run one version") && err.contains(v),
+                        "{label}: another version's plan: {err}"
+                    );
+                }
             }
         }
+        stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(20), server)
+            .await
+            .expect("the worker stops")
+            .unwrap()
+            .unwrap();
     }
-    stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(20), server)
-        .await
-        .expect("the worker stops")
-        .unwrap()
-        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

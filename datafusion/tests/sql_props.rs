@@ -279,3 +279,53 @@ async fn sql_path_has_one_answer_and_equals_the_library() {
         }
     }
 }
+
+/// A LIMIT that DataFusion pushes into a filter (a filter alone, and one under an
+/// aggregate) holds on every engine and partition count: the GPU rule must not drop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_pushed_into_a_filter_holds() {
+    let engines = common::all_engines();
+    let mut rng = Rng(0x11_3175);
+    let batch = table(&mut rng, 3000);
+    let queries = [
+        (
+            "SELECT count(*) AS n FROM (SELECT i FROM t WHERE i > 0 LIMIT 7)",
+            7,
+        ),
+        (
+            "SELECT CAST(sum(c) AS BIGINT) AS n FROM \
+             (SELECT k1, count(*) AS c FROM (SELECT k1, i FROM t WHERE i > 0 LIMIT 7) GROUP BY k1)",
+            7,
+        ),
+        (
+            "SELECT count(*) AS n FROM (SELECT i, f FROM t WHERE i > 0 LIMIT 1000)",
+            1000,
+        ),
+    ];
+    for (sql, want) in queries {
+        for (name, engine) in &engines {
+            for p in [1usize, 3] {
+                // One piece: the pushed limit is then the plan's only one.
+                let state = with_options(
+                    SessionStateBuilder::new()
+                        .with_default_features()
+                        .with_config(SessionConfig::new().with_target_partitions(p)),
+                    ArrowWgpuOptions::new(engine.clone()),
+                )
+                .build();
+                let ctx = SessionContext::new_with_state(state);
+                let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).unwrap();
+                ctx.register_table("t", Arc::new(table)).unwrap();
+                let got = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+                let got = one(&got).unwrap();
+                let n = got
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap()
+                    .value(0);
+                assert_eq!(n, want, "{sql} on {name} with {p} partitions");
+            }
+        }
+    }
+}

@@ -508,3 +508,28 @@ pub fn dictionary_column(rng: &mut Rng, rows: usize, null_p: f64) -> ArrayRef {
         .unwrap(),
     )
 }
+
+/// `rows` keys below `keys` and floats whose sums depend on the order of addition: nulls,
+/// NaN, -0.0, ±1e300, 1e-300, multiples of 1e16 that cancel, and small values beside them.
+pub fn order_sensitive_floats(rng: &mut Rng, rows: usize, keys: u64) -> RecordBatch {
+    let k = Int64Array::from_iter((0..rows).map(|_| Some(rng.below(keys) as i64)));
+    let v = Float64Array::from_iter((0..rows).map(|_| {
+        if rng.chance(0.02) {
+            return None;
+        }
+        Some(match rng.below(40) {
+            0 => f64::NAN,
+            1 => -0.0,
+            2 => 1e300,
+            3 => -1e300,
+            4 => 1e-300,
+            5..=14 => (rng.below(1 << 20) as f64 - 524288.0) * 1e16,
+            _ => (rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5,
+        })
+    }));
+    RecordBatch::try_from_iter_with_nullable([
+        ("k", Arc::new(k) as ArrayRef, false),
+        ("v", Arc::new(v) as ArrayRef, true),
+    ])
+    .unwrap()
+}

@@ -99,3 +99,68 @@ pub fn all_engines() -> Vec<(String, std::sync::Arc<Engine>)> {
         .map(|(n, e)| (n, std::sync::Arc::new(e)))
         .collect()
 }
+
+/// A folder of its own under the system's temp dir (named for the process and `name`),
+/// removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("arrow-wgpu-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self, p: &str) -> std::path::PathBuf {
+        self.0.join(p)
+    }
+
+    /// The names in the folder, sorted: to check that a failed run left nothing.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The rows of `batches` as text, each value of a float column by its bits (so that
+/// `-0.0`, `0.0` and NaNs compare as what they are), the others as arrow displays them.
+pub fn rows_by_bits(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Float64Type};
+    let Some(first) = batches.first() else {
+        return Vec::new();
+    };
+    let all = arrow::compute::concat_batches(&first.schema(), batches).unwrap();
+    let columns: Vec<Vec<String>> = all
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Float64 => c
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.map_or("null".into(), |v| format!("{:016x}", v.to_bits())))
+                .collect(),
+            _ => {
+                let f =
+                    arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
+                        .unwrap();
+                (0..c.len()).map(|i| f.value(i).to_string()).collect()
+            }
+        })
+        .collect();
+    (0..all.num_rows())
+        .map(|r| columns.iter().map(|c| c[r].clone()).collect())
+        .collect()
+}
