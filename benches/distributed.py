@@ -64,7 +64,7 @@ def main():
         print("datafusion (Python) not installed: its line is left out", file=sys.stderr)
 
     def run(extra):
-        subprocess.run(base + extra, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(base + extra, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     rows.append(("arrow-wgpu sql, one process", median_time(lambda: run([]), args.runs), None))
     workers = [start_worker(args.binary, args.backend) for _ in range(3)]
