@@ -31,7 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_distributed::{
     DesiredTaskCountEvent, DesiredTaskCountEventResponse, DesiredTaskCountHandler, DistributedExt,
     NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler,
-    SessionStateBuilderExt, Stage, Worker, WorkerQueryContext, WorkerResolver,
+    SessionStateBuilderExt, Worker, WorkerQueryContext, WorkerResolver,
 };
 use datafusion_proto::physical_plan::{
     PhysicalExtensionCodec, PhysicalPlanDecodeContext, PhysicalProtoConverterExtension,
@@ -363,14 +363,8 @@ impl Workers {
 }
 
 /// The stages under `plan` (to the next network boundaries and through them), each
-/// placed as [`RoundRobin`] places it; returns the workers of the stages directly under
-/// `plan`.
-fn place_stages(
-    plan: &Arc<dyn ExecutionPlan>,
-    urls: &[Url],
-    lines: &mut Vec<(usize, String)>,
-) -> Vec<Vec<Url>> {
-    let mut direct = Vec::new();
+/// placed as [`RoundRobin`] places it.
+fn place_stages(plan: &Arc<dyn ExecutionPlan>, urls: &[Url], lines: &mut Vec<(usize, String)>) {
     let mut stack = vec![plan.clone()];
     while let Some(node) = stack.pop() {
         if let Some(nb) = node.as_network_boundary() {
@@ -378,9 +372,8 @@ fn place_stages(
             let Some(stage_plan) = stage.local_plan() else {
                 continue;
             };
-            let children = place_stages(stage_plan, urls, lines);
-            let single_child = children.iter().find(|w| w.len() == 1).cloned();
-            let workers = RoundRobin::place(stage.task_count(), single_child, urls);
+            place_stages(stage_plan, urls, lines);
+            let workers = RoundRobin::place(stage.task_count(), urls);
             lines.push((
                 stage.num(),
                 format!(
@@ -396,26 +389,20 @@ fn place_stages(
                         .join(", ")
                 ),
             ));
-            direct.push(workers);
             continue;
         }
         stack.extend(node.children().into_iter().cloned());
     }
-    direct
 }
 
-/// The task routing [`Workers::placement`] explains: a stage of one task goes to the
-/// worker of its input stage of one task (nothing crosses the network), else task `i` to
-/// worker `i` mod the count.
+/// The task routing [`Workers::placement`] explains: task `i` of a stage to worker `i`
+/// mod the count. (A stage of one task over an input stage of one task has no network
+/// boundary between them: datafusion-distributed merges the two when it plans, so no
+/// stage needs to follow its input's worker.)
 struct RoundRobin(Vec<Url>);
 
 impl RoundRobin {
-    fn place(tasks: usize, single_child: Option<Vec<Url>>, urls: &[Url]) -> Vec<Url> {
-        if tasks == 1 {
-            if let Some(w) = single_child {
-                return w;
-            }
-        }
+    fn place(tasks: usize, urls: &[Url]) -> Vec<Url> {
         (0..tasks).map(|i| urls[i % urls.len()].clone()).collect()
     }
 }
@@ -427,22 +414,8 @@ impl RouteTasksHandler for RoundRobin {
                 "no workers given".into(),
             )));
         }
-        let mut single_child = None;
-        let mut stack = vec![ev.plan.clone()];
-        while let Some(node) = stack.pop() {
-            if let Some(nb) = node.as_network_boundary() {
-                if let Stage::Remote(remote) = nb.input_stage() {
-                    if remote.workers.len() == 1 && single_child.is_none() {
-                        single_child = Some(remote.workers.clone());
-                    }
-                }
-                continue;
-            }
-            stack.extend(node.children().into_iter().cloned());
-        }
         Some(Ok(RouteTasksEventResponse::new(RoundRobin::place(
             ev.task_count,
-            single_child,
             &self.0,
         ))))
     }
