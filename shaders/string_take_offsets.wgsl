@@ -1,5 +1,5 @@
-// String gather, stages 2 and 4 of 4 (around compact_scan, stage 3): the exclusive prefix
-// sum of the output lengths, which is the output's offsets (`count` = rows + 1 values, the
+// String gather, stages 2 and 4 of 4 (around the scan of the block sums, stage 3): the
+// exclusive prefix sum of the output lengths, which is the output's offsets (`count` = rows + 1 values, the
 // last length 0, so the last offset is the total). Mode 0 sums each block of WG values;
 // mode 1, after the block sums are scanned, writes every offset.
 #import dispatch

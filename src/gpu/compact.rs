@@ -1,13 +1,14 @@
 //! Stream compaction: keep the rows whose mask bit is set, in order, in every column.
 //!
 //! Reduce-then-scan in four stages (`shaders/compact_*.wgsl`), per chunk: count kept rows per
-//! block of mask words; scan the block counts in one workgroup; turn them into per-word
+//! block of mask words; scan the block counts (`super::scan`); turn them into per-word
 //! output offsets; scatter each column's kept values. No workgroup waits on another, so it
 //! is correct on every WebGPU adapter. Chunks are independent: chunk c of the output holds
 //! the kept rows of chunk c of the input. String columns are gathered instead
 //! (`super::strings`), by the kept rows' indices (`distinct_scatter.wgsl` over the mask).
 
 use super::column::{ColumnChunk, GpuColumn, Layout};
+use super::scan::record_exclusive_scan;
 use super::shader::{self, assemble};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::error::Result;
@@ -29,7 +30,6 @@ pub(crate) fn record_offsets(
     chunk_rows: &[u32],
 ) -> Result<CompactPlan> {
     let count = ctx.pipeline("compact_count", || assemble(shader::COMPACT_COUNT, &[]))?;
-    let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
     let offsets = ctx.pipeline("compact_offsets", || assemble(shader::COMPACT_OFFSETS, &[]))?;
     let totals = ctx.storage_zeroed("totals", chunk_rows.len() as u64 * 4)?;
     let mut plan = CompactPlan {
@@ -44,12 +44,17 @@ pub(crate) fn record_offsets(
         let valid = mask.validity.as_ref().unwrap_or(&mask.data);
         let block_counts = ctx.storage_zeroed("block counts", blocks as u64 * 4)?;
         let word_offsets = ctx.storage_zeroed("word offsets", words as u64 * 4)?;
-        let scan_params = ctx.params([blocks, slot as u32, 0, 0])?;
         if rows > 0 {
             let bg = ctx.bind(&count, &[&params, &mask.data, valid, &block_counts]);
             ctx.dispatch(encoder, &count, &bg, words as u64);
-            let bg = ctx.bind(&scan, &[&scan_params, &block_counts, &plan.totals]);
-            ctx.dispatch(encoder, &scan, &bg, WORKGROUP_SIZE as u64);
+            record_exclusive_scan(
+                ctx,
+                encoder,
+                &block_counts,
+                blocks,
+                &plan.totals,
+                slot as u32,
+            )?;
             let bg = ctx.bind(
                 &offsets,
                 &[&params, &mask.data, valid, &block_counts, &word_offsets],

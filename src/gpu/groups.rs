@@ -50,15 +50,41 @@ enum TableKeys<'a> {
     Strings(&'a ColumnChunk),
 }
 
-/// Inserts every one of `rows` rows into a hash table (grown fourfold and rebuilt
-/// whenever the groups fill three quarters of it); returns each slot's first row (as
-/// `rows - row`), the table's capacity and every row's slot. Submits `encoder`.
-fn insert(
+/// A table's first try at `rows` rows: sized from the input, grown fourfold and rebuilt
+/// whenever the groups fill three quarters of it ([`grown`]).
+fn initial_capacity(rows: u32) -> u64 {
+    (rows as u64 / 2).max(256).next_power_of_two()
+}
+
+/// The capacity after a table of `capacity` slots filled.
+fn grown(capacity: u64, groups: u32) -> Result<u64> {
+    log::debug!("group_by: {groups} groups fill a table of {capacity} slots; growing it");
+    let capacity = capacity * 4;
+    if capacity > u32::MAX as u64 / 2 {
+        return Err(Error::OutOfMemory(format!(
+            "group_by: a hash table of {capacity} slots"
+        )));
+    }
+    Ok(capacity)
+}
+
+/// One try at inserting the rows into a table of `capacity` slots, recorded: each slot's
+/// first row (as `rows - row`), every row's slot in `slot_of_row`, and the table's state
+/// (groups, and non-zero when the groups filled it: the try is then void).
+struct Inserted {
+    first: wgpu::Buffer,
+    state: wgpu::Buffer,
+}
+
+/// Records the insert of every one of `rows` rows into a new table of `capacity` slots.
+fn record_insert(
     ctx: &GpuContext,
     rows: u32,
-    keys: TableKeys,
+    keys: &TableKeys,
+    capacity: u64,
+    slot_of_row: &wgpu::Buffer,
     encoder: &mut wgpu::CommandEncoder,
-) -> Result<(wgpu::Buffer, u64, wgpu::Buffer)> {
+) -> Result<Inserted> {
     let (variant, source) = match keys {
         TableKeys::Words(..) => ("group_insert", shader::GROUP_KEYS_WORDS),
         TableKeys::Strings(_) => ("group_insert:strings", shader::GROUP_KEYS_STRINGS),
@@ -66,45 +92,29 @@ fn insert(
     let insert = ctx.pipeline(variant, || {
         assemble(shader::GROUP_INSERT, &[("KEYS", source)])
     })?;
-    // Sized from the input; grown fourfold and rebuilt whenever the groups fill three
-    // quarters of it.
-    let mut capacity = (rows as u64 / 2).max(256).next_power_of_two();
-    let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
-    let first = loop {
-        let owner = ctx.storage_zeroed("hash owners", capacity * 4)?;
-        let first = ctx.storage_zeroed("hash first rows", capacity * 4)?;
-        let state = ctx.storage_zeroed("hash state", 8)?;
-        let (data, per_row, validity) = match &keys {
-            TableKeys::Words(words, per_row) => (*words, *per_row, None),
-            TableKeys::Strings(chunk) => (
-                &chunk.data,
-                chunk.validity.is_some() as u32,
-                Some(chunk.validity.as_ref().unwrap_or(&chunk.data)),
-            ),
-        };
-        let params = ctx.params([rows, per_row, capacity as u32, (capacity * 3 / 4) as u32])?;
-        let mut buffers = vec![&params, data, &owner, &first, &slot_of_row, &state];
-        buffers.extend(validity);
-        let bg = ctx.bind(&insert, &buffers);
-        ctx.dispatch(encoder, &insert, &bg, rows as u64);
-        ctx.submit(std::mem::replace(encoder, ctx.encoder()))?;
-        let read = ctx.read_many(&[(&state, 8)])?;
-        let state: Vec<u32> = bytemuck::pod_collect_to_vec(&read[0]);
-        if state[1] == 0 {
-            break first;
-        }
-        log::debug!(
-            "group_by: {} groups fill a table of {capacity} slots; growing it",
-            state[0]
-        );
-        capacity *= 4;
-        if capacity > u32::MAX as u64 / 2 {
-            return Err(Error::OutOfMemory(format!(
-                "group_by: a hash table of {capacity} slots"
-            )));
-        }
+    let owner = ctx.storage_zeroed("hash owners", capacity * 4)?;
+    let first = ctx.storage_zeroed("hash first rows", capacity * 4)?;
+    let state = ctx.storage_zeroed("hash state", 8)?;
+    let (data, per_row, validity) = match keys {
+        TableKeys::Words(words, per_row) => (*words, *per_row, None),
+        TableKeys::Strings(chunk) => (
+            &chunk.data,
+            chunk.validity.is_some() as u32,
+            Some(chunk.validity.as_ref().unwrap_or(&chunk.data)),
+        ),
     };
-    Ok((first, capacity, slot_of_row))
+    let params = ctx.params([rows, per_row, capacity as u32, (capacity * 3 / 4) as u32])?;
+    let mut buffers = vec![&params, data, &owner, &first, slot_of_row, &state];
+    buffers.extend(validity);
+    let bg = ctx.bind(&insert, &buffers);
+    ctx.dispatch(encoder, &insert, &bg, rows as u64);
+    Ok(Inserted { first, state })
+}
+
+/// The table's state as read back: (groups, whether they filled it).
+fn filled(state: &[u8]) -> (u32, bool) {
+    let state: Vec<u32> = bytemuck::pod_collect_to_vec(state);
+    (state[0], state[1] != 0)
 }
 
 /// Chunk `c` of `batch` as a batch of its own in which every string column among `keys`
@@ -127,13 +137,24 @@ fn with_string_codes(batch: &GpuBatch, keys: &[Key], c: usize) -> Result<GpuBatc
             });
             continue;
         }
-        let mut encoder = ctx.encoder();
-        let (first, _, slot_of_row) = insert(ctx, rows, TableKeys::Strings(chunk), &mut encoder)?;
+        let keys = TableKeys::Strings(chunk);
+        let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
         let codes = ctx.storage_zeroed("string codes", rows as u64 * 4)?;
         let params = ctx.params([rows, 0, 0, 0])?;
-        let bg = ctx.bind(&codes_stage, &[&params, &slot_of_row, &first, &codes]);
-        ctx.dispatch(&mut encoder, &codes_stage, &bg, rows as u64);
-        ctx.submit(encoder)?;
+        let mut capacity = initial_capacity(rows);
+        // The codes are recorded with each try and used from the try that held every group.
+        loop {
+            let mut encoder = ctx.encoder();
+            let table = record_insert(ctx, rows, &keys, capacity, &slot_of_row, &mut encoder)?;
+            let bg = ctx.bind(&codes_stage, &[&params, &slot_of_row, &table.first, &codes]);
+            ctx.dispatch(&mut encoder, &codes_stage, &bg, rows as u64);
+            ctx.submit(encoder)?;
+            let (groups, full) = filled(&ctx.read_many(&[(&table.state, 8)])?[0]);
+            if !full {
+                break;
+            }
+            capacity = grown(capacity, groups)?;
+        }
         fields.push(Field::new(
             batch.schema.field(i).name(),
             DataType::UInt32,
@@ -169,40 +190,51 @@ pub(crate) fn assign_groups(
     let rows = batch.chunk_rows[c];
     let first_pass = ctx.pipeline("group_first", || assemble(shader::GROUP_FIRST, &[]))?;
     let ids = ctx.pipeline("group_ids", || assemble(shader::GROUP_IDS, &[]))?;
-    let mut encoder = ctx.encoder();
     let is_string = |k: &Key| batch.columns[k.column].layout() == Layout::Strings;
-    let (first, capacity, slot_of_row) = match keys {
-        [key] if is_string(key) => {
-            let chunk = &batch.columns[key.column].chunks[c];
-            insert(ctx, rows, TableKeys::Strings(chunk), &mut encoder)?
-        }
+    let mut encoder = ctx.encoder();
+    // The key words (or the string column) the table compares, recorded once.
+    let (words, coded);
+    let keys = match keys {
+        [key] if is_string(key) => TableKeys::Strings(&batch.columns[key.column].chunks[c]),
         _ if keys.iter().any(is_string) => {
-            let coded = with_string_codes(batch, keys, c)?;
-            let (words, per_row) = encode_interleaved(&coded, keys, 0, true, &mut encoder)?;
-            insert(ctx, rows, TableKeys::Words(&words, per_row), &mut encoder)?
+            coded = with_string_codes(batch, keys, c)?;
+            words = encode_interleaved(&coded, keys, 0, true, &mut encoder)?;
+            TableKeys::Words(&words.0, words.1)
         }
         _ => {
-            let (words, per_row) = encode_interleaved(batch, keys, c, true, &mut encoder)?;
-            insert(ctx, rows, TableKeys::Words(&words, per_row), &mut encoder)?
+            words = encode_interleaved(batch, keys, c, true, &mut encoder)?;
+            TableKeys::Words(&words.0, words.1)
         }
     };
+    let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
     let mask_words = rows.div_ceil(32) as u64;
-    let is_first = ctx.storage_zeroed("first rows", mask_words * 4)?;
-    let params = ctx.params([rows, capacity as u32, 0, 0])?;
-    let bg = ctx.bind(&first_pass, &[&params, &first, &is_first]);
-    ctx.dispatch(&mut encoder, &first_pass, &bg, capacity);
-    let mask = [ColumnChunk {
-        data: is_first.clone(),
-        validity: None,
-    }];
-    let offsets = compact::record_offsets(ctx, &mut encoder, &mask, &[rows])?;
-    ctx.submit(encoder)?;
-    let total = ctx.read_many(&[(&offsets.totals, 4)])?;
-    let groups = u32::from_le_bytes(total[0][..4].try_into().expect("4 bytes"));
+    let params = ctx.params([rows, 0, 0, 0])?;
+    let mut capacity = initial_capacity(rows);
+    // Each try records the insert, the bitmap of first rows and its prefix sums, and reads
+    // the table's state and the group count back together: one wait when the table holds
+    // every group (the common case), one more each time it has to grow.
+    let (first, is_first, offsets, groups) = loop {
+        let table = record_insert(ctx, rows, &keys, capacity, &slot_of_row, &mut encoder)?;
+        let is_first = ctx.storage_zeroed("first rows", mask_words * 4)?;
+        let first_params = ctx.params([rows, capacity as u32, 0, 0])?;
+        let bg = ctx.bind(&first_pass, &[&first_params, &table.first, &is_first]);
+        ctx.dispatch(&mut encoder, &first_pass, &bg, capacity);
+        let mask = [ColumnChunk {
+            data: is_first.clone(),
+            validity: None,
+        }];
+        let offsets = compact::record_offsets(ctx, &mut encoder, &mask, &[rows])?;
+        ctx.submit(std::mem::replace(&mut encoder, ctx.encoder()))?;
+        let read = ctx.read_many(&[(&table.state, 8), (&offsets.totals, 4)])?;
+        let (groups, full) = filled(&read[0]);
+        if !full {
+            let total = u32::from_le_bytes(read[1][..4].try_into().expect("4 bytes"));
+            break (table.first, is_first, offsets, total);
+        }
+        capacity = grown(capacity, groups)?;
+    };
     let group_of_row = ctx.storage_zeroed("group of row", rows as u64 * 4)?;
     let first_of_group = ctx.storage_zeroed("first row of group", groups as u64 * 4)?;
-    let mut encoder = ctx.encoder();
-    let params = ctx.params([rows, 0, 0, 0])?;
     let bg = ctx.bind(
         &ids,
         &[

@@ -8,6 +8,7 @@ pub(crate) mod filter;
 pub(crate) mod group_by;
 pub(crate) mod groups;
 pub(crate) mod predicate;
+pub(crate) mod scan;
 pub(crate) mod shader;
 pub(crate) mod sort;
 pub(crate) mod strings;
@@ -139,6 +140,10 @@ pub(crate) struct GpuContext {
     /// the last one's text: an operation that sees the count change while it runs fails.
     uncaptured: Arc<Mutex<(u64, String)>>,
     memory_limit: Option<u64>,
+    /// A small zeroed storage buffer for a binding that a kernel declares but, in this
+    /// dispatch, doesn't read (a bind group needs a buffer in every slot): made once, so no
+    /// operation allocates one for nothing.
+    pub unread: wgpu::Buffer,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -270,6 +275,12 @@ impl GpuContext {
             limits,
             max_chunk_bytes: max_chunk_bytes.map_or(binding_limit, |m| m.min(binding_limit)),
         };
+        let unread = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unread"),
+            size: MIN_BUFFER_BYTES,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         Ok(GpuContext {
             device,
             queue,
@@ -278,6 +289,7 @@ impl GpuContext {
             lost,
             uncaptured,
             memory_limit: req.memory_limit,
+            unread,
         })
     }
 
@@ -705,7 +717,7 @@ pub(crate) fn check_gpu_types(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A context on each of Vulkan and GL that has an adapter (each required when

@@ -22,7 +22,8 @@ fn common(name: &str) -> Option<&'static str> {
 
 /// Kernel stages under `shaders/`.
 pub(crate) const COMPACT_COUNT: &str = include_str!("../../shaders/compact_count.wgsl");
-pub(crate) const COMPACT_SCAN: &str = include_str!("../../shaders/compact_scan.wgsl");
+pub(crate) const SCAN_REDUCE: &str = include_str!("../../shaders/scan_reduce.wgsl");
+pub(crate) const SCAN_APPLY: &str = include_str!("../../shaders/scan_apply.wgsl");
 pub(crate) const COMPACT_OFFSETS: &str = include_str!("../../shaders/compact_offsets.wgsl");
 pub(crate) const COMPACT_SCATTER: &str = include_str!("../../shaders/compact_scatter.wgsl");
 pub(crate) const PREDICATE: &str = include_str!("../../shaders/predicate.wgsl");
@@ -157,7 +158,8 @@ mod tests {
         ];
         for (src, defs) in [
             (COMPACT_COUNT, &[][..]),
-            (COMPACT_SCAN, &[][..]),
+            (SCAN_REDUCE, &[][..]),
+            (SCAN_APPLY, &[][..]),
             (COMPACT_OFFSETS, &[][..]),
             (COMPACT_SCATTER, scatter_defs),
             (SORT_ENCODE, &[][..]),

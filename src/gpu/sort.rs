@@ -4,9 +4,11 @@
 //! Each key becomes 32-bit words whose unsigned order is arrow's row-format order
 //! (`shaders/sort_encode.wgsl`): a null word when the column has nulls, then one word (up to
 //! 32-bit types) or two (64-bit types). Several keys sort as one composite key, its words
-//! most significant first. The radix sort runs least significant word first, four bits per
-//! pass, each pass reduce-then-scan (histogram per tile, one scan, stable scatter), so no
-//! workgroup waits on another. Before sorting, the encode stage folds every word into an
+//! most significant first. The radix sort runs least significant word first, eight bits per
+//! pass (at most four passes a word), each pass reduce-then-scan: a digit histogram per tile
+//! of 512 keys, one multi-level scan of the counts (`super::scan`), and a stable scatter
+//! that ranks each tile's keys in workgroup memory. No workgroup waits on another. Before
+//! sorting, the encode stage folds every word into an
 //! AND and an OR over all rows; digits that are equal in every row are skipped (a key of
 //! small range costs few passes, a constant key none).
 //!
@@ -20,14 +22,17 @@ use std::collections::BinaryHeap;
 use arrow::datatypes::DataType;
 
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
+use super::scan::record_exclusive_scan;
 use super::shader::{self, assemble};
 use super::strings::{take_strings, Source};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
 use crate::profile::{self, Phase};
 
-/// Bits of the digit sorted in one pass.
-const DIGIT_BITS: u32 = 4;
+/// Bits of the digit sorted in one pass (`RADIX` in `shaders/common/radix.wgsl`).
+const DIGIT_BITS: u32 = 8;
+/// Keys per tile of a pass (`TILE` there): two per invocation.
+const TILE: u32 = 2 * WORKGROUP_SIZE;
 
 const FLAG_HIGH: u32 = 1 << 4;
 const FLAG_NULL_WORD: u32 = 1 << 5;
@@ -270,7 +275,6 @@ fn radix(
         return ctx.storage_from_bytes("sort index", bytemuck::cast_slice(&iota));
     }
     let histogram = ctx.pipeline("sort_histogram", || assemble(shader::SORT_HISTOGRAM, &[]))?;
-    let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
     let scatter = ctx.pipeline("sort_scatter", || assemble(shader::SORT_SCATTER, &[]))?;
     let gather = ctx.pipeline("sort_gather", || assemble(shader::SORT_GATHER, &[]))?;
     let bytes = rows as u64 * 4;
@@ -282,10 +286,11 @@ fn radix(
         ctx.storage_zeroed("sort index", bytes)?,
         ctx.storage_zeroed("sort index", bytes)?,
     ];
-    let tiles = rows.div_ceil(WORKGROUP_SIZE);
-    let counts = ctx.storage_zeroed("sort counts", tiles as u64 * 16 * 4)?;
+    let tiles = rows.div_ceil(TILE);
+    let radix = 1u32 << DIGIT_BITS;
+    let counts = ctx.storage_zeroed("sort counts", tiles as u64 * radix as u64 * 4)?;
     let scan_totals = ctx.storage_zeroed("sort scan total", 4)?;
-    let scan_params = ctx.params([tiles * 16, 0, 0, 0])?;
+    let threads = tiles as u64 * WORKGROUP_SIZE as u64;
     let gather_params = ctx.params([rows, 0, 0, 0])?;
     let mut encoder = ctx.encoder();
     // `cur` is the index buffer holding the current order; None before the first pass
@@ -316,9 +321,8 @@ fn radix(
             };
             let params = ctx.params([rows, shift, tiles, cur.is_none() as u32])?;
             let bg = ctx.bind(&histogram, &[&params, input, &counts]);
-            ctx.dispatch(&mut encoder, &histogram, &bg, rows as u64);
-            let bg = ctx.bind(&scan, &[&scan_params, &counts, &scan_totals]);
-            ctx.dispatch(&mut encoder, &scan, &bg, WORKGROUP_SIZE as u64);
+            ctx.dispatch(&mut encoder, &histogram, &bg, threads);
+            record_exclusive_scan(ctx, &mut encoder, &counts, tiles * radix, &scan_totals, 0)?;
             let bg = ctx.bind(
                 &scatter,
                 &[
@@ -330,7 +334,7 @@ fn radix(
                     &index[out_idx],
                 ],
             );
-            ctx.dispatch(&mut encoder, &scatter, &bg, rows as u64);
+            ctx.dispatch(&mut encoder, &scatter, &bg, threads);
             src = Src::Keys(out_keys);
             cur = Some(out_idx);
         }

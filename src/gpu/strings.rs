@@ -2,12 +2,14 @@
 //! compaction, distinct, the group keys' values and the sort's payload columns.
 //!
 //! A gather is four stages (`shaders/string_take_*.wgsl`): each output row's length, then
-//! their prefix sum (reduce per block, `compact_scan`, scan per block), which is the
+//! their prefix sum (reduce per block, the block sums scanned by `super::scan`, scan per
+//! block), which is the
 //! output's offsets; the total comes back to size the output; then one invocation per
 //! output word copies offsets and bytes. An output built from several input chunks runs
 //! the length and copy stages once per input chunk, each for its own rows.
 
 use super::column::{max_string_chunk_bytes, Layout};
+use super::scan::record_exclusive_scan;
 use super::shader::{self, assemble};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
@@ -37,7 +39,6 @@ pub(crate) fn take_strings(
     let offsets_stage = ctx.pipeline("string_take_offsets", || {
         assemble(shader::STRING_TAKE_OFFSETS, &[])
     })?;
-    let scan = ctx.pipeline("compact_scan", || assemble(shader::COMPACT_SCAN, &[]))?;
     let copy = ctx.pipeline("string_take_copy", || {
         assemble(shader::STRING_TAKE_COPY, &[])
     })?;
@@ -60,9 +61,7 @@ pub(crate) fn take_strings(
     let reduce = ctx.params([count, 0, 0, 0])?;
     let bg = ctx.bind(&offsets_stage, &[&reduce, &lengths, &block_sums, &offsets]);
     ctx.dispatch(&mut encoder, &offsets_stage, &bg, count as u64);
-    let scan_params = ctx.params([blocks, 0, 0, 0])?;
-    let bg = ctx.bind(&scan, &[&scan_params, &block_sums, &total]);
-    ctx.dispatch(&mut encoder, &scan, &bg, WORKGROUP_SIZE as u64);
+    record_exclusive_scan(ctx, &mut encoder, &block_sums, blocks, &total, 0)?;
     let write = ctx.params([count, 1, 0, 0])?;
     let bg = ctx.bind(&offsets_stage, &[&write, &lengths, &block_sums, &offsets]);
     ctx.dispatch(&mut encoder, &offsets_stage, &bg, count as u64);
