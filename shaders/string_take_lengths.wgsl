@@ -1,6 +1,7 @@
-// String gather, stage 1 of 4 (lengths): each output row's string length, for the rows
+// String gather, stage 1 of 3 (lengths): each output row's string length, for the rows
 // whose index falls in this input chunk ([base, base + in_rows)); one dispatch per input
-// chunk, each writing its own rows of `lengths` (zeroed, rows + 1 words).
+// chunk, each writing its own rows of `lengths` (zeroed, rows + 1 words; the scan then
+// turns them into the output's offsets, in place).
 // `src`: the input chunk's offsets.
 #import dispatch
 #import take

@@ -723,6 +723,19 @@ pub(crate) mod tests {
     /// A context on each of Vulkan and GL that has an adapter (each required when
     /// `ARROW_WGPU_TEST_BACKENDS` names it).
     pub(crate) fn test_contexts() -> Vec<(&'static str, Arc<GpuContext>)> {
+        test_contexts_with(|_| {})
+    }
+
+    /// [`test_contexts`] that spread a dispatch of more than 7 workgroups over the grid's
+    /// y dimension, as a real adapter does past 65,535 workgroups (a size llvmpipe's
+    /// bindings can't hold): the kernels' flat workgroup index is checked at small sizes.
+    pub(crate) fn spilling_contexts() -> Vec<(&'static str, Arc<GpuContext>)> {
+        test_contexts_with(|ctx| ctx.summary.limits.max_compute_workgroups_per_dimension = 7)
+    }
+
+    fn test_contexts_with(
+        change: impl Fn(&mut GpuContext),
+    ) -> Vec<(&'static str, Arc<GpuContext>)> {
         let required = std::env::var("ARROW_WGPU_TEST_BACKENDS").unwrap_or_default();
         let mut out = Vec::new();
         for (name, backends) in [
@@ -736,7 +749,10 @@ pub(crate) mod tests {
                 memory_limit: None,
             };
             match GpuContext::open(&request) {
-                Ok(ctx) => out.push((name, Arc::new(ctx))),
+                Ok(mut ctx) => {
+                    change(&mut ctx);
+                    out.push((name, Arc::new(ctx)))
+                }
                 Err(e) => assert!(!required.contains(name), "required backend {name}: {e}"),
             }
         }

@@ -49,7 +49,7 @@ pub(crate) fn record_exclusive_scan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::tests::test_contexts;
+    use crate::gpu::tests::{spilling_contexts, test_contexts};
 
     /// The scan of `values` on the GPU: (prefix sums, total).
     fn scan_on(ctx: &GpuContext, values: &[u32]) -> (Vec<u32>, u32) {
@@ -109,6 +109,23 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Three levels with every level's workgroups spread over the grid's y dimension.
+    #[test]
+    fn the_scan_holds_when_workgroups_spill_into_y() {
+        let b = SCAN_BLOCK as usize;
+        for (name, ctx) in spilling_contexts() {
+            let n = b * b + 1;
+            let values: Vec<u32> = (0..n as u32).map(|i| i % 5).collect();
+            let (got, total) = scan_on(&ctx, &values);
+            let mut sum = 0u32;
+            for (i, &v) in values.iter().enumerate() {
+                assert_eq!(got[i], sum, "{name}: prefix {i}");
+                sum += v;
+            }
+            assert_eq!(total, sum, "{name}");
         }
     }
 }

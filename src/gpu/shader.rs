@@ -33,7 +33,6 @@ pub(crate) const SORT_SCATTER: &str = include_str!("../../shaders/sort_scatter.w
 pub(crate) const SORT_GATHER: &str = include_str!("../../shaders/sort_gather.wgsl");
 pub(crate) const TAKE: &str = include_str!("../../shaders/take.wgsl");
 pub(crate) const STRING_TAKE_LENGTHS: &str = include_str!("../../shaders/string_take_lengths.wgsl");
-pub(crate) const STRING_TAKE_OFFSETS: &str = include_str!("../../shaders/string_take_offsets.wgsl");
 pub(crate) const STRING_TAKE_COPY: &str = include_str!("../../shaders/string_take_copy.wgsl");
 pub(crate) const STRING_CODES: &str = include_str!("../../shaders/string_codes.wgsl");
 pub(crate) const GROUP_INSERT: &str = include_str!("../../shaders/group_insert.wgsl");
@@ -168,7 +167,6 @@ mod tests {
             (SORT_GATHER, &[][..]),
             (TAKE, &[][..]),
             (STRING_TAKE_LENGTHS, &[][..]),
-            (STRING_TAKE_OFFSETS, &[][..]),
             (STRING_TAKE_COPY, &[][..]),
             (STRING_CODES, &[][..]),
             (GROUP_INSERT, &[("KEYS", GROUP_KEYS_WORDS)][..]),

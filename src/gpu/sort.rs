@@ -606,3 +606,48 @@ fn output_chunks(batch: &GpuBatch, order: &[u32]) -> Result<Vec<u32>> {
         .collect();
     super::column::cut_chunks(ctx, "sort", order.len(), &lengths)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+    use arrow::compute::SortOptions;
+
+    use super::*;
+    use crate::gpu::tests::spilling_contexts;
+
+    /// The histogram and scatter of every pass with their tiles spread over the grid's y
+    /// dimension (586 tiles, at most 7 workgroups a row): the same stable order as the
+    /// host's.
+    #[test]
+    fn radix_passes_hold_when_workgroups_spill_into_y() {
+        let rows = 300_000u32;
+        // Few distinct values, so ties show whether the order is stable.
+        let keys: Vec<u32> = (0..rows)
+            .map(|i| i.wrapping_mul(2_654_435_761) >> 20)
+            .collect();
+        let batch = RecordBatch::try_from_iter([(
+            "k",
+            Arc::new(UInt32Array::from(keys.clone())) as ArrayRef,
+        )])
+        .unwrap();
+        let mut want: Vec<u32> = (0..rows).collect();
+        want.sort_by_key(|&i| keys[i as usize]);
+        for (name, ctx) in spilling_contexts() {
+            let gpu = GpuBatch::upload(&ctx, &batch).unwrap();
+            let key = Key {
+                column: 0,
+                options: SortOptions::default(),
+            };
+            let sorted = sort_chunks(&gpu, &[key]).unwrap();
+            let got = sorted_indices(&gpu, &sorted, None).unwrap();
+            if let Some(at) = (0..want.len()).find(|&i| got[i] != want[i]) {
+                panic!(
+                    "{name}: position {at} holds row {}, not {}",
+                    got[at], want[at]
+                );
+            }
+        }
+    }
+}

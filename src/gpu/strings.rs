@@ -1,17 +1,16 @@
 //! String columns on the GPU: the gather (take) that moves strings by row indices, used by
 //! compaction, distinct, the group keys' values and the sort's payload columns.
 //!
-//! A gather is four stages (`shaders/string_take_*.wgsl`): each output row's length, then
-//! their prefix sum (reduce per block, the block sums scanned by `super::scan`, scan per
-//! block), which is the
-//! output's offsets; the total comes back to size the output; then one invocation per
-//! output word copies offsets and bytes. An output built from several input chunks runs
-//! the length and copy stages once per input chunk, each for its own rows.
+//! A gather is three stages: each output row's length (`shaders/string_take_lengths.wgsl`),
+//! then their exclusive prefix sum in place (`super::scan`), which is the output's offsets,
+//! its total coming back to size the output; then one invocation per output word copies
+//! offsets and bytes (`shaders/string_take_copy.wgsl`). An output built from several input
+//! chunks runs the length and copy stages once per input chunk, each for its own rows.
 
 use super::column::{max_string_chunk_bytes, Layout};
 use super::scan::record_exclusive_scan;
 use super::shader::{self, assemble};
-use super::{GpuContext, WORKGROUP_SIZE};
+use super::GpuContext;
 use crate::error::{Error, Result};
 
 /// One input chunk of a gather: its string buffer, its first row (global, as the indices
@@ -36,35 +35,25 @@ pub(crate) fn take_strings(
     let lengths_stage = ctx.pipeline("string_take_lengths", || {
         assemble(shader::STRING_TAKE_LENGTHS, &[])
     })?;
-    let offsets_stage = ctx.pipeline("string_take_offsets", || {
-        assemble(shader::STRING_TAKE_OFFSETS, &[])
-    })?;
     let copy = ctx.pipeline("string_take_copy", || {
         assemble(shader::STRING_TAKE_COPY, &[])
     })?;
+    // rows + 1 lengths, the last 0: scanned in place, they are the output's offsets, the
+    // last one the bytes in all.
     let count = n + 1;
-    let lengths = ctx.storage_zeroed("string lengths", count as u64 * 4)?;
     let offsets = ctx.storage_zeroed("string offsets", count as u64 * 4)?;
-    let blocks = count.div_ceil(WORKGROUP_SIZE);
-    let block_sums = ctx.storage_zeroed("string block sums", blocks as u64 * 4)?;
     let total = ctx.storage_zeroed("string total", 4)?;
     let mut encoder = ctx.encoder();
     let mut source_params = Vec::with_capacity(sources.len());
     for (i, s) in sources.iter().enumerate() {
         let params = ctx.params([n, s.base, s.rows, (i == 0) as u32])?;
         if s.rows > 0 {
-            let bg = ctx.bind(&lengths_stage, &[&params, s.data, idx, &lengths]);
+            let bg = ctx.bind(&lengths_stage, &[&params, s.data, idx, &offsets]);
             ctx.dispatch(&mut encoder, &lengths_stage, &bg, n as u64);
         }
         source_params.push(params);
     }
-    let reduce = ctx.params([count, 0, 0, 0])?;
-    let bg = ctx.bind(&offsets_stage, &[&reduce, &lengths, &block_sums, &offsets]);
-    ctx.dispatch(&mut encoder, &offsets_stage, &bg, count as u64);
-    record_exclusive_scan(ctx, &mut encoder, &block_sums, blocks, &total, 0)?;
-    let write = ctx.params([count, 1, 0, 0])?;
-    let bg = ctx.bind(&offsets_stage, &[&write, &lengths, &block_sums, &offsets]);
-    ctx.dispatch(&mut encoder, &offsets_stage, &bg, count as u64);
+    record_exclusive_scan(ctx, &mut encoder, &offsets, count, &total, 0)?;
     ctx.submit(encoder)?;
     let read = ctx.read_many(&[(&total, 4)])?;
     let bytes = u32::from_le_bytes(read[0][..4].try_into().expect("4 bytes")) as u64;
