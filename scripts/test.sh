@@ -15,7 +15,7 @@ cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 # TPC-H Q1/Q6 at SF1 against the published answers (6M rows; ignored in the plain run for
 # time).
-cargo test --workspace --test tpch -- --ignored
+cargo test --workspace --test integration -- --ignored tpch::
 # The GPU benchmark's steps on llvmpipe at small sizes (scripts/gpu-bench.sh --dry-run), so
 # the one run on a real GPU finds them working.
 bash scripts/gpu-bench.sh --dry-run

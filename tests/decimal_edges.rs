@@ -1,6 +1,6 @@
 //! Decimal128 edge cases, each named for what it pins, on the CPU and on every GPU adapter.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! decimals) and in group-by sums, means, min/max and counts over columns and expressions
 //! (sums beyond 64 bits exact), with and without filters, in one chunk and in small chunks.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! `UnsupportedOnGpu` where the kernel would be too large (an expression of more than
 //! 2,000 nodes), which `Backend::Auto` runs on the CPU.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

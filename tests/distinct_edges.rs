@@ -1,7 +1,7 @@
 //! Distinct edge cases, each named for the case it pins, on the CPU and on every GPU adapter
 //! (with normal and with tiny chunks, so that per-chunk results are merged).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! gives the CPU's answer exactly: indices, rows, count, and the same from a resident batch;
 //! so does the CPU path on several threads of a few rows each.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};

@@ -1,6 +1,6 @@
 //! Bad input: each gets its own clear error, never a panic, and the input is unchanged.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Edge cases, each named for what it pins; every one runs on every GPU adapter found and
 //! is checked against a literal expected answer (not only against the CPU path).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

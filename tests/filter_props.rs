@@ -1,7 +1,7 @@
 //! Property tests: the GPU path (every adapter found, with normal and with tiny chunks)
 //! equals the CPU path exactly on random batches and random predicates.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

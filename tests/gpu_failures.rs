@@ -2,7 +2,7 @@
 //! limit. `Backend::Gpu` reports each with its own error; `Backend::Auto` answers on the CPU
 //! (logged, shown in the profile); the caller's batch is never changed.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! integers, many groups, sorted output, errors, and where it runs (`Backend::Gpu` refuses
 //! for what the GPU can't run yet; `Backend::Auto` falls back to the CPU, in the profile).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

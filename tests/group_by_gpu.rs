@@ -1,7 +1,7 @@
 //! Group-by on the GPU, edge cases named for what they pin: each compared with literal
 //! answers or with the CPU path, on every adapter found.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -20,7 +20,7 @@
 //! pieces. The CPU path's streamed result and its result on several threads are held to
 //! its one-batch result too.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

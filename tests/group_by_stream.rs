@@ -4,7 +4,7 @@
 //! The merge of min/max and count(DISTINCT) states is one pass over all the parts (see
 //! `Merger` in src/aggregate.rs), so the 200 batches cost their total size.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

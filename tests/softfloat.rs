@@ -7,7 +7,7 @@
 //! every integer-to-float and f32-to-f64 cast the planner makes. The CPU path is held to
 //! the same expected values, so the two paths agree with each other and with Rust.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Sort edge cases, each named for the case it pins, on the CPU and on every GPU adapter.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! with tiny chunks (so that sorted runs are merged); `sort` equals a take by those indices;
 //! and the CPU path agrees with arrow's `lexsort_to_indices` up to the order of ties.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

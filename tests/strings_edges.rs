@@ -1,7 +1,7 @@
 //! Edge cases of string columns, each named for what it pins; every one runs on the CPU and
 //! on every GPU adapter found (also with tiny chunks), checked against a literal answer.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! on string keys (every `Keep`), filters with `=`, `!=` and `IN` on strings, from host
 //! batches and from resident ones, and sorts that carry string columns.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, OnceLock};
 

@@ -3,7 +3,7 @@
 //! equals the CPU exactly; at SF1 both match the published answers (ignored by default for
 //! its time, about 6M rows; `scripts/test.sh` runs it with `--ignored`).
 
-mod common;
+use crate::common;
 
 #[path = "../examples/common/tpch_data.rs"]
 mod data;

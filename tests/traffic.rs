@@ -4,7 +4,7 @@
 //! pinned for a few cases on every adapter, so a change that adds a pass, a sync or a
 //! buffer fails here and says so; the time of a software driver can't show that.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

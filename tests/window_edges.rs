@@ -3,7 +3,7 @@
 //! watermark that never moves, a watermark column, every time unit and time zones, bad
 //! arguments, and checkpoints that are not what they should be.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! and on every GPU adapter, to the bit; and a run saved to a checkpoint and restored
 //! midway gives the same as one that never stopped.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -13,8 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
 use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};

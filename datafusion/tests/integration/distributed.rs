@@ -6,8 +6,7 @@
 
 #![cfg(feature = "distributed")]
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -16,8 +16,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 use common::gen::Rng;
 
 /// A random table: keys `k1` (Int32, few values), `k2` (Utf8, few values), values `i`

@@ -21,8 +21,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use tpchgen::generators::*;
 use tpchgen_arrow::*;
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 const SF: f64 = 0.01;
 /// Each table in this many parts: partitions of the table.
