@@ -7,6 +7,7 @@
 #![cfg(feature = "distributed")]
 
 use crate::common;
+use crate::session_with;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use arrow_wgpu::{Backend, Engine};
 use arrow_wgpu_datafusion::distributed::{
     display_plan_ascii, serve, with_workers, worker, ArrowWgpuCodec, Workers,
 };
-use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
+use arrow_wgpu_datafusion::ArrowWgpuOptions;
 use common::gen::{order_sensitive_floats, Rng};
 use common::rows_by_bits;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -34,14 +35,10 @@ fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 }
 
 fn session(engine: Arc<Engine>, partitions: usize) -> SessionContext {
-    let state = with_options(
-        SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(SessionConfig::new().with_target_partitions(partitions)),
+    session_with(
+        SessionConfig::new().with_target_partitions(partitions),
         ArrowWgpuOptions::new(engine),
     )
-    .build();
-    SessionContext::new_with_state(state)
 }
 
 const QUERIES: [&str; 3] = [

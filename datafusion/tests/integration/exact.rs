@@ -11,12 +11,12 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
-use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
+use arrow_wgpu_datafusion::ArrowWgpuOptions;
 
 use crate::common;
+use crate::session_with;
 use datafusion::datasource::MemTable;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 
 struct Rng(u64);
 impl Rng {
@@ -92,14 +92,7 @@ async fn run_placed(
         .with_batch_size(batch_size);
     let mut options = ArrowWgpuOptions::new(engine.clone());
     options.batch_rows = 500;
-    let state = with_options(
-        SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(config),
-        options,
-    )
-    .build();
-    let ctx = SessionContext::new_with_state(state);
+    let ctx = session_with(config, options);
     // The data split into `pieces` partitions of the table, each a few batches.
     let rows = batch.num_rows();
     let per = rows.div_ceil(pieces.max(1)).max(1);

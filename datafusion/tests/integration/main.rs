@@ -9,3 +9,16 @@ mod distributed;
 mod exact;
 mod sql_props;
 mod tpch;
+
+use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+/// A session of `config` with arrow-wgpu's rule and exact aggregate functions
+/// ([`with_options`]), as a library user makes one.
+fn session_with(config: SessionConfig, options: ArrowWgpuOptions) -> SessionContext {
+    let builder = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config);
+    SessionContext::new_with_state(with_options(builder, options).build())
+}

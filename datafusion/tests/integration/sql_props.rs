@@ -11,12 +11,12 @@ use std::sync::Arc;
 use arrow::array::*;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_wgpu::{col, lit, Agg, Backend, Engine, Expr, GroupByOptions};
-use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
+use arrow_wgpu_datafusion::ArrowWgpuOptions;
 use datafusion::datasource::MemTable;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 
 use crate::common;
+use crate::session_with;
 use common::gen::Rng;
 
 /// A random table: keys `k1` (Int32, few values), `k2` (Utf8, few values), values `i`
@@ -156,14 +156,7 @@ async fn run(
         .with_batch_size(batch_size);
     let mut options = ArrowWgpuOptions::new(engine.clone());
     options.batch_rows = 1 + rng.below(3000) as usize;
-    let state = with_options(
-        SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(config),
-        options,
-    )
-    .build();
-    let ctx = SessionContext::new_with_state(state);
+    let ctx = session_with(config, options);
     // The table in random pieces: partitions of a few batches.
     let pieces = 1 + rng.below(5) as usize;
     let rows = batch.num_rows();
@@ -305,14 +298,10 @@ async fn a_limit_pushed_into_a_filter_holds() {
         for (name, engine) in &engines {
             for p in [1usize, 3] {
                 // One piece: the pushed limit is then the plan's only one.
-                let state = with_options(
-                    SessionStateBuilder::new()
-                        .with_default_features()
-                        .with_config(SessionConfig::new().with_target_partitions(p)),
+                let ctx = session_with(
+                    SessionConfig::new().with_target_partitions(p),
                     ArrowWgpuOptions::new(engine.clone()),
-                )
-                .build();
-                let ctx = SessionContext::new_with_state(state);
+                );
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).unwrap();
                 ctx.register_table("t", Arc::new(table)).unwrap();
                 let got = ctx.sql(sql).await.unwrap().collect().await.unwrap();

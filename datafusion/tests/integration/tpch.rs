@@ -14,14 +14,14 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_wgpu::{Backend, Engine};
-use arrow_wgpu_datafusion::{with_options, ArrowWgpuOptions};
+use arrow_wgpu_datafusion::ArrowWgpuOptions;
 use datafusion::datasource::MemTable;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 use tpchgen::generators::*;
 use tpchgen_arrow::*;
 
 use crate::common;
+use crate::session_with;
 
 const SF: f64 = 0.01;
 /// Each table in this many parts: partitions of the table.
@@ -173,14 +173,7 @@ async fn check_all(engine: Arc<Engine>, label: &str, partitions: usize) {
     let mut options = ArrowWgpuOptions::new(engine.clone());
     // Small batches for the GPU operators: they merge partial results across batches.
     options.batch_rows = 20_000;
-    let state = with_options(
-        SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(config),
-        options,
-    )
-    .build();
-    let ctx = SessionContext::new_with_state(state);
+    let ctx = session_with(config, options);
     for (name, table) in tables() {
         ctx.register_table(name, table).unwrap();
     }
