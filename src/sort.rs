@@ -209,7 +209,7 @@ fn sort_indices_on_gpu(
     keys: &[Key],
     limit: Option<usize>,
 ) -> Result<UInt32Array> {
-    let sorted = gpu_sort::sort_chunks(batch, keys)?;
+    let sorted = gpu_sort::sort_chunks(batch, keys, limit)?;
     let start = std::time::Instant::now();
     let out = gpu_sort::sorted_indices(batch, &sorted, limit)?;
     profile::record(profile::Phase::Download, start);

@@ -190,20 +190,29 @@ fn record_word(
 }
 
 /// One chunk sorted on the GPU: its row indices (local to the chunk) in key order, and its
-/// encoded key words (in row order) for merging with other chunks.
+/// encoded key words (in row order) for merging with other chunks. With a limit, `index`
+/// holds only the first `len` rows' indices (at least the limit's, or every row).
 pub(crate) struct SortedChunk {
     pub rows: u32,
+    pub len: u32,
     pub index: wgpu::Buffer,
     words: Vec<wgpu::Buffer>,
 }
 
-/// Sorts every chunk of `batch` by `keys` on the GPU.
-pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedChunk>> {
+/// Sorts every chunk of `batch` by `keys` on the GPU; with a `limit`, each chunk's first
+/// `limit` rows at least (a top-k: a radix select keeps the rows that can be among them,
+/// and only those are sorted).
+pub(crate) fn sort_chunks(
+    batch: &GpuBatch,
+    keys: &[Key],
+    limit: Option<usize>,
+) -> Result<Vec<SortedChunk>> {
     let ctx = &batch.ctx;
     let words = words_of(batch, keys)?;
     let start = std::time::Instant::now();
     let out = ctx.scoped(|| {
-        // Stage 1: every word of every chunk, and its AND / OR over the chunk.
+        // Stage 1: every word of every chunk, and its AND / OR over the chunk; for a top-k,
+        // the select's first level, whose counts are read with the bounds.
         let mut encoder = ctx.encoder();
         let mut encoded = Vec::with_capacity(batch.num_chunks());
         for (c, &rows) in batch.chunk_rows.iter().enumerate() {
@@ -215,21 +224,70 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
                 record_word(batch, *word, c, slot as u32, 1, &out, &bounds, &mut encoder)?;
                 buffers.push(out);
             }
-            encoded.push((bounds, buffers));
+            let select = match limit {
+                Some(k) if selects(k, rows) => {
+                    let mut select = Select::new(ctx, rows, k as u32)?;
+                    select.record(ctx, &buffers, Some((0, 32 - DIGIT_BITS)), &mut encoder)?;
+                    Some(select)
+                }
+                _ => None,
+            };
+            encoded.push((bounds, buffers, select));
         }
         ctx.submit(encoder)?;
-        let parts: Vec<(&wgpu::Buffer, u64)> = encoded
-            .iter()
-            .map(|(b, _)| (b, words.len() as u64 * 8))
-            .collect();
-        let bounds = ctx.read_many(&parts)?;
+        let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+        for (bounds, _, select) in &encoded {
+            parts.push((bounds, words.len() as u64 * 8));
+            if let Some((_, _, stats)) = select.as_ref().and_then(|s| s.pending.as_ref()) {
+                parts.push((stats, SELECT_STATS * 4));
+            }
+        }
+        let mut read = ctx.read_many(&parts)?.into_iter();
+        let mut chunks = Vec::with_capacity(encoded.len());
+        for (_, buffers, select) in encoded {
+            let bounds: Vec<u32> = bytemuck::pod_collect_to_vec(&read.next().unwrap_or_default());
+            // A top-k's next level, from the first level's counts.
+            let select = match select {
+                Some(mut select) => {
+                    let stats = bytemuck::pod_collect_to_vec(&read.next().unwrap_or_default());
+                    let next = select.choose(&stats, &bounds)?;
+                    Some((select, next))
+                }
+                None => None,
+            };
+            chunks.push((bounds, buffers, select));
+        }
+        // The top-k's further levels, every chunk's in one submission and one read back.
+        loop {
+            let mut encoder = ctx.encoder();
+            let mut levels = Vec::new();
+            for (c, (_, buffers, select)) in chunks.iter_mut().enumerate() {
+                if let Some((select, Some(digit))) = select {
+                    select.record(ctx, buffers, Some(*digit), &mut encoder)?;
+                    levels.push(c);
+                }
+            }
+            if levels.is_empty() {
+                break;
+            }
+            ctx.submit(encoder)?;
+            let parts: Vec<(&wgpu::Buffer, u64)> = levels
+                .iter()
+                .filter_map(|&c| chunks[c].2.as_ref()?.0.pending.as_ref())
+                .map(|(_, _, stats)| (stats, SELECT_STATS * 4))
+                .collect();
+            let stats = ctx.read_many(&parts)?;
+            for (&c, stats) in levels.iter().zip(stats) {
+                let (bounds, _, select) = &mut chunks[c];
+                if let Some((select, next)) = select {
+                    *next = select.choose(&bytemuck::pod_collect_to_vec(&stats), bounds)?;
+                }
+            }
+        }
         // Stages 2-4 per chunk: the radix passes over the digits that vary.
-        let mut out = Vec::with_capacity(encoded.len());
-        for ((_, buffers), (bounds, &rows)) in encoded
-            .into_iter()
-            .zip(bounds.iter().zip(&batch.chunk_rows))
-        {
-            let bounds: &[u32] = bytemuck::cast_slice(bounds);
+        let mut out = Vec::with_capacity(chunks.len());
+        for ((bounds, buffers, select), &rows) in chunks.into_iter().zip(&batch.chunk_rows) {
+            let bounds = &bounds[..];
             let passes: Vec<(usize, Vec<u32>)> = (0..words.len())
                 .rev()
                 .map(|w| {
@@ -242,9 +300,14 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
                 })
                 .filter(|(_, s): &(usize, Vec<u32>)| !s.is_empty())
                 .collect();
-            let index = radix(ctx, rows, &buffers, &passes)?;
+            let (index, len) = match select {
+                Some((select, _)) => select.finish(ctx, &buffers, &passes)?,
+                None if limit == Some(0) => (ctx.storage_zeroed("sort index", 0)?, 0),
+                None => (radix(ctx, rows, &buffers, &passes)?, rows),
+            };
             out.push(SortedChunk {
                 rows,
+                len,
                 index,
                 words: buffers,
             });
@@ -253,6 +316,207 @@ pub(crate) fn sort_chunks(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<SortedCh
     })?;
     profile::record(Phase::Kernels, start);
     Ok(out)
+}
+
+/// Whether a top-k of `k` rows among `rows` selects before it sorts: when the rows that
+/// are left out are most of them.
+fn selects(k: usize, rows: u32) -> bool {
+    k > 0 && k.saturating_mul(4) < rows as usize && rows >= SELECT_MIN_ROWS
+}
+
+/// Below this many rows a chunk is sorted whole: a select's dispatches would cost more
+/// than the passes they save.
+const SELECT_MIN_ROWS: u32 = 4096;
+
+/// A top-k's radix select over one chunk of `rows` rows (`shaders/sort_select.wgsl`):
+/// level by level, the rows still tied with the k-th key in key order are split by one
+/// 8-bit digit of the order words, most significant first, until at most `enough` rows
+/// can be among the first `k`. Each level reads back its counts (one host sync; the first
+/// level's with the sort's bounds), and with them which digits still vary among the rows
+/// of the chosen bucket, so a digit equal in all of them is never counted.
+struct Select {
+    rows: u32,
+    k: u32,
+    enough: u64,
+    /// Bit per row: still tied with the k-th key.
+    live: wgpu::Buffer,
+    /// Bit per row: certainly among the first `k` (after the last level: a candidate).
+    below: wgpu::Buffer,
+    /// The level recorded and not read yet: its word, digit shift and stats buffer.
+    pending: Option<(usize, u32, wgpu::Buffer)>,
+    /// The last level read: its word, digit shift and chosen bucket.
+    chosen: Option<(usize, u32, u32)>,
+    /// Rows certainly among the first `k`, and rows in the chosen bucket.
+    certain: u64,
+    tied: u64,
+}
+
+const SELECT_NONE: u32 = u32::MAX;
+const SELECT_HAS_NEXT: u32 = 0x100;
+/// Per-bucket statistics of a level: count, NOT-AND and OR of the word, of the next word.
+const SELECT_STATS: u64 = 5 * 256;
+
+impl Select {
+    fn new(ctx: &GpuContext, rows: u32, k: u32) -> Result<Select> {
+        let mask_bytes = rows.div_ceil(32) as u64 * 4;
+        Ok(Select {
+            rows,
+            k,
+            // Narrowing stops at twice the limit, 1/64 of the rows or 1,024 rows: each
+            // level costs a host sync and a pass over one word, one level leaves about
+            // 1/256 of evenly spread keys, and a few thousand keys sort in cheap passes.
+            enough: (2 * k as u64).max(rows as u64 / 64).max(1024),
+            live: ctx.storage_zeroed("select live rows", mask_bytes)?,
+            below: ctx.storage_zeroed("select candidates", mask_bytes)?,
+            pending: None,
+            chosen: None,
+            certain: 0,
+            tied: rows as u64,
+        })
+    }
+
+    /// Records one dispatch of the select: applies the last choice, and counts digit
+    /// `shift` of word `w` when given.
+    fn record(
+        &mut self,
+        ctx: &GpuContext,
+        words: &[wgpu::Buffer],
+        digit: Option<(usize, u32)>,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> Result<()> {
+        let select = ctx.pipeline("sort_select", || assemble(shader::SORT_SELECT, &[]))?;
+        let (pw, pshift, pbucket) = self.chosen.unwrap_or((0, SELECT_NONE, 0));
+        let (w, shift) = match digit {
+            Some((w, shift)) if w + 1 < words.len() => (w, shift | SELECT_HAS_NEXT),
+            Some((w, shift)) => (w, shift),
+            None => (pw, SELECT_NONE),
+        };
+        let after = &words[(w + 1).min(words.len() - 1)];
+        let stats_bytes = if digit.is_some() { SELECT_STATS * 4 } else { 4 };
+        let stats = ctx.storage_zeroed("select stats", stats_bytes)?;
+        let params = ctx.params([self.rows, shift, pshift, pbucket])?;
+        let bg = ctx.bind(
+            &select,
+            &[
+                &params,
+                &words[w],
+                after,
+                &words[pw],
+                &self.live,
+                &self.below,
+                &stats,
+            ],
+        );
+        // Each thread takes 16 rows (`PER_THREAD` there).
+        ctx.dispatch(encoder, &select, &bg, (self.rows as u64).div_ceil(16));
+        self.pending = digit.map(|(w, shift)| (w, shift, stats));
+        Ok(())
+    }
+
+    /// Chooses the bucket of the pending level from its `stats` (read back): the one
+    /// holding the k-th row. Returns the digit to count next, or None when narrowing is
+    /// done: few enough rows left, or none of their digits varies.
+    fn choose(&mut self, stats: &[u32], bounds: &[u32]) -> Result<Option<(usize, u32)>> {
+        let (w, shift, _) = self.pending.take().expect("a level was recorded");
+        let counted: u64 = stats[..256].iter().map(|&c| c as u64).sum();
+        if counted != self.tied {
+            return Err(Error::Gpu(format!(
+                "top-k select: a level counted {counted} of {} rows",
+                self.tied
+            )));
+        }
+        let mut bucket = 0;
+        while self.certain + stats[bucket] as u64 <= (self.k - 1) as u64 {
+            self.certain += stats[bucket] as u64;
+            bucket += 1;
+        }
+        self.tied = stats[bucket] as u64;
+        self.chosen = Some((w, shift, bucket as u32));
+        if self.certain + self.tied <= self.enough {
+            return Ok(None);
+        }
+        // What varies among the tied rows: this word's lower digits and the next word by
+        // the level's statistics, the words after by the chunk's bounds.
+        let varies = |not_and: u32, or: u32| !not_and ^ or;
+        let this = varies(stats[256 + bucket], stats[512 + bucket]);
+        let next = varies(stats[768 + bucket], stats[1024 + bucket]);
+        let below_shift = (0..shift / DIGIT_BITS)
+            .rev()
+            .map(|d| (w, d * DIGIT_BITS, this));
+        let later = (w + 1..bounds.len() / 2).flat_map(|v| {
+            let vary = if v == w + 1 {
+                next
+            } else {
+                bounds[v * 2] ^ bounds[v * 2 + 1]
+            };
+            (0..32 / DIGIT_BITS)
+                .rev()
+                .map(move |d| (v, d * DIGIT_BITS, vary))
+        });
+        Ok(below_shift
+            .chain(later)
+            .find(|&(_, s, vary)| (vary >> s) & ((1 << DIGIT_BITS) - 1) != 0)
+            .map(|(v, s, _)| (v, s)))
+    }
+
+    /// The candidates, sorted: the last choice applied, the candidate rows compacted in
+    /// row order, their words gathered and sorted by the radix `passes` (stable). Returns
+    /// their rows in the chunk in key order, and how many: the first `k` of them are a
+    /// stable sort's first `k`.
+    fn finish(
+        mut self,
+        ctx: &GpuContext,
+        words: &[wgpu::Buffer],
+        passes: &[(usize, Vec<u32>)],
+    ) -> Result<(wgpu::Buffer, u32)> {
+        let rows = self.rows;
+        let candidates = (self.certain + self.tied) as u32;
+        let mut encoder = ctx.encoder();
+        self.record(ctx, words, None, &mut encoder)?;
+        let mask = [ColumnChunk {
+            data: self.below.clone(),
+            validity: None,
+        }];
+        let offsets = super::compact::record_offsets(ctx, &mut encoder, &mask, &[rows])?;
+        let scatter = ctx.pipeline("distinct_scatter", || {
+            assemble(shader::DISTINCT_SCATTER, &[])
+        })?;
+        let chosen = ctx.storage_zeroed("select rows", candidates as u64 * 4)?;
+        let params = ctx.params([rows, rows.div_ceil(32), 0, 0])?;
+        let bg = ctx.bind(
+            &scatter,
+            &[
+                &params,
+                &self.below,
+                &self.below,
+                &offsets.word_offsets[0],
+                &chosen,
+            ],
+        );
+        ctx.dispatch(&mut encoder, &scatter, &bg, rows as u64);
+        // Their words, for the words the passes sort by.
+        let gather = ctx.pipeline("sort_gather", || assemble(shader::SORT_GATHER, &[]))?;
+        let gather_params = ctx.params([candidates, 0, 0, 0])?;
+        let mut chosen_words = Vec::with_capacity(words.len());
+        for (w, word) in words.iter().enumerate() {
+            if !passes.iter().any(|(p, _)| *p == w) {
+                chosen_words.push(word.clone()); // never read
+                continue;
+            }
+            let out = ctx.storage_zeroed("select words", candidates as u64 * 4)?;
+            let bg = ctx.bind(&gather, &[&gather_params, word, &chosen, &out]);
+            ctx.dispatch(&mut encoder, &gather, &bg, candidates as u64);
+            chosen_words.push(out);
+        }
+        ctx.submit(encoder)?;
+        let order = radix(ctx, candidates, &chosen_words, passes)?;
+        let index = ctx.storage_zeroed("sort index", candidates as u64 * 4)?;
+        let bg = ctx.bind(&gather, &[&gather_params, &chosen, &order, &index]);
+        let mut encoder = ctx.encoder();
+        ctx.dispatch(&mut encoder, &gather, &bg, candidates as u64);
+        ctx.submit(encoder)?;
+        Ok((index, candidates))
+    }
 }
 
 /// Where a pass reads its keys from.
@@ -361,7 +625,7 @@ pub(crate) fn sorted_indices(
     // Several runs: download each one's order and words, merge by key words.
     let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
     for s in sorted {
-        parts.push((&s.index, s.rows as u64 * 4));
+        parts.push((&s.index, s.len as u64 * 4));
         for w in &s.words {
             parts.push((w, s.rows as u64 * 4));
         }
@@ -551,7 +815,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
 /// `batch` sorted by `keys` (the first `limit` rows), on the GPU.
 pub(crate) fn sort_batch(batch: &GpuBatch, keys: &[Key], limit: Option<usize>) -> Result<GpuBatch> {
     let ctx = &batch.ctx;
-    let sorted = sort_chunks(batch, keys)?;
+    let sorted = sort_chunks(batch, keys, limit)?;
     let total = batch.num_rows();
     let take_rows = limit.map_or(total, |l| l.min(total));
     let out_chunks: Vec<(wgpu::Buffer, u32)> = if sorted.len() == 1 {
@@ -615,7 +879,73 @@ mod tests {
     use arrow::compute::SortOptions;
 
     use super::*;
-    use crate::gpu::tests::spilling_contexts;
+    use crate::gpu::tests::{spilling_contexts, test_contexts};
+
+    /// A top-k selects before it sorts (fewer rows sorted than the chunk holds) and gives the
+    /// first k rows of a stable sort of every row: keys with many ties, a 64-bit key
+    /// descending with nulls first (a null word, then two value words), and floats with
+    /// NaN, -0.0 and infinities, each at limits from 1 to a quarter of the rows.
+    #[test]
+    fn a_top_k_selects_the_first_rows_of_a_stable_sort() {
+        use arrow::array::{Float64Array, Int64Array};
+        let rows = 60_000u32;
+        let hash = |i: u32, m: u64| ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) & m;
+        let ties = UInt32Array::from_iter_values((0..rows).map(|i| hash(i, 1023) as u32));
+        let wide = Int64Array::from_iter(
+            (0..rows).map(|i| (i % 97 != 0).then(|| (hash(i, u64::MAX) as i64) << 16)),
+        );
+        let floats = Float64Array::from_iter_values((0..rows).map(|i| match i % 1000 {
+            0 => f64::NAN,
+            1 => -0.0,
+            2 => 0.0,
+            3 => f64::INFINITY,
+            4 => f64::NEG_INFINITY,
+            _ => (hash(i, 0xffff) as f64 - 30_000.0) / 7.0,
+        }));
+        let batch = RecordBatch::try_from_iter([
+            ("ties", Arc::new(ties) as ArrayRef),
+            ("wide", Arc::new(wide) as ArrayRef),
+            ("floats", Arc::new(floats) as ArrayRef),
+        ])
+        .unwrap();
+        let key = |column, descending, nulls_first| Key {
+            column,
+            options: SortOptions {
+                descending,
+                nulls_first,
+            },
+        };
+        let cases = [
+            vec![key(0, false, false)],
+            vec![key(1, true, true)],
+            vec![key(2, false, false)],
+            vec![key(2, true, false), key(0, false, false)],
+        ];
+        // The select's 15 workgroups spill into y on the capped contexts.
+        for (name, ctx) in test_contexts().into_iter().chain(spilling_contexts()) {
+            let whole = GpuBatch::upload(&ctx, &batch).unwrap();
+            // Four chunks of 16,384 rows and less, each selected (or, for the largest
+            // limit, sorted whole) and merged.
+            let chunked = whole.rechunked(16_384).unwrap();
+            assert_eq!(chunked.num_chunks(), 4);
+            for keys in &cases {
+                for k in [0usize, 1, 7, 1_000, rows as usize / 4 - 1] {
+                    let want = crate::cpu::sort::sort_to_indices(&batch, keys, Some(k)).unwrap();
+                    let sorted = sort_chunks(&whole, keys, Some(k)).unwrap();
+                    assert!(
+                        (sorted[0].len as usize) >= k && sorted[0].len < rows,
+                        "{name} {keys:?} k={k}: sorted {} of {rows} rows",
+                        sorted[0].len
+                    );
+                    let got = sorted_indices(&whole, &sorted, Some(k)).unwrap();
+                    assert_eq!(got, want.values().to_vec(), "{name} {keys:?} k={k}");
+                    let sorted = sort_chunks(&chunked, keys, Some(k)).unwrap();
+                    let got = sorted_indices(&chunked, &sorted, Some(k)).unwrap();
+                    assert_eq!(got, want.values().to_vec(), "{name} {keys:?} k={k} chunked");
+                }
+            }
+        }
+    }
 
     /// The histogram and scatter of every pass with their tiles spread over the grid's y
     /// dimension (586 tiles, at most 7 workgroups a row): the same stable order as the
@@ -640,7 +970,7 @@ mod tests {
                 column: 0,
                 options: SortOptions::default(),
             };
-            let sorted = sort_chunks(&gpu, &[key]).unwrap();
+            let sorted = sort_chunks(&gpu, &[key], None).unwrap();
             let got = sorted_indices(&gpu, &sorted, None).unwrap();
             if let Some(at) = (0..want.len()).find(|&i| got[i] != want[i]) {
                 panic!(
