@@ -12,6 +12,12 @@
 //! AND and an OR over all rows; digits that are equal in every row are skipped (a key of
 //! small range costs few passes, a constant key none).
 //!
+//! A top-k (a sort with a limit of at most a quarter of a chunk's rows) doesn't sort every
+//! row: a radix select (`shaders/sort_select.wgsl`) splits the rows still tied with the
+//! k-th key by one digit a level, most significant first, until few are left; only the
+//! rows that can be among the first k are compacted (in row order) and sorted, so the
+//! first k are those of a stable sort of every row.
+//!
 //! A batch larger than one chunk (one storage binding) sorts each chunk on the GPU; the
 //! sorted runs are then merged on the CPU by their key words, earlier chunks first among
 //! equal keys, so the result is the same stable order.
