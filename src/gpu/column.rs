@@ -596,7 +596,10 @@ fn download_columns(
 
 /// The buffers of `column` to read back, with the bytes of each that hold its rows: per
 /// chunk, the values, then the validity bitmap where there is one.
-fn column_parts<'a>(column: &'a GpuColumn, chunk_rows: &[u32]) -> Vec<(&'a wgpu::Buffer, u64)> {
+pub(crate) fn column_parts<'a>(
+    column: &'a GpuColumn,
+    chunk_rows: &[u32],
+) -> Vec<(&'a wgpu::Buffer, u64)> {
     let layout = column.layout();
     let mut parts = Vec::new();
     for (chunk, &rows) in column.chunks.iter().zip(chunk_rows) {
@@ -614,7 +617,7 @@ fn column_parts<'a>(column: &'a GpuColumn, chunk_rows: &[u32]) -> Vec<(&'a wgpu:
 }
 
 /// `column` as an Arrow array, from its buffers as read back (in [`column_parts`]' order).
-fn column_from_bytes(
+pub(crate) fn column_from_bytes(
     column: &GpuColumn,
     chunk_rows: &[u32],
     bytes: &mut impl Iterator<Item = Vec<u8>>,

@@ -23,6 +23,7 @@ use arrow::compute::{cast, take, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::check_gpu_types;
+use super::column::{column_from_bytes, column_parts};
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout, MAX_GPU_DECIMAL_PRECISION};
 use super::filter::{check_bindings, check_flags, read_u32s, record_kernel};
 use super::predicate::{self, Outputs};
@@ -210,7 +211,7 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
     let mut merger = Merger::new();
     let mut base = 0u32;
     for c in 0..chunks {
-        let part = chunk_partial(&resident, c, &remapped, base, &keys_at)?;
+        let part = chunk_partial(&resident, c, &remapped, base, &keys_at, host.is_none())?;
         if chunks == 1 {
             return Ok(part);
         }
@@ -683,13 +684,16 @@ fn aggregate_inputs(
 type KeysAt<'a> = dyn Fn(&[u32], u32) -> Result<Vec<ArrayRef>> + 'a;
 
 /// Chunk `c` of `batch` grouped by `plan` on the GPU, into partial aggregates; `base` is
-/// the chunk's first row in the batch, and `keys_at` gives the key values of rows.
+/// the chunk's first row in the batch, and `keys_at` gives the key values of rows. With
+/// `gather_keys` (the batch lives on the GPU), fixed-width keys are gathered at the
+/// groups' first rows on the GPU instead and read back with the states: one wait for both.
 fn chunk_partial(
     batch: &GpuBatch,
     c: usize,
     plan: &Plan,
     base: u32,
     keys_at: &KeysAt,
+    gather_keys: bool,
 ) -> Result<Grouped> {
     let ctx = &batch.ctx;
     let rows = batch.chunk_rows[c];
@@ -769,6 +773,27 @@ fn chunk_partial(
         )?));
     }
     ctx.submit(encoder)?;
+    // Each group's key values at its first row, gathered from this chunk (local rows).
+    let fixed_width = |&k: &usize| batch.columns[k].layout() != Layout::Strings;
+    let gathered = match &first_of_group {
+        Some(first) if gather_keys && plan.keys.iter().all(fixed_width) => {
+            let part = GpuBatch {
+                ctx: ctx.clone(),
+                schema: Arc::new(batch.schema.project(&plan.keys)?),
+                columns: plan
+                    .keys
+                    .iter()
+                    .map(|&k| GpuColumn {
+                        data_type: batch.columns[k].data_type.clone(),
+                        chunks: vec![batch.columns[k].chunks[c].clone()],
+                    })
+                    .collect(),
+                chunk_rows: vec![rows],
+            };
+            Some(super::sort::take(&part, &[(first.clone(), groups)])?)
+        }
+        _ => None,
+    };
     profile::record(Phase::Kernels, start);
 
     let start = Instant::now();
@@ -787,6 +812,11 @@ fn chunk_partial(
         }
         if let Some(q) = &s.int_squares {
             parts.push((q, 5 * g * 4));
+        }
+    }
+    if let Some(taken) = &gathered {
+        for column in &taken.columns {
+            parts.extend(column_parts(column, &taken.chunk_rows));
         }
     }
     let mut bytes = ctx.read_many(&parts)?.into_iter();
@@ -890,6 +920,16 @@ fn chunk_partial(
             }
         });
     }
+    let gathered_keys = match &gathered {
+        Some(taken) => Some(
+            taken
+                .columns
+                .iter()
+                .map(|column| column_from_bytes(column, &taken.chunk_rows, &mut bytes))
+                .collect::<Result<Vec<ArrayRef>>>()?,
+        ),
+        None => None,
+    };
     profile::record(Phase::Download, start);
     for (i, slot, at) in extremes {
         let rows: Vec<u32> = at.iter().map(|r| r.unwrap_or(0)).collect();
@@ -910,10 +950,10 @@ fn chunk_partial(
             .data_type();
         out[i] = distinct_pairs(&inputs, slot, &group_of_row, groups, &value_type)?;
     }
-    let keys = if plan.keys.is_empty() {
-        Vec::new()
-    } else {
-        keys_at(&first, base)?
+    let keys = match gathered_keys {
+        Some(keys) => keys,
+        None if plan.keys.is_empty() => Vec::new(),
+        None => keys_at(&first, base)?,
     };
     Ok(Grouped {
         groups,
