@@ -65,11 +65,11 @@ fn resident(engine: &Engine, batch: &RecordBatch, op: &str) -> Traffic {
 /// improvement changes these on purpose; anything else that changes them is a regression.
 const PINNED: [(&str, u64, u64, u64, u64); 6] = [
     ("filter", 7, 1, 14, 45_763_776),
-    ("sort", 14, 1, 25, 125_835_600),
-    ("sort i desc", 46, 1, 51, 343_958_656),
-    ("top 10 by i desc", 41, 3, 58, 123_792_560),
-    ("distinct", 10, 1, 25, 59_806_592),
-    ("group_by", 11, 2, 29, 97_551_344),
+    ("sort", 14, 1, 25, 121_641_312),
+    ("sort i desc", 46, 1, 51, 327_181_472),
+    ("top 10 by i desc", 41, 3, 58, 106_753_264),
+    ("distinct", 9, 1, 22, 46_961_536),
+    ("group_by", 9, 2, 24, 46_953_584),
 ];
 
 #[test]

@@ -41,7 +41,7 @@ pub(crate) fn record_offsets(
         let words = rows.div_ceil(32);
         let blocks = words.div_ceil(WORKGROUP_SIZE);
         let params = ctx.params([rows, words, mask.validity.is_some() as u32, 0])?;
-        let valid = mask.validity.as_ref().unwrap_or(&mask.data);
+        let valid = mask.validity.as_ref().unwrap_or(&ctx.unread);
         let block_counts = ctx.storage_zeroed("block counts", blocks as u64 * 4)?;
         let word_offsets = ctx.storage_zeroed("word offsets", words as u64 * 4)?;
         if rows > 0 {
@@ -115,7 +115,7 @@ pub(crate) fn scatter(
         })?;
         let dst = ctx.storage_zeroed("compacted", layout.bytes(kept[c] as usize))?;
         let mask = &masks[c];
-        let valid = mask.validity.as_ref().unwrap_or(&mask.data);
+        let valid = mask.validity.as_ref().unwrap_or(&ctx.unread);
         let bg = ctx.bind(
             &pipeline,
             &[
@@ -141,7 +141,7 @@ pub(crate) fn scatter(
         })?;
         let indices = ctx.storage_zeroed("kept rows", kept[c] as u64 * 4)?;
         let mask = &masks[c];
-        let valid = mask.validity.as_ref().unwrap_or(&mask.data);
+        let valid = mask.validity.as_ref().unwrap_or(&ctx.unread);
         let bg = ctx.bind(
             &pipeline,
             &[

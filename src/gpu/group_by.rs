@@ -352,10 +352,11 @@ fn float_ranges(batch: &GpuBatch, columns: &[usize]) -> Result<Vec<(usize, (u32,
         let range = ctx.storage_from_bytes("float range", bytemuck::cast_slice(&[u32::MAX, 0]))?;
         let chunk = &batch.columns[c].chunks[0];
         let params = ctx.params([rows, fsum_mode(batch, c, FSUM_RANGE), 0, 0])?;
-        let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
+        // The range reads only the values (and their validity, where there is one).
+        let validity = chunk.validity.as_ref().unwrap_or(&ctx.unread);
         let bg = ctx.bind(
             &pipeline,
-            &[&params, &chunk.data, validity, &chunk.data, &range],
+            &[&params, &chunk.data, validity, &ctx.unread, &range],
         );
         ctx.dispatch(&mut encoder, &pipeline, &bg, rows as u64);
         buffers.push(range);
@@ -432,6 +433,7 @@ fn record_aggregate(
     range: Option<(u32, u32)>,
     groups: u32,
     group_of_row: &wgpu::Buffer,
+    row_counts: &mut Option<wgpu::Buffer>,
     encoder: &mut wgpu::CommandEncoder,
 ) -> Result<AggState> {
     let ctx = &batch.ctx;
@@ -455,19 +457,35 @@ fn record_aggregate(
         let local = per_group.and_then(|w| local_words(ctx, groups, w));
         let (pipeline, threads) = stage(ctx, "group_agg", shader::GROUP_AGG, local, rows)?;
         let params = ctx.params([rows, mode, kind, flags])?;
-        let v = validity.unwrap_or(values);
+        // A count reads no values; the validity only where there is one.
+        let values = if mode == MODE_COUNT {
+            &ctx.unread
+        } else {
+            values
+        };
+        let v = validity.unwrap_or(&ctx.unread);
         let bg = ctx.bind(&pipeline, &[&params, values, v, group_of_row, state]);
         if rows > 0 {
             ctx.dispatch(encoder, &pipeline, &bg, threads);
         }
         Ok(())
     };
-    let count =
-        |encoder: &mut wgpu::CommandEncoder, values: &wgpu::Buffer| -> Result<wgpu::Buffer> {
-            let state = ctx.storage_zeroed("group counts", groups as u64 * 4)?;
-            dispatch(encoder, MODE_COUNT, 0, values, &state)?;
-            Ok(state)
-        };
+    // The count of an input's values per group. Without a validity bitmap (no nulls, no
+    // filter) that is each group's row count, counted once for every such aggregate and
+    // count(*) (`row_counts`).
+    let mut count = |encoder: &mut wgpu::CommandEncoder| -> Result<wgpu::Buffer> {
+        if validity.is_none() {
+            if let Some(counts) = row_counts {
+                return Ok(counts.clone());
+            }
+        }
+        let state = ctx.storage_zeroed("group counts", groups as u64 * 4)?;
+        dispatch(encoder, MODE_COUNT, 0, &ctx.unread, &state)?;
+        if validity.is_none() {
+            *row_counts = Some(state.clone());
+        }
+        Ok(state)
+    };
     if let (Some((min_pos, max_pos)), Some(chunk), Some(c)) = (range, chunk, column) {
         // Exact float sums (and sums of squares for variances).
         // The binding limit itself: `max_chunk_bytes` sizes column chunks, not states.
@@ -495,7 +513,7 @@ fn record_aggregate(
             let local = local_words(ctx, groups, words);
             let (fsum, threads) = stage(ctx, "group_fsum", shader::GROUP_FSUM, local, rows)?;
             let params = ctx.params([rows, fsum_mode(batch, c, mode), digits, lowest])?;
-            let v = validity.unwrap_or(&chunk.data);
+            let v = validity.unwrap_or(&ctx.unread);
             let bg = ctx.bind(&fsum, &[&params, &chunk.data, v, group_of_row, &state]);
             ctx.dispatch(encoder, &fsum, &bg, threads);
             Ok((state, words))
@@ -518,7 +536,7 @@ fn record_aggregate(
         return Ok(AggState {
             state,
             words,
-            counts: Some(count(encoder, &chunk.data)?),
+            counts: Some(count(encoder)?),
             float: Some(FloatDigits {
                 digits,
                 lowest,
@@ -530,7 +548,7 @@ fn record_aggregate(
     Ok(match (agg.func, chunk) {
         // count(*) has no column, so no validity is read: every row counts.
         (AggFunc::CountStar | AggFunc::Count, _) => AggState {
-            state: count(encoder, chunk.map_or(group_of_row, |c| &c.data))?,
+            state: count(encoder)?,
             words: 1,
             counts: None,
             float: None,
@@ -555,7 +573,7 @@ fn record_aggregate(
             AggState {
                 state,
                 words,
-                counts: Some(count(encoder, &chunk.data)?),
+                counts: Some(count(encoder)?),
                 float: None,
                 int_squares,
             }
@@ -737,6 +755,7 @@ fn chunk_partial(
     let ranges = float_ranges(&inputs, &float_inputs)?;
     let mut encoder = ctx.encoder();
     let mut states = Vec::with_capacity(plan.aggs.len());
+    let mut row_counts = None;
     // Aggregates over the same input with the same state (`sum(x)` and `avg(x)`, two
     // counts) share one pass: the later ones copy the earlier one's state.
     let same_as: Vec<Option<usize>> = plan
@@ -769,6 +788,7 @@ fn chunk_partial(
             range,
             groups,
             &group_of_row,
+            &mut row_counts,
             &mut encoder,
         )?));
     }

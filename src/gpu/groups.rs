@@ -100,7 +100,7 @@ fn record_insert(
         TableKeys::Strings(chunk) => (
             &chunk.data,
             chunk.validity.is_some() as u32,
-            Some(chunk.validity.as_ref().unwrap_or(&chunk.data)),
+            Some(chunk.validity.as_ref().unwrap_or(&ctx.unread)),
         ),
     };
     let params = ctx.params([rows, per_row, capacity as u32, (capacity * 3 / 4) as u32])?;
@@ -176,6 +176,22 @@ fn with_string_codes(batch: &GpuBatch, keys: &[Key], c: usize) -> Result<GpuBatc
     })
 }
 
+/// The words per row of `key`'s column in chunk `c` when its values can be compared as
+/// they are: integers (dates, timestamps, decimals held as i64) of 32 or 64 bits, without
+/// a validity bitmap. Floats are encoded (NaN equal NaN whatever its bits).
+fn raw_words(batch: &GpuBatch, key: &Key, c: usize) -> Option<u32> {
+    let column = &batch.columns[key.column];
+    if column.chunks[c].validity.is_some() {
+        return None;
+    }
+    match column.data_type {
+        DataType::Int32 | DataType::UInt32 | DataType::Date32 => Some(1),
+        DataType::Int64 | DataType::UInt64 | DataType::Date64 | DataType::Timestamp(..) => Some(2),
+        DataType::Decimal128(p, _) if p <= super::column::MAX_GPU_DECIMAL_PRECISION => Some(2),
+        _ => None,
+    }
+}
+
 /// Numbers the groups of chunk `c` of `batch` by `keys`, in order of first appearance:
 /// the group count, every row's group (`u32` per row of the chunk) and every group's first
 /// row (local to the chunk), on the GPU. Keys are equal exactly when their order words are
@@ -196,6 +212,12 @@ pub(crate) fn assign_groups(
     let (words, coded);
     let keys = match keys {
         [key] if is_string(key) => TableKeys::Strings(&batch.columns[key.column].chunks[c]),
+        // One integer key of 32 or 64 bits without nulls: its values are its words (equal
+        // exactly when the values are), with no pass to encode them.
+        [key] if raw_words(batch, key, c).is_some() => TableKeys::Words(
+            &batch.columns[key.column].chunks[c].data,
+            raw_words(batch, key, c).expect("checked"),
+        ),
         _ if keys.iter().any(is_string) => {
             coded = with_string_codes(batch, keys, c)?;
             words = encode_interleaved(&coded, keys, 0, true, &mut encoder)?;

@@ -187,7 +187,7 @@ fn record_word(
             0
         };
     let params = ctx.params([rows, flags, slot, placement])?;
-    let validity = chunk.validity.as_ref().unwrap_or(&chunk.data);
+    let validity = chunk.validity.as_ref().unwrap_or(&ctx.unread);
     if rows > 0 {
         let bg = ctx.bind(&encode, &[&params, &chunk.data, validity, out, bounds]);
         ctx.dispatch(encoder, &encode, &bg, rows as u64);
