@@ -67,6 +67,31 @@ pub(crate) fn record_offsets(
     Ok(plan)
 }
 
+/// Records stage 4 for row indices: the kept rows of one chunk of `rows` rows (`mask`'s
+/// bits, and its validity's where it has one), in row order, into a new buffer of `kept`
+/// u32s (`shaders/distinct_scatter.wgsl`), after [`record_offsets`] gave `word_offsets`.
+pub(crate) fn record_kept_rows(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    mask: &ColumnChunk,
+    rows: u32,
+    word_offsets: &wgpu::Buffer,
+    kept: u32,
+) -> Result<wgpu::Buffer> {
+    let pipeline = ctx.pipeline("distinct_scatter", || {
+        assemble(shader::DISTINCT_SCATTER, &[])
+    })?;
+    let indices = ctx.storage_zeroed("kept rows", kept as u64 * 4)?;
+    let params = ctx.params([rows, rows.div_ceil(32), mask.validity.is_some() as u32, 0])?;
+    let valid = mask.validity.as_ref().unwrap_or(&ctx.unread);
+    let bg = ctx.bind(
+        &pipeline,
+        &[&params, &mask.data, valid, word_offsets, &indices],
+    );
+    ctx.dispatch(encoder, &pipeline, &bg, rows as u64);
+    Ok(indices)
+}
+
 /// The WGSL types and the store statement of stage 4 for a layout.
 fn scatter_variant(layout: Layout) -> (&'static str, [(&'static str, &'static str); 3]) {
     let atomic = "array<atomic<u32>>";
@@ -136,24 +161,15 @@ pub(crate) fn scatter(
         if let Some(b) = &kept_rows[c] {
             return Ok(b.clone());
         }
-        let pipeline = ctx.pipeline("distinct_scatter", || {
-            assemble(shader::DISTINCT_SCATTER, &[])
-        })?;
-        let indices = ctx.storage_zeroed("kept rows", kept[c] as u64 * 4)?;
-        let mask = &masks[c];
-        let valid = mask.validity.as_ref().unwrap_or(&ctx.unread);
-        let bg = ctx.bind(
-            &pipeline,
-            &[
-                &plan.params[c],
-                &mask.data,
-                valid,
-                &plan.word_offsets[c],
-                &indices,
-            ],
-        );
         let mut encoder = ctx.encoder();
-        ctx.dispatch(&mut encoder, &pipeline, &bg, chunk_rows[c] as u64);
+        let indices = record_kept_rows(
+            ctx,
+            &mut encoder,
+            &masks[c],
+            chunk_rows[c],
+            &plan.word_offsets[c],
+            kept[c],
+        )?;
         ctx.submit(encoder)?;
         kept_rows[c] = Some(indices.clone());
         Ok(indices)

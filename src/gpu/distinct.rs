@@ -91,9 +91,6 @@ fn kept_in_one_chunk(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<Kept>
     let g = group_chunk(batch, keys, 0, true)?;
     let last = g.last.expect("asked for");
     let mark = ctx.pipeline("distinct_mark", || assemble(shader::DISTINCT_MARK, &[]))?;
-    let scatter = ctx.pipeline("distinct_scatter", || {
-        assemble(shader::DISTINCT_SCATTER, &[])
-    })?;
     let words = rows.div_ceil(32);
     let kept = ctx.storage_zeroed("kept rows", words as u64 * 4)?;
     let mut encoder = ctx.encoder();
@@ -108,14 +105,15 @@ fn kept_in_one_chunk(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<Kept>
     ctx.submit(encoder)?;
     let total = ctx.read_many(&[(&offsets.totals, 4)])?;
     let n = u32::from_le_bytes(total[0][..4].try_into().expect("4 bytes"));
-    let indices = ctx.storage_zeroed("distinct indices", n as u64 * 4)?;
-    let params = ctx.params([rows, words, 0, 0])?;
-    let bg = ctx.bind(
-        &scatter,
-        &[&params, &kept, &kept, &offsets.word_offsets[0], &indices],
-    );
     let mut encoder = ctx.encoder();
-    ctx.dispatch(&mut encoder, &scatter, &bg, rows as u64);
+    let indices = compact::record_kept_rows(
+        ctx,
+        &mut encoder,
+        &masks[0],
+        rows,
+        &offsets.word_offsets[0],
+        n,
+    )?;
     ctx.submit(encoder)?;
     Ok(Kept::Device(indices, n))
 }

@@ -32,6 +32,7 @@ pub(crate) const SORT_HISTOGRAM: &str = include_str!("../../shaders/sort_histogr
 pub(crate) const SORT_SCATTER: &str = include_str!("../../shaders/sort_scatter.wgsl");
 pub(crate) const SORT_GATHER: &str = include_str!("../../shaders/sort_gather.wgsl");
 pub(crate) const SORT_SELECT: &str = include_str!("../../shaders/sort_select.wgsl");
+pub(crate) const SORT_RANK: &str = include_str!("../../shaders/sort_rank.wgsl");
 pub(crate) const TAKE: &str = include_str!("../../shaders/take.wgsl");
 pub(crate) const STRING_TAKE_LENGTHS: &str = include_str!("../../shaders/string_take_lengths.wgsl");
 pub(crate) const STRING_TAKE_COPY: &str = include_str!("../../shaders/string_take_copy.wgsl");
@@ -167,6 +168,7 @@ mod tests {
             (SORT_SCATTER, &[][..]),
             (SORT_GATHER, &[][..]),
             (SORT_SELECT, &[][..]),
+            (SORT_RANK, &[][..]),
             (TAKE, &[][..]),
             (STRING_TAKE_LENGTHS, &[][..]),
             (STRING_TAKE_COPY, &[][..]),

@@ -28,6 +28,7 @@ use std::collections::BinaryHeap;
 use arrow::datatypes::DataType;
 
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
+use super::compact;
 use super::scan::record_exclusive_scan;
 use super::shader::{self, assemble};
 use super::strings::{take_strings, Source};
@@ -231,7 +232,7 @@ pub(crate) fn sort_chunks(
                 buffers.push(out);
             }
             let select = match limit {
-                Some(k) if selects(k, rows) => {
+                Some(k) if selects(ctx, k, rows) => {
                     let mut select = Select::new(ctx, rows, k as u32)?;
                     select.record(ctx, &buffers, Some((0, 32 - DIGIT_BITS)), &mut encoder)?;
                     Some(select)
@@ -325,9 +326,13 @@ pub(crate) fn sort_chunks(
 }
 
 /// Whether a top-k of `k` rows among `rows` selects before it sorts: when the rows that
-/// are left out are most of them.
-fn selects(k: usize, rows: u32) -> bool {
-    k > 0 && k.saturating_mul(4) < rows as usize && rows >= SELECT_MIN_ROWS
+/// are left out are most of them, and the adapter binds the six storage buffers of the
+/// select and rank kernels (downlevel adapters promise four: they sort every row).
+fn selects(ctx: &GpuContext, k: usize, rows: u32) -> bool {
+    k > 0
+        && k.saturating_mul(4) < rows as usize
+        && rows >= SELECT_MIN_ROWS
+        && ctx.summary.limits.max_storage_buffers_per_shader_stage >= 6
 }
 
 /// Below this many rows a chunk is sorted whole: a select's dispatches would cost more
@@ -358,6 +363,9 @@ struct Select {
 }
 
 const SELECT_NONE: u32 = u32::MAX;
+/// At most this many candidates are ranked in one dispatch (each compared with all the
+/// others); more are radix-sorted.
+const RANK_MAX: u32 = 1024;
 const SELECT_HAS_NEXT: u32 = 0x100;
 /// Per-bucket statistics of a level: count, NOT-AND and OR of the word, of the next word.
 const SELECT_STATS: u64 = 5 * 256;
@@ -483,27 +491,20 @@ impl Select {
             data: self.below.clone(),
             validity: None,
         }];
-        let offsets = super::compact::record_offsets(ctx, &mut encoder, &mask, &[rows])?;
-        let scatter = ctx.pipeline("distinct_scatter", || {
-            assemble(shader::DISTINCT_SCATTER, &[])
-        })?;
-        let chosen = ctx.storage_zeroed("select rows", candidates as u64 * 4)?;
-        let params = ctx.params([rows, rows.div_ceil(32), 0, 0])?;
-        let bg = ctx.bind(
-            &scatter,
-            &[
-                &params,
-                &self.below,
-                &self.below,
-                &offsets.word_offsets[0],
-                &chosen,
-            ],
-        );
-        ctx.dispatch(&mut encoder, &scatter, &bg, rows as u64);
+        let offsets = compact::record_offsets(ctx, &mut encoder, &mask, &[rows])?;
+        let chosen = compact::record_kept_rows(
+            ctx,
+            &mut encoder,
+            &mask[0],
+            rows,
+            &offsets.word_offsets[0],
+            candidates,
+        )?;
         // Their words, for the words the passes sort by.
         let gather = ctx.pipeline("sort_gather", || assemble(shader::SORT_GATHER, &[]))?;
         let gather_params = ctx.params([candidates, 0, 0, 0])?;
         let mut chosen_words = Vec::with_capacity(words.len());
+        let mut varying = Vec::new();
         for (w, word) in words.iter().enumerate() {
             if !passes.iter().any(|(p, _)| *p == w) {
                 chosen_words.push(word.clone()); // never read
@@ -512,7 +513,22 @@ impl Select {
             let out = ctx.storage_zeroed("select words", candidates as u64 * 4)?;
             let bg = ctx.bind(&gather, &[&gather_params, word, &chosen, &out]);
             ctx.dispatch(&mut encoder, &gather, &bg, candidates as u64);
+            varying.push(out.clone());
             chosen_words.push(out);
+        }
+        if candidates <= RANK_MAX && varying.len() <= 4 {
+            // Few candidates: ranked in one dispatch (`shaders/sort_rank.wgsl`).
+            let rank = ctx.pipeline("sort_rank", || assemble(shader::SORT_RANK, &[]))?;
+            let index = ctx.storage_zeroed("sort index", candidates as u64 * 4)?;
+            let params = ctx.params([candidates, varying.len() as u32, 0, 0])?;
+            let mut buffers = vec![&params];
+            buffers.extend(varying.iter());
+            buffers.resize(5, &ctx.unread);
+            buffers.extend([&chosen, &index]);
+            let bg = ctx.bind(&rank, &buffers);
+            ctx.dispatch(&mut encoder, &rank, &bg, candidates as u64);
+            ctx.submit(encoder)?;
+            return Ok((index, candidates));
         }
         ctx.submit(encoder)?;
         let order = radix(ctx, candidates, &chosen_words, passes)?;
@@ -894,7 +910,8 @@ mod tests {
     #[test]
     fn a_top_k_selects_the_first_rows_of_a_stable_sort() {
         use arrow::array::{Float64Array, Int64Array};
-        let rows = 60_000u32;
+        // Not a multiple of 32: the last mask word is partial.
+        let rows = 60_001u32;
         let hash = |i: u32, m: u64| ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) & m;
         let ties = UInt32Array::from_iter_values((0..rows).map(|i| hash(i, 1023) as u32));
         let wide = Int64Array::from_iter(
@@ -926,6 +943,9 @@ mod tests {
             vec![key(1, true, true)],
             vec![key(2, false, false)],
             vec![key(2, true, false), key(0, false, false)],
+            // Five words (a null word and two for the i64, two for the f64): more than
+            // the rank kernel binds, so even a few candidates are radix-sorted.
+            vec![key(1, false, false), key(2, true, true)],
         ];
         // The select's 15 workgroups spill into y on the capped contexts (one case there).
         let spilling = spilling_contexts().into_iter().map(|(n, c)| (n, c, true));
