@@ -276,6 +276,23 @@ impl GpuBatch {
         })
     }
 
+    /// Chunk `c` as a batch of its own, with only `columns` (the buffers are shared, not
+    /// copied).
+    pub(crate) fn chunk_view(&self, c: usize, columns: &[usize]) -> Result<GpuBatch> {
+        Ok(GpuBatch {
+            ctx: self.ctx.clone(),
+            schema: Arc::new(self.schema.project(columns)?),
+            columns: columns
+                .iter()
+                .map(|&i| GpuColumn {
+                    data_type: self.columns[i].data_type.clone(),
+                    chunks: vec![self.columns[i].chunks[c].clone()],
+                })
+                .collect(),
+            chunk_rows: vec![self.chunk_rows[c]],
+        })
+    }
+
     /// Downloads the batch into a `RecordBatch`.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
         let columns = self

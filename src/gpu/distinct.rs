@@ -16,7 +16,6 @@
 //! in order of first appearance too. The kept rows are then gathered chunk by chunk (each
 //! input chunk's kept rows make one output chunk), so no gather reads more than one chunk.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -118,23 +117,6 @@ fn kept_in_one_chunk(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<Kept>
     Ok(Kept::Device(indices, n))
 }
 
-/// Chunk `c` of `batch` as a batch of its own, with only `columns` (the buffers are
-/// shared, not copied).
-fn chunk_view(batch: &GpuBatch, c: usize, columns: &[usize]) -> Result<GpuBatch> {
-    Ok(GpuBatch {
-        ctx: batch.ctx.clone(),
-        schema: Arc::new(batch.schema.project(columns)?),
-        columns: columns
-            .iter()
-            .map(|&i| GpuColumn {
-                data_type: batch.columns[i].data_type.clone(),
-                chunks: vec![batch.columns[i].chunks[c].clone()],
-            })
-            .collect(),
-        chunk_rows: vec![batch.chunk_rows[c]],
-    })
-}
-
 /// Every chunk's distinct keys merged on the CPU: the kept rows (ascending) and the number
 /// of distinct keys.
 fn merge_chunks(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<(Vec<u32>, usize)> {
@@ -149,7 +131,7 @@ fn merge_chunks(batch: &GpuBatch, keys: &[Key], keep: Keep) -> Result<(Vec<u32>,
     let mut base = 0u32;
     for c in 0..batch.num_chunks() {
         let g = group_chunk(batch, keys, c, with_last)?;
-        let view = chunk_view(batch, c, &key_columns)?;
+        let view = batch.chunk_view(c, &key_columns)?;
         candidates.push(take(&view, &[(g.first.clone(), g.groups)])?.to_record_batch()?);
         let bytes = g.groups as u64 * 4;
         let mut parts = vec![(&g.first, bytes)];
@@ -230,7 +212,7 @@ fn take_by_chunk(batch: &GpuBatch, kept: &[u32]) -> Result<GpuBatch> {
         if !here.is_empty() {
             let local: Vec<u32> = here.iter().map(|r| r - base).collect();
             let idx = ctx.storage_from_bytes("distinct indices", bytemuck::cast_slice(&local))?;
-            let part = take(&chunk_view(batch, c, &all)?, &[(idx, here.len() as u32)])?;
+            let part = take(&batch.chunk_view(c, &all)?, &[(idx, here.len() as u32)])?;
             for (column, taken) in out.columns.iter_mut().zip(part.columns) {
                 column.chunks.extend(taken.chunks);
             }

@@ -797,19 +797,7 @@ fn chunk_partial(
     let fixed_width = |&k: &usize| batch.columns[k].layout() != Layout::Strings;
     let gathered = match &first_of_group {
         Some(first) if gather_keys && plan.keys.iter().all(fixed_width) => {
-            let part = GpuBatch {
-                ctx: ctx.clone(),
-                schema: Arc::new(batch.schema.project(&plan.keys)?),
-                columns: plan
-                    .keys
-                    .iter()
-                    .map(|&k| GpuColumn {
-                        data_type: batch.columns[k].data_type.clone(),
-                        chunks: vec![batch.columns[k].chunks[c].clone()],
-                    })
-                    .collect(),
-                chunk_rows: vec![rows],
-            };
+            let part = batch.chunk_view(c, &plan.keys)?;
             Some(super::sort::take(&part, &[(first.clone(), groups)])?)
         }
         _ => None,

@@ -210,14 +210,17 @@ pub(crate) fn assign_groups(
     let mut encoder = ctx.encoder();
     // The key words (or the string column) the table compares, recorded once.
     let (words, coded);
-    let keys = match keys {
-        [key] if is_string(key) => TableKeys::Strings(&batch.columns[key.column].chunks[c]),
-        // One integer key of 32 or 64 bits without nulls: its values are its words (equal
-        // exactly when the values are), with no pass to encode them.
-        [key] if raw_words(batch, key, c).is_some() => TableKeys::Words(
-            &batch.columns[key.column].chunks[c].data,
-            raw_words(batch, key, c).expect("checked"),
-        ),
+    // One integer key of 32 or 64 bits without nulls: its values are its words (equal
+    // exactly when the values are), with no pass to encode them.
+    let raw = match keys {
+        [key] => raw_words(batch, key, c),
+        _ => None,
+    };
+    let keys = match (keys, raw) {
+        ([key], _) if is_string(key) => TableKeys::Strings(&batch.columns[key.column].chunks[c]),
+        ([key], Some(per_row)) => {
+            TableKeys::Words(&batch.columns[key.column].chunks[c].data, per_row)
+        }
         _ if keys.iter().any(is_string) => {
             coded = with_string_codes(batch, keys, c)?;
             words = encode_interleaved(&coded, keys, 0, true, &mut encoder)?;

@@ -298,12 +298,10 @@ pub(crate) fn sort_chunks(
             let passes: Vec<(usize, Vec<u32>)> = (0..words.len())
                 .rev()
                 .map(|w| {
-                    let varying = bounds[w * 2] ^ bounds[w * 2 + 1];
-                    let shifts = (0..32 / DIGIT_BITS)
-                        .map(|d| d * DIGIT_BITS)
-                        .filter(|s| (varying >> s) & ((1 << DIGIT_BITS) - 1) != 0)
-                        .collect();
-                    (w, shifts)
+                    (
+                        w,
+                        varying_digits(bounds[w * 2] ^ bounds[w * 2 + 1]).collect(),
+                    )
                 })
                 .filter(|(_, s): &(usize, Vec<u32>)| !s.is_empty())
                 .collect();
@@ -323,6 +321,14 @@ pub(crate) fn sort_chunks(
     })?;
     profile::record(Phase::Kernels, start);
     Ok(out)
+}
+
+/// The digits (their lowest bits, least significant first) in which a word varies, given
+/// `varying`: the bits that differ between some of its values (their AND xor OR).
+fn varying_digits(varying: u32) -> impl DoubleEndedIterator<Item = u32> {
+    (0..32 / DIGIT_BITS)
+        .map(|d| d * DIGIT_BITS)
+        .filter(move |s| (varying >> s) & ((1 << DIGIT_BITS) - 1) != 0)
 }
 
 /// Whether a top-k of `k` rows among `rows` selects before it sorts: when the rows that
@@ -454,23 +460,19 @@ impl Select {
         let varies = |not_and: u32, or: u32| !not_and ^ or;
         let this = varies(stats[256 + bucket], stats[512 + bucket]);
         let next = varies(stats[768 + bucket], stats[1024 + bucket]);
-        let below_shift = (0..shift / DIGIT_BITS)
+        let below_shift = varying_digits(this)
             .rev()
-            .map(|d| (w, d * DIGIT_BITS, this));
+            .filter(|&s| s < shift)
+            .map(|s| (w, s));
         let later = (w + 1..bounds.len() / 2).flat_map(|v| {
             let vary = if v == w + 1 {
                 next
             } else {
                 bounds[v * 2] ^ bounds[v * 2 + 1]
             };
-            (0..32 / DIGIT_BITS)
-                .rev()
-                .map(move |d| (v, d * DIGIT_BITS, vary))
+            varying_digits(vary).rev().map(move |s| (v, s))
         });
-        Ok(below_shift
-            .chain(later)
-            .find(|&(_, s, vary)| (vary >> s) & ((1 << DIGIT_BITS) - 1) != 0)
-            .map(|(v, s, _)| (v, s)))
+        Ok(below_shift.chain(later).next())
     }
 
     /// The candidates, sorted: the last choice applied, the candidate rows compacted in
