@@ -15,6 +15,7 @@
 #import dispatch
 #import group_rows
 #import int64
+#import int_sums
 
 const MODE_COUNT: u32 = 0u;
 const MODE_SUM: u32 = 1u;
@@ -36,40 +37,13 @@ struct AggParams {
 
 @group(0) @binding(0) var<uniform> params: AggParams;
 
-// `w += v << (32 * at)` on a local five-word number (carries kept inside it).
-fn add_local(w: ptr<function, array<u32, 5>>, at: u32, v: vec2<u32>) {
-    var carry = 0u;
-    for (var i = at; i < 5u; i++) {
-        var add = carry;
-        carry = 0u;
-        if (i == at) {
-            add = v.x;
-        }
-        if (i == at + 1u) {
-            add = v.y + add;
-            carry = select(0u, 1u, add < v.y);
-        }
-        let old = (*w)[i];
-        (*w)[i] = old + add;
-        carry += select(0u, 1u, old + add < old);
-        if (i > at && carry == 0u) {
-            break;
-        }
-    }
-}
-
 // The value of `row` as a 64-bit two's-complement number (sign- or zero-extended).
 fn value64(row: u32, width: u32, signed: bool) -> vec2<u32> {
     if (width == 64u) {
         return vec2<u32>(values[row * 2u], values[row * 2u + 1u]);
     }
     let per = 32u / width;
-    let raw = extractBits(values[row / per], (row % per) * width, width);
-    if (signed) {
-        let lo = bitcast<u32>(extractBits(bitcast<i32>(raw), 0u, width));
-        return vec2<u32>(lo, select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u));
-    }
-    return vec2<u32>(raw, 0u);
+    return widen(extractBits(values[row / per], (row % per) * width, width), width, signed);
 }
 
 // One row's contribution.
@@ -87,13 +61,9 @@ fn process(row: u32) {
             let width = params.kind & 255u;
             if (width == 128u) {
                 let at = row * 4u;
-                let w3 = values[at + 3u];
-                let top = select(0u, 0xffffffffu, (w3 & 0x80000000u) != 0u);
-                add_words_n(g * 5u, array<u32, 5>(values[at], values[at + 1u], values[at + 2u], w3, top), 5u);
+                add_words_n(g * 5u, addend160(values[at], values[at + 1u], values[at + 2u], values[at + 3u]), 5u);
             } else {
-                let v = value64(row, width, signed);
-                let top = select(0u, 0xffffffffu, signed && (v.y & 0x80000000u) != 0u);
-                add_words_n(g * 3u, array<u32, 5>(v.x, v.y, top, 0u, 0u), 3u);
+                add_words_n(g * 3u, addend96(value64(row, width, signed), signed), 3u);
             }
         }
         case 2u: { // MODE_MAX_HI
@@ -106,18 +76,7 @@ fn process(row: u32) {
         }
         case 5u: { // MODE_SQUARES
             let signed = (params.kind & 256u) != 0u;
-            var v = value64(row, params.kind & 255u, signed);
-            if (signed && (v.y & 0x80000000u) != 0u) {
-                v = u64_neg(v);
-            }
-            // (hi·2^32 + lo)² = lo² + 2·hi·lo·2^32 + hi²·2^64.
-            let cross = mul_wide(v.x, v.y);
-            let low = mul_wide(v.x, v.x);
-            var w = array<u32, 5>(low.x, low.y, 0u, 0u, 0u);
-            add_local(&w, 1u, cross);
-            add_local(&w, 1u, cross);
-            add_local(&w, 2u, mul_wide(v.y, v.y));
-            add_words_n(g * 5u, w, 5u);
+            add_words_n(g * 5u, square5(value64(row, params.kind & 255u, signed), signed), 5u);
         }
         default: { // MODE_MAX_ROW
             var best = values[row * params.kind] == atomicLoad(&state[g * 3u]);

@@ -9,34 +9,13 @@
 // inserts again, so no row is ever dropped.
 #import dispatch
 #import strings
+#import hash
 
-struct InsertParams {
-    rows: u32,
-    // Key words per row (keys[row * words + w]); for a string key, whether it has a
-    // validity bitmap.
-    words: u32,
-    // Slots, a power of two.
-    capacity: u32,
-    // Claimed slots beyond this set the overflow flag.
-    limit: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: InsertParams;
 @group(0) @binding(2) var<storage, read_write> owner: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> first: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> slot_of_row: array<u32>;
 // [0]: slots claimed; [1]: overflow.
 @group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
-
-fn mix(h: u32) -> u32 {
-    var x = h;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    x ^= x >> 16u;
-    return x;
-}
 
 ${KEYS}
 

@@ -1,9 +1,10 @@
-// A group key of one string column (spliced into group_insert.wgsl): rows are equal when
+// A group key of one string column (spliced into group_insert.wgsl and
+// group_fused.wgsl, its validity at binding KEY_VALID): rows are equal when
 // both are null, or both valid with the same length and bytes (arrow's row-format
 // equality). The strings lie in the GPU layout (common/strings.wgsl); `src_valid` is read
 // only when `params.words` says the chunk has a validity bitmap.
 @group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(6) var<storage, read> src_valid: array<u32>;
+@group(0) @binding(${KEY_VALID}) var<storage, read> src_valid: array<u32>;
 
 fn key_valid(row: u32) -> bool {
     return params.words == 0u || ((src_valid[row >> 5u] >> (row & 31u)) & 1u) != 0u;

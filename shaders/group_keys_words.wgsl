@@ -1,4 +1,4 @@
-// Group keys as key words (spliced into group_insert.wgsl): `words` u32 per row.
+// Group keys as key words (spliced into group_insert.wgsl and group_fused.wgsl): `words` u32 per row.
 @group(0) @binding(1) var<storage, read> keys: array<u32>;
 
 fn hash_row(row: u32) -> u32 {

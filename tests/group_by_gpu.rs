@@ -570,3 +570,89 @@ fn count_distinct_counts_values_by_row_format() {
     same_as_cpu(&b, &["k"], &aggs);
     same_as_cpu(&b, &[], &aggs);
 }
+
+#[test]
+fn few_groups_go_in_one_pass_and_an_overflow_takes_the_passes() {
+    // Integer aggregates of few groups run in one pass: a small table, read back whole with
+    // the keys (one host sync for a batch on the GPU). Its slots are set by the record a
+    // group needs: with count(*) and sum(i) (seven words) a chunk of 40,000 rows gets
+    // 16,384 slots, which 12,288 groups fill to the limit; 12,289 overflow it and the chunk
+    // goes through the multi-pass grouping. With nine aggregates (33 words) it gets 4,096.
+    // At 300,000 rows each invocation walks more than one row. (The workgroup tables in
+    // front of the global one are off on software drivers, as every adapter here is.)
+    // Every case against the CPU.
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let all = [
+        Agg::count_star(),
+        Agg::count(col("i")),
+        Agg::sum(col("i")),
+        Agg::mean(col("i")),
+        Agg::var_pop(col("i")),
+        Agg::sum(col("h")),
+        Agg::stddev_samp(col("h")),
+        Agg::sum(col("h") * lit(3)).filter(col("h").gt(lit(0i16))),
+        Agg::count_star().filter(col("h").lt(lit(-100i16))),
+    ];
+    let two = [Agg::count_star(), Agg::sum(col("i"))];
+    let cases: [(usize, usize, &[Agg], bool); 6] = [
+        (40_000, 1, &all, true),
+        (40_000, 100, &all, true),
+        (40_000, 3_000, &all, true),
+        (40_000, 12_288, &two, true),
+        (40_000, 12_289, &two, false),
+        (300_000, 7, &two, true),
+    ];
+    for (n, groups, aggs, one_pass) in cases {
+        let key = |i: usize| (i * 7919 % groups) as u32;
+        let b = batch(vec![
+            (
+                "k",
+                Arc::new(UInt32Array::from_iter_values((0..n).map(key))) as _,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from_iter(
+                    (0..n).map(|i| (i % 5 != 1).then(|| format!("key {}", key(i) % 97))),
+                )) as _,
+            ),
+            (
+                "i",
+                Arc::new(Int64Array::from_iter((0..n).map(|i| {
+                    let r = next();
+                    (i % 11 != 3).then(|| {
+                        if r & 1 == 0 {
+                            i64::MAX - (r >> 40) as i64
+                        } else {
+                            i64::MIN + (r >> 40) as i64
+                        }
+                    })
+                }))) as _,
+            ),
+            (
+                "h",
+                Arc::new(Int16Array::from_iter_values((0..n).map(|_| next() as i16))) as _,
+            ),
+        ]);
+        same_as_cpu(&b, &["k"], aggs);
+        if groups == 100 {
+            same_as_cpu(&b, &["s"], aggs);
+            same_as_cpu(&b, &["s", "k"], aggs);
+            same_as_cpu(&b, &[], aggs);
+        }
+        // Resident: one wait for the table and the keys, unless the table overflowed.
+        let want = common::cpu().group_by(&b, &["k"], aggs).unwrap();
+        for (name, gpu) in common::gpu_engines(None) {
+            let resident = gpu.upload(&b).unwrap();
+            let (got, profile) = gpu.profiled(|_| resident.group_by(&["k"], aggs)).unwrap();
+            assert_eq!(got, want, "{name}, {groups} groups");
+            let syncs = profile.traffic().host_syncs;
+            assert_eq!(syncs == 1, one_pass, "{name}, {groups} groups: {profile}");
+        }
+    }
+}

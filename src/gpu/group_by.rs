@@ -14,6 +14,10 @@
 //! (the largest order word, then the first row holding it); each over a column or an
 //! expression, with or without a filter. A batch of several chunks is grouped chunk by
 //! chunk and the partial aggregates merged on the host.
+//!
+//! A chunk whose aggregates are all counts and integer sums, means and variances is first
+//! grouped in one pass over its rows (`super::group_fused`); the passes here take the rest,
+//! and any chunk whose groups overflow that pass's small table.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,7 +61,7 @@ fn is_float(dt: &DataType) -> bool {
 
 /// (signed, bits) of a value that sums as an integer on the GPU: integers, decimals held as
 /// i64 (columns of up to 18 digits) and the 128-bit decimals an expression kernel writes.
-fn sum_width(dt: &DataType) -> Option<(bool, u32)> {
+pub(crate) fn sum_width(dt: &DataType) -> Option<(bool, u32)> {
     match dt {
         DataType::Decimal128(p, _) if *p <= MAX_GPU_DECIMAL_PRECISION => Some((true, 64)),
         DataType::Decimal128(..) => Some((true, 128)),
@@ -75,7 +79,7 @@ fn plain_column(agg: &PlannedAgg) -> Option<usize> {
 
 /// The type of an aggregate's input on the GPU: the column's own, or what the kernel
 /// writes for an expression.
-fn input_type(agg: &PlannedAgg) -> Option<DataType> {
+pub(crate) fn input_type(agg: &PlannedAgg) -> Option<DataType> {
     let value = agg.value.as_ref()?;
     match value {
         Typed::Column(_, dt) => Some(dt.clone()),
@@ -172,14 +176,7 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
     };
     // Chunks whose key words, 128-bit decimal values or (group, value) pairs would exceed
     // a binding are split first.
-    let keys: Vec<Key> = remapped
-        .keys
-        .iter()
-        .map(|&column| Key {
-            column,
-            options: SortOptions::default(),
-        })
-        .collect();
+    let keys = group_keys(&remapped);
     // Per-row intermediates beside the key words: 8 bytes (a group id, a 64-bit value),
     // 16 for a decimal expression's 128-bit values or count(DISTINCT)'s (group, value) key
     // words. Only what the plan needs: a split chunk costs copies and a merge.
@@ -210,8 +207,18 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
     let chunks = resident.num_chunks();
     let mut merger = Merger::new();
     let mut base = 0u32;
+    let mut fused = true;
     for c in 0..chunks {
-        let part = chunk_partial(&resident, c, &remapped, base, &keys_at, host.is_none())?;
+        let gather_keys = host.is_none();
+        let part = chunk_partial(
+            &resident,
+            c,
+            &remapped,
+            base,
+            &keys_at,
+            gather_keys,
+            &mut fused,
+        )?;
         if chunks == 1 {
             return Ok(part);
         }
@@ -384,6 +391,34 @@ fn shared_state(a: &PlannedAgg) -> Option<u8> {
         AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => Some(2),
         AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct => None,
     }
+}
+
+/// The plan's group keys as hash-table keys (the order options unused: equality only).
+pub(crate) fn group_keys(plan: &Plan) -> Vec<Key> {
+    plan.keys
+        .iter()
+        .map(|&column| Key {
+            column,
+            options: SortOptions::default(),
+        })
+        .collect()
+}
+
+/// Per aggregate, the earlier aggregate whose state it copies: aggregates over the same
+/// input with the same state (`sum(x)` and `avg(x)`, two counts) share one pass.
+pub(crate) fn same_states(plan: &Plan) -> Vec<Option<usize>> {
+    plan.aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            plan.aggs[..i].iter().position(|b| {
+                shared_state(a).is_some()
+                    && shared_state(a) == shared_state(b)
+                    && a.value == b.value
+                    && a.filter == b.filter
+            })
+        })
+        .collect()
 }
 
 /// At most this many groups pre-aggregate in workgroup memory: beyond it, each workgroup's
@@ -616,7 +651,7 @@ fn record_aggregate(
 /// validity bitmap that is set where the value is valid and the filter true). Recorded
 /// into `encoder`; division errors go to the returned flags word. Per aggregate: its
 /// column in the batch (`None` for `count(*)` without a filter).
-fn aggregate_inputs(
+pub(crate) fn aggregate_inputs(
     batch: &GpuBatch,
     c: usize,
     plan: &Plan,
@@ -699,12 +734,14 @@ fn aggregate_inputs(
 }
 
 /// The key values of a chunk's groups, from their first rows (local) and the chunk's base.
-type KeysAt<'a> = dyn Fn(&[u32], u32) -> Result<Vec<ArrayRef>> + 'a;
+pub(crate) type KeysAt<'a> = dyn Fn(&[u32], u32) -> Result<Vec<ArrayRef>> + 'a;
 
 /// Chunk `c` of `batch` grouped by `plan` on the GPU, into partial aggregates; `base` is
 /// the chunk's first row in the batch, and `keys_at` gives the key values of rows. With
 /// `gather_keys` (the batch lives on the GPU), fixed-width keys are gathered at the
 /// groups' first rows on the GPU instead and read back with the states: one wait for both.
+/// While `fused` holds, the chunk is first tried in one pass (`super::group_fused`); a
+/// chunk that pass doesn't take clears it, so later chunks go straight to the passes here.
 fn chunk_partial(
     batch: &GpuBatch,
     c: usize,
@@ -712,7 +749,14 @@ fn chunk_partial(
     base: u32,
     keys_at: &KeysAt,
     gather_keys: bool,
+    fused: &mut bool,
 ) -> Result<Grouped> {
+    if *fused {
+        match super::group_fused::chunk_partial(batch, c, plan, base, keys_at, gather_keys)? {
+            Some(grouped) => return Ok(grouped),
+            None => *fused = false,
+        }
+    }
     let ctx = &batch.ctx;
     let rows = batch.chunk_rows[c];
     let start = Instant::now();
@@ -720,15 +764,7 @@ fn chunk_partial(
         let ids = ctx.storage_zeroed("group of row", rows as u64 * 4)?;
         (1, ids, None)
     } else {
-        let keys: Vec<Key> = plan
-            .keys
-            .iter()
-            .map(|&k| Key {
-                column: k,
-                options: SortOptions::default(),
-            })
-            .collect();
-        let (g, ids, first) = super::groups::assign_groups(batch, &keys, c)?;
+        let (g, ids, first) = super::groups::assign_groups(batch, &group_keys(plan), c)?;
         (g, ids, Some(first))
     };
     let mut encoder = ctx.encoder();
@@ -756,21 +792,7 @@ fn chunk_partial(
     let mut encoder = ctx.encoder();
     let mut states = Vec::with_capacity(plan.aggs.len());
     let mut row_counts = None;
-    // Aggregates over the same input with the same state (`sum(x)` and `avg(x)`, two
-    // counts) share one pass: the later ones copy the earlier one's state.
-    let same_as: Vec<Option<usize>> = plan
-        .aggs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            plan.aggs[..i].iter().position(|b| {
-                shared_state(a).is_some()
-                    && shared_state(a) == shared_state(b)
-                    && a.value == b.value
-                    && a.filter == b.filter
-            })
-        })
-        .collect();
+    let same_as = same_states(plan);
     for ((agg, slot), same) in plan.aggs.iter().zip(&slots).zip(&same_as) {
         // A shared state is copied, and count(DISTINCT x) pairs its values with the
         // groups after this pass: neither records anything here.
@@ -857,17 +879,6 @@ fn chunk_partial(
             .counts
             .as_ref()
             .map(|_| next().into_iter().map(u64::from).collect());
-        // The exact sum's low 128 bits: all of a 96-bit sum (sign-extended), the wrapping
-        // sum of 128-bit values.
-        let per_group = s.words as usize;
-        let sum96 = |g: usize| -> i128 {
-            let w = &state[g * per_group..g * per_group + 3];
-            let low = ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128;
-            match per_group {
-                5 => (low & ((1i128 << 96) - 1)) | ((state[g * 5 + 3] as i128) << 96),
-                _ => low,
-            }
-        };
         out.push(match (agg.func, &s.float) {
             (AggFunc::CountStar | AggFunc::Count, _) => {
                 State::Count(state[..groups].iter().map(|c| *c as u64).collect())
@@ -892,39 +903,10 @@ fn chunk_partial(
                     counts.expect("counted"),
                 )
             }
-            (AggFunc::Sum | AggFunc::Mean, None) => State::IntSum {
-                sums: (0..groups).map(sum96).collect(),
-                // A 160-bit sum's bits above the low 128, signed, in units of 2^128 over
-                // the signed low 128 (nonzero: the sum is beyond 128 bits).
-                high: (0..groups)
-                    .map(|g| match per_group {
-                        5 => state[g * 5 + 4] as i32 as i64 + (sum96(g) < 0) as i64,
-                        _ => 0,
-                    })
-                    .collect(),
-                n: counts.expect("integer sums count their values"),
-            },
-            (_, None) => {
-                let squares = next();
-                State::Moments {
-                    sum: (0..groups)
-                        .map(|g| {
-                            let mut e = ExactSum::default();
-                            e.add_i128(sum96(g));
-                            e
-                        })
-                        .collect(),
-                    squares: (0..groups)
-                        .map(|g| {
-                            let mut e = ExactSum::default();
-                            for (i, w) in squares[g * 5..g * 5 + 5].iter().enumerate() {
-                                e.add_digit(false, *w, BIAS_SQUARES + 32 * i as u32);
-                            }
-                            e
-                        })
-                        .collect(),
-                    n: counts.expect("variances count their values"),
-                }
+            (func, None) => {
+                let squares = (!matches!(func, AggFunc::Sum | AggFunc::Mean)).then(&mut next);
+                let n = counts.expect("integer sums count their values");
+                int_state(&state, s.words as usize, squares.as_deref(), n)
             }
         });
     }
@@ -968,6 +950,61 @@ fn chunk_partial(
         keys,
         states: out,
     })
+}
+
+/// An integer `sum`/`avg` (without `squares`) or variance (with them) state from its words
+/// in group order: each group's exact sum in `per_group` words (a 96-bit sum, or 160 bits
+/// for 128-bit values), its sum of squares in five words, and its count of values.
+pub(crate) fn int_state(
+    state: &[u32],
+    per_group: usize,
+    squares: Option<&[u32]>,
+    n: Vec<u64>,
+) -> State {
+    let groups = n.len();
+    // The exact sum's low 128 bits: all of a 96-bit sum (sign-extended), the wrapping sum
+    // of 128-bit values.
+    let sum96 = |g: usize| -> i128 {
+        let w = &state[g * per_group..g * per_group + 3];
+        let low = ((w[2] as i32 as i128) << 64) | ((w[1] as i128) << 32) | w[0] as i128;
+        match per_group {
+            5 => (low & ((1i128 << 96) - 1)) | ((state[g * 5 + 3] as i128) << 96),
+            _ => low,
+        }
+    };
+    let Some(squares) = squares else {
+        return State::IntSum {
+            sums: (0..groups).map(sum96).collect(),
+            // A 160-bit sum's bits above the low 128, signed, in units of 2^128 over the
+            // signed low 128 (nonzero: the sum is beyond 128 bits).
+            high: (0..groups)
+                .map(|g| match per_group {
+                    5 => state[g * 5 + 4] as i32 as i64 + (sum96(g) < 0) as i64,
+                    _ => 0,
+                })
+                .collect(),
+            n,
+        };
+    };
+    State::Moments {
+        sum: (0..groups)
+            .map(|g| {
+                let mut e = ExactSum::default();
+                e.add_i128(sum96(g));
+                e
+            })
+            .collect(),
+        squares: (0..groups)
+            .map(|g| {
+                let mut e = ExactSum::default();
+                for (i, w) in squares[g * 5..g * 5 + 5].iter().enumerate() {
+                    e.add_digit(false, *w, BIAS_SQUARES + 32 * i as u32);
+                }
+                e
+            })
+            .collect(),
+        n,
+    }
 }
 
 /// `count(DISTINCT x)`'s state: the distinct (group, value) pairs of the one-chunk batch

@@ -43,11 +43,33 @@ pub(crate) fn fit_key_words(batch: &GpuBatch, keys: &[Key], row_bytes: u64) -> R
 }
 
 /// What the hash table's rows are compared by.
-enum TableKeys<'a> {
+pub(crate) enum TableKeys {
     /// Interleaved key words, this many per row.
-    Words(&'a wgpu::Buffer, u32),
+    Words(wgpu::Buffer, u32),
     /// One string column's chunk.
-    Strings(&'a ColumnChunk),
+    Strings(ColumnChunk),
+}
+
+impl TableKeys {
+    /// The `${KEYS}` source that compares rows by these keys, and its pipeline's name.
+    pub(crate) fn source(&self) -> (&'static str, &'static str) {
+        match self {
+            TableKeys::Words(..) => ("words", shader::GROUP_KEYS_WORDS),
+            TableKeys::Strings(_) => ("strings", shader::GROUP_KEYS_STRINGS),
+        }
+    }
+
+    /// The keys' bindings (from binding 1; a string key's validity is bound to the
+    /// context's unread buffer where it has none) and the kernel's `words` parameter.
+    pub(crate) fn bindings<'a>(&'a self, ctx: &'a GpuContext) -> (Vec<&'a wgpu::Buffer>, u32) {
+        match self {
+            TableKeys::Words(words, per_row) => (vec![words], *per_row),
+            TableKeys::Strings(chunk) => (
+                vec![&chunk.data, chunk.validity.as_ref().unwrap_or(&ctx.unread)],
+                chunk.validity.is_some() as u32,
+            ),
+        }
+    }
 }
 
 /// A table's first try at `rows` rows: sized from the input, grown fourfold and rebuilt
@@ -85,27 +107,20 @@ fn record_insert(
     slot_of_row: &wgpu::Buffer,
     encoder: &mut wgpu::CommandEncoder,
 ) -> Result<Inserted> {
-    let (variant, source) = match keys {
-        TableKeys::Words(..) => ("group_insert", shader::GROUP_KEYS_WORDS),
-        TableKeys::Strings(_) => ("group_insert:strings", shader::GROUP_KEYS_STRINGS),
-    };
-    let insert = ctx.pipeline(variant, || {
-        assemble(shader::GROUP_INSERT, &[("KEYS", source)])
+    let (variant, source) = keys.source();
+    let insert = ctx.pipeline(&format!("group_insert:{variant}"), || {
+        assemble(
+            shader::GROUP_INSERT,
+            &[("KEYS", source), ("KEY_VALID", "6")],
+        )
     })?;
     let owner = ctx.storage_zeroed("hash owners", capacity * 4)?;
     let first = ctx.storage_zeroed("hash first rows", capacity * 4)?;
     let state = ctx.storage_zeroed("hash state", 8)?;
-    let (data, per_row, validity) = match keys {
-        TableKeys::Words(words, per_row) => (*words, *per_row, None),
-        TableKeys::Strings(chunk) => (
-            &chunk.data,
-            chunk.validity.is_some() as u32,
-            Some(chunk.validity.as_ref().unwrap_or(&ctx.unread)),
-        ),
-    };
+    let (key_buffers, per_row) = keys.bindings(ctx);
     let params = ctx.params([rows, per_row, capacity as u32, (capacity * 3 / 4) as u32])?;
-    let mut buffers = vec![&params, data, &owner, &first, slot_of_row, &state];
-    buffers.extend(validity);
+    let mut buffers = vec![&params, key_buffers[0], &owner, &first, slot_of_row, &state];
+    buffers.extend(&key_buffers[1..]);
     let bg = ctx.bind(&insert, &buffers);
     ctx.dispatch(encoder, &insert, &bg, rows as u64);
     Ok(Inserted { first, state })
@@ -137,7 +152,7 @@ fn with_string_codes(batch: &GpuBatch, keys: &[Key], c: usize) -> Result<GpuBatc
             });
             continue;
         }
-        let keys = TableKeys::Strings(chunk);
+        let keys = TableKeys::Strings(chunk.clone());
         let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
         let codes = ctx.storage_zeroed("string codes", rows as u64 * 4)?;
         let params = ctx.params([rows, 0, 0, 0])?;
@@ -192,6 +207,42 @@ fn raw_words(batch: &GpuBatch, key: &Key, c: usize) -> Option<u32> {
     }
 }
 
+/// What the hash table compares the rows of chunk `c` of `batch` by for `keys`: one
+/// string column as it is; one integer key of 32 or 64 bits without nulls as its values
+/// (equal exactly when the values are), with no pass to encode them; otherwise the keys'
+/// interleaved order words (string keys first coded, which waits for the device), their
+/// encoding recorded into `encoder`. No keys at all compare as zero words: every row equal.
+pub(crate) fn table_keys(
+    batch: &GpuBatch,
+    keys: &[Key],
+    c: usize,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<TableKeys> {
+    let is_string = |k: &Key| batch.columns[k.column].layout() == Layout::Strings;
+    let raw = match keys {
+        [key] => raw_words(batch, key, c),
+        _ => None,
+    };
+    Ok(match (keys, raw) {
+        ([], _) => TableKeys::Words(batch.ctx.unread.clone(), 0),
+        ([key], _) if is_string(key) => {
+            TableKeys::Strings(batch.columns[key.column].chunks[c].clone())
+        }
+        ([key], Some(per_row)) => {
+            TableKeys::Words(batch.columns[key.column].chunks[c].data.clone(), per_row)
+        }
+        _ if keys.iter().any(is_string) => {
+            let coded = with_string_codes(batch, keys, c)?;
+            let (words, per_row) = encode_interleaved(&coded, keys, 0, true, encoder)?;
+            TableKeys::Words(words, per_row)
+        }
+        _ => {
+            let (words, per_row) = encode_interleaved(batch, keys, c, true, encoder)?;
+            TableKeys::Words(words, per_row)
+        }
+    })
+}
+
 /// Numbers the groups of chunk `c` of `batch` by `keys`, in order of first appearance:
 /// the group count, every row's group (`u32` per row of the chunk) and every group's first
 /// row (local to the chunk), on the GPU. Keys are equal exactly when their order words are
@@ -206,31 +257,8 @@ pub(crate) fn assign_groups(
     let rows = batch.chunk_rows[c];
     let first_pass = ctx.pipeline("group_first", || assemble(shader::GROUP_FIRST, &[]))?;
     let ids = ctx.pipeline("group_ids", || assemble(shader::GROUP_IDS, &[]))?;
-    let is_string = |k: &Key| batch.columns[k.column].layout() == Layout::Strings;
     let mut encoder = ctx.encoder();
-    // The key words (or the string column) the table compares, recorded once.
-    let (words, coded);
-    // One integer key of 32 or 64 bits without nulls: its values are its words (equal
-    // exactly when the values are), with no pass to encode them.
-    let raw = match keys {
-        [key] => raw_words(batch, key, c),
-        _ => None,
-    };
-    let keys = match (keys, raw) {
-        ([key], _) if is_string(key) => TableKeys::Strings(&batch.columns[key.column].chunks[c]),
-        ([key], Some(per_row)) => {
-            TableKeys::Words(&batch.columns[key.column].chunks[c].data, per_row)
-        }
-        _ if keys.iter().any(is_string) => {
-            coded = with_string_codes(batch, keys, c)?;
-            words = encode_interleaved(&coded, keys, 0, true, &mut encoder)?;
-            TableKeys::Words(&words.0, words.1)
-        }
-        _ => {
-            words = encode_interleaved(batch, keys, c, true, &mut encoder)?;
-            TableKeys::Words(&words.0, words.1)
-        }
-    };
+    let keys = table_keys(batch, keys, c, &mut encoder)?;
     let slot_of_row = ctx.storage_zeroed("slot of row", rows as u64 * 4)?;
     let mask_words = rows.div_ceil(32) as u64;
     let params = ctx.params([rows, 0, 0, 0])?;

@@ -6,6 +6,7 @@ pub(crate) mod compact;
 pub(crate) mod distinct;
 pub(crate) mod filter;
 pub(crate) mod group_by;
+pub(crate) mod group_fused;
 pub(crate) mod groups;
 pub(crate) mod predicate;
 pub(crate) mod scan;

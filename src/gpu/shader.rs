@@ -11,6 +11,9 @@ fn common(name: &str) -> Option<&'static str> {
         "mask" => include_str!("../../shaders/common/mask.wgsl"),
         "scan" => include_str!("../../shaders/common/scan.wgsl"),
         "radix" => include_str!("../../shaders/common/radix.wgsl"),
+        "carry" => include_str!("../../shaders/common/carry.wgsl"),
+        "int_sums" => include_str!("../../shaders/common/int_sums.wgsl"),
+        "hash" => include_str!("../../shaders/common/hash.wgsl"),
         "group_rows" => include_str!("../../shaders/common/group_rows.wgsl"),
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
         "strings" => include_str!("../../shaders/common/strings.wgsl"),
@@ -43,6 +46,9 @@ pub(crate) const GROUP_KEYS_WORDS: &str = include_str!("../../shaders/group_keys
 pub(crate) const GROUP_KEYS_STRINGS: &str = include_str!("../../shaders/group_keys_strings.wgsl");
 pub(crate) const GROUP_FIRST: &str = include_str!("../../shaders/group_first.wgsl");
 pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
+/// Group-by of few groups in one pass (`src/gpu/group_fused.rs` generates its aggregates).
+pub(crate) const GROUP_FUSED: &str = include_str!("../../shaders/group_fused.wgsl");
+pub(crate) const GROUP_SLOT_ROWS: &str = include_str!("../../shaders/group_slot_rows.wgsl");
 pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
 pub(crate) const GROUP_FSUM: &str = include_str!("../../shaders/group_fsum.wgsl");
 pub(crate) const DISTINCT_LAST: &str = include_str!("../../shaders/distinct_last.wgsl");
@@ -174,9 +180,13 @@ mod tests {
             (STRING_TAKE_COPY, &[][..]),
             (STRING_CODES, &[][..]),
             (GROUP_INSERT, &[("KEYS", GROUP_KEYS_WORDS)][..]),
-            (GROUP_INSERT, &[("KEYS", GROUP_KEYS_STRINGS)][..]),
+            (
+                GROUP_INSERT,
+                &[("KEYS", GROUP_KEYS_STRINGS), ("KEY_VALID", "6")][..],
+            ),
             (GROUP_FIRST, &[][..]),
             (GROUP_IDS, &[][..]),
+            (GROUP_SLOT_ROWS, &[][..]),
             (GROUP_AGG, GLOBAL_DEFS),
             (GROUP_FSUM, GLOBAL_DEFS),
             (GROUP_AGG, LOCAL_DEFS),
@@ -204,15 +214,22 @@ mod tests {
             "scan",
             "radix",
             "group_rows",
+            "carry",
+            "int_sums",
+            "hash",
             "softfloat",
             "strings",
             "take",
         ] {
             // group_rows walks rows with the stage's `process`: a stage supplies one.
-            let (defs, stage) = if name == "group_rows" {
-                (LOCAL_DEFS, "fn process(row: u32) {}\n")
-            } else {
-                (&[][..], "")
+            // carry adds through the stage's `state_add`.
+            let (defs, stage) = match name {
+                "group_rows" => (LOCAL_DEFS, "fn process(row: u32) {}\n"),
+                "carry" => (
+                    &[][..],
+                    "fn state_add(i: u32, v: u32) -> u32 { return v; }\n",
+                ),
+                _ => (&[][..], ""),
             };
             let text = assemble(&format!("#import dispatch\n#import {name}\n{stage}"), defs);
             let module = naga::front::wgsl::parse_str(&text)

@@ -1,0 +1,493 @@
+//! Group-by of few groups in one pass over the rows: the host side of
+//! `shaders/group_fused.wgsl`, generated per plan.
+//!
+//! Each row finds its group's slot in a small hash table and adds to every aggregate of the
+//! slot in the same invocation, pre-aggregated per workgroup in workgroup memory; nothing
+//! per row is written. The whole table (each slot's first row, row count and aggregate
+//! words) comes back in one read with the keys gathered at the slots' first rows, and the
+//! host numbers the groups by first row: one host sync for the chunk. The multi-pass path
+//! (`super::groups`, `super::group_by`) stays for what this one doesn't take: float sums
+//! (their digits are sized from a pass over the values first), min/max, count(DISTINCT),
+//! more bindings than the adapter has, and chunks whose groups overflow the table.
+
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::compute::take;
+
+use super::column::{column_from_bytes, column_parts, GpuBatch, Layout};
+use super::filter::{check_flags, read_u32s};
+use super::group_by::{
+    aggregate_inputs, group_keys, input_type, int_state, same_states, sum_width, KeysAt,
+};
+use super::groups::table_keys;
+use super::shader::{self, assemble};
+use super::WORKGROUP_SIZE;
+use crate::aggregate::{AggFunc, Grouped, Plan, State};
+use crate::error::Result;
+use crate::profile::{self, Phase};
+
+/// Slots of a fused table at most. Its records come back whole, so the table is for few
+/// groups: a chunk with more groups than three quarters of its slots overflows it and is
+/// grouped by the multi-pass path instead.
+const MAX_SLOTS: u32 = 16384;
+/// Table words at most (records of many aggregates get fewer slots).
+const MAX_TABLE_WORDS: u32 = 1 << 18;
+/// The table's header words: slots claimed, overflow, two unused.
+const HEADER: usize = 4;
+/// Words of a record before the aggregates': owner row + 1, first row (as rows - row), rows.
+const ROWS_AT: u32 = 2;
+/// Workgroups the kernel runs (each walks its share of the rows).
+const WORKGROUPS: u64 = 512;
+
+/// Where one aggregate's words lie in a slot's record.
+enum Part {
+    /// A count of values (`ROWS_AT` where every row counts).
+    Count { at: u32 },
+    /// An exact integer sum of `words` words (3, or 5 for 128-bit values), its count of
+    /// values, and for variances the five-word sum of squares.
+    Sum {
+        at: u32,
+        words: u32,
+        count: u32,
+        squares: Option<u32>,
+        width: u32,
+        signed: bool,
+    },
+}
+
+/// The fused kernel's shape for a plan: each aggregate's part (`None`: it copies an
+/// earlier one's state) and input (an index into `inputs`), the inputs (the aggregate whose
+/// input column each binds, whether its values are read, whether it has a validity bitmap),
+/// and the record's words.
+struct Shape {
+    parts: Vec<Option<(Part, Option<usize>)>>,
+    inputs: Vec<(usize, bool, bool)>,
+    record: u32,
+}
+
+/// The shape of `plan` over chunk `c` of `batch`, if the fused kernel takes it.
+fn shape(batch: &GpuBatch, c: usize, plan: &Plan, same_as: &[Option<usize>]) -> Option<Shape> {
+    let mut shape = Shape {
+        parts: Vec::with_capacity(plan.aggs.len()),
+        inputs: Vec::new(),
+        record: ROWS_AT + 1,
+    };
+    for (i, (agg, same)) in plan.aggs.iter().zip(same_as).enumerate() {
+        if same.is_some() {
+            shape.parts.push(None);
+            continue;
+        }
+        let reads_values = !matches!(agg.func, AggFunc::CountStar | AggFunc::Count);
+        let input = match (&agg.value, &agg.filter) {
+            (None, None) => None,
+            (value, filter) => {
+                // A plain column has a validity bitmap where it has nulls; what a kernel
+                // writes for an expression or a filter always has one.
+                let validity = match (value, filter) {
+                    (Some(crate::plan::Typed::Column(k, _)), None) => {
+                        batch.columns[*k].chunks[c].validity.is_some()
+                    }
+                    _ => true,
+                };
+                let same_input = |&(j, _, _): &(usize, bool, bool)| {
+                    plan.aggs[j].value == *value && plan.aggs[j].filter == *filter
+                };
+                let at = match shape.inputs.iter().position(same_input) {
+                    Some(at) => at,
+                    None => {
+                        shape.inputs.push((i, false, validity));
+                        shape.inputs.len() - 1
+                    }
+                };
+                if reads_values && !shape.inputs[at].1 {
+                    // The values come from an aggregate that reads them.
+                    shape.inputs[at].0 = i;
+                    shape.inputs[at].1 = true;
+                }
+                Some(at)
+            }
+        };
+        let validity = input.is_some_and(|j| shape.inputs[j].2);
+        let mut take_words = |n: u32| {
+            let at = shape.record;
+            shape.record += n;
+            at
+        };
+        let part = match agg.func {
+            AggFunc::CountStar | AggFunc::Count if validity => Part::Count { at: take_words(1) },
+            AggFunc::CountStar | AggFunc::Count => Part::Count { at: ROWS_AT },
+            AggFunc::Sum
+            | AggFunc::Mean
+            | AggFunc::VarSamp
+            | AggFunc::VarPop
+            | AggFunc::StddevSamp
+            | AggFunc::StddevPop => {
+                let (signed, width) = sum_width(&input_type(agg)?)?;
+                let squares = !matches!(agg.func, AggFunc::Sum | AggFunc::Mean);
+                if squares && width > 64 {
+                    return None;
+                }
+                let words = if width == 128 { 5 } else { 3 };
+                Part::Sum {
+                    at: take_words(words),
+                    words,
+                    count: if validity { take_words(1) } else { ROWS_AT },
+                    squares: squares.then(|| take_words(5)),
+                    width,
+                    signed,
+                }
+            }
+            AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct => return None,
+        };
+        shape.parts.push(Some((part, input)));
+    }
+    Some(shape)
+}
+
+/// The fused kernel's source for `shape`, comparing rows by `keys` (the `${KEYS}` source),
+/// its aggregate inputs bound from binding `first`, with `local_slots` workgroup records.
+fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32) -> String {
+    let mut bindings = String::new();
+    let mut binding = first;
+    let mut names = Vec::with_capacity(shape.inputs.len());
+    for (j, &(_, values, validity)) in shape.inputs.iter().enumerate() {
+        let mut declare = |name: String| {
+            bindings +=
+                &format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n");
+            binding += 1;
+            name
+        };
+        let v = values.then(|| declare(format!("in_{j}")));
+        let m = validity.then(|| declare(format!("valid_{j}")));
+        names.push((v, m));
+    }
+    let mut accumulate = String::new();
+    let mut flush =
+        format!("    add_words_n(base + {ROWS_AT}u, local_number(l, {ROWS_AT}u, 1u), 1u);\n");
+    let mut flush_words = |at: u32, n: u32| {
+        flush += &format!("    add_words_n(base + {at}u, local_number(l, {at}u, {n}u), {n}u);\n");
+    };
+    for (part, input) in shape.parts.iter().flatten() {
+        let (values, validity) = input.map(|j| names[j].clone()).unwrap_or_default();
+        let mut body = String::new();
+        match part {
+            Part::Count { at } => {
+                if *at != ROWS_AT {
+                    body += &format!("state_add(base + {at}u, 1u);");
+                    flush_words(*at, 1);
+                }
+            }
+            Part::Sum {
+                at,
+                words,
+                count,
+                squares,
+                width,
+                signed,
+            } => {
+                let v = values.expect("a sum reads its values");
+                if *width == 128 {
+                    body += &format!(
+                        "add_words_n(base + {at}u, addend160({v}[row * 4u], {v}[row * 4u + 1u], \
+                         {v}[row * 4u + 2u], {v}[row * 4u + 3u]), 5u);"
+                    );
+                } else {
+                    let value = if *width == 64 {
+                        format!("vec2<u32>({v}[row * 2u], {v}[row * 2u + 1u])")
+                    } else {
+                        let per = 32 / width;
+                        format!(
+                            "widen(extractBits({v}[row / {per}u], (row % {per}u) * {width}u, \
+                             {width}u), {width}u, {signed})"
+                        )
+                    };
+                    body += &format!(
+                        "let v = {value}; add_words_n(base + {at}u, addend96(v, {signed}), 3u);"
+                    );
+                    if let Some(q) = squares {
+                        body += &format!(" add_words_n(base + {q}u, square5(v, {signed}), 5u);");
+                        flush_words(*q, 5);
+                    }
+                }
+                flush_words(*at, *words);
+                if *count != ROWS_AT {
+                    body += &format!(" state_add(base + {count}u, 1u);");
+                    flush_words(*count, 1);
+                }
+            }
+        }
+        if body.is_empty() {
+            continue;
+        }
+        accumulate += &match validity {
+            Some(m) => format!("    if (bit({m}[row >> 5u], row)) {{ {body} }}\n"),
+            None => format!("    {{ {body} }}\n"),
+        };
+    }
+    let local_words = (local_slots * shape.record).max(1).to_string();
+    assemble(
+        shader::GROUP_FUSED,
+        &[
+            ("KEYS", keys),
+            ("KEY_VALID", "3"),
+            ("BINDINGS", &bindings),
+            ("REC", &shape.record.to_string()),
+            ("LOCAL_SLOTS", &local_slots.to_string()),
+            ("LOCAL_WORDS", &local_words),
+            ("ACCUMULATE", &accumulate),
+            ("FLUSH", &flush),
+        ],
+    )
+}
+
+/// Chunk `c` of `batch` grouped by `plan` in one pass, as [`super::group_by`]'s chunks are
+/// (`base`, `keys_at` and `gather_keys` as there); `None` where the fused kernel doesn't
+/// take the plan or the chunk's groups overflowed its table (the multi-pass path then
+/// groups the chunk).
+pub(crate) fn chunk_partial(
+    batch: &GpuBatch,
+    c: usize,
+    plan: &Plan,
+    base: u32,
+    keys_at: &KeysAt,
+    gather_keys: bool,
+) -> Result<Option<Grouped>> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    let same_as = same_states(plan);
+    let Some(shape) = shape(batch, c, plan, &same_as) else {
+        return Ok(None);
+    };
+    let limits = &ctx.summary.limits;
+    let strings = plan.keys.len() == 1 && batch.columns[plan.keys[0]].layout() == Layout::Strings;
+    let key_bindings = 1 + strings as u32;
+    let storage = key_bindings
+        + 1
+        + shape
+            .inputs
+            .iter()
+            .map(|&(_, v, m)| v as u32 + m as u32)
+            .sum::<u32>();
+    if storage > limits.max_storage_buffers_per_shader_stage {
+        return Ok(None);
+    }
+    let slots = (rows as u64 * 4 / 3 + 1)
+        .next_power_of_two()
+        .clamp(64, MAX_SLOTS as u64)
+        .min(((MAX_TABLE_WORDS / shape.record) as u64 + 1).next_power_of_two() / 2)
+        as u32;
+    if slots < 64 {
+        return Ok(None);
+    }
+    // Workgroup records: as many as fit the adapter's workgroup memory (at most 16 KiB:
+    // some drivers zero it one invocation at a time), none when fewer than 16 do. None on
+    // a software driver: llvmpipe's compiler took 40-180 s over some plans' kernels with
+    // the workgroup table (and milliseconds without it), and it has no contention to save.
+    let budget = (limits.max_compute_workgroup_storage_size / 4).min(4096);
+    let fit = budget / shape.record;
+    let local_slots = if fit >= 16 && !ctx.summary.is_software() {
+        1 << (31 - fit.leading_zeros())
+    } else {
+        0
+    };
+
+    let start = Instant::now();
+    let mut encoder = ctx.encoder();
+    let table_keys = table_keys(batch, &group_keys(plan), c, &mut encoder)?;
+    let (inputs, input_slots, flags) = aggregate_inputs(batch, c, plan, &mut encoder)?;
+    let text = source(&shape, table_keys.source().1, key_bindings + 2, local_slots);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let pipeline = ctx.pipeline(&format!("group_fused:{:016x}", hasher.finish()), || text)?;
+    let table_words = HEADER as u64 + slots as u64 * shape.record as u64;
+    let table = ctx.storage_zeroed("fused group table", table_words * 4)?;
+    let (key_buffers, per_row) = table_keys.bindings(ctx);
+    let params = ctx.params([rows, per_row, slots, slots / 4 * 3])?;
+    let mut buffers: Vec<&wgpu::Buffer> = vec![&params, key_buffers[0], &table];
+    buffers.extend(&key_buffers[1..]);
+    for &(agg, values, validity) in &shape.inputs {
+        let chunk = &inputs.columns[input_slots[agg].expect("an input")].chunks[0];
+        if values {
+            buffers.push(&chunk.data);
+        }
+        if validity {
+            buffers.push(chunk.validity.as_ref().expect("a validity bitmap"));
+        }
+    }
+    let bound = ctx.bind(&pipeline, &buffers);
+    if rows > 0 {
+        let threads = (rows as u64).min(WORKGROUPS * WORKGROUP_SIZE as u64);
+        ctx.dispatch(&mut encoder, &pipeline, &bound, threads);
+    }
+    // Fixed-width keys of a batch on the GPU: gathered at every slot's first row (row 0 for
+    // an empty slot) and read back with the table.
+    let fixed_width = |&k: &usize| batch.columns[k].layout() != Layout::Strings;
+    let gather = gather_keys && !plan.keys.is_empty() && plan.keys.iter().all(fixed_width);
+    let slot_rows = if gather {
+        let stage = ctx.pipeline("group_slot_rows", || assemble(shader::GROUP_SLOT_ROWS, &[]))?;
+        let out = ctx.storage_zeroed("first row of slot", slots as u64 * 4)?;
+        let params = ctx.params([slots, shape.record, rows, 0])?;
+        let bound = ctx.bind(&stage, &[&params, &table, &out]);
+        ctx.dispatch(&mut encoder, &stage, &bound, slots as u64);
+        Some(out)
+    } else {
+        None
+    };
+    ctx.submit(encoder)?;
+    let gathered = match slot_rows {
+        Some(at) => Some(super::sort::take(
+            &batch.chunk_view(c, &plan.keys)?,
+            &[(at, slots)],
+        )?),
+        None => None,
+    };
+    profile::record(Phase::Kernels, start);
+
+    let start = Instant::now();
+    let mut parts: Vec<(&wgpu::Buffer, u64)> = vec![(&flags, 4), (&table, table_words * 4)];
+    if let Some(taken) = &gathered {
+        for column in &taken.columns {
+            parts.extend(column_parts(column, &taken.chunk_rows));
+        }
+    }
+    let mut bytes = ctx.read_many(&parts)?.into_iter();
+    let mut next = || bytes.next().unwrap_or_default();
+    check_flags(read_u32s(&next())[0])?;
+    let table = read_u32s(&next());
+    if table[1] != 0 {
+        profile::record(Phase::Download, start);
+        log::debug!(
+            "group_by: more than {} groups overflow the fused table",
+            slots / 4 * 3
+        );
+        return Ok(None);
+    }
+    let record = shape.record as usize;
+    let records = &table[HEADER..];
+    // The groups in order of first appearance: (first row, slot).
+    let mut order: Vec<(u32, usize)> = (0..slots as usize)
+        .filter(|&s| records[s * record + 1] != 0)
+        .map(|s| (rows - records[s * record + 1], s))
+        .collect();
+    order.sort_unstable();
+    // No keys: one group, even over no rows (its states empty).
+    let empty = vec![0u32; record];
+    let at = |g: usize| -> &[u32] {
+        match order.get(g) {
+            Some(&(_, s)) => &records[s * record..(s + 1) * record],
+            None => &empty,
+        }
+    };
+    let groups = if plan.keys.is_empty() { 1 } else { order.len() };
+    let words = |from: u32, n: u32| -> Vec<u32> {
+        (0..groups)
+            .flat_map(|g| at(g)[from as usize..(from + n) as usize].to_vec())
+            .collect()
+    };
+    let counts =
+        |from: u32| -> Vec<u64> { (0..groups).map(|g| at(g)[from as usize] as u64).collect() };
+    let mut states: Vec<State> = Vec::with_capacity(plan.aggs.len());
+    for (part, same) in shape.parts.iter().zip(&same_as) {
+        let state = match (part, same) {
+            (None, Some(earlier)) => states[*earlier].clone(),
+            (Some((Part::Count { at }, _)), _) => State::Count(counts(*at)),
+            (
+                Some((
+                    Part::Sum {
+                        at,
+                        words: n,
+                        count,
+                        squares,
+                        ..
+                    },
+                    _,
+                )),
+                _,
+            ) => {
+                let squares = squares.map(|q| words(q, 5));
+                int_state(
+                    &words(*at, *n),
+                    *n as usize,
+                    squares.as_deref(),
+                    counts(*count),
+                )
+            }
+            (None, None) => unreachable!("a part or an earlier state"),
+        };
+        states.push(state);
+    }
+    let first: Vec<u32> = order.iter().map(|&(row, _)| row).collect();
+    let keys = match &gathered {
+        Some(taken) => {
+            let slots_in_order =
+                UInt32Array::from_iter_values(order.iter().map(|&(_, s)| s as u32));
+            taken
+                .columns
+                .iter()
+                .map(|column| {
+                    let all = column_from_bytes(column, &taken.chunk_rows, &mut bytes)?;
+                    Ok(take(all.as_ref(), &slots_in_order, None)?)
+                })
+                .collect::<Result<Vec<ArrayRef>>>()?
+        }
+        None if plan.keys.is_empty() => Vec::new(),
+        None => keys_at(&first, base)?,
+    };
+    profile::record(Phase::Download, start);
+    Ok(Some(Grouped {
+        groups,
+        keys,
+        states,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every part of a generated kernel parses and validates: key words and a string key,
+    /// with and without workgroup records; counts, 96- and 160-bit sums, squares, counts
+    /// of their own and filtered inputs.
+    #[test]
+    fn generated_kernels_validate() {
+        let sum = |at, width: u32, count, squares| Part::Sum {
+            at,
+            words: if width == 128 { 5 } else { 3 },
+            count,
+            squares,
+            width,
+            signed: width != 16,
+        };
+        let shape = Shape {
+            parts: vec![
+                Some((Part::Count { at: ROWS_AT }, None)),
+                Some((Part::Count { at: 3 }, Some(0))),
+                Some((sum(4, 64, 7, Some(8)), Some(0))),
+                Some((sum(13, 16, ROWS_AT, Some(16)), Some(1))),
+                Some((sum(21, 128, 26, None), Some(2))),
+                None,
+            ],
+            inputs: vec![(1, true, true), (3, true, false), (4, true, true)],
+            record: 27,
+        };
+        let keys = [
+            (shader::GROUP_KEYS_WORDS, 3),
+            (shader::GROUP_KEYS_STRINGS, 4),
+        ];
+        for (keys, first) in keys {
+            for local in [0, 128] {
+                let text = source(&shape, keys, first, local);
+                let module = naga::front::wgsl::parse_str(&text)
+                    .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+                naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    naga::valid::Capabilities::empty(),
+                )
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+            }
+        }
+    }
+}
