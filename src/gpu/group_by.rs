@@ -427,12 +427,24 @@ const LOCAL_MAX_GROUPS: u32 = 256;
 /// Workgroups a pre-aggregating stage runs (each walks its share of the rows).
 const LOCAL_WORKGROUPS: u64 = 512;
 
+/// The threads a pre-aggregating stage dispatches over `rows` rows: [`LOCAL_WORKGROUPS`]
+/// workgroups at most, each walking its share of the rows.
+pub(crate) fn walking_threads(rows: u32) -> u64 {
+    (rows as u64).min(LOCAL_WORKGROUPS * WORKGROUP_SIZE as u64)
+}
+
+/// The 32-bit words of workgroup memory a pre-aggregating stage may use: the adapter's,
+/// but at most 16 KiB, since some drivers zero-initialize it one invocation at a time.
+pub(crate) fn workgroup_words(ctx: &GpuContext) -> u32 {
+    (ctx.summary.limits.max_compute_workgroup_storage_size / 4).min(4096)
+}
+
 /// The workgroup words to pre-aggregate `groups` groups of `per_group` words in (a power of
 /// two, so that few pipelines serve every size), if they are few enough and fit the
-/// adapter's workgroup memory. Sized to the need: some drivers zero-initialize workgroup
-/// memory one invocation at a time.
+/// adapter's workgroup memory ([`workgroup_words`]). Sized to the need, for the drivers
+/// that zero it one invocation at a time.
 fn local_words(ctx: &GpuContext, groups: u32, per_group: u32) -> Option<u32> {
-    let budget = (ctx.summary.limits.max_compute_workgroup_storage_size / 4).min(4096);
+    let budget = workgroup_words(ctx);
     let need = (groups as u64 * per_group as u64)
         .next_power_of_two()
         .max(32);
@@ -454,7 +466,7 @@ fn stage(
         assemble(source, &[("LOCAL", flag), ("LOCAL_WORDS", &words)])
     })?;
     let threads = match local {
-        Some(_) => (rows as u64).min(LOCAL_WORKGROUPS * WORKGROUP_SIZE as u64),
+        Some(_) => walking_threads(rows),
         None => rows as u64,
     };
     Ok((pipeline, threads))

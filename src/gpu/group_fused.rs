@@ -2,8 +2,8 @@
 //! `shaders/group_fused.wgsl`, generated per plan.
 //!
 //! Each row finds its group's slot in a small hash table and adds to every aggregate of the
-//! slot in the same invocation, pre-aggregated per workgroup in workgroup memory; nothing
-//! per row is written. The whole table (each slot's first row, row count and aggregate
+//! slot in the same invocation (on hardware adapters first into its workgroup's own table
+//! in workgroup memory); nothing per row is written. The whole table (each slot's first row, row count and aggregate
 //! words) comes back in one read with the keys gathered at the slots' first rows, and the
 //! host numbers the groups by first row: one host sync for the chunk. The multi-pass path
 //! (`super::groups`, `super::group_by`) stays for what this one doesn't take: float sums
@@ -19,11 +19,11 @@ use arrow::compute::take;
 use super::column::{column_from_bytes, column_parts, GpuBatch, Layout};
 use super::filter::{check_flags, read_u32s};
 use super::group_by::{
-    aggregate_inputs, group_keys, input_type, int_state, same_states, sum_width, KeysAt,
+    aggregate_inputs, group_keys, input_type, int_state, same_states, sum_width, walking_threads,
+    workgroup_words, KeysAt,
 };
 use super::groups::table_keys;
 use super::shader::{self, assemble};
-use super::WORKGROUP_SIZE;
 use crate::aggregate::{AggFunc, Grouped, Plan, State};
 use crate::error::Result;
 use crate::profile::{self, Phase};
@@ -38,8 +38,6 @@ const MAX_TABLE_WORDS: u32 = 1 << 18;
 const HEADER: usize = 4;
 /// Words of a record before the aggregates': owner row + 1, first row (as rows - row), rows.
 const ROWS_AT: u32 = 2;
-/// Workgroups the kernel runs (each walks its share of the rows).
-const WORKGROUPS: u64 = 512;
 
 /// Where one aggregate's words lie in a slot's record.
 enum Part {
@@ -281,12 +279,10 @@ pub(crate) fn chunk_partial(
     if slots < 64 {
         return Ok(None);
     }
-    // Workgroup records: as many as fit the adapter's workgroup memory (at most 16 KiB:
-    // some drivers zero it one invocation at a time), none when fewer than 16 do. None on
-    // a software driver: llvmpipe's compiler took 40-180 s over some plans' kernels with
+    // Workgroup records: as many as fit the workgroup memory a stage may use, none when
+    // fewer than 16 do. None on a software driver: llvmpipe's compiler took 40-180 s over some plans' kernels with
     // the workgroup table (and milliseconds without it), and it has no contention to save.
-    let budget = (limits.max_compute_workgroup_storage_size / 4).min(4096);
-    let fit = budget / shape.record;
+    let fit = workgroup_words(ctx) / shape.record;
     let local_slots = if fit >= 16 && !ctx.summary.is_software() {
         1 << (31 - fit.leading_zeros())
     } else {
@@ -318,8 +314,7 @@ pub(crate) fn chunk_partial(
     }
     let bound = ctx.bind(&pipeline, &buffers);
     if rows > 0 {
-        let threads = (rows as u64).min(WORKGROUPS * WORKGROUP_SIZE as u64);
-        ctx.dispatch(&mut encoder, &pipeline, &bound, threads);
+        ctx.dispatch(&mut encoder, &pipeline, &bound, walking_threads(rows));
     }
     // Fixed-width keys of a batch on the GPU: gathered at every slot's first row (row 0 for
     // an empty slot) and read back with the table.
