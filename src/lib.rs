@@ -88,13 +88,18 @@ pub use window::{Watermark, Window, WindowAggregator, WindowOptions, WindowStats
 /// caches is a miss, and requests made a few rows ahead overlap.
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
+    prefetch_at(value as *const T)
+}
+
+/// [`prefetch`] of an address that need not be borrowable now (an element of a slice
+/// that a closure holds mutably).
+#[inline(always)]
+pub(crate) fn prefetch_at<T>(at: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching reads nothing and never faults; the address is a valid reference.
+    // SAFETY: prefetching reads nothing and never faults, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        )
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>())
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = at;
 }

@@ -318,15 +318,12 @@ impl ExactGroups {
     ) {
         match &mut self.store {
             Store::Sums(slots) => {
+                let rows = group_indices.len().min(values.len());
+                let (group, value) = (|i| group_indices[i], |i| values[i]);
                 if all {
-                    slots.add_all_counting(group_indices, values, &mut self.counts);
+                    slots.add_rows_counting(rows, group, value, |_| true, &mut self.counts);
                 } else {
-                    for (i, (&g, &x)) in group_indices.iter().zip(values).enumerate() {
-                        if selected(i) {
-                            slots.add(g, x);
-                            self.counts[g] += 1;
-                        }
-                    }
+                    slots.add_rows_counting(rows, group, value, selected, &mut self.counts);
                 }
             }
             Store::Ints(_) => unreachable!("integers are added by update_batch"),
@@ -372,95 +369,113 @@ impl ExactGroups {
         Ok(())
     }
 
-    /// The result of each of `sums`/`squares`/`counts` (the groups being emitted).
-    fn results(&self, sums: &[ExactSum], squares: &[ExactSum], counts: &[u64]) -> Float64Array {
-        (0..sums.len())
+    /// The result of each group of `taken`.
+    fn results(&self, taken: &Store, counts: &[u64]) -> Float64Array {
+        if let Store::Ints(sums) = taken {
+            return sums
+                .iter()
+                .zip(counts)
+                .map(|(&s, &n)| (n > 0).then(|| exact::int_mean(s, n)))
+                .collect();
+        }
+        (0..taken.len())
             .map(|g| {
                 let n = counts[g];
-                match self.kind {
-                    ExactKind::Sum => (n > 0).then(|| sums[g].sum()),
-                    ExactKind::Avg => (n > 0).then(|| sums[g].mean(n)),
-                    ExactKind::Var { ddof } => exact::variance(&sums[g], &squares[g], n, ddof),
-                    ExactKind::Stddev { ddof } => exact::std_dev(&sums[g], &squares[g], n, ddof),
-                }
+                taken.with(g, |sum, squares| match (self.kind, squares) {
+                    (ExactKind::Sum, _) => (n > 0).then(|| sum.sum()),
+                    (ExactKind::Avg, _) => (n > 0).then(|| sum.mean(n)),
+                    (ExactKind::Var { ddof }, Some(sq)) => exact::variance(sum, sq, n, ddof),
+                    (ExactKind::Stddev { ddof }, Some(sq)) => exact::std_dev(sum, sq, n, ddof),
+                    (_, None) => unreachable!("variances keep their squares"),
+                })
             })
             .collect()
     }
 
-    /// The partial state of `sums`/`squares`/`counts` as arrays.
-    fn state_arrays(
-        sums: &[ExactSum],
-        squares: &[ExactSum],
-        counts: Vec<u64>,
-        with_squares: bool,
-    ) -> Vec<ArrayRef> {
-        let encode = |values: &[ExactSum]| -> ArrayRef {
-            let mut builder = BinaryBuilder::with_capacity(values.len(), values.len() * 22);
-            let mut bytes = Vec::with_capacity(32);
-            for v in values {
+    /// The partial state of each group of `taken` as arrays: its exact sum (and sum of
+    /// squares) encoded, and its count.
+    fn state_arrays(taken: &Store, counts: Vec<u64>, with_squares: bool) -> Vec<ArrayRef> {
+        let n = taken.len();
+        let mut sums = BinaryBuilder::with_capacity(n, n * 22);
+        let mut squares = BinaryBuilder::with_capacity(if with_squares { n } else { 0 }, 0);
+        let mut bytes = Vec::with_capacity(32);
+        for g in 0..n {
+            taken.with(g, |sum, sq| {
                 bytes.clear();
-                v.encode(&mut bytes);
-                builder.append_value(&bytes);
-            }
-            Arc::new(builder.finish())
-        };
-        let mut out = vec![encode(sums)];
+                sum.encode(&mut bytes);
+                sums.append_value(&bytes);
+                if with_squares {
+                    bytes.clear();
+                    sq.unwrap_or(&ExactSum::new()).encode(&mut bytes);
+                    squares.append_value(&bytes);
+                }
+            });
+        }
+        let mut out: Vec<ArrayRef> = vec![Arc::new(sums.finish())];
         if with_squares {
-            out.push(encode(squares));
+            out.push(Arc::new(squares.finish()));
         }
         out.push(Arc::new(UInt64Array::from(counts)));
         out
     }
 
-    /// The groups `emit_to` names, taken out: sums, squares (empty for sum/avg), counts.
-    fn emit(&mut self, emit_to: EmitTo) -> (Vec<ExactSum>, Vec<ExactSum>, Vec<u64>) {
+    /// The groups `emit_to` names, taken out (in the store's form), and their counts.
+    fn emit(&mut self, emit_to: EmitTo) -> (Store, Vec<u64>) {
         let counts = emit_to.take_needed(&mut self.counts);
-        match &mut self.store {
+        let taken = match &mut self.store {
             Store::Sums(slots) => {
                 let n = match emit_to {
                     EmitTo::All => slots.len(),
                     EmitTo::First(n) => n,
                 };
-                let taken = slots.take_first(n);
-                (
-                    (0..taken.len()).map(|g| taken.get(g)).collect(),
-                    Vec::new(),
-                    counts,
-                )
+                Store::Sums(slots.take_first(n))
             }
-            Store::Ints(sums) => (
-                emit_to
-                    .take_needed(sums)
-                    .into_iter()
-                    .map(ExactSum::from_i128)
-                    .collect(),
-                Vec::new(),
-                counts,
-            ),
-            Store::Moments { sums, squares, .. } => (
-                emit_to.take_needed(sums),
-                emit_to.take_needed(squares),
-                counts,
-            ),
-        }
+            Store::Ints(sums) => Store::Ints(emit_to.take_needed(sums)),
+            Store::Moments { sums, squares, .. } => {
+                Store::moments(emit_to.take_needed(sums), emit_to.take_needed(squares))
+            }
+        };
+        (taken, counts)
     }
 
     /// Every group's state without taking it (for the one-group accumulator).
-    fn peek(&self) -> (Vec<ExactSum>, Vec<ExactSum>, Vec<u64>) {
-        match &self.store {
-            Store::Sums(slots) => (
-                (0..slots.len()).map(|g| slots.get(g)).collect(),
-                Vec::new(),
-                self.counts.clone(),
-            ),
-            Store::Ints(sums) => (
-                sums.iter().map(|s| ExactSum::from_i128(*s)).collect(),
-                Vec::new(),
-                self.counts.clone(),
-            ),
-            Store::Moments { sums, squares, .. } => {
-                (sums.clone(), squares.clone(), self.counts.clone())
-            }
+    fn peek(&self) -> (Store, Vec<u64>) {
+        let taken = match &self.store {
+            Store::Sums(slots) => Store::Sums(slots.clone()),
+            Store::Ints(sums) => Store::Ints(sums.clone()),
+            Store::Moments { sums, squares, .. } => Store::moments(sums.clone(), squares.clone()),
+        };
+        (taken, self.counts.clone())
+    }
+}
+
+impl Store {
+    /// Groups held.
+    fn len(&self) -> usize {
+        match self {
+            Store::Sums(slots) => slots.len(),
+            Store::Ints(sums) => sums.len(),
+            Store::Moments { sums, .. } => sums.len(),
+        }
+    }
+
+    /// `f` of group `g`'s exact sum and (for variances) its exact sum of squares, built
+    /// only as it is read: emitting millions of groups allocates no sum a group.
+    #[inline]
+    fn with<R>(&self, g: usize, f: impl FnOnce(&ExactSum, Option<&ExactSum>) -> R) -> R {
+        match self {
+            Store::Sums(slots) => f(&slots.get(g), None),
+            Store::Ints(sums) => f(&ExactSum::from_i128(sums[g]), None),
+            Store::Moments { sums, squares, .. } => f(&sums[g], Some(&squares[g])),
+        }
+    }
+
+    /// The groups of `moments` as a store (an empty adder beside them).
+    fn moments(sums: Vec<ExactSum>, squares: Vec<ExactSum>) -> Store {
+        Store::Moments {
+            sums,
+            squares,
+            adder: GroupedAdder::default(),
         }
     }
 }
@@ -521,6 +536,45 @@ fn for_each_integer(
     Ok(())
 }
 
+/// Adds every row of the integers `values[0]` to its group's sum and count, when no row
+/// is null, there are no more groups than rows, and no group's part of the batch can
+/// leave 63 bits (the batch's largest magnitude times its rows): each group's part is then
+/// summed in an `i64` (an 8-byte add a row, as a plain sum's, where the 16-byte add to
+/// memory stalled on the groups' repeats) and added to its `i128` once. `false` (nothing
+/// added) otherwise.
+fn add_narrow_integers(
+    sums: &mut [i128],
+    counts: &mut [u64],
+    values: &[ArrayRef],
+    group_indices: &[usize],
+) -> Result<bool> {
+    let rows = group_indices.len();
+    if values[0].null_count() > 0 || sums.len() > rows {
+        return Ok(false);
+    }
+    // A value beyond i64 becomes a null here (a safe cast), and takes the wide path.
+    let narrow = arrow::compute::cast(&values[0], &DataType::Int64)?;
+    let narrow = narrow.as_primitive::<Int64Type>();
+    let bound = match (arrow::compute::min(narrow), arrow::compute::max(narrow)) {
+        (Some(lo), Some(hi)) if narrow.null_count() == 0 => {
+            lo.unsigned_abs().max(hi.unsigned_abs()) as u128
+        }
+        _ => return Ok(rows == 0),
+    };
+    if bound * rows as u128 >= 1 << 63 {
+        return Ok(false);
+    }
+    let mut part = vec![0i64; sums.len()];
+    for (&g, &v) in group_indices.iter().zip(narrow.values().iter()) {
+        part[g] += v;
+        counts[g] += 1;
+    }
+    for (sum, p) in sums.iter_mut().zip(part) {
+        *sum += i128::from(p);
+    }
+    Ok(true)
+}
+
 fn decode(bytes: &[u8]) -> Result<ExactSum> {
     ExactSum::decode(bytes).map_err(|e| exec_datafusion_err!("exact aggregate state: {e}"))
 }
@@ -536,6 +590,9 @@ impl GroupsAccumulator for ExactGroups {
         self.resize(total_num_groups);
         if let Store::Ints(sums) = &mut self.store {
             let counts = &mut self.counts;
+            if opt_filter.is_none() && add_narrow_integers(sums, counts, values, group_indices)? {
+                return Ok(());
+            }
             return for_each_integer(values[0].as_ref(), opt_filter, |i, v| {
                 let g = group_indices[i];
                 sums[g] += v;
@@ -555,18 +612,13 @@ impl GroupsAccumulator for ExactGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (sums, squares, counts) = self.emit(emit_to);
-        Ok(Arc::new(self.results(&sums, &squares, &counts)))
+        let (taken, counts) = self.emit(emit_to);
+        Ok(Arc::new(self.results(&taken, &counts)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (sums, squares, counts) = self.emit(emit_to);
-        Ok(Self::state_arrays(
-            &sums,
-            &squares,
-            counts,
-            self.kind.squares(),
-        ))
+        let (taken, counts) = self.emit(emit_to);
+        Ok(Self::state_arrays(&taken, counts, self.kind.squares()))
     }
 
     fn merge_batch(
@@ -601,41 +653,52 @@ impl GroupsAccumulator for ExactGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
+        // A row is its own group: its state is its value's exact sum (and square), written
+        // straight into the arrays. A row left out (null, filtered) is an empty sum and a
+        // count of 0, as its group would be.
+        let n = values[0].len();
+        let mut counts = vec![0u64; n];
+        let mut bytes = Vec::with_capacity(32);
         if let Store::Ints(_) = self.store {
-            let n = values[0].len();
-            let mut sums = vec![ExactSum::new(); n];
-            let mut counts = vec![0u64; n];
+            let mut sums = vec![0i128; n];
             for_each_integer(values[0].as_ref(), opt_filter, |i, v| {
-                sums[i] = ExactSum::from_i128(v);
+                sums[i] = v;
                 counts[i] = 1;
             })?;
-            return Ok(Self::state_arrays(&sums, &[], counts, false));
+            return Ok(Self::state_arrays(&Store::Ints(sums), counts, false));
         }
         let values = values[0].as_primitive::<Float64Type>();
-        let n = values.len();
-        let mut sums = vec![ExactSum::new(); n];
-        let mut squares = if self.kind.squares() {
-            vec![ExactSum::new(); n]
-        } else {
-            Vec::new()
-        };
-        let mut counts = vec![0u64; n];
-        for_each_selected(n, opt_filter, |i| {
-            if values.is_valid(i) {
-                let x = values.value(i);
-                sums[i].add_f64(x);
-                if let Some(s) = squares.get_mut(i) {
-                    s.add_f64_squared(x);
-                }
-                counts[i] = 1;
+        let with_squares = self.kind.squares();
+        let mut sums = BinaryBuilder::with_capacity(n, n * 22);
+        let mut squares = BinaryBuilder::with_capacity(if with_squares { n } else { 0 }, 0);
+        let mut append = |x: Option<f64>| {
+            bytes.clear();
+            ExactSum::encode_value(x.unwrap_or(0.0), false, &mut bytes);
+            sums.append_value(&bytes);
+            if with_squares {
+                bytes.clear();
+                ExactSum::encode_value(x.unwrap_or(0.0), true, &mut bytes);
+                squares.append_value(&bytes);
             }
-        });
-        Ok(Self::state_arrays(
-            &sums,
-            &squares,
-            counts,
-            self.kind.squares(),
-        ))
+        };
+        let raw = values.values();
+        if values.nulls().is_none() && opt_filter.is_none() {
+            raw.iter().for_each(|&x| append(Some(x)));
+            counts.fill(1);
+        } else {
+            let mut kept = vec![false; n];
+            for_each_selected(n, opt_filter, |i| kept[i] = values.is_valid(i));
+            for (i, &keep) in kept.iter().enumerate() {
+                append(keep.then_some(raw[i]));
+                counts[i] = keep as u64;
+            }
+        }
+        let mut out: Vec<ArrayRef> = vec![Arc::new(sums.finish())];
+        if with_squares {
+            out.push(Arc::new(squares.finish()));
+        }
+        out.push(Arc::new(UInt64Array::from(counts)));
+        Ok(out)
     }
 
     fn size(&self) -> usize {
@@ -662,8 +725,8 @@ impl Accumulator for ExactAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         self.0.resize(1);
-        let (sums, squares, counts) = self.0.peek();
-        let out = self.0.results(&sums, &squares, &counts);
+        let (taken, counts) = self.0.peek();
+        let out = self.0.results(&taken, &counts);
         ScalarValue::try_from_array(&out, 0)
     }
 
@@ -673,8 +736,8 @@ impl Accumulator for ExactAccumulator {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.0.resize(1);
-        let (sums, squares, counts) = self.0.peek();
-        let arrays = ExactGroups::state_arrays(&sums, &squares, counts, self.0.kind.squares());
+        let (taken, counts) = self.0.peek();
+        let arrays = ExactGroups::state_arrays(&taken, counts, self.0.kind.squares());
         arrays
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))

@@ -29,14 +29,18 @@ impl Rng {
     }
 }
 
-/// Keys from a few groups, float values with nulls, NaN, infinities, -0.0, wide exponent
-/// spreads and cancellations.
+/// Keys from a few groups, float values with nulls, -0.0, wide exponent spreads and
+/// cancellations; for even seeds also NaN, infinities and values near 1e300, which decide
+/// a group's result whenever they are in it (so odd seeds leave them out: there every bit
+/// of every value counts).
 fn data(seed: u64, rows: usize) -> RecordBatch {
     let mut rng = Rng(seed);
     let groups = 1 + rng.next() % 9;
     let keys: Vec<i64> = (0..rows).map(|_| (rng.next() % groups) as i64).collect();
+    let finite = seed % 2 == 1;
     let values: Vec<Option<f64>> = (0..rows)
         .map(|_| match rng.next() % 40 {
+            1 | 2 | 4..=6 if finite => Some(rng.next() as f64 * 2f64.powi(-70)),
             0 => None,
             1 => Some(f64::NAN),
             2 if seed.is_multiple_of(3) => Some(f64::INFINITY),
@@ -74,22 +78,84 @@ async fn run(
     pieces: usize,
     sql: &str,
 ) -> Vec<RecordBatch> {
-    run_placed(engine, batch, partitions, batch_size, pieces, sql, true).await
+    let plan = Plan::new(partitions, batch_size, pieces);
+    run_placed(engine, batch, plan, sql, true).await
 }
 
-/// [`run`], asserting where the aggregation runs only when `check_place`.
+/// How a query is planned and its table split.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    partitions: usize,
+    batch_size: usize,
+    /// The table's partitions, each a few batches.
+    pieces: usize,
+    /// Whether a partial aggregate hands its rows on as states from the first batch
+    /// (`convert_to_state`), as DataFusion does once it sees most rows start a group.
+    skip_partial: bool,
+}
+
+impl Plan {
+    fn new(partitions: usize, batch_size: usize, pieces: usize) -> Plan {
+        Plan {
+            partitions,
+            batch_size,
+            pieces,
+            skip_partial: false,
+        }
+    }
+
+    fn skipping_partial(self) -> Plan {
+        Plan {
+            skip_partial: true,
+            ..self
+        }
+    }
+}
+
+/// The plans each property test runs: 1, 2 and 7 partitions, batches of 8192 rows down
+/// to 13, and partial aggregates that aggregate or pass their rows on as states.
+const PLANS: [(usize, usize, usize, bool); 6] = [
+    (1, 8192, 1, false),
+    (2, 64, 3, false),
+    (7, 13, 7, false),
+    (7, 1000, 2, false),
+    (2, 64, 3, true),
+    (7, 13, 7, true),
+];
+
+fn plans() -> impl Iterator<Item = Plan> {
+    PLANS.into_iter().map(|(p, b, n, skip)| {
+        let plan = Plan::new(p, b, n);
+        if skip {
+            plan.skipping_partial()
+        } else {
+            plan
+        }
+    })
+}
+
+/// [`run`] with `plan`, asserting where the aggregation runs only when `check_place`.
 async fn run_placed(
     engine: &Arc<Engine>,
     batch: &RecordBatch,
-    partitions: usize,
-    batch_size: usize,
-    pieces: usize,
+    plan: Plan,
     sql: &str,
     check_place: bool,
 ) -> Vec<RecordBatch> {
-    let config = SessionConfig::new()
+    let Plan {
+        partitions,
+        batch_size,
+        pieces,
+        skip_partial,
+    } = plan;
+    let mut config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_batch_size(batch_size);
+    if skip_partial {
+        let execution = &mut config.options_mut().execution;
+        execution.skip_partial_aggregation_probe_rows_threshold = 0;
+        execution.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+    }
     let mut options = ArrowWgpuOptions::new(engine.clone());
     options.batch_rows = 500;
     let ctx = session_with(config, options);
@@ -154,11 +220,9 @@ async fn float_aggregates_have_one_answer_whatever_the_plan() {
         for sql in [&grouped, &global] {
             let mut answers = Vec::new();
             for (name, engine) in &engines {
-                for (partitions, batch_size, pieces) in
-                    [(1, 8192, 1), (2, 64, 3), (7, 13, 7), (7, 1000, 2)]
-                {
-                    let got = bits(&run(engine, &batch, partitions, batch_size, pieces, sql).await);
-                    answers.push((format!("{name}, {partitions} partitions"), got));
+                for plan in plans() {
+                    let got = bits(&run_placed(engine, &batch, plan, sql, true).await);
+                    answers.push((format!("{name}, {plan:?}"), got));
                 }
             }
             for (how, a) in &answers[1..] {
@@ -352,11 +416,9 @@ async fn integer_means_are_exact_whatever_the_plan() {
         for (sql, by_key) in [(&grouped, true), (&global, false)] {
             let mut answers = Vec::new();
             for (name, engine) in &engines {
-                for (partitions, batch_size, pieces) in [(1, 8192, 1), (2, 64, 3), (7, 13, 7)] {
-                    let got =
-                        run_placed(engine, &batch, partitions, batch_size, pieces, sql, false)
-                            .await;
-                    answers.push((format!("{name}, {partitions} partitions"), bits(&got)));
+                for plan in plans() {
+                    let got = run_placed(engine, &batch, plan, sql, false).await;
+                    answers.push((format!("{name}, {plan:?}"), bits(&got)));
                 }
             }
             for (how, a) in &answers[1..] {
@@ -431,7 +493,7 @@ async fn integer_means_are_exact_whatever_the_plan() {
                 )
                 .unwrap();
             let sql = format!("SELECT k, {means} FROM t GROUP BY k ORDER BY k");
-            let got = run_placed(&engines[0].1, &batch, 2, 64, 3, &sql, false).await;
+            let got = run_placed(&engines[0].1, &batch, Plan::new(2, 64, 3), &sql, false).await;
             assert_eq!(bits(&[lib]), bits(&got), "seed {seed}: library vs SQL");
         }
         // avg(DISTINCT) of integers: DataFusion's, over the distinct values as Float64.
@@ -442,16 +504,8 @@ async fn integer_means_are_exact_whatever_the_plan() {
         let expected = (!distinct.is_empty())
             .then(|| rounded_quotient(distinct.iter().sum(), distinct.len() as u64).to_bits());
         for (name, engine) in &engines {
-            let got = run_placed(
-                engine,
-                &batch,
-                7,
-                13,
-                7,
-                "SELECT avg(DISTINCT i8) FROM t",
-                false,
-            )
-            .await;
+            let sql = "SELECT avg(DISTINCT i8) FROM t";
+            let got = run_placed(engine, &batch, Plan::new(7, 13, 7), sql, false).await;
             assert_eq!(bits(&got), vec![vec![expected]], "seed {seed}, {name}");
         }
     }
