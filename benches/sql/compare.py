@@ -14,9 +14,15 @@ Ours is timed as a whole process (start-up, reading the files' footers, planning
 running, printing), the others in-process from the query to the collected result: the
 comparison leans against ours. Each timing is the median of --runs runs after a warm-up.
 Questions whose result is large (the 10M-group ones) print only a count in every engine.
+
+    python3 benches/sql/compare.py --h2o ... --before /tmp/arrow-wgpu-before --runs 7
+
+times an earlier build against --binary, alternated, beside DataFusion: a change's
+effect on this noisy machine.
 """
 import argparse
 import pathlib
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,6 +102,11 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--binary", default=str(ROOT / "target" / "release" / "arrow-wgpu"))
     p.add_argument("--only", help="run the questions whose name contains this")
+    p.add_argument(
+        "--before",
+        help="another build of the command: time it and --binary alternated, run by run, "
+        "beside DataFusion (wall and CPU time), instead of the table of all engines",
+    )
     a = p.parse_args()
     cases = []
     if a.h2o:
@@ -107,6 +118,8 @@ def main():
             cases.append((f"TPC-H {q.upper()} SF1", tables, sql))
     if a.only:
         cases = [c for c in cases if a.only in c[0]]
+    if a.before:
+        return paired(a.before, a.binary, cases, a.runs)
     engines = [
         ("arrow-wgpu sql --backend cpu", lambda t, s: ours(a.binary, t, s)),
         ("DataFusion", datafusion_engine),
@@ -128,6 +141,41 @@ def main():
         ratio_df = f"{times[0] / times[1]:.2f}x" if times[0] and times[1] else "n/a"
         ratio_best = f"{times[0] / min(others):.2f}x" if times[0] and others else "n/a"
         print(f"| {name} | " + " | ".join(cells) + f" | {ratio_df} | {ratio_best} |", flush=True)
+
+
+def cpu_of_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def paired(before, after, cases, runs):
+    """Two builds of ours, alternated run by run (this machine's speed drifts over a run),
+    and DataFusion in-process: medians of wall time, and of our process's CPU time."""
+    print("| question | DataFusion | before | before / DF | after | after / DF | CPU before | CPU after |")
+    print("|---|" + "---:|" * 7)
+    for name, tables, sql in cases:
+        runners = [ours(b, tables, sql) for b in (before, after)]
+        df = datafusion_engine(tables, sql)
+        for r in runners + [df]:
+            r()  # warm-up
+        wall = [[], [], []]
+        cpu = [[], []]
+        for _ in range(runs):
+            for i, r in enumerate(runners):
+                c, t = cpu_of_children(), time.perf_counter()
+                r()
+                wall[i].append(time.perf_counter() - t)
+                cpu[i].append(cpu_of_children() - c)
+            t = time.perf_counter()
+            df()
+            wall[2].append(time.perf_counter() - t)
+        b, f, d = (statistics.median(w) * 1e3 for w in wall)
+        cb, cf = (statistics.median(c) * 1e3 for c in cpu)
+        print(
+            f"| {name} | {d:.0f} ms | {b:.0f} ms | {b / d:.2f}x | {f:.0f} ms | {f / d:.2f}x "
+            f"| {cb:.0f} ms | {cf:.0f} ms |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
