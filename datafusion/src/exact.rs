@@ -395,28 +395,16 @@ impl ExactGroups {
     /// The partial state of each group of `taken` as arrays: its exact sum (and sum of
     /// squares) encoded, and its count.
     fn state_arrays(taken: &Store, counts: Vec<u64>, with_squares: bool) -> Vec<ArrayRef> {
-        let n = taken.len();
-        let mut sums = BinaryBuilder::with_capacity(n, n * 22);
-        let mut squares = BinaryBuilder::with_capacity(if with_squares { n } else { 0 }, 0);
-        let mut bytes = Vec::with_capacity(32);
-        for g in 0..n {
+        let mut columns = StateColumns::new(taken.len(), with_squares);
+        for g in 0..taken.len() {
             taken.with(g, |sum, sq| {
-                bytes.clear();
-                sum.encode(&mut bytes);
-                sums.append_value(&bytes);
-                if with_squares {
-                    bytes.clear();
-                    sq.unwrap_or(&ExactSum::new()).encode(&mut bytes);
-                    squares.append_value(&bytes);
-                }
+                columns.push(
+                    |out| sum.encode(out),
+                    |out| sq.unwrap_or(&ExactSum::new()).encode(out),
+                )
             });
         }
-        let mut out: Vec<ArrayRef> = vec![Arc::new(sums.finish())];
-        if with_squares {
-            out.push(Arc::new(squares.finish()));
-        }
-        out.push(Arc::new(UInt64Array::from(counts)));
-        out
+        columns.finish(counts)
     }
 
     /// The groups `emit_to` names, taken out (in the store's form), and their counts.
@@ -477,6 +465,47 @@ impl Store {
             squares,
             adder: GroupedAdder::default(),
         }
+    }
+}
+
+/// The state columns of groups being built: each group's exact sum (and sum of squares)
+/// as encoded bytes, then the counts.
+struct StateColumns {
+    sums: BinaryBuilder,
+    squares: Option<BinaryBuilder>,
+    bytes: Vec<u8>,
+}
+
+impl StateColumns {
+    fn new(groups: usize, with_squares: bool) -> StateColumns {
+        StateColumns {
+            sums: BinaryBuilder::with_capacity(groups, groups * 22),
+            squares: with_squares.then(|| BinaryBuilder::with_capacity(groups, groups * 22)),
+            bytes: Vec::with_capacity(32),
+        }
+    }
+
+    /// Appends a group: `sum` writes its sum's bytes, `square` its squares' (called only
+    /// when squares are kept).
+    #[inline]
+    fn push(&mut self, sum: impl FnOnce(&mut Vec<u8>), square: impl FnOnce(&mut Vec<u8>)) {
+        self.bytes.clear();
+        sum(&mut self.bytes);
+        self.sums.append_value(&self.bytes);
+        if let Some(squares) = &mut self.squares {
+            self.bytes.clear();
+            square(&mut self.bytes);
+            squares.append_value(&self.bytes);
+        }
+    }
+
+    fn finish(mut self, counts: Vec<u64>) -> Vec<ArrayRef> {
+        let mut out: Vec<ArrayRef> = vec![Arc::new(self.sums.finish())];
+        if let Some(mut squares) = self.squares {
+            out.push(Arc::new(squares.finish()));
+        }
+        out.push(Arc::new(UInt64Array::from(counts)));
+        out
     }
 }
 
@@ -658,7 +687,6 @@ impl GroupsAccumulator for ExactGroups {
         // count of 0, as its group would be.
         let n = values[0].len();
         let mut counts = vec![0u64; n];
-        let mut bytes = Vec::with_capacity(32);
         if let Store::Ints(_) = self.store {
             let mut sums = vec![0i128; n];
             for_each_integer(values[0].as_ref(), opt_filter, |i, v| {
@@ -668,18 +696,13 @@ impl GroupsAccumulator for ExactGroups {
             return Ok(Self::state_arrays(&Store::Ints(sums), counts, false));
         }
         let values = values[0].as_primitive::<Float64Type>();
-        let with_squares = self.kind.squares();
-        let mut sums = BinaryBuilder::with_capacity(n, n * 22);
-        let mut squares = BinaryBuilder::with_capacity(if with_squares { n } else { 0 }, 0);
+        let mut columns = StateColumns::new(n, self.kind.squares());
         let mut append = |x: Option<f64>| {
-            bytes.clear();
-            ExactSum::encode_value(x.unwrap_or(0.0), false, &mut bytes);
-            sums.append_value(&bytes);
-            if with_squares {
-                bytes.clear();
-                ExactSum::encode_value(x.unwrap_or(0.0), true, &mut bytes);
-                squares.append_value(&bytes);
-            }
+            let x = x.unwrap_or(0.0);
+            columns.push(
+                |out| ExactSum::encode_value(x, false, out),
+                |out| ExactSum::encode_value(x, true, out),
+            )
         };
         let raw = values.values();
         if values.nulls().is_none() && opt_filter.is_none() {
@@ -693,12 +716,7 @@ impl GroupsAccumulator for ExactGroups {
                 counts[i] = keep as u64;
             }
         }
-        let mut out: Vec<ArrayRef> = vec![Arc::new(sums.finish())];
-        if with_squares {
-            out.push(Arc::new(squares.finish()));
-        }
-        out.push(Arc::new(UInt64Array::from(counts)));
-        Ok(out)
+        Ok(columns.finish(counts))
     }
 
     fn size(&self) -> usize {
