@@ -128,9 +128,14 @@ fn decompose(x: f64) -> Option<(bool, u64, u32)> {
     Some((neg, mantissa, field.max(1) - 1))
 }
 
-/// Rows one pass of [`GroupedAdder::add`] gathers before it moves its per-group integers
-/// into the groups' sums: 2^12 values of at most 2^114 stay below 2^126.
+/// Rows of one pass of [`GroupedAdder::add`]: they share the bases their largest value
+/// sets.
 const ADDER_ROWS: usize = 1 << 12;
+/// The most values [`GroupedAdder::add`] adds far below (more than [`ADDER_NEAR`] binades
+/// under) its passes' largest value before it moves its per-group integers into the
+/// groups' sums. Such a value is below 2^(53 + 50) at the far base, so 2^20 of them stay
+/// below 2^123 in a group's `i128` (their squares below 2^226 in its 256 bits).
+const ADDER_FAR: usize = 1 << 20;
 /// How far below the largest value of a pass a value may lie and still take the fast
 /// path, in binades (53 + 61 = 114 bits per value).
 const ADDER_SPAN: u64 = 61;
@@ -139,7 +144,8 @@ const ADDER_SPAN: u64 = 61;
 /// time: each pass of [`ADDER_ROWS`] rows finds its largest exponent, adds every value as
 /// one shifted integer into a per-group `i128` (squares into a per-group 256-bit integer;
 /// a value within 10 binades of the largest as a `u64`, squared by one multiply), and
-/// then moves each touched group's integers into its [`ExactSum`] once. A value far
+/// moves each touched group's integers into its [`ExactSum`] once the next pass's largest
+/// binade differs, after [`ADDER_FAR`] values far below it, and at the end. A value far
 /// below the pass's largest one, an infinity or a NaN goes to its group's sum directly.
 /// The result is the same exact sums as adding every value one by one, at a fraction of
 /// the cost: what a grouped `sum`/`avg`/`var` of floats runs on.
@@ -173,6 +179,8 @@ struct Near {
     squares: u128,
     /// How many times `squares` wrapped past 2^128.
     squares_high: u64,
+    /// The group's rows (near, far and special values) since its integers were moved.
+    rows: u64,
 }
 
 /// Binades below a pass's largest value within which a value is [`Near`]: shifted by at
@@ -186,7 +194,50 @@ impl GroupedAdder {
     pub fn add(
         &mut self,
         sums: &mut [ExactSum],
+        squares: Option<&mut [ExactSum]>,
+        values: &[f64],
+        group_of: impl Fn(usize) -> usize,
+        selected: impl Fn(usize) -> bool,
+    ) {
+        self.add_rows(sums, squares, None, values, group_of, selected);
+    }
+
+    /// [`GroupedAdder::add`], counting each selected row in `counts[group_of(i)]` in the
+    /// same pass (a variance's or a mean's count), which must hold every group named.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::exact::{ExactSum, GroupedAdder};
+    /// let values = [1.0, 2.0, f64::NAN, 4.0];
+    /// let groups = [0usize, 1, 0, 0];
+    /// let (mut sums, mut squares) = (vec![ExactSum::new(); 2], vec![ExactSum::new(); 2]);
+    /// let mut counts = vec![0u64; 2];
+    /// let valid = |i: usize| !values[i].is_nan();
+    /// GroupedAdder::default().add_counting(
+    ///     &mut sums, Some(&mut squares), &values, |i| groups[i], valid, &mut counts,
+    /// );
+    /// assert_eq!(counts, [2, 1]);
+    /// assert_eq!((sums[0].sum(), squares[0].sum()), (5.0, 17.0));
+    /// ```
+    #[inline]
+    pub fn add_counting(
+        &mut self,
+        sums: &mut [ExactSum],
+        squares: Option<&mut [ExactSum]>,
+        values: &[f64],
+        group_of: impl Fn(usize) -> usize,
+        selected: impl Fn(usize) -> bool,
+        counts: &mut [u64],
+    ) {
+        self.add_rows(sums, squares, Some(counts), values, group_of, selected);
+    }
+
+    #[inline]
+    fn add_rows(
+        &mut self,
+        sums: &mut [ExactSum],
         mut squares: Option<&mut [ExactSum]>,
+        mut counts: Option<&mut [u64]>,
         values: &[f64],
         group_of: impl Fn(usize) -> usize,
         selected: impl Fn(usize) -> bool,
@@ -203,6 +254,13 @@ impl GroupedAdder {
         if self.near.len() < groups {
             self.near.resize(groups, Near::default());
         }
+        // With few groups against the rows, every group is looked at when the integers
+        // are moved, and no row marks its group.
+        let dense = groups.saturating_mul(8) <= values.len();
+        // The near and far bases the held integers are at, and the far adds since they
+        // were last moved: a pass whose largest value sets the same bases adds on top.
+        let mut held: Option<(u64, u64)> = None;
+        let mut far_adds = 0usize;
         let mut start = 0;
         while start < values.len() {
             let end = (start + ADDER_ROWS).min(values.len());
@@ -217,12 +275,30 @@ impl GroupedAdder {
             }
             let base = top.max(1).saturating_sub(1).saturating_sub(ADDER_SPAN);
             let near = top.max(1).saturating_sub(1).saturating_sub(ADDER_NEAR);
+            if let Some((n, b)) = held.filter(|&h| h != (near, base)) {
+                self.flush(
+                    sums,
+                    squares.as_deref_mut(),
+                    counts.as_deref_mut(),
+                    n,
+                    b,
+                    dense,
+                );
+                far_adds = 0;
+            }
+            held = Some((near, base));
             for (k, x) in part.iter().enumerate() {
                 let i = start + k;
                 if !selected(i) {
                     continue;
                 }
                 let g = group_of(i);
+                if !dense && !self.marked[g] {
+                    self.marked[g] = true;
+                    self.touched.push(g);
+                }
+                let a = &mut self.near[g];
+                a.rows += 1;
                 let bits = x.to_bits();
                 let field = (bits >> 52) & 0x7ff;
                 let pos = field.max(1) - 1;
@@ -236,16 +312,8 @@ impl GroupedAdder {
                 }
                 let frac = bits & ((1u64 << 52) - 1);
                 let m = if field == 0 { frac } else { frac | (1 << 52) };
-                if m == 0 {
-                    continue;
-                }
-                if !self.marked[g] {
-                    self.marked[g] = true;
-                    self.touched.push(g);
-                }
                 if pos >= near {
                     let w = m << (pos - near);
-                    let a = &mut self.near[g];
                     a.sum += if bits >> 63 == 1 {
                         -(w as i128)
                     } else {
@@ -276,35 +344,80 @@ impl GroupedAdder {
                     a.0 = l;
                     a.1 = a.1.wrapping_add(hi).wrapping_add(carry as u128);
                 }
-            }
-            // Each touched group's integers into its sums, once.
-            for &g in &self.touched {
-                let Near {
-                    sum,
-                    squares: sq_lo,
-                    squares_high,
-                } = std::mem::take(&mut self.near[g]);
-                let far = std::mem::take(&mut self.acc[g]);
-                for (v, pos) in [(sum, near), (far, base)] {
-                    sums[g].add_at(v < 0, v.unsigned_abs(), pos as u32, SLACK_SUM);
+                far_adds += 1;
+                if far_adds == ADDER_FAR {
+                    self.flush(
+                        sums,
+                        squares.as_deref_mut(),
+                        counts.as_deref_mut(),
+                        near,
+                        base,
+                        dense,
+                    );
+                    far_adds = 0;
                 }
-                if let Some(sq) = squares.as_deref_mut() {
-                    // Sized only when squares are kept.
-                    let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
-                    for (m, pos) in [
-                        (sq_lo, 2 * near as u32),
-                        (squares_high as u128, 2 * near as u32 + 128),
-                        (lo, 2 * base as u32),
-                        (hi, 2 * base as u32 + 128),
-                    ] {
-                        sq[g].add_at(false, m, pos, SLACK_SQUARES);
-                    }
-                }
-                self.marked[g] = false;
             }
-            self.touched.clear();
             start = end;
         }
+        if let Some((near, base)) = held {
+            self.flush(sums, squares, counts, near, base, dense);
+        }
+    }
+
+    /// Moves each touched group's integers (near ones at `near`, far ones at `base`) into
+    /// its sums, and its row count into `counts`, once. `dense`: every group is looked at
+    /// (no row marked its group).
+    fn flush(
+        &mut self,
+        sums: &mut [ExactSum],
+        mut squares: Option<&mut [ExactSum]>,
+        mut counts: Option<&mut [u64]>,
+        near: u64,
+        base: u64,
+        dense: bool,
+    ) {
+        let groups = sums.len();
+        let mut one = |g: usize| {
+            if self.near[g].rows == 0 {
+                return;
+            }
+            let Near {
+                sum,
+                squares: sq_lo,
+                squares_high,
+                rows,
+            } = std::mem::take(&mut self.near[g]);
+            if let Some(c) = counts.as_deref_mut() {
+                c[g] += rows;
+            }
+            let far = std::mem::take(&mut self.acc[g]);
+            for (v, pos) in [(sum, near), (far, base)] {
+                sums[g].add_at(v < 0, v.unsigned_abs(), pos as u32, SLACK_SUM);
+            }
+            if let Some(sq) = squares.as_deref_mut() {
+                // Sized only when squares are kept.
+                let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
+                for (m, pos) in [
+                    (sq_lo, 2 * near as u32),
+                    (squares_high as u128, 2 * near as u32 + 128),
+                    (lo, 2 * base as u32),
+                    (hi, 2 * base as u32 + 128),
+                ] {
+                    sq[g].add_at(false, m, pos, SLACK_SQUARES);
+                }
+            }
+        };
+        let mut touched = std::mem::take(&mut self.touched);
+        if dense {
+            (0..groups).for_each(&mut one);
+        } else {
+            touched.iter().for_each(|&g| one(g));
+        }
+        for &g in &touched {
+            self.marked[g] = false;
+        }
+        touched.clear();
+        self.touched = touched;
     }
 }
 
@@ -1691,8 +1804,8 @@ mod tests {
             z ^ (z >> 31)
         };
         for case in 0..60 {
-            let rows = [0usize, 1, 7, 5000, 9000][case % 5];
-            let groups = 1 + (next() % 40) as usize;
+            let rows = [0usize, 1, 7, 5000, 9000, 20000][case % 6];
+            let groups = 1 + (next() % [40, 4000][case % 2]) as usize;
             let spread = [8i32, 70, 300, 2100][case % 4];
             let values: Vec<f64> = (0..rows)
                 .map(|_| match next() % 50 {
@@ -1726,13 +1839,23 @@ mod tests {
             }
             let mut got_s = vec![ExactSum::new(); groups];
             let mut got_q = vec![ExactSum::new(); groups];
-            GroupedAdder::default().add(
-                &mut got_s,
-                Some(&mut got_q),
-                &values,
-                |i| ids[i],
-                |i| keep[i],
-            );
+            let mut adder = GroupedAdder::default();
+            let (group, kept) = (|i| ids[i], |i| keep[i]);
+            if case % 3 == 0 {
+                adder.add(&mut got_s, Some(&mut got_q), &values, group, kept);
+            } else {
+                // Counted, and in two calls on one adder: nothing is held between them.
+                let mut counts = vec![0u64; groups];
+                let (head, tail) = values.split_at(rows / 3);
+                adder.add_counting(&mut got_s, Some(&mut got_q), head, group, kept, &mut counts);
+                let (group, kept) = (|i| ids[head.len() + i], |i| keep[head.len() + i]);
+                adder.add_counting(&mut got_s, Some(&mut got_q), tail, group, kept, &mut counts);
+                let mut want = vec![0u64; groups];
+                (0..rows)
+                    .filter(|&i| keep[i])
+                    .for_each(|i| want[ids[i]] += 1);
+                assert_eq!(counts, want, "case {case}");
+            }
             for g in 0..groups {
                 assert_eq!(canon(&got_s[g]), canon(&want_s[g]), "case {case} group {g}");
                 assert_eq!(
@@ -1744,6 +1867,35 @@ mod tests {
                 assert_eq!(got_s[g].sum().to_bits(), want_s[g].sum().to_bits());
             }
         }
+    }
+
+    /// More values far below the passes' largest than one group's `i128` could hold at
+    /// the largest shift (2^24 of nearly 2^103): the adder moves them out in time.
+    #[test]
+    fn grouped_adder_moves_far_values_before_they_overflow() {
+        let far = f64::from_bits(0x433f_ffff_ffff_ffff); // (2^53 - 1) · 2^0
+        let top = 2f64.powi(63); // 11 binades above: `far` is just outside the near ones
+        let rows = (1usize << 24) + (1 << 22);
+        let values: Vec<f64> = (0..rows)
+            .map(|i| if i % ADDER_ROWS == 0 { top } else { far })
+            .collect();
+        let tops = rows.div_ceil(ADDER_ROWS);
+        let mut sums = vec![ExactSum::new()];
+        let mut counts = vec![0u64];
+        GroupedAdder::default().add_counting(
+            &mut sums,
+            None,
+            &values,
+            |_| 0,
+            |_| true,
+            &mut counts,
+        );
+        // Both values are integers.
+        let mut want = ExactSum::new();
+        want.add_i128(((1i128 << 53) - 1) * (rows - tops) as i128);
+        want.add_i128((1i128 << 63) * tops as i128);
+        assert_eq!(canon(&sums[0]), canon(&want));
+        assert_eq!(counts, [rows as u64]);
     }
 
     #[test]

@@ -332,11 +332,25 @@ impl ExactGroups {
                 squares,
                 adder,
             } => {
-                adder.add(sums, Some(squares), values, |i| group_indices[i], selected);
-                for (i, &g) in group_indices.iter().enumerate() {
-                    if all || selected(i) {
-                        self.counts[g] += 1;
-                    }
+                let group = |i| group_indices[i];
+                if all {
+                    adder.add_counting(
+                        sums,
+                        Some(squares),
+                        values,
+                        group,
+                        |_| true,
+                        &mut self.counts,
+                    );
+                } else {
+                    adder.add_counting(
+                        sums,
+                        Some(squares),
+                        values,
+                        group,
+                        selected,
+                        &mut self.counts,
+                    );
                 }
             }
         }
