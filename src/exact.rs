@@ -256,9 +256,10 @@ impl GroupedAdder {
         if self.near.len() < groups {
             self.near.resize(groups, Near::default());
         }
-        // With few groups against the rows, every group is looked at when the integers
-        // are moved, and no row marks its group.
-        let dense = groups.saturating_mul(8) <= values.len();
+        // With few groups against the rows (and against a pass's, since the bases may
+        // change every pass), every group is looked at when the integers are moved, and
+        // no row marks its group.
+        let dense = groups.saturating_mul(8) <= values.len().min(ADDER_ROWS);
         // The near and far bases the held integers are at, and the far adds since they
         // were last moved: a pass whose largest value sets the same bases adds on top.
         let mut held: Option<(u64, u64)> = None;
