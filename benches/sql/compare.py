@@ -19,6 +19,12 @@ Questions whose result is large (the 10M-group ones) print only a count in every
 
 times an earlier build against --binary, alternated, beside DataFusion: a change's
 effect on this noisy machine.
+
+    cargo install datafusion-cli --version 55.2.0 --locked
+    python3 benches/sql/compare.py --h2o ... --datafusion-cli ~/.cargo/bin/datafusion-cli --runs 7
+
+times ours against DataFusion's own command, both fresh processes (start-up, footers,
+planning, running, printing), alternated: the same shape of measurement on both sides.
 """
 import argparse
 import pathlib
@@ -69,6 +75,20 @@ def ours(binary, tables, sql):
     return run
 
 
+def datafusion_cli(binary, tables, sql):
+    """DataFusion's own command (`datafusion-cli` of the same DataFusion version), a fresh
+    process each run, as ours is: the tables made by CREATE EXTERNAL TABLE, then the SQL."""
+    args = [binary, "-q", "--format", "csv"]
+    for name, path in tables.items():
+        args += ["-c", f"CREATE EXTERNAL TABLE {name} STORED AS PARQUET LOCATION '{path}';"]
+    args += ["-c", sql]
+
+    def run():
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return run
+
+
 def datafusion_engine(tables, sql):
     import datafusion
 
@@ -107,6 +127,11 @@ def main():
         help="another build of the command: time it and --binary alternated, run by run, "
         "beside DataFusion (wall and CPU time), instead of the table of all engines",
     )
+    p.add_argument(
+        "--datafusion-cli",
+        help="DataFusion's own command (datafusion-cli): time it and --binary alternated, run "
+        "by run, each a fresh process (wall and CPU time), instead of the table of all engines",
+    )
     a = p.parse_args()
     cases = []
     if a.h2o:
@@ -120,6 +145,8 @@ def main():
         cases = [c for c in cases if a.only in c[0]]
     if a.before:
         return paired(a.before, a.binary, cases, a.runs)
+    if a.datafusion_cli:
+        return processes(a.binary, a.datafusion_cli, cases, a.runs)
     engines = [
         ("arrow-wgpu sql --backend cpu", lambda t, s: ours(a.binary, t, s)),
         ("DataFusion", datafusion_engine),
@@ -148,6 +175,36 @@ def cpu_of_children():
     return r.ru_utime + r.ru_stime
 
 
+def alternated(runners, runs):
+    """Each process runner once to warm up, then all in turn `runs` times: the medians of
+    their wall and CPU times, in ms."""
+    for r in runners:
+        r()
+    wall = [[] for _ in runners]
+    cpu = [[] for _ in runners]
+    for _ in range(runs):
+        for i, r in enumerate(runners):
+            c, t = cpu_of_children(), time.perf_counter()
+            r()
+            wall[i].append(time.perf_counter() - t)
+            cpu[i].append(cpu_of_children() - c)
+    med = lambda xs: [statistics.median(x) * 1e3 for x in xs]  # noqa: E731
+    return med(wall), med(cpu)
+
+
+def processes(binary, dfcli, cases, runs):
+    """Ours against datafusion-cli, both fresh processes, alternated run by run."""
+    print("| question | datafusion-cli | ours | ours / datafusion-cli | CPU datafusion-cli | CPU ours |")
+    print("|---|" + "---:|" * 5)
+    for name, tables, sql in cases:
+        runners = [datafusion_cli(dfcli, tables, sql), ours(binary, tables, sql)]
+        (d, o), (cd, co) = alternated(runners, runs)
+        print(
+            f"| {name} | {d:.0f} ms | {o:.0f} ms | {o / d:.2f}x | {cd:.0f} ms | {co:.0f} ms |",
+            flush=True,
+        )
+
+
 def paired(before, after, cases, runs):
     """Two builds of ours, alternated run by run (this machine's speed drifts over a run),
     and DataFusion in-process: medians of wall time, and of our process's CPU time."""
@@ -155,22 +212,8 @@ def paired(before, after, cases, runs):
     print("|---|" + "---:|" * 7)
     for name, tables, sql in cases:
         runners = [ours(b, tables, sql) for b in (before, after)]
-        df = datafusion_engine(tables, sql)
-        for r in runners + [df]:
-            r()  # warm-up
-        wall = [[], [], []]
-        cpu = [[], []]
-        for _ in range(runs):
-            for i, r in enumerate(runners):
-                c, t = cpu_of_children(), time.perf_counter()
-                r()
-                wall[i].append(time.perf_counter() - t)
-                cpu[i].append(cpu_of_children() - c)
-            t = time.perf_counter()
-            df()
-            wall[2].append(time.perf_counter() - t)
-        b, f, d = (statistics.median(w) * 1e3 for w in wall)
-        cb, cf = (statistics.median(c) * 1e3 for c in cpu)
+        runners.append(datafusion_engine(tables, sql))  # in-process: its CPU is not counted
+        (b, f, d), (cb, cf, _) = alternated(runners, runs)
         print(
             f"| {name} | {d:.0f} ms | {b:.0f} ms | {b / d:.2f}x | {f:.0f} ms | {f / d:.2f}x "
             f"| {cb:.0f} ms | {cf:.0f} ms |",
