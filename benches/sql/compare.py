@@ -63,16 +63,19 @@ def median_time(f, runs):
     return statistics.median(times)
 
 
+def process(args):
+    """A runner of the command `args` as a fresh process, its output thrown away."""
+    return lambda: subprocess.run(
+        args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def ours(binary, tables, sql):
     args = [binary, "sql", "--backend", "cpu", "-q"]
     for name, path in tables.items():
         args += ["--table", f"{name}={path}"]
     args.append(sql)
-
-    def run():
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    return run
+    return process(args)
 
 
 def datafusion_cli(binary, tables, sql):
@@ -82,11 +85,7 @@ def datafusion_cli(binary, tables, sql):
     for name, path in tables.items():
         args += ["-c", f"CREATE EXTERNAL TABLE {name} STORED AS PARQUET LOCATION '{path}';"]
     args += ["-c", sql]
-
-    def run():
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    return run
+    return process(args)
 
 
 def datafusion_engine(tables, sql):
