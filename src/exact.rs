@@ -432,17 +432,19 @@ const SLOT_SHIFT: u32 = 50;
 /// base goes, in binades: room for other partitions' partial sums, whose bases follow their
 /// own first values.
 const SLOT_MERGE_SLACK: u32 = 16;
-/// Adds into the windows (all groups together) before they are moved into the groups'
-/// digits: 2^24 values below 2^103 stay below 2^127 in any one group.
+/// Adds into the windows (all groups together) before they are looked at: 2^24 values
+/// below 2^103 stay below 2^127 in any one group.
 const SLOT_ADDS: u64 = 1 << 24;
+/// A window below this (one value's largest) stays a window through a flush.
+const SLOT_KEEP: u128 = 1 << (SLOT_SHIFT + 53);
 
 /// Exact sums of f64 values for many groups, compact: each group's hot state is one
 /// `i128`, a fixed-point window whose base all groups share (set 20 binades below the
 /// first value added), so a value within 20 binades below and 30 above that first value
 /// is one shifted 128-bit add. A value outside the window, an infinity or a NaN goes to
-/// an [`ExactSum`] kept beside its group only when needed. What a grouped `sum`/`avg` of
-/// floats runs on: the same exact sums as [`ExactSum`], at twice a plain f64 sum's memory
-/// per group.
+/// an [`ExactSum`] kept beside its group only when needed (the list of those is made at
+/// the first such value). What a grouped `sum`/`avg` of floats runs on: the same exact
+/// sums as [`ExactSum`], at twice a plain f64 sum's memory per group.
 ///
 /// # Example
 /// ```
@@ -458,6 +460,7 @@ const SLOT_ADDS: u64 = 1 << 24;
 #[derive(Debug, Clone, Default)]
 pub struct SumSlots {
     win: Vec<i128>,
+    /// Digits beside the windows: empty until a group needs them, then one entry a group.
     spills: Vec<Option<Box<ExactSum>>>,
     /// The windows' base (bit position at 2^-1074), once a value has set it.
     base: Option<u32>,
@@ -482,7 +485,9 @@ impl SumSlots {
     pub fn resize(&mut self, groups: usize) {
         if self.win.len() < groups {
             self.win.resize(groups, 0);
-            self.spills.resize_with(groups, || None);
+            if !self.spills.is_empty() {
+                self.spills.resize_with(groups, || None);
+            }
         }
     }
 
@@ -692,6 +697,9 @@ impl SumSlots {
     }
 
     fn spill(&mut self, g: usize) -> &mut ExactSum {
+        if self.spills.len() < self.win.len() {
+            self.spills.resize_with(self.win.len(), || None);
+        }
         let s = &mut self.spills[g];
         if s.is_none() {
             self.spilled += 1;
@@ -699,17 +707,21 @@ impl SumSlots {
         s.get_or_insert_with(Box::default)
     }
 
-    /// Moves every window into its group's digits.
+    /// Moves every window as large as one value may be into its group's digits, so that
+    /// every window left is below one value's bound: the next adds start from one.
+    /// Windows of sums far from overflow (all of them, most often) stay where they are:
+    /// no group gets digits for having had many rows.
     pub(crate) fn flush_all(&mut self) {
         let base = self.base.unwrap_or(0);
         for g in 0..self.win.len() {
-            let w = std::mem::take(&mut self.win[g]);
-            if w != 0 {
+            let w = self.win[g];
+            if w.unsigned_abs() >= SLOT_KEEP {
+                self.win[g] = 0;
                 self.spill(g)
                     .add_at(w < 0, w.unsigned_abs(), base, SLACK_SUM);
             }
         }
-        self.adds = 0;
+        self.adds = 1;
     }
 
     /// Adds everything `other` holds into group `g`: merging partial sums. A partial sum
@@ -755,9 +767,9 @@ impl SumSlots {
     /// numbers.
     pub fn get(&self, g: usize) -> ExactSum {
         let w = self.win[g];
-        let mut out = match &self.spills[g] {
-            Some(s) => (**s).clone(),
-            None => return ExactSum::from_window(w, self.base.unwrap_or(0)),
+        let mut out = match self.spills.get(g) {
+            Some(Some(s)) => (**s).clone(),
+            _ => return ExactSum::from_window(w, self.base.unwrap_or(0)),
         };
         out.add_at(w < 0, w.unsigned_abs(), self.base.unwrap_or(0), SLACK_SUM);
         out
@@ -798,7 +810,6 @@ impl SumSlots {
                 }
             })
             .collect();
-        out.spills = vec![None; order.len()];
         // Each window is now below 2^103, as one value is: one add so far.
         out.adds = 1;
         out
@@ -807,7 +818,7 @@ impl SumSlots {
     /// Removes the first `n` groups (the others move down by `n`) and returns them.
     pub fn take_first(&mut self, n: usize) -> SumSlots {
         let n = n.min(self.win.len());
-        let spills: Vec<_> = self.spills.drain(..n).collect();
+        let spills: Vec<_> = self.spills.drain(..n.min(self.spills.len())).collect();
         let moved = spills.iter().filter(|s| s.is_some()).count();
         self.spilled -= moved;
         SumSlots {
@@ -1899,6 +1910,33 @@ mod tests {
         want.add_i128((1i128 << 63) * tops as i128);
         assert_eq!(canon(&sums[0]), canon(&want));
         assert_eq!(counts, [rows as u64]);
+    }
+
+    /// Past 2^24 adds the slots move a window that may overflow into its digits and leave
+    /// the others as windows: one group of the largest values a window takes, one of small
+    /// ones, 2^24 + 2^22 rows through `add_all`.
+    #[test]
+    fn sum_slots_move_only_windows_near_overflow() {
+        let big = f64::from_bits(0x433f_ffff_ffff_ffff); // 2^53 - 1
+        let first = 2f64.powi(22); // sets the base 20 binades below it: `big` is the top
+        let rows = (1usize << 24) + (1 << 22);
+        let group = |i: usize| usize::from(i.is_multiple_of(1024));
+        let mut slots = SumSlots::default();
+        slots.resize(2);
+        let chunk = 1 << 20;
+        for start in (0..rows).step_by(chunk) {
+            let ids: Vec<usize> = (start..start + chunk).map(group).collect();
+            let xs: Vec<f64> = ids.iter().map(|&g| [big, first][g]).collect();
+            slots.add_all(&ids, &xs);
+        }
+        let small = rows.div_ceil(1024);
+        let mut want = [ExactSum::new(), ExactSum::new()];
+        want[0].add_i128(((1i128 << 53) - 1) * (rows - small) as i128);
+        want[1].add_i128((1i128 << 22) * small as i128);
+        for (g, want) in want.iter().enumerate() {
+            assert_eq!(canon(&slots.get(g)), canon(want), "group {g}");
+        }
+        assert_eq!(slots.spilled, 1, "only the large window moved");
     }
 
     #[test]

@@ -249,9 +249,9 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 }
 
-/// Exact sums and counts for every group: compact slots for `sum`/`avg` (one 32-byte
-/// slot a group, [`SumSlots`]), an `i128` a group for `avg` of integers, full accumulators
-/// with sums of squares for `var`/`stddev`.
+/// Exact sums for every group: compact slots for `sum`/`avg` of floats (one 128-bit window
+/// a group, [`SumSlots`]), an `i128` a group for `avg` of integers, full accumulators with
+/// sums of squares for `var`/`stddev`.
 #[derive(Debug)]
 enum Store {
     Sums(SumSlots),
@@ -269,7 +269,76 @@ enum Store {
 struct ExactGroups {
     kind: ExactKind,
     store: Store,
-    counts: Vec<u64>,
+    counts: Counts,
+}
+
+/// What each group keeps of its rows' number: `avg`, `var` and `stddev` divide by it;
+/// `sum` needs only whether a row came (a group of none is NULL), one byte a group where a
+/// count takes eight, and a store beside the window where a count is a load, an add and a
+/// store. A `sum`'s partial state says 1 for a group with rows, 0 for one without.
+#[derive(Debug)]
+enum Counts {
+    Rows(Vec<u64>),
+    Seen(Vec<bool>),
+}
+
+impl Counts {
+    fn len(&self) -> usize {
+        match self {
+            Counts::Rows(n) => n.len(),
+            Counts::Seen(seen) => seen.len(),
+        }
+    }
+
+    fn resize(&mut self, groups: usize) {
+        match self {
+            Counts::Rows(n) => n.resize(groups, 0),
+            Counts::Seen(seen) => seen.resize(groups, false),
+        }
+    }
+
+    /// The counts of the aggregates that keep them.
+    fn rows(&mut self) -> &mut Vec<u64> {
+        match self {
+            Counts::Rows(n) => n,
+            Counts::Seen(_) => unreachable!("only `sum` keeps no counts, and it sums floats"),
+        }
+    }
+
+    /// Adds `count` rows to group `g`.
+    fn add(&mut self, g: usize, count: u64) {
+        match self {
+            Counts::Rows(n) => n[g] += count,
+            Counts::Seen(seen) => seen[g] |= count > 0,
+        }
+    }
+
+    /// The groups `emit_to` names, taken out, as counts.
+    fn take(&mut self, emit_to: EmitTo) -> Vec<u64> {
+        match self {
+            Counts::Rows(n) => emit_to.take_needed(n),
+            Counts::Seen(seen) => Self::of_seen(&emit_to.take_needed(seen)),
+        }
+    }
+
+    /// Every group's count, left in place.
+    fn peek(&self) -> Vec<u64> {
+        match self {
+            Counts::Rows(n) => n.clone(),
+            Counts::Seen(seen) => Self::of_seen(seen),
+        }
+    }
+
+    fn of_seen(seen: &[bool]) -> Vec<u64> {
+        seen.iter().map(|&s| u64::from(s)).collect()
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Counts::Rows(n) => n.capacity() * 8,
+            Counts::Seen(seen) => seen.capacity(),
+        }
+    }
 }
 
 impl ExactGroups {
@@ -286,10 +355,15 @@ impl ExactGroups {
         } else {
             Store::Sums(SumSlots::default())
         };
+        let counts = if kind == ExactKind::Sum {
+            Counts::Seen(Vec::new())
+        } else {
+            Counts::Rows(Vec::new())
+        };
         ExactGroups {
             kind,
             store,
-            counts: Vec::new(),
+            counts,
         }
     }
 
@@ -297,7 +371,7 @@ impl ExactGroups {
         if self.counts.len() >= groups {
             return;
         }
-        self.counts.resize(groups, 0);
+        self.counts.resize(groups);
         match &mut self.store {
             Store::Sums(slots) => slots.resize(groups),
             Store::Ints(sums) => sums.resize(groups, 0),
@@ -320,10 +394,19 @@ impl ExactGroups {
             Store::Sums(slots) => {
                 let rows = group_indices.len().min(values.len());
                 let (group, value) = (|i| group_indices[i], |i| values[i]);
-                if all {
-                    slots.add_rows_counting(rows, group, value, |_| true, &mut self.counts);
-                } else {
-                    slots.add_rows_counting(rows, group, value, selected, &mut self.counts);
+                match (&mut self.counts, all) {
+                    (Counts::Rows(n), true) => {
+                        slots.add_rows_counting(rows, group, value, |_| true, n)
+                    }
+                    (Counts::Rows(n), false) => {
+                        slots.add_rows_counting(rows, group, value, selected, n)
+                    }
+                    (Counts::Seen(seen), true) => {
+                        slots.add_rows(rows, group, value, |_| true, |g| seen[g] = true)
+                    }
+                    (Counts::Seen(seen), false) => {
+                        slots.add_rows(rows, group, value, selected, |g| seen[g] = true)
+                    }
                 }
             }
             Store::Ints(_) => unreachable!("integers are added by update_batch"),
@@ -340,7 +423,7 @@ impl ExactGroups {
                         values,
                         group,
                         |_| true,
-                        &mut self.counts,
+                        self.counts.rows(),
                     );
                 } else {
                     adder.add_counting(
@@ -349,7 +432,7 @@ impl ExactGroups {
                         values,
                         group,
                         selected,
-                        &mut self.counts,
+                        self.counts.rows(),
                     );
                 }
             }
@@ -379,7 +462,7 @@ impl ExactGroups {
                 }
             }
         }
-        self.counts[g] += count;
+        self.counts.add(g, count);
         Ok(())
     }
 
@@ -423,7 +506,7 @@ impl ExactGroups {
 
     /// The groups `emit_to` names, taken out (in the store's form), and their counts.
     fn emit(&mut self, emit_to: EmitTo) -> (Store, Vec<u64>) {
-        let counts = emit_to.take_needed(&mut self.counts);
+        let counts = self.counts.take(emit_to);
         let taken = match &mut self.store {
             Store::Sums(slots) => {
                 let n = match emit_to {
@@ -447,7 +530,7 @@ impl ExactGroups {
             Store::Ints(sums) => Store::Ints(sums.clone()),
             Store::Moments { sums, squares, .. } => Store::moments(sums.clone(), squares.clone()),
         };
-        (taken, self.counts.clone())
+        (taken, self.counts.peek())
     }
 }
 
@@ -632,7 +715,7 @@ impl GroupsAccumulator for ExactGroups {
     ) -> Result<()> {
         self.resize(total_num_groups);
         if let Store::Ints(sums) = &mut self.store {
-            let counts = &mut self.counts;
+            let counts = self.counts.rows();
             if opt_filter.is_none() && add_narrow_integers(sums, counts, values, group_indices)? {
                 return Ok(());
             }
@@ -741,7 +824,7 @@ impl GroupsAccumulator for ExactGroups {
                 (sums.capacity() + squares.capacity()) * std::mem::size_of::<ExactSum>()
             }
         };
-        store + self.counts.capacity() * 8
+        store + self.counts.size()
     }
 }
 

@@ -284,6 +284,54 @@ async fn sums_that_a_plain_float_sum_gets_wrong() {
     }
 }
 
+/// A group whose every value is null, or filtered out, sums to NULL, and one whose only
+/// value is its last row (in the last partition) to that value, whatever the plan: a
+/// partial state of no rows merges as none, a partial state of one row as one. `sum`
+/// keeps whether a group had rows (not how many), `avg` its count; both are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_without_values_are_null_whatever_the_plan() {
+    let rows = 600;
+    // Group 0: nulls only; 1: nulls but for its last row; 2: negative values only (the
+    // FILTER keeps none); 3: 0.25 a row.
+    let keys: Vec<i64> = (0..rows).map(|i| (i % 4) as i64).collect();
+    let values: Vec<Option<f64>> = (0..rows)
+        .map(|i| match i % 4 {
+            0 => None,
+            1 => (i == rows - 3).then_some(1.5),
+            2 => Some(-(i as f64)),
+            _ => Some(0.25),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("x", DataType::Float64, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(keys)) as ArrayRef,
+            Arc::new(Float64Array::from(values)) as ArrayRef,
+        ],
+    )
+    .unwrap();
+    let sql = "SELECT k, sum(x), sum(x) FILTER (WHERE x > 0), avg(x) FILTER (WHERE x > 0) \
+               FROM t GROUP BY k ORDER BY k";
+    let quarter = 0.25 * (rows / 4) as f64;
+    let bits_of =
+        |v: &[Option<f64>]| -> Vec<Option<u64>> { v.iter().map(|x| x.map(f64::to_bits)).collect() };
+    // Group 2's values: -2, -6, ..., -598.
+    let sums = bits_of(&[None, Some(1.5), Some(-45000.0), Some(quarter)]);
+    let kept = bits_of(&[None, Some(1.5), None, Some(quarter)]);
+    let means = bits_of(&[None, Some(1.5), None, Some(0.25)]);
+    for (name, engine) in common::all_engines() {
+        for plan in plans() {
+            let got = bits(&run_placed(&engine, &batch, plan, sql, false).await);
+            assert_eq!(got[1], sums, "{name}, {plan:?}: sum");
+            assert_eq!(got[2], kept, "{name}, {plan:?}: sum with FILTER");
+            assert_eq!(got[3], means, "{name}, {plan:?}: avg with FILTER");
+        }
+    }
+}
+
 /// `s / n` (n ≥ 1) rounded once to the nearest f64, ties to even: long division on
 /// integers, independent of the library's rounding.
 fn rounded_quotient(s: i128, n: u64) -> f64 {
