@@ -319,9 +319,9 @@ pub(crate) fn filter_by_mask(batch: &RecordBatch, mask: &BooleanArray) -> Result
 
 /// The rows of `batch` where `predicate` is true (null counts as false), on up to
 /// `threads` threads: the mask in contiguous pieces of rows, then the columns shared out
-/// between the threads, each filtered by one prepared mask into its final array (no
-/// pieces to concatenate). The same arrays as [`filter_by_mask`] with the one-thread mask;
-/// an error is the first piece's.
+/// between the threads as they come free, the costliest first, each filtered by one
+/// prepared mask into its final array (no pieces to concatenate). The same arrays as
+/// [`filter_by_mask`] with the one-thread mask; an error is the first piece's.
 pub(crate) fn filter_on(
     batch: &RecordBatch,
     predicate: &Typed,
@@ -339,16 +339,16 @@ pub(crate) fn filter_on(
     let mask = arrow::compute::concat(&masks)?;
     let prepared = FilterBuilder::new(mask.as_boolean()).optimize().build();
     let columns = batch.columns();
-    let parts = Threads::map_ranges(columns.len(), pieces, |start, len| {
-        columns[start..start + len]
-            .iter()
-            .map(|c| Ok(prepared.filter(c.as_ref())?))
-            .collect::<Result<Vec<ArrayRef>>>()
-    })?;
+    let filtered = Threads::map_items(
+        columns.len(),
+        pieces,
+        |c| Threads::column_cost(columns[c].as_ref()),
+        |c| Ok(prepared.filter(columns[c].as_ref())?),
+    )?;
     let options = RecordBatchOptions::new().with_row_count(Some(prepared.count()));
     Ok(RecordBatch::try_new_with_options(
         batch.schema(),
-        parts.into_iter().flatten().collect(),
+        filtered,
         &options,
     )?)
 }

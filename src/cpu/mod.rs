@@ -63,6 +63,68 @@ impl Threads {
         Self::map_ranges(rows, self.pieces(rows), f)
     }
 
+    /// Runs `f(i)` for every item `i < items` on up to `threads` threads and returns the
+    /// results in item order; an error is the first item's that has one, and a panic is
+    /// raised here. Items of unequal work (a string column beside integer ones) are
+    /// shared out as the threads come free, the costliest (by `cost`) first, so that no
+    /// thread is left with all the heavy ones.
+    pub(crate) fn map_items<T: Send>(
+        items: usize,
+        threads: usize,
+        cost: impl Fn(usize) -> usize,
+        f: impl Fn(usize) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let threads = threads.clamp(1, items.max(1));
+        if threads == 1 {
+            return (0..items).map(f).collect();
+        }
+        let mut order: Vec<usize> = (0..items).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(cost(i)));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (f, order, next) = (&f, &order, &next);
+        let done: Vec<Vec<(usize, Result<T>)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&i) = order.get(k) else { break out };
+                            out.push((i, f(i)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut results: Vec<Option<Result<T>>> = (0..items).map(|_| None).collect();
+        for (i, r) in done.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item ran"))
+            .collect()
+    }
+
+    /// The work of filtering or gathering rows of `column`, roughly: its bytes, and for
+    /// values of varying width a per-row copy (an offset and a short copy) on top.
+    pub(crate) fn column_cost(column: &dyn arrow::array::Array) -> usize {
+        let per_row = match column.data_type() {
+            arrow::datatypes::DataType::Utf8
+            | arrow::datatypes::DataType::LargeUtf8
+            | arrow::datatypes::DataType::Binary
+            | arrow::datatypes::DataType::LargeBinary
+            | arrow::datatypes::DataType::Utf8View
+            | arrow::datatypes::DataType::BinaryView => 16,
+            _ => 0,
+        };
+        column.get_buffer_memory_size() + per_row * column.len()
+    }
+
     /// Runs `f(start, len)` on each of `pieces` (at least one) contiguous, nearly equal
     /// ranges of `0..total` as [`Threads::map_pieces`] does.
     pub(crate) fn map_ranges<T: Send>(
@@ -86,5 +148,36 @@ impl Threads {
             .into_iter()
             .map(|part| part.unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Threads;
+    use crate::error::Error;
+
+    /// Results come back in item order whatever the threads and costs, and an error is the
+    /// first failing item's in that order, not the first to fail in time.
+    #[test]
+    fn map_items_keeps_item_order() {
+        for threads in [1, 2, 3, 8] {
+            for items in [0usize, 1, 2, 9, 40] {
+                let got =
+                    Threads::map_items(items, threads, |i| (i * 7919) % 13, |i| Ok(i * i)).unwrap();
+                assert_eq!(got, (0..items).map(|i| i * i).collect::<Vec<_>>());
+            }
+            // Items 3 and 5 fail; the cheapest-last order runs 5 before 3.
+            let err = Threads::map_items(
+                9,
+                threads,
+                |i| i,
+                |i| match i {
+                    3 | 5 => Err(Error::InvalidExpression(format!("item {i}"))),
+                    _ => Ok(i),
+                },
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("item 3"), "{threads}: {err}");
+        }
     }
 }
