@@ -6,6 +6,9 @@
 # dependency is built once for the lints and once for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Panics print backtraces (RUST_BACKTRACE); libraries that capture one for every error
+# or lock (std::backtrace::Backtrace::capture) don't: that is RUST_LIB_BACKTRACE.
+export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 # llvmpipe's GL adapter wants a runtime dir; harmless elsewhere.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
