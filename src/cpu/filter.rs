@@ -338,13 +338,7 @@ pub(crate) fn filter_on(
     let masks: Vec<&dyn Array> = masks.iter().map(|m| m as &dyn Array).collect();
     let mask = arrow::compute::concat(&masks)?;
     let prepared = FilterBuilder::new(mask.as_boolean()).optimize().build();
-    let columns = batch.columns();
-    let filtered = Threads::map_items(
-        columns.len(),
-        pieces,
-        |c| Threads::column_cost(columns[c].as_ref()),
-        |c| Ok(prepared.filter(columns[c].as_ref())?),
-    )?;
+    let filtered = Threads::map_columns(batch.columns(), pieces, |c| Ok(prepared.filter(c)?))?;
     let options = RecordBatchOptions::new().with_row_count(Some(prepared.count()));
     Ok(RecordBatch::try_new_with_options(
         batch.schema(),

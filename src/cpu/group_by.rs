@@ -491,7 +491,6 @@ pub(crate) fn rows_at(columns: &[ArrayRef], at: &[u32], threads: usize) -> Resul
     let ascending =
         at.windows(2).all(|w| w[0] < w[1]) && at.last().is_none_or(|&r| (r as usize) < len);
     // Arrow's filter copies runs above 80% of the rows picked, and row by row below.
-    let cost = |c: usize| Threads::column_cost(columns[c].as_ref());
     if ascending && at.len() * 5 > len * 4 {
         let mut mask = arrow::array::BooleanBufferBuilder::new(len);
         mask.append_n(len, false);
@@ -500,14 +499,10 @@ pub(crate) fn rows_at(columns: &[ArrayRef], at: &[u32], threads: usize) -> Resul
         }
         let mask = arrow::array::BooleanArray::new(mask.finish(), None);
         let prepared = arrow::compute::FilterBuilder::new(&mask).optimize().build();
-        return Threads::map_items(columns.len(), threads, cost, |c| {
-            Ok(prepared.filter(columns[c].as_ref())?)
-        });
+        return Threads::map_columns(columns, threads, |c| Ok(prepared.filter(c)?));
     }
     let at = UInt32Array::from(at.to_vec());
-    Threads::map_items(columns.len(), threads, cost, |c| {
-        Ok(take(columns[c].as_ref(), &at, None)?)
-    })
+    Threads::map_columns(columns, threads, |c| Ok(take(c, &at, None)?))
 }
 
 /// `expr` evaluated at `rows` of `batch` (the columns it reads gathered, the others a

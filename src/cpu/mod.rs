@@ -110,19 +110,29 @@ impl Threads {
             .collect()
     }
 
-    /// The work of filtering or gathering rows of `column`, roughly: its bytes, and for
-    /// values of varying width a per-row copy (an offset and a short copy) on top.
-    pub(crate) fn column_cost(column: &dyn arrow::array::Array) -> usize {
-        let per_row = match column.data_type() {
-            arrow::datatypes::DataType::Utf8
-            | arrow::datatypes::DataType::LargeUtf8
-            | arrow::datatypes::DataType::Binary
-            | arrow::datatypes::DataType::LargeBinary
-            | arrow::datatypes::DataType::Utf8View
-            | arrow::datatypes::DataType::BinaryView => 16,
-            _ => 0,
+    /// `f` of each of `columns` (filtering or gathering their rows), on up to `threads`
+    /// threads by [`Threads::map_items`], in column order. A column's cost is its bytes,
+    /// and for values of varying width a per-row copy (an offset and a short copy) on top.
+    pub(crate) fn map_columns(
+        columns: &[arrow::array::ArrayRef],
+        threads: usize,
+        f: impl Fn(&dyn arrow::array::Array) -> Result<arrow::array::ArrayRef> + Sync,
+    ) -> Result<Vec<arrow::array::ArrayRef>> {
+        use arrow::datatypes::DataType;
+        let cost = |c: usize| {
+            let column = &columns[c];
+            let per_row = match column.data_type() {
+                DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::Utf8View
+                | DataType::BinaryView => 16,
+                _ => 0,
+            };
+            column.get_buffer_memory_size() + per_row * column.len()
         };
-        column.get_buffer_memory_size() + per_row * column.len()
+        Self::map_items(columns.len(), threads, cost, |c| f(columns[c].as_ref()))
     }
 
     /// Runs `f(start, len)` on each of `pieces` (at least one) contiguous, nearly equal

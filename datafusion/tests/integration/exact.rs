@@ -55,6 +55,11 @@ fn data(seed: u64, rows: usize) -> RecordBatch {
             }
         })
         .collect();
+    keyed(keys, Float64Array::from(values))
+}
+
+/// The table `t` of the tests: an Int64 key `k` and a Float64 value `x`.
+fn keyed(keys: Vec<i64>, values: Float64Array) -> RecordBatch {
     RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, false),
@@ -62,7 +67,7 @@ fn data(seed: u64, rows: usize) -> RecordBatch {
         ])),
         vec![
             Arc::new(Int64Array::from(keys)) as ArrayRef,
-            Arc::new(Float64Array::from(values)) as ArrayRef,
+            Arc::new(values) as ArrayRef,
         ],
     )
     .unwrap()
@@ -255,17 +260,10 @@ async fn float_aggregates_have_one_answer_whatever_the_plan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sums_that_a_plain_float_sum_gets_wrong() {
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("x", DataType::Float64, true),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(vec![1, 1, 1, 1])) as ArrayRef,
-            Arc::new(Float64Array::from(vec![1e16, 1.0, -1e16, 1.0])) as ArrayRef,
-        ],
-    )
-    .unwrap();
+    let batch = keyed(
+        vec![1, 1, 1, 1],
+        Float64Array::from(vec![1e16, 1.0, -1e16, 1.0]),
+    );
     for (name, engine) in common::all_engines() {
         let out = run(
             &engine,
@@ -302,17 +300,7 @@ async fn groups_without_values_are_null_whatever_the_plan() {
             _ => Some(0.25),
         })
         .collect();
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("x", DataType::Float64, true),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(keys)) as ArrayRef,
-            Arc::new(Float64Array::from(values)) as ArrayRef,
-        ],
-    )
-    .unwrap();
+    let batch = keyed(keys, Float64Array::from(values));
     let sql = "SELECT k, sum(x), sum(x) FILTER (WHERE x > 0), avg(x) FILTER (WHERE x > 0) \
                FROM t GROUP BY k ORDER BY k";
     let quarter = 0.25 * (rows / 4) as f64;
