@@ -13,6 +13,7 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, UInt32Array,
     UInt64Array,
 };
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat, take, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
@@ -296,37 +297,44 @@ impl State {
 
     /// The states of groups picked from `parts` (states of one aggregate over disjoint
     /// groups): output group `i` is group `order[i].1` of part `order[i].0`. Groups not
-    /// picked are dropped (with their count(DISTINCT) pairs).
-    pub(crate) fn gather(parts: &[&State], order: &[(u32, u32)]) -> Result<State> {
+    /// picked are dropped (with their count(DISTINCT) pairs). Counts and sums are gathered
+    /// on up to `threads` threads, a range of the output each.
+    pub(crate) fn gather(parts: &[&State], order: &[(u32, u32)], threads: usize) -> Result<State> {
         fn each<'a, T>(parts: &[&'a State], f: impl Fn(&'a State) -> T) -> Vec<T> {
             parts.iter().map(|s| f(s)).collect()
         }
-        let pick = |v: &[&Vec<u64>]| -> Vec<u64> {
-            order
-                .iter()
-                .map(|&(p, g)| v[p as usize][g as usize])
-                .collect()
-        };
+        fn each_of<A, T>(all: &[A], f: impl Fn(&A) -> T) -> Vec<T> {
+            all.iter().map(f).collect()
+        }
+        // Output group `i`'s value of `v` (a vector a part), on the threads.
+        fn pick<T: Clone + Send + Sync>(
+            v: &[&Vec<T>],
+            order: &[(u32, u32)],
+            threads: usize,
+        ) -> Vec<T> {
+            crate::collect_on_threads(order.len(), threads, |i| {
+                let (p, g) = order[i];
+                v[p as usize][g as usize].clone()
+            })
+        }
         Ok(match parts[0] {
-            State::Count(_) => State::Count(pick(&each(parts, |s| match s {
-                State::Count(c) => c,
-                _ => unreachable!("states of one aggregate differ"),
-            }))),
+            State::Count(_) => State::Count(pick(
+                &each(parts, |s| match s {
+                    State::Count(c) => c,
+                    _ => unreachable!("states of one aggregate differ"),
+                }),
+                order,
+                threads,
+            )),
             State::IntSum { .. } => {
                 let all = each(parts, |s| match s {
                     State::IntSum { sums, high, n } => (sums, high, n),
                     _ => unreachable!("states of one aggregate differ"),
                 });
                 State::IntSum {
-                    sums: order
-                        .iter()
-                        .map(|&(p, g)| all[p as usize].0[g as usize])
-                        .collect(),
-                    high: order
-                        .iter()
-                        .map(|&(p, g)| all[p as usize].1[g as usize])
-                        .collect(),
-                    n: pick(&all.iter().map(|a| a.2).collect::<Vec<_>>()),
+                    sums: pick(&each_of(&all, |a| a.0), order, threads),
+                    high: pick(&each_of(&all, |a| a.1), order, threads),
+                    n: pick(&each_of(&all, |a| a.2), order, threads),
                 }
             }
             State::Sums { .. } => {
@@ -334,10 +342,9 @@ impl State {
                     State::Sums { slots, n } => (slots, n),
                     _ => unreachable!("states of one aggregate differ"),
                 });
-                let slots: Vec<&SumSlots> = all.iter().map(|a| a.0).collect();
                 State::Sums {
-                    slots: SumSlots::gather(&slots, order),
-                    n: pick(&all.iter().map(|a| a.1).collect::<Vec<_>>()),
+                    slots: SumSlots::gather(&each_of(&all, |a| a.0), order, threads),
+                    n: pick(&each_of(&all, |a| a.1), order, threads),
                 }
             }
             State::Moments { .. } => {
@@ -345,27 +352,21 @@ impl State {
                     State::Moments { sum, squares, n } => (sum, squares, n),
                     _ => unreachable!("states of one aggregate differ"),
                 });
-                let take_sums = |k: usize| -> Vec<ExactSum> {
-                    order
-                        .iter()
-                        .map(|&(p, g)| {
-                            let v = if k == 0 {
-                                all[p as usize].0
-                            } else {
-                                all[p as usize].1
-                            };
-                            v.get(g as usize).cloned().unwrap_or_default()
-                        })
-                        .collect()
+                // A part's sums may be shorter than its groups (none added yet): zero.
+                let take_sums = |v: Vec<&Vec<ExactSum>>| -> Vec<ExactSum> {
+                    crate::collect_on_threads(order.len(), threads, |i| {
+                        let (p, g) = order[i];
+                        v[p as usize].get(g as usize).cloned().unwrap_or_default()
+                    })
                 };
                 State::Moments {
-                    sum: take_sums(0),
+                    sum: take_sums(each_of(&all, |a| a.0)),
                     squares: if all[0].1.is_empty() {
                         Vec::new()
                     } else {
-                        take_sums(1)
+                        take_sums(each_of(&all, |a| a.1))
                     },
-                    n: pick(&all.iter().map(|a| a.2).collect::<Vec<_>>()),
+                    n: pick(&each_of(&all, |a| a.2), order, threads),
                 }
             }
             State::Extreme(_) => {
@@ -544,11 +545,16 @@ impl State {
         Ok(())
     }
 
-    /// The aggregate's output column.
-    pub(crate) fn finish(&self, agg: &PlannedAgg) -> Result<ArrayRef> {
+    /// The aggregate's output column; counts and float results computed on up to
+    /// `threads` threads, a range of the groups each.
+    pub(crate) fn finish(&self, agg: &PlannedAgg, threads: usize) -> Result<ArrayRef> {
         let ddof = matches!(agg.func, AggFunc::VarSamp | AggFunc::StddevSamp) as u64;
         Ok(match self {
-            State::Count(c) => Arc::new(Int64Array::from_iter_values(c.iter().map(|c| *c as i64))),
+            State::Count(c) => Arc::new(Int64Array::from(crate::collect_on_threads(
+                c.len(),
+                threads,
+                |g| c[g] as i64,
+            ))),
             State::IntSum { sums, high, n } => {
                 if let DataType::Decimal128(_, s) = agg.output {
                     // A sum must fit its 38 digits; a mean only needs its sum in 128 bits
@@ -604,7 +610,7 @@ impl State {
                     )),
                 }
             }
-            State::Sums { slots, n } => Arc::new(Float64Array::from_iter((0..n.len()).map(|g| {
+            State::Sums { slots, n } => Arc::new(floats_on_threads(n.len(), threads, |g| {
                 let n = n[g];
                 (n > 0).then(|| {
                     let sum = slots.get(g);
@@ -614,9 +620,9 @@ impl State {
                         sum.sum()
                     }
                 })
-            }))),
+            })),
             State::Moments { sum, squares, n } => {
-                Arc::new(Float64Array::from_iter((0..sum.len()).map(|g| {
+                Arc::new(floats_on_threads(sum.len(), threads, |g| {
                     let n = n[g];
                     match agg.func {
                         AggFunc::Sum => (n > 0).then(|| sum[g].sum()),
@@ -626,7 +632,7 @@ impl State {
                         }
                         _ => exact::std_dev(&sum[g], &squares[g], n, ddof).map(exact::canonical),
                     }
-                })))
+                }))
             }
             State::Extreme(values) => {
                 debug_assert_eq!(values.data_type(), &agg.output);
@@ -682,14 +688,31 @@ pub(crate) struct Grouped {
 }
 
 impl Grouped {
-    /// The output columns: the keys, then each aggregate finished.
-    pub(crate) fn finish(&self, plan: &Plan) -> Result<Vec<ArrayRef>> {
+    /// The output columns: the keys, then each aggregate finished (on up to `threads`
+    /// threads).
+    pub(crate) fn finish(&self, plan: &Plan, threads: usize) -> Result<Vec<ArrayRef>> {
         let mut columns = self.keys.clone();
         for (agg, state) in plan.aggs.iter().zip(&self.states) {
-            columns.push(state.finish(agg)?);
+            columns.push(state.finish(agg, threads)?);
         }
         Ok(columns)
     }
+}
+
+/// A float column of `f(g)` for every `g < len` (`None`: null), computed on up to
+/// `threads` threads.
+fn floats_on_threads(
+    len: usize,
+    threads: usize,
+    f: impl Fn(usize) -> Option<f64> + Sync,
+) -> Float64Array {
+    let values = crate::collect_on_threads(len, threads, f);
+    let nulls = values
+        .iter()
+        .any(Option::is_none)
+        .then(|| BooleanBuffer::collect_bool(len, |g| values[g].is_some()).into());
+    let values = crate::collect_on_threads(len, threads, |g| values[g].unwrap_or(0.0));
+    Float64Array::new(values.into(), nulls)
 }
 
 /// Merges [`Grouped`] parts in order: a group's number is its first appearance across the

@@ -780,38 +780,39 @@ impl SumSlots {
     /// without the per-group round trip where it can: every part's windows are moved to
     /// the lowest base among the parts by a left shift, when no picked window would
     /// lose a bit to it.
-    pub(crate) fn gather(parts: &[&SumSlots], order: &[(u32, u32)]) -> SumSlots {
+    pub(crate) fn gather(parts: &[&SumSlots], order: &[(u32, u32)], threads: usize) -> SumSlots {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let base = parts.iter().filter_map(|p| p.base).min();
-        let direct = parts.iter().all(|p| p.spilled == 0)
-            && order.iter().all(|&(p, g)| {
-                let part = parts[p as usize];
-                let w = part.win[g as usize];
-                let d = part.base.zip(base).map_or(0, |(b, lo)| b - lo);
-                // A window of at most 103 bits shifted stays below 2^126.
-                w == 0 || (128 - w.unsigned_abs().leading_zeros()) + d <= SLOT_SHIFT + 53
-            });
         let mut out = SumSlots::default();
-        if !direct {
-            out.resize(order.len());
-            for (i, &(p, g)) in order.iter().enumerate() {
-                out.merge(i, &parts[p as usize].get(g as usize));
-            }
-            return out;
-        }
-        out.base = base;
-        out.win = order
-            .iter()
-            .map(|&(p, g)| {
+        if parts.iter().all(|p| p.spilled == 0) {
+            // Every window shifted to the lowest base, on the threads; one that would not
+            // fit (a window of at most 103 bits shifted stays below 2^126) says so.
+            let lossy = AtomicBool::new(false);
+            let win = crate::collect_on_threads(order.len(), threads, |i| {
+                let (p, g) = order[i];
                 let part = parts[p as usize];
                 let d = part.base.zip(base).map_or(0, |(b, lo)| b - lo);
                 match part.win[g as usize] {
                     0 => 0,
-                    w => w << d,
+                    w if (128 - w.unsigned_abs().leading_zeros()) + d <= SLOT_SHIFT + 53 => w << d,
+                    _ => {
+                        lossy.store(true, Ordering::Relaxed);
+                        0
+                    }
                 }
-            })
-            .collect();
-        // Each window is now below 2^103, as one value is: one add so far.
-        out.adds = 1;
+            });
+            if !lossy.into_inner() {
+                out.base = base;
+                out.win = win;
+                // Each window is now below 2^103, as one value is: one add so far.
+                out.adds = 1;
+                return out;
+            }
+        }
+        out.resize(order.len());
+        for (i, &(p, g)) in order.iter().enumerate() {
+            out.merge(i, &parts[p as usize].get(g as usize));
+        }
         out
     }
 
@@ -2156,6 +2157,51 @@ mod tests {
                 assert_eq!(canon(&own.get(g)), canon(want), "{first} {later}");
             }
             assert_eq!(own.spilled > 0, fine, "{first} {later}");
+        }
+    }
+
+    /// Gathering picked groups of several parts on two threads (more than 2^16 groups a
+    /// thread) gives every group the exact sum of its values: where the windows shift to
+    /// one base, where one part's base is too far from another's for that (the pass
+    /// finds out midway and starts again group by group), and where a part has digits.
+    #[test]
+    fn gather_on_threads_gives_exact_sums() {
+        const N: usize = 70_000;
+        // (scale of part 0, scale of part 1, a value far below part 1's window in one group)
+        for (a, b, spill, direct) in [
+            (1.0, 3.0, false, true),
+            (1e-300, 1e300, false, false),
+            (1.0, 5.0, true, false),
+        ] {
+            let mut parts = [SumSlots::default(), SumSlots::default()];
+            let mut want = [vec![ExactSum::new(); N], vec![ExactSum::new(); N]];
+            for (p, scale) in [(0, a), (1, b)] {
+                parts[p].resize(N);
+                for (g, want) in want[p].iter_mut().enumerate() {
+                    for k in 0..3u32 {
+                        let x = scale * (1.0 + ((g as u32 * 7 + k) % 101) as f64 / 64.0);
+                        let x = if k == 1 { -x } else { x };
+                        parts[p].add(g, x);
+                        want.add_f64(x);
+                    }
+                }
+            }
+            if spill {
+                parts[1].add(N / 2, 1e-200);
+                want[1][N / 2].add_f64(1e-200);
+            }
+            // Every group of both parts, interleaved, back to front in part 1.
+            let order: Vec<(u32, u32)> = (0..N as u32)
+                .flat_map(|g| [(0, g), (1, N as u32 - 1 - g)])
+                .collect();
+            let out = SumSlots::gather(&[&parts[0], &parts[1]], &order, 2);
+            assert_eq!(out.len(), order.len());
+            assert_eq!(out.spilled == 0 && out.adds == 1, direct, "{a} {b}");
+            for (i, &(p, g)) in order.iter().enumerate() {
+                let want = &want[p as usize][g as usize];
+                assert_eq!(canon(&out.get(i)), canon(want), "{a} {b}: group {i}");
+                assert_eq!(out.get(i).sum().to_bits(), want.sum().to_bits());
+            }
         }
     }
 

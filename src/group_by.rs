@@ -612,7 +612,7 @@ impl Engine {
             |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), &plan),
             || cpu::group_by::partial(batch, &plan, self.cpu),
         )?;
-        let out = output(&plan, &grouped, options)?;
+        let out = output(&plan, &grouped, options, self.cpu)?;
         profile::minimal(
             profile::columns_bytes(batch, &plan.used_columns()) + profile::batch_bytes(&out),
         );
@@ -813,7 +813,7 @@ impl GroupByAccumulator {
                 cpu::group_by::partial(&empty, &self.plan, cpu::Threads::ONE)?
             }
         };
-        output(&self.plan, &grouped, self.options)
+        output(&self.plan, &grouped, self.options, self.engine.cpu)
     }
 }
 
@@ -860,7 +860,8 @@ impl GpuBatch {
             profile::begin_step("group_by", RanOn::Gpu(self.ctx.summary.name.clone()), None);
             gpu::group_by::partial(&self.ctx, gpu::group_by::Input::Resident(self), &plan)
         })?;
-        let out = output(&plan, &grouped, options)?;
+        // Finished on the host, on its cores.
+        let out = output(&plan, &grouped, options, cpu::Threads::new(None, None))?;
         let used: u64 = plan
             .used_columns()
             .iter()
@@ -872,10 +873,15 @@ impl GpuBatch {
 }
 
 /// The output batch of `grouped`, sorted by key if asked.
-fn output(plan: &Plan, grouped: &Grouped, options: GroupByOptions) -> Result<RecordBatch> {
+fn output(
+    plan: &Plan,
+    grouped: &Grouped,
+    options: GroupByOptions,
+    threads: cpu::Threads,
+) -> Result<RecordBatch> {
     let row_count = RecordBatchOptions::new().with_row_count(Some(grouped.groups));
-    let out =
-        RecordBatch::try_new_with_options(plan.schema.clone(), grouped.finish(plan)?, &row_count)?;
+    let columns = grouped.finish(plan, threads.threads)?;
+    let out = RecordBatch::try_new_with_options(plan.schema.clone(), columns, &row_count)?;
     if options.sort_by_key && !plan.keys.is_empty() {
         sort_by_key(&out, plan.keys.len())
     } else {

@@ -1082,7 +1082,7 @@ impl WindowAggregator {
                 self.times(Int64Array::from(starts))?,
                 self.times(Int64Array::from(ends))?,
             ];
-            let mut finished = g.finish(&self.plan)?;
+            let mut finished = g.finish(&self.plan, 1)?;
             if session {
                 finished.remove(0); // the session id
             }
@@ -1222,7 +1222,7 @@ fn split_by_window(grouped: Grouped) -> Result<Vec<(i64, Grouped)>> {
                         .collect::<Result<_>>()?,
                     states: state_refs
                         .iter()
-                        .map(|s| State::gather(&[*s], &order))
+                        .map(|s| State::gather(&[*s], &order, 1))
                         .collect::<Result<_>>()?,
                 },
             ))
@@ -1247,7 +1247,7 @@ fn pick_groups(grouped: &Grouped, picked: &[u32], ids: &[i64]) -> Result<Grouped
         states: grouped
             .states
             .iter()
-            .map(|s| State::gather(&[s], &order))
+            .map(|s| State::gather(&[s], &order, 1))
             .collect::<Result<_>>()?,
     })
 }

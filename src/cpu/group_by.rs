@@ -716,7 +716,7 @@ fn partial_partitioned(
     let states = (0..plan.aggs.len())
         .map(|a| {
             let parts: Vec<&State> = results.iter().map(|(_, s, _)| &s[a]).collect();
-            State::gather(&parts, &order)
+            State::gather(&parts, &order, threads.threads)
         })
         .collect::<Result<_>>()?;
     Ok(Some(Grouped {
