@@ -10,12 +10,20 @@
 //!   functions (plain f64 sums), over a `MemTable` of the same arrays in 8,192-row batches
 //!   split into as many partitions as cores, collected.
 //!
+//! Both run on mimalloc, the allocator of datafusion-cli and of our command: with glibc's,
+//! every big output (the filter's 1.45M rows of nine columns, a group-by's 10M groups) was
+//! handed fresh pages that the kernel zeroes and faults in, a cost of the allocator and
+//! not of either engine (DataFusion's 8,192-row outputs reuse freed memory).
+//!
 //! Both answer the same question with the same rows out (the filter and sort return every
 //! column they are asked for). Before timing, each case checks that the two agree on the
 //! number of rows out.
 //!
 //! `cargo bench --bench h2o`; `ARROW_WGPU_BENCH_ROWS` changes the row count (default
-//! 10,000,000), `ARROW_WGPU_BENCH_ONLY` runs the cases whose name contains it.
+//! 10,000,000), `ARROW_WGPU_BENCH_ONLY` runs the cases whose name contains it, and
+//! `ARROW_WGPU_BENCH_SIDE=ours` (or `datafusion`) times that side only (to profile one).
+//! `ARROW_WGPU_BENCH_RUNS=N` runs each case N times instead of criterion's timing, and
+//! prints each side's median: a fixed amount of work, for `perf stat` to count cycles.
 
 use std::sync::Arc;
 
@@ -25,6 +33,9 @@ use arrow_wgpu::{col, lit, Agg, Backend, Engine, Keep, SortKey};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn rows() -> usize {
     std::env::var("ARROW_WGPU_BENCH_ROWS")
@@ -187,6 +198,8 @@ fn cases() -> Vec<(&'static str, &'static str, Ours)> {
 fn bench(c: &mut Criterion) {
     let n = rows();
     let only = std::env::var("ARROW_WGPU_BENCH_ONLY").unwrap_or_default();
+    let side = std::env::var("ARROW_WGPU_BENCH_SIDE").unwrap_or_default();
+    let timed = |who: &str| side.is_empty() || side == who;
     let batch = h2o(n);
     let engine = Engine::new(Backend::Cpu).expect("CPU engine");
     let cores = engine.cpu_threads();
@@ -226,12 +239,41 @@ fn bench(c: &mut Criterion) {
         }
         let (a, b) = (ours(&engine, &batch), datafusion(sql));
         assert_eq!(a, b, "{name}: rows out, ours vs DataFusion");
-        group.bench_function(BenchmarkId::new("ours", name), |bench| {
-            bench.iter(|| ours(&engine, &batch))
-        });
-        group.bench_function(BenchmarkId::new("datafusion", name), |bench| {
-            bench.iter(|| datafusion(sql))
-        });
+        if let Some(runs) = std::env::var("ARROW_WGPU_BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let median = |f: &dyn Fn() -> usize| {
+                let mut times: Vec<f64> = (0..runs.max(1))
+                    .map(|_| {
+                        let start = std::time::Instant::now();
+                        std::hint::black_box(f());
+                        start.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                times[times.len() / 2]
+            };
+            for who in ["ours", "datafusion"].into_iter().filter(|w| timed(w)) {
+                let ms = if who == "ours" {
+                    median(&|| ours(&engine, &batch))
+                } else {
+                    median(&|| datafusion(sql))
+                };
+                println!("h2o/{who}/{name}: median of {runs} runs {ms:.1} ms");
+            }
+            continue;
+        }
+        if timed("ours") {
+            group.bench_function(BenchmarkId::new("ours", name), |bench| {
+                bench.iter(|| ours(&engine, &batch))
+            });
+        }
+        if timed("datafusion") {
+            group.bench_function(BenchmarkId::new("datafusion", name), |bench| {
+                bench.iter(|| datafusion(sql))
+            });
+        }
     }
     group.finish();
 }
