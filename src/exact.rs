@@ -290,17 +290,38 @@ impl GroupedAdder {
                 far_adds = 0;
             }
             held = Some((near, base));
+            // The far integers take at most ADDER_FAR adds between moves: this pass's
+            // rows are counted before it, so that its loop holds the state as slices.
+            if far_adds + part.len() > ADDER_FAR {
+                self.flush(
+                    sums,
+                    squares.as_deref_mut(),
+                    counts.as_deref_mut(),
+                    near,
+                    base,
+                    dense,
+                );
+                far_adds = 0;
+            }
+            far_adds += part.len();
+            let GroupedAdder {
+                acc,
+                acc_squares,
+                near: slots,
+                touched,
+                marked,
+            } = &mut *self;
             for (k, x) in part.iter().enumerate() {
                 let i = start + k;
                 if !selected(i) {
                     continue;
                 }
                 let g = group_of(i);
-                if !dense && !self.marked[g] {
-                    self.marked[g] = true;
-                    self.touched.push(g);
+                if !dense && !marked[g] {
+                    marked[g] = true;
+                    touched.push(g);
                 }
-                let a = &mut self.near[g];
+                let a = &mut slots[g];
                 a.rows += 1;
                 let bits = x.to_bits();
                 let field = (bits >> 52) & 0x7ff;
@@ -331,7 +352,7 @@ impl GroupedAdder {
                 }
                 let shift = (pos - base) as u32;
                 let v = (m as i128) << shift;
-                self.acc[g] += if bits >> 63 == 1 { -v } else { v };
+                acc[g] += if bits >> 63 == 1 { -v } else { v };
                 if with_squares {
                     let m2 = m as u128 * m as u128;
                     let s2 = 2 * shift;
@@ -342,22 +363,10 @@ impl GroupedAdder {
                     } else {
                         (0, m2 << (s2 - 128))
                     };
-                    let a = &mut self.acc_squares[g];
+                    let a = &mut acc_squares[g];
                     let (l, carry) = a.0.overflowing_add(lo);
                     a.0 = l;
                     a.1 = a.1.wrapping_add(hi).wrapping_add(carry as u128);
-                }
-                far_adds += 1;
-                if far_adds == ADDER_FAR {
-                    self.flush(
-                        sums,
-                        squares.as_deref_mut(),
-                        counts.as_deref_mut(),
-                        near,
-                        base,
-                        dense,
-                    );
-                    far_adds = 0;
                 }
             }
             start = end;
@@ -468,6 +477,26 @@ pub struct SumSlots {
     adds: u64,
     /// Groups with digits beside their window.
     spilled: usize,
+}
+
+/// `x` as an addend of a [`SumSlots`] window of base `base`, and whether it is one: a
+/// value outside the window (too far above or below it, an infinity, a NaN) gives 0 and
+/// `false`, without a branch.
+#[inline(always)]
+fn window_value(x: f64, base: u32) -> (i128, bool) {
+    let bits = x.to_bits();
+    let field = ((bits >> 52) & 0x7ff) as u32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let m = if field == 0 { frac } else { frac | (1 << 52) };
+    let shift = (field.max(1) - 1).wrapping_sub(base);
+    let inside = shift <= SLOT_SHIFT && field != 0x7ff;
+    // m · 2^shift as two words (shift below 64; the high word's shift in two steps so
+    // that a shift of 0 is no shift by 64).
+    let s = shift & 63;
+    let (lo, hi) = (m << s, (m >> 1) >> (63 - s));
+    let v = ((hi as u128) << 64 | lo as u128) as i128;
+    let sign = ((bits as i64) >> 63) as i128;
+    (if inside { (v ^ sign) - sign } else { 0 }, inside)
 }
 
 impl SumSlots {
@@ -634,31 +663,50 @@ impl SumSlots {
         }
         let Some(base) = self.base else { return };
         let prefetch = self.win.len() > PREFETCH_GROUPS;
+        // Rows outside the window in a block of the stretch, listed without a branch and
+        // added to their digits after it, so that the loop over the rows holds the
+        // windows as a slice and the base in a register.
+        const BLOCK: usize = 1024;
+        let mut outside = [0u16; BLOCK];
         while i < rows {
             // Count the adds once per stretch (an upper bound: values that go to the
             // digits, and rows not kept, are counted too), never more than the windows
             // take before a flush.
             let end = rows.min(i + (SLOT_ADDS - self.adds) as usize);
             self.adds += (end - i) as u64;
-            if prefetch {
-                for j in i..end {
-                    if j + AHEAD < rows {
-                        let g = group(j + AHEAD);
-                        self.prefetch(g);
-                        ahead(g);
-                    }
+            for from in (i..end).step_by(BLOCK) {
+                let to = end.min(from + BLOCK);
+                let win = self.win.as_mut_slice();
+                let at = win.as_ptr();
+                let mut n = 0;
+                let mut one = |j: usize| {
                     if keep(j) {
                         let g = group(j);
-                        self.add_at(g, value(j), base);
+                        let (v, inside) = window_value(value(j), base);
+                        win[g] += v;
+                        outside[n] = (j - from) as u16;
+                        n += !inside as usize;
                         each(g);
                     }
+                };
+                if prefetch {
+                    for j in from..to {
+                        if j + AHEAD < rows {
+                            let g = group(j + AHEAD);
+                            crate::prefetch_at(at.wrapping_add(g));
+                            ahead(g);
+                        }
+                        one(j);
+                    }
+                } else {
+                    (from..to).for_each(one);
                 }
-            } else {
-                for j in i..end {
-                    if keep(j) {
-                        let g = group(j);
-                        self.add_at(g, value(j), base);
-                        each(g);
+                for &k in &outside[..n] {
+                    let j = from + k as usize;
+                    let x = value(j);
+                    // A zero below the window adds nothing (a NaN is not zero).
+                    if x != 0.0 {
+                        self.spill(group(j)).add_f64(x);
                     }
                 }
             }
@@ -672,27 +720,11 @@ impl SumSlots {
     /// Adds `x` to group `g` with the windows' base `base` set; the caller counts the add.
     #[inline(always)]
     fn add_at(&mut self, g: usize, x: f64, base: u32) {
-        let bits = x.to_bits();
-        let field = ((bits >> 52) & 0x7ff) as u32;
-        let frac = bits & ((1u64 << 52) - 1);
-        let m = if field == 0 { frac } else { frac | (1 << 52) };
-        let pos = field.max(1) - 1;
-        let shift = pos.wrapping_sub(base);
-        if shift > SLOT_SHIFT || field == 0x7ff {
-            if m != 0 || field == 0x7ff {
-                self.spill(g).add_f64(x);
-            }
-            return;
-        }
-        let v = (m as i128) << (shift & 63);
-        let sign = ((bits as i64) >> 63) as i128;
-        self.win[g] += (v ^ sign) - sign;
-    }
-
-    #[inline(always)]
-    fn prefetch(&self, g: usize) {
-        if let Some(w) = self.win.get(g) {
-            crate::prefetch(w);
+        match window_value(x, base) {
+            (v, true) => self.win[g] += v,
+            // A zero below the window adds nothing.
+            _ if x != 0.0 => self.spill(g).add_f64(x),
+            _ => {}
         }
     }
 
@@ -2083,6 +2115,72 @@ mod tests {
             assert_eq!(counts, want_counts);
             for (g, w) in want.iter().enumerate() {
                 assert_eq!(slots.get(g).sum().to_bits(), w.sum().to_bits(), "{groups}");
+            }
+        }
+    }
+
+    /// Rows outside the window (far above or below it, ±inf, NaN, zeros of both signs,
+    /// subnormals), scattered and in a block of their own, across several of
+    /// `add_rows`' blocks of rows, with rows not kept, with many groups (prefetched) and
+    /// few: the sums and counts of one add at a time.
+    #[test]
+    fn add_rows_across_blocks_with_values_outside_the_window() {
+        let mut state = 0xfeed_beefu64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for groups in [2usize, 30, 20_000] {
+            let rows = 5_000;
+            let ids: Vec<usize> = (0..rows)
+                .map(|_| (next() % groups as u64) as usize)
+                .collect();
+            let xs: Vec<f64> = (0..rows)
+                .map(|i| {
+                    let r = next();
+                    // Rows 2048..3072 are one of add_rows' blocks, all outside.
+                    let outside = (2048..3072).contains(&i) || r % 7 == 0;
+                    let x = if !outside {
+                        (r % 1_000_000) as f64 / 64.0 - 7000.0
+                    } else {
+                        match (r >> 8) % 9 {
+                            0 => f64::NAN,
+                            1 => f64::INFINITY,
+                            2 => f64::NEG_INFINITY,
+                            3 => -0.0,
+                            4 => 0.0,
+                            5 => 5e-324,
+                            6 => -1e-300,
+                            7 => 3e290,
+                            _ => -((1u64 << 60) as f64) * 1e20,
+                        }
+                    };
+                    // The first row sets the base: a value in the window.
+                    if i == 0 {
+                        1.5
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            let keep = |j: usize| j % 11 != 5;
+            let mut slots = SumSlots::default();
+            slots.resize(groups);
+            let mut counts = vec![0u64; groups];
+            slots.add_rows(rows, |j| ids[j], |j| xs[j], keep, |g| counts[g] += 1);
+            let mut want = vec![ExactSum::new(); groups];
+            let mut want_counts = vec![0u64; groups];
+            for j in (0..rows).filter(|&j| keep(j)) {
+                want[ids[j]].add_f64(xs[j]);
+                want_counts[ids[j]] += 1;
+            }
+            assert_eq!(counts, want_counts, "{groups} groups");
+            for (g, w) in want.iter().enumerate() {
+                let got = slots.get(g);
+                assert_eq!(canon(&got), canon(w), "{groups} groups, group {g}");
+                assert_eq!(got.sum().to_bits(), w.sum().to_bits(), "{groups}, {g}");
             }
         }
     }

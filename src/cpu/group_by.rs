@@ -617,8 +617,10 @@ impl<'a> Grouper<'a> {
             )?;
         }
         self.group_rows.resize(groups, 0);
+        // Over a slice: the vector's fields are not reloaded after every add.
+        let counts = self.group_rows.as_mut_slice();
         for &g in ids {
-            self.group_rows[g as usize] += 1;
+            counts[g as usize] += 1;
         }
         Ok(())
     }

@@ -239,13 +239,19 @@ impl Numbering {
         ids.clear();
         ids.resize(rows, 0);
         row_words.clear();
-        if !matches!(table, Table::Identity) {
+        // One coder of one word: its codes are the words (no pass to combine them).
+        let alone = coders.len() == 1;
+        if !alone && !matches!(table, Table::Identity) {
             row_words.resize(rows * words, 0);
         }
         for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
             code_chunk(coder, columns, j, codes, selected)?;
             let (radix, word) = (*radix as u64, *word);
             if let Table::Identity = table {
+                break;
+            }
+            if alone {
+                std::mem::swap(codes, row_words);
                 break;
             }
             for (r, &c) in codes.iter().enumerate() {
@@ -268,6 +274,18 @@ impl Numbering {
                         new_group(first, r);
                     }
                     ids[r] = g as u32;
+                }
+            }
+            Table::Direct(slots) if selected.is_none() => {
+                // Every row, in a loop of slices (the vectors' fields are not reloaded
+                // each row).
+                let slots = slots.as_mut_slice();
+                for (r, (&w, id)) in row_words.iter().zip(ids.iter_mut()).enumerate() {
+                    let s = &mut slots[w as usize];
+                    if *s == u32::MAX {
+                        *s = new_group(first, r);
+                    }
+                    *id = *s;
                 }
             }
             Table::Direct(slots) => {
@@ -571,10 +589,23 @@ fn word_range(column: &dyn Array) -> Option<(u64, u64)> {
         words.clear();
         keys::order_words_into(piece.as_ref(), &mut words)?;
         match piece.logical_nulls().filter(|n| n.null_count() > 0) {
-            None => words.iter().for_each(|&w| {
-                lo = lo.min(w);
-                hi = hi.max(w);
-            }),
+            None => {
+                // Eight lanes, so that no row waits on the row before.
+                let (mut los, mut his) = ([u64::MAX; 8], [0u64; 8]);
+                let lanes = words.chunks_exact(8);
+                for &w in lanes.remainder() {
+                    lo = lo.min(w);
+                    hi = hi.max(w);
+                }
+                for lane in lanes {
+                    for k in 0..8 {
+                        los[k] = los[k].min(lane[k]);
+                        his[k] = his[k].max(lane[k]);
+                    }
+                }
+                lo = los.into_iter().fold(lo, u64::min);
+                hi = his.into_iter().fold(hi, u64::max);
+            }
             Some(n) => n.valid_indices().for_each(|i| {
                 lo = lo.min(words[i]);
                 hi = hi.max(words[i]);
