@@ -310,22 +310,11 @@ impl Acc {
                 let values = values.expect("min and max have a value");
                 words.clear();
                 keys::order_words_into(values.as_ref(), words).expect("order words");
-                // Beyond the caches, each row's slot is asked for a few rows ahead.
-                let ahead = if slots.len() > PREFETCH_GROUPS { 16 } else { 0 };
-                for_each_kept(&kept, rows, |i| {
-                    if let Some(&a) = ids.get(i + ahead).filter(|_| ahead > 0) {
-                        crate::prefetch(&slots[a as usize]);
-                    }
-                    let slot = &mut slots[ids[i] as usize];
-                    let w = words[i];
-                    let better = if max { w > slot.word } else { w < slot.word };
-                    if slot.row == u32::MAX || better {
-                        *slot = BestWord {
-                            word: w,
-                            row: row(i),
-                        };
-                    }
-                });
+                if max {
+                    best_words::<true>(slots, ids, words, &kept, row);
+                } else {
+                    best_words::<false>(slots, ids, words, &kept, row);
+                }
             }
             Acc::ExtremeRows { better, best, .. } => {
                 best.resize(groups, u32::MAX);
@@ -436,6 +425,56 @@ impl BestWord {
         word: 0,
         row: u32::MAX,
     };
+}
+
+/// Each kept row's order word into its group's slot where it is the best so far (the
+/// largest when `MAX`, else the smallest) or the slot is empty; beyond the caches each
+/// row's slot is fetched a few rows ahead. One loop per case, with the comparison fixed,
+/// so that the update is inlined into it.
+fn best_words<const MAX: bool>(
+    slots: &mut [BestWord],
+    ids: &[u32],
+    words: &[u64],
+    kept: &Option<NullBuffer>,
+    row: impl Fn(usize) -> u32,
+) {
+    #[inline(always)]
+    fn update<const MAX: bool>(slot: &mut BestWord, word: u64, row: u32) {
+        let better = if MAX {
+            word > slot.word
+        } else {
+            word < slot.word
+        };
+        if slot.row == u32::MAX || better {
+            *slot = BestWord { word, row };
+        }
+    }
+    const AHEAD: usize = 16;
+    let rows = ids.len();
+    let prefetch = slots.len() > PREFETCH_GROUPS;
+    match kept.as_ref().filter(|k| k.null_count() > 0) {
+        None if prefetch => {
+            for i in 0..rows {
+                if let Some(&a) = ids.get(i + AHEAD) {
+                    crate::prefetch_at(slots.as_ptr().wrapping_add(a as usize));
+                }
+                update::<MAX>(&mut slots[ids[i] as usize], words[i], row(i));
+            }
+        }
+        None => {
+            for (i, (&g, &w)) in ids.iter().zip(words).enumerate() {
+                update::<MAX>(&mut slots[g as usize], w, row(i));
+            }
+        }
+        Some(k) => {
+            for i in k.valid_indices() {
+                if let Some(&a) = ids.get(i + AHEAD).filter(|_| prefetch) {
+                    crate::prefetch_at(slots.as_ptr().wrapping_add(a as usize));
+                }
+                update::<MAX>(&mut slots[ids[i] as usize], words[i], row(i));
+            }
+        }
+    }
 }
 
 /// Adds integers into exact i128 sums per group.
