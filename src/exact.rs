@@ -260,10 +260,11 @@ impl GroupedAdder {
         // change every pass), every group is looked at when the integers are moved, and
         // no row marks its group.
         let dense = groups.saturating_mul(8) <= values.len().min(ADDER_ROWS);
-        // The near and far bases the held integers are at, and the far adds since they
-        // were last moved: a pass whose largest value sets the same bases adds on top.
+        // The near and far bases the held integers are at, and the rows added since they
+        // were last moved (a bound on the far adds): a pass whose largest value sets the
+        // same bases adds on top.
         let mut held: Option<(u64, u64)> = None;
-        let mut far_adds = 0usize;
+        let mut held_rows = 0usize;
         let mut start = 0;
         while start < values.len() {
             let end = (start + ADDER_ROWS).min(values.len());
@@ -278,7 +279,12 @@ impl GroupedAdder {
             }
             let base = top.max(1).saturating_sub(1).saturating_sub(ADDER_SPAN);
             let near = top.max(1).saturating_sub(1).saturating_sub(ADDER_NEAR);
-            if let Some((n, b)) = held.filter(|&h| h != (near, base)) {
+            // The integers are moved when this pass's bases differ from theirs, or when
+            // its rows could take the far integers past ADDER_FAR adds: rows are counted a
+            // pass at a time, so that the pass's loop holds the state as slices.
+            if let Some((n, b)) =
+                held.filter(|&h| h != (near, base) || held_rows + part.len() > ADDER_FAR)
+            {
                 self.flush(
                     sums,
                     squares.as_deref_mut(),
@@ -287,23 +293,10 @@ impl GroupedAdder {
                     b,
                     dense,
                 );
-                far_adds = 0;
+                held_rows = 0;
             }
             held = Some((near, base));
-            // The far integers take at most ADDER_FAR adds between moves: this pass's
-            // rows are counted before it, so that its loop holds the state as slices.
-            if far_adds + part.len() > ADDER_FAR {
-                self.flush(
-                    sums,
-                    squares.as_deref_mut(),
-                    counts.as_deref_mut(),
-                    near,
-                    base,
-                    dense,
-                );
-                far_adds = 0;
-            }
-            far_adds += part.len();
+            held_rows += part.len();
             let GroupedAdder {
                 acc,
                 acc_squares,
@@ -703,11 +696,7 @@ impl SumSlots {
                 }
                 for &k in &outside[..n] {
                     let j = from + k as usize;
-                    let x = value(j);
-                    // A zero below the window adds nothing (a NaN is not zero).
-                    if x != 0.0 {
-                        self.spill(group(j)).add_f64(x);
-                    }
+                    self.add_outside(group(j), value(j));
                 }
             }
             if self.adds >= SLOT_ADDS {
@@ -722,9 +711,15 @@ impl SumSlots {
     fn add_at(&mut self, g: usize, x: f64, base: u32) {
         match window_value(x, base) {
             (v, true) => self.win[g] += v,
-            // A zero below the window adds nothing.
-            _ if x != 0.0 => self.spill(g).add_f64(x),
-            _ => {}
+            _ => self.add_outside(g, x),
+        }
+    }
+
+    /// Adds `x`, a value outside the window, to group `g`'s digits: a zero below the
+    /// window adds nothing (a NaN is not zero).
+    fn add_outside(&mut self, g: usize, x: f64) {
+        if x != 0.0 {
+            self.spill(g).add_f64(x);
         }
     }
 
