@@ -34,7 +34,8 @@ pub(crate) fn check_bindings(ctx: &GpuContext, kernel: &PredicateKernel) -> Resu
             .map(|(_, v)| 1 + *v as u32)
             .sum::<u32>()
         + !kernel.literals.is_empty() as u32
-        + kernel.has_flags as u32;
+        + kernel.has_flags as u32
+        + ctx.params_storage_bindings();
     let limit = ctx.summary.limits.max_storage_buffers_per_shader_stage;
     if bindings > limit {
         return Err(Error::UnsupportedOnGpu {

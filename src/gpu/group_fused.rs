@@ -263,6 +263,7 @@ pub(crate) fn chunk_partial(
     let key_bindings = 1 + strings as u32;
     let storage = key_bindings
         + 1
+        + ctx.params_storage_bindings()
         + shape
             .inputs
             .iter()

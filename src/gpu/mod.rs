@@ -314,7 +314,7 @@ impl GpuContext {
         if let Some(p) = cache.get(key) {
             return Ok(p.clone());
         }
-        let source = source();
+        let source = shader::params_for(source(), self.params_in_storage());
         let pipeline = self.scoped(|| {
             let module = self
                 .device
@@ -515,7 +515,8 @@ impl GpuContext {
         }))
     }
 
-    /// A uniform buffer of four u32 parameters.
+    /// A buffer of four u32 parameters for a kernel's `params` binding: uniform, or
+    /// read-only storage where [`GpuContext::params_in_storage`].
     pub(crate) fn params(&self, values: [u32; 4]) -> Result<wgpu::Buffer> {
         self.charge("params", 16)?;
         Ok(self
@@ -523,8 +524,32 @@ impl GpuContext {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),
                 contents: bytemuck::cast_slice(&values),
-                usage: wgpu::BufferUsages::UNIFORM,
+                usage: if self.params_in_storage() {
+                    wgpu::BufferUsages::STORAGE
+                } else {
+                    wgpu::BufferUsages::UNIFORM
+                },
             }))
+    }
+
+    /// Whether kernels read their parameters from a read-only storage buffer rather than a
+    /// uniform one: on a software driver. Lavapipe compiles a new variant of a kernel for
+    /// every distinct set of uniform values that its control flow reads (uniform
+    /// inlining), and keeps each variant as long as the pipeline: a kernel dispatched with
+    /// a new row count each time cost an LLVM compile (tens of milliseconds) and ~2 MiB
+    /// that an engine never gave back (a sort of 135k rows in 8 KiB chunks grew the
+    /// process by 4.5 GiB; the test binary grew to 6.8 GiB and once past the CI machine's
+    /// memory). A storage buffer's contents are not inlined. Hardware drivers don't
+    /// compile per value, so there the parameters stay uniform.
+    pub(crate) fn params_in_storage(&self) -> bool {
+        self.summary.is_software()
+    }
+
+    /// The storage bindings a kernel's `params` takes: 1 where
+    /// [`GpuContext::params_in_storage`], else 0 (a uniform binding). Counted wherever a
+    /// kernel's storage bindings are held to the adapter's limit.
+    pub(crate) fn params_storage_bindings(&self) -> u32 {
+        self.params_in_storage() as u32
     }
 
     /// Binds `buffers` in order to bindings 0.. of group 0 of `pipeline`.
@@ -884,6 +909,98 @@ pub(crate) mod tests {
                 })
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(got[0], 7u32.to_le_bytes(), "{name}");
+        }
+    }
+
+    /// A sort of many chunks keeps the process's memory flat: it takes from every input
+    /// chunk into every output chunk, a dispatch each with its own parameters. On lavapipe,
+    /// uniform parameters were compiled into a new variant of the kernel per value, held as
+    /// long as the engine (see `GpuContext::params_in_storage`), and one submission held
+    /// every dispatch's bindings: 40k rows in 8 KiB chunks grew the process by ~240 MiB
+    /// (135k rows: 4.5 GiB). Measured in a child process of its own, so that no other
+    /// test's memory is counted.
+    #[test]
+    fn a_sort_of_many_chunks_keeps_memory_flat() {
+        use arrow::array::{Float64Array, Int64Array, RecordBatch};
+        const CHILD: &str = "ARROW_WGPU_TEST_MEMORY_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "gpu::tests::a_sort_of_many_chunks_keeps_memory_flat",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        // Resident pages of this process, in MiB (Linux; elsewhere nothing is measured).
+        let resident = || -> Option<u64> {
+            let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+            Some((statm.split_whitespace().nth(1)?.parse::<u64>().ok()? * 4096) >> 20)
+        };
+        let batch = |rows: i64| {
+            RecordBatch::try_from_iter([
+                (
+                    "k",
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..rows).map(|x| x * 7919 % 1000),
+                    )) as _,
+                ),
+                (
+                    "v",
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..rows).map(|x| x as f64 / 2.0),
+                    )) as _,
+                ),
+            ])
+            .unwrap()
+        };
+        let keys = [crate::SortKey::asc("k")];
+        let (small, big) = (batch(2_000), batch(40_000));
+        let cpu = crate::Engine::new(crate::Backend::Cpu).unwrap();
+        let want = cpu.sort(&big, &keys, None).unwrap();
+        let required = std::env::var("ARROW_WGPU_TEST_BACKENDS").unwrap_or_default();
+        for (name, backends) in [
+            ("vulkan", wgpu::Backends::VULKAN),
+            ("gl", wgpu::Backends::GL),
+        ] {
+            let adapter_name = crate::Engine::adapters(backends)
+                .into_iter()
+                .next()
+                .map(|a| a.0);
+            let engine = match crate::Engine::with_options(crate::EngineOptions {
+                backend: crate::Backend::Gpu,
+                wgpu_backends: backends,
+                adapter_name,
+                // 1,024 rows a chunk: 40 chunks in and out, 3,200 takes.
+                max_chunk_bytes: Some(8192),
+                ..Default::default()
+            }) {
+                Ok(engine) => engine,
+                Err(e) => {
+                    assert!(!required.contains(name), "required backend {name}: {e}");
+                    continue;
+                }
+            };
+            engine.sort(&small, &keys, None).unwrap();
+            let before = resident();
+            let got = engine.sort(&big, &keys, None).unwrap();
+            assert_eq!(got, want, "{name}");
+            let (Some(before), Some(after)) = (before, resident()) else {
+                continue;
+            };
+            assert!(
+                after < before + 96,
+                "{name}: a sort of 40 chunks grew the process from {before} to {after} MiB"
+            );
         }
     }
 }

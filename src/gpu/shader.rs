@@ -83,6 +83,17 @@ fn expand(source: &str, out: &mut String, seen: &mut Vec<String>) {
     }
 }
 
+/// `source` with its uniform bindings declared as read-only storage when `in_storage`
+/// (see `GpuContext::params_in_storage`); the layout is read from the declarations
+/// afterwards, so it follows. Unchanged otherwise.
+pub(crate) fn params_for(source: String, in_storage: bool) -> String {
+    if in_storage && source.contains("var<uniform>") {
+        source.replace("var<uniform>", "var<storage, read>")
+    } else {
+        source
+    }
+}
+
 /// How a kernel declares one binding of group 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BindingKind {

@@ -338,7 +338,8 @@ fn selects(ctx: &GpuContext, k: usize, rows: u32) -> bool {
     k > 0
         && k.saturating_mul(4) < rows as usize
         && rows >= SELECT_MIN_ROWS
-        && ctx.summary.limits.max_storage_buffers_per_shader_stage >= 6
+        && ctx.summary.limits.max_storage_buffers_per_shader_stage
+            >= 6 + ctx.params_storage_bindings()
 }
 
 /// Below this many rows a chunk is sorted whole: a select's dispatches would cost more
@@ -743,6 +744,13 @@ fn width_bits(layout: Layout) -> u32 {
     }
 }
 
+/// The most dispatches a take records before it runs them: a take from C chunks into C
+/// chunks is C^2 dispatches a column (each output chunk takes from every input chunk), and
+/// wgpu holds each one's parameters and bind group until its submission completes (a
+/// 135k-row sort in 8 KiB chunks held ~600 MiB in one submission on lavapipe). Below this
+/// (chunks of the adapter's binding size, a few dozen per batch) a take is one submission.
+const TAKE_DISPATCHES_PER_SUBMIT: usize = 1024;
+
 /// Rows `idx` (global indices into `batch`) of every column of `batch`, as a new batch on
 /// the GPU; `idx` is given per output chunk, on the GPU.
 pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Result<GpuBatch> {
@@ -757,12 +765,13 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
             bases.push(base);
             base += rows;
         }
-        let mut take_one = |src: Option<&wgpu::Buffer>,
-                            dst: &wgpu::Buffer,
-                            idx: &wgpu::Buffer,
-                            out_rows: u32,
-                            c: usize,
-                            width: u32|
+        let take_one = |encoder: &mut wgpu::CommandEncoder,
+                        src: Option<&wgpu::Buffer>,
+                        dst: &wgpu::Buffer,
+                        idx: &wgpu::Buffer,
+                        out_rows: u32,
+                        c: usize,
+                        width: u32|
          -> Result<()> {
             let flags = width | if src.is_none() { 256 } else { 0 };
             let params = ctx.params([out_rows, bases[c], batch.chunk_rows[c], flags])?;
@@ -773,9 +782,10 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
             } else {
                 (out_rows as u64 * width as u64).div_ceil(32)
             };
-            ctx.dispatch(&mut encoder, &pipeline, &bg, threads);
+            ctx.dispatch(encoder, &pipeline, &bg, threads);
             Ok(())
         };
+        let mut recorded = 0usize;
         let mut columns = Vec::with_capacity(batch.columns.len());
         for column in &batch.columns {
             let layout = column.layout();
@@ -811,10 +821,37 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                     }
                     if layout != Layout::Strings {
                         let width = width_bits(layout);
-                        take_one(Some(&chunk.data), &data, idx, *out_rows, c, width)?;
+                        take_one(
+                            &mut encoder,
+                            Some(&chunk.data),
+                            &data,
+                            idx,
+                            *out_rows,
+                            c,
+                            width,
+                        )?;
+                        recorded += 1;
                     }
                     if let Some(v) = &validity {
-                        take_one(chunk.validity.as_ref(), v, idx, *out_rows, c, 1)?;
+                        take_one(
+                            &mut encoder,
+                            chunk.validity.as_ref(),
+                            v,
+                            idx,
+                            *out_rows,
+                            c,
+                            1,
+                        )?;
+                        recorded += 1;
+                    }
+                    if recorded >= TAKE_DISPATCHES_PER_SUBMIT {
+                        // Many chunks in and out: each pair is a dispatch, and every
+                        // dispatch's parameters and bindings are held until its
+                        // submission is done. Run what is recorded so far and let the
+                        // device free it, so the memory held stays bounded.
+                        ctx.submit(std::mem::replace(&mut encoder, ctx.encoder()))?;
+                        ctx.wait()?;
+                        recorded = 0;
                     }
                 }
                 chunks.push(ColumnChunk { data, validity });
