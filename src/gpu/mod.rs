@@ -130,12 +130,60 @@ impl Drop for OperationScope {
     }
 }
 
+/// The most compiled pipelines a device keeps. Generated kernels (one per predicate, one
+/// per fused group-by plan) are keyed by their source, so a process that runs ever new
+/// queries would otherwise keep every one it ever compiled for as long as the engine (on
+/// llvmpipe each holds its compiled code). The fixed kernels are a few dozen.
+const MAX_PIPELINES: usize = 256;
+
+/// Compiled pipelines by key; past [`MAX_PIPELINES`] the least recently used is dropped
+/// (an operation still running it holds its own `Arc`).
+#[derive(Default)]
+struct PipelineCache {
+    by_key: HashMap<String, (Arc<wgpu::ComputePipeline>, u64)>,
+    clock: u64,
+}
+
+impl PipelineCache {
+    fn get(&mut self, key: &str) -> Option<Arc<wgpu::ComputePipeline>> {
+        self.clock += 1;
+        let (pipeline, used) = self.by_key.get_mut(key)?;
+        *used = self.clock;
+        Some(pipeline.clone())
+    }
+
+    fn insert(&mut self, key: String, pipeline: Arc<wgpu::ComputePipeline>) {
+        self.clock += 1;
+        if self.by_key.len() >= MAX_PIPELINES {
+            let oldest = self
+                .by_key
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.by_key.remove(&oldest);
+            }
+        }
+        self.by_key.insert(key, (pipeline, self.clock));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    #[cfg(test)]
+    fn contains(&self, key: &str) -> bool {
+        self.by_key.contains_key(key)
+    }
+}
+
 /// An open device, its queue, and the pipelines compiled on it.
 pub(crate) struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
-    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<PipelineCache>,
     lost: Arc<Mutex<Option<String>>>,
     /// wgpu errors raised outside any error scope (by work on another thread, say), with
     /// the last one's text: an operation that sees the count change while it runs fails.
@@ -286,7 +334,7 @@ impl GpuContext {
             device,
             queue,
             summary,
-            pipelines: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(PipelineCache::default()),
             lost,
             uncaptured,
             memory_limit: req.memory_limit,
@@ -312,7 +360,7 @@ impl GpuContext {
             .lock()
             .map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
         if let Some(p) = cache.get(key) {
-            return Ok(p.clone());
+            return Ok(p);
         }
         let source = shader::params_for(source(), self.params_in_storage());
         let pipeline = self.scoped(|| {
@@ -909,6 +957,38 @@ pub(crate) mod tests {
                 })
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(got[0], 7u32.to_le_bytes(), "{name}");
+        }
+    }
+
+    /// Past `MAX_PIPELINES` kernels, the least recently used is dropped and the ones in use
+    /// stay: a process that compiles ever new generated kernels holds a bounded number.
+    #[test]
+    fn the_pipeline_cache_drops_the_least_recently_used() {
+        let source = |i: usize| {
+            format!(
+                "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
+                 @compute @workgroup_size(1) fn main() {{ out[0] = {i}u; }}\n"
+            )
+        };
+        for (name, ctx) in test_contexts() {
+            ctx.pipeline("test:kept", || source(0)).unwrap();
+            for i in 1..MAX_PIPELINES + 40 {
+                ctx.pipeline(&format!("test:generated:{i}"), || source(i))
+                    .unwrap();
+                // Used all along, so never the least recently used.
+                ctx.pipeline("test:kept", || {
+                    unreachable!("{name}: kept pipeline was dropped")
+                })
+                .unwrap();
+            }
+            let cache = ctx.pipelines.lock().unwrap();
+            assert_eq!(cache.len(), MAX_PIPELINES, "{name}");
+            assert!(cache.contains("test:kept"), "{name}");
+            assert!(!cache.contains("test:generated:1"), "{name}");
+            assert!(
+                cache.contains(&format!("test:generated:{}", MAX_PIPELINES + 39)),
+                "{name}"
+            );
         }
     }
 
