@@ -581,14 +581,15 @@ impl GpuContext {
     }
 
     /// Whether kernels read their parameters from a read-only storage buffer rather than a
-    /// uniform one: on a software driver. Lavapipe compiles a new variant of a kernel for
-    /// every distinct set of uniform values that its control flow reads (uniform
-    /// inlining), and keeps each variant as long as the pipeline: a kernel dispatched with
-    /// a new row count each time cost an LLVM compile (tens of milliseconds) and ~2 MiB
-    /// that an engine never gave back (a sort of 135k rows in 8 KiB chunks grew the
-    /// process by 4.5 GiB; the test binary grew to 6.8 GiB and once past the CI machine's
-    /// memory). A storage buffer's contents are not inlined. Hardware drivers don't
-    /// compile per value, so there the parameters stay uniform.
+    /// uniform one: on a software driver. With uniform parameters, lavapipe's memory grew
+    /// by ~2 MiB for each new set of parameter values a kernel was dispatched with (and
+    /// not at all for values seen before), kept as long as the pipeline, with the time of
+    /// a compile each: what its uniform inlining does, compiling a variant of the kernel
+    /// per set of inlined values. (A small kernel dispatched with 192 new values did not
+    /// grow, so which kernels it inlines was not pinned down.) A sort of 135k rows in
+    /// 8 KiB chunks grew the process by 4.5 GiB; the test binary grew to 6.8 GiB and once
+    /// past the CI machine's memory. A storage buffer's contents are not inlined. Hardware
+    /// drivers don't compile per value, so there the parameters stay uniform.
     pub(crate) fn params_in_storage(&self) -> bool {
         self.summary.is_software()
     }
