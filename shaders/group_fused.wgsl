@@ -5,7 +5,9 @@
 // The table is one buffer: a header ([0] slots claimed, [1] overflow), then per slot a
 // record of REC words: [owner row + 1, first row as rows - row (by max), rows, then each
 // aggregate's words] (KEYS compares a row with a slot's owner row, as group_insert.wgsl).
-// Groups are numbered afterwards, on the host, by their slots' first rows.
+// Groups are numbered afterwards, on the host, by their slots' first rows. A table kept
+// across chunks (src/gpu/group_resident.rs) marks the slots of earlier chunks PERSISTED,
+// and SAME_SLOT compares a row with the key words stored for them.
 //
 // Each workgroup first pre-aggregates in workgroup memory: a table of LOCAL_SLOTS records
 // laid out as the global ones, probed at most LOCAL_PROBES times; a row that finds no local
@@ -27,12 +29,17 @@ const REC: u32 = ${REC}u;
 const LOCAL_SLOTS: u32 = ${LOCAL_SLOTS}u;
 const LOCAL_PROBES: u32 = 8u;
 const NONE: u32 = 0xffffffffu;
+// The owner word of a slot claimed in an earlier chunk (group_persist.wgsl).
+const PERSISTED: u32 = 0xffffffffu;
 
 var<workgroup> local_rec: array<atomic<u32>, ${LOCAL_WORDS}>;
 // Whether `state_add` and `state_max` go to the workgroup's records or the global ones.
 var<private> in_local: bool;
 
 ${KEYS}
+
+// Whether `row` has the keys of the global slot at `at`, owned by `holder`.
+${SAME_SLOT}
 
 fn state_add(i: u32, v: u32) -> u32 {
     if (in_local) {
@@ -112,7 +119,7 @@ fn global_slot(row: u32, h: u32) -> u32 {
                 continue;
             }
         }
-        if (same_keys(holder - 1u, row)) {
+        if (same_slot(holder, at, row)) {
             found = at;
             break;
         }

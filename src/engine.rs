@@ -282,7 +282,7 @@ impl Engine {
         self.gpu.as_ref().map(|g| (&g.device, &g.queue))
     }
 
-    fn ran_on_gpu(&self) -> RanOn {
+    pub(crate) fn ran_on_gpu(&self) -> RanOn {
         match &self.gpu {
             Some(g) => RanOn::Gpu(format!("{} / {:?}", g.summary.name, g.summary.backend)),
             None => RanOn::Cpu,
@@ -330,7 +330,7 @@ impl Engine {
         }
     }
 
-    fn context(&self) -> Result<&Arc<GpuContext>> {
+    pub(crate) fn context(&self) -> Result<&Arc<GpuContext>> {
         self.gpu
             .as_ref()
             .ok_or_else(|| Error::NoAdapter(String::new()))

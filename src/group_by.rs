@@ -628,6 +628,13 @@ impl Engine {
     /// bit: groups in order of first appearance across the batches (or sorted by key), the
     /// same sums, means and variances. Memory grows with the number of groups, not rows.
     ///
+    /// On the GPU, a plan of counts and integer or decimal sums, means and variances
+    /// grouped by fixed-width keys (or none) keeps its hash table on the device across
+    /// batches: each batch adds to it and reads back only whether it overflowed and its new
+    /// groups, and the states come back once, in [`GroupByAccumulator::finish`]. A batch
+    /// whose groups would overflow the table (more than ~12k) sends the table's groups to
+    /// the host's merge, and the stream goes on batch by batch.
+    ///
     /// Errors as [`Engine::group_by`], checked against `schema` here; a pushed batch whose
     /// schema differs gives [`Error::SchemaMismatch`].
     ///
@@ -668,6 +675,7 @@ impl Engine {
             plan,
             options,
             merger: Merger::new(),
+            resident: gpu::group_resident::Resident::default(),
         })
     }
 }
@@ -679,6 +687,8 @@ pub struct GroupByAccumulator {
     plan: Plan,
     options: GroupByOptions,
     merger: Merger,
+    /// On the GPU, the hash table kept there across batches.
+    resident: gpu::group_resident::Resident,
 }
 
 impl fmt::Debug for GroupByAccumulator {
@@ -703,13 +713,38 @@ impl GroupByAccumulator {
             )));
         }
         check_rows("group_by", batch.num_rows())?;
+        self.check_kept()?;
         let plan = &self.plan;
+        let (resident, merger) = (&mut self.resident, &mut self.merger);
         let grouped = self.engine.run(
             "group_by",
-            |ctx| gpu::group_by::partial(ctx, gpu::group_by::Input::Host(batch), plan),
-            || cpu::group_by::partial(batch, plan, self.engine.cpu),
-        )?;
-        self.merger.push(plan, grouped)
+            |ctx| {
+                let input = gpu::group_by::Input::Host(batch);
+                resident.push(ctx, input, plan, merger).map(|()| None)
+            },
+            || cpu::group_by::partial(batch, plan, self.engine.cpu).map(Some),
+        );
+        self.merge(grouped)
+    }
+
+    /// Merges a batch's groups (`None`: the GPU's table took them), unless groups the
+    /// GPU's table held were lost on the way (then the result would miss them: an error).
+    fn merge(&mut self, grouped: Result<Option<Grouped>>) -> Result<()> {
+        self.check_kept()?;
+        match grouped? {
+            Some(grouped) => self.merger.push(&self.plan, grouped),
+            None => Ok(()),
+        }
+    }
+
+    /// An error once groups kept on the GPU could not be read back.
+    fn check_kept(&self) -> Result<()> {
+        match self.resident.lost() {
+            Some(why) => Err(Error::DeviceLost(format!(
+                "group_by_accumulator: the groups kept on the GPU could not be read back ({why})"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Groups the rows of `batch` where `predicate` is true (null is false) and merges
@@ -743,25 +778,29 @@ impl GroupByAccumulator {
             )));
         }
         check_rows("group_by", batch.num_rows())?;
+        self.check_kept()?;
         let typed = plan::plan_predicate(predicate, &self.input)?;
         let plan = &self.plan;
-        let grouped = self.engine.run(
+        let (table, merger) = (&mut self.resident, &mut self.merger);
+        let engine = &self.engine;
+        let grouped = engine.run(
             "filter + group_by",
             |ctx| {
                 crate::engine::check_all_gpu_types(ctx, batch, "group_by")?;
                 let nullable = |i: usize| batch.column(i).null_count() > 0;
                 gpu::filter::check_predicate(ctx, &typed, &nullable)?;
-                let resident = self.engine.upload(batch)?;
+                let resident = engine.upload(batch)?;
                 let kept = gpu::filter::filter(&resident, &typed)?;
-                gpu::group_by::partial(ctx, gpu::group_by::Input::Resident(&kept), plan)
+                let input = gpu::group_by::Input::Resident(&kept);
+                table.push(ctx, input, plan, merger).map(|()| None)
             },
             || {
                 let mask = cpu::filter::evaluate(batch, &typed)?;
                 let kept = cpu::filter::filter_by_mask(batch, &mask)?;
-                cpu::group_by::partial(&kept, plan, self.engine.cpu)
+                cpu::group_by::partial(&kept, plan, engine.cpu).map(Some)
             },
-        )?;
-        self.merger.push(plan, grouped)
+        );
+        self.merge(grouped)
     }
 
     /// Why the GPU would decline this group-by (fused behind `predicate`, if given): a key,
@@ -805,7 +844,13 @@ impl GroupByAccumulator {
     /// The groups of every batch pushed: what [`Engine::group_by_with`] gives for the
     /// batches concatenated (with no batch pushed: no groups, or for a global aggregate
     /// one row of empty aggregates).
-    pub fn finish(self) -> Result<RecordBatch> {
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        self.check_kept()?;
+        if self.resident.holds() {
+            let ctx = self.engine.context()?.clone();
+            profile::begin_step("group_by", self.engine.ran_on_gpu(), None);
+            ctx.operation(|| self.resident.flush(&self.plan, &mut self.merger))?;
+        }
         let grouped = match self.merger.finish(&self.plan)? {
             Some(g) => g,
             None => {

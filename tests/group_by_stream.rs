@@ -9,6 +9,7 @@ use crate::common;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::array::*;
 use arrow::record_batch::RecordBatch;
 use arrow_wgpu::{col, Agg, Engine, GroupByOptions};
@@ -210,5 +211,195 @@ fn two_hundred_batches_of_min_max_and_count_distinct() {
         assert_eq!(smax, want.5, "{name}: max(s)");
         assert_eq!(counts(6), want.6, "{name}: count(DISTINCT x)");
         assert_eq!(counts(7), want.7, "{name}: count(DISTINCT s)");
+    }
+}
+
+/// One batch of a stream whose groups a GPU keeps in one table across batches: keys of
+/// several fixed-width types (an Int32 with nulls in some batches only, a Float64 with NaN,
+/// -0.0, 0.0 and nulls, an Int64, a UInt16), values `x` (Int64 near its limits at times,
+/// nulls in some batches), `y` (0 in the rows `poison` asks for) and a Decimal128; groups
+/// that recur and groups new in the batch (`b` numbers it), `rows` rows.
+fn kept_batch(rng: &mut Rng, b: usize, rows: usize, poison: bool) -> RecordBatch {
+    let nulls = b % 3 == 1;
+    let k1: Int32Array = (0..rows)
+        .map(|_| {
+            if nulls && rng.chance(0.1) {
+                None
+            } else if rng.chance(0.8) {
+                Some(rng.below(50) as i32 - 25)
+            } else {
+                Some(1000 + (b * 40) as i32 + rng.below(40) as i32)
+            }
+        })
+        .collect();
+    let specials = [f64::NAN, -f64::NAN, -0.0, 0.0, f64::INFINITY, 1.5, -2.25];
+    let k2: Float64Array = (0..rows)
+        .map(|_| match rng.below(10) {
+            0 if b.is_multiple_of(2) => None,
+            0..=5 => Some(specials[rng.below(specials.len() as u64) as usize]),
+            _ => Some(rng.below(20) as f64 * 0.5 + b as f64),
+        })
+        .collect();
+    let k3 = Int64Array::from_iter_values((0..rows).map(|_| (rng.below(7) as i64 - 3) << 40));
+    let u = UInt16Array::from_iter_values((0..rows).map(|_| rng.below(65536) as u16));
+    let x: Int64Array = (0..rows)
+        .map(|_| match rng.below(12) {
+            0 if b % 4 == 2 => None,
+            1 => Some(i64::MAX - rng.below(3) as i64),
+            2 => Some(i64::MIN + rng.below(3) as i64),
+            _ => Some(rng.below(2001) as i64 - 1000),
+        })
+        .collect();
+    let y = Int64Array::from_iter_values((0..rows).map(|i| {
+        if poison && i == rows / 2 {
+            0
+        } else {
+            1 + rng.below(5) as i64
+        }
+    }));
+    let d = Decimal128Array::from_iter_values(
+        (0..rows).map(|_| rng.below(2_000_000) as i128 - 1_000_000),
+    )
+    .with_precision_and_scale(12, 2)
+    .unwrap();
+    // Nullable whatever the batch holds: every batch of a stream has one schema.
+    RecordBatch::try_from_iter_with_nullable([
+        ("k1", Arc::new(k1) as ArrayRef, true),
+        ("k2", Arc::new(k2), true),
+        ("k3", Arc::new(k3), true),
+        ("u", Arc::new(u), true),
+        ("x", Arc::new(x), true),
+        ("y", Arc::new(y), true),
+        ("d", Arc::new(d), true),
+    ])
+    .unwrap()
+}
+
+/// The aggregates the kept table takes: counts, integer and decimal sums, means and
+/// variances, over columns and expressions, filtered or not.
+fn kept_aggs() -> Vec<Agg> {
+    use arrow_wgpu::lit;
+    vec![
+        Agg::count_star(),
+        Agg::count(col("x")),
+        Agg::sum(col("x")),
+        Agg::mean(col("x")),
+        Agg::var_samp(col("u")),
+        Agg::stddev_pop(col("x")).filter(col("x").lt(lit(500i64))),
+        Agg::sum(col("d")),
+        Agg::count_star().filter(col("x").gt(lit(0i64))),
+        Agg::sum(col("x") / col("y")),
+    ]
+}
+
+/// A stream of batches (some empty, some sliced) through a GPU's `GroupByAccumulator`,
+/// which keeps its hash table on the device across batches, gives the CPU's bits for all
+/// the batches at once: by every set of keys the table takes (none too), with `push` and
+/// with `push_where`, in one chunk a batch and in many.
+#[test]
+fn a_table_kept_on_the_gpu_across_batches_gives_the_cpu_bits() {
+    use arrow_wgpu::lit;
+    let cpu = common::cpu();
+    let engines = common::gpu_engines_and_small_chunks(4096);
+    let key_sets: [&[&str]; 5] = [&["k1"], &["k2"], &["k1", "k3"], &[], &["k2", "u"]];
+    for seed in 0..3u64 {
+        let mut rng = Rng(0x6b65_7074 + seed);
+        let batches: Vec<RecordBatch> = (0..24)
+            .map(|b| {
+                let rows = match rng.below(6) {
+                    0 => 0,
+                    1 => 1 + rng.below(40) as usize,
+                    _ => 200 + rng.below(3000) as usize,
+                };
+                let batch = kept_batch(&mut rng, b, rows + 7, false);
+                // A slice: its columns start past their buffers' first rows.
+                let from = rng.below(8) as usize;
+                batch.slice(from, rows + 7 - from)
+            })
+            .collect();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let aggs = kept_aggs();
+        let predicate = col("k3").gt_eq(lit(0i64)).or(col("x").is_null());
+        let kept = cpu.filter(&all, &predicate).unwrap();
+        for keys in key_sets {
+            let want = cpu.group_by(&all, keys, &aggs).unwrap();
+            let want_where = cpu.group_by(&kept, keys, &aggs).unwrap();
+            for (name, engine) in &engines {
+                let options = GroupByOptions::default();
+                let mut acc = engine
+                    .group_by_accumulator(all.schema(), keys, &aggs, options)
+                    .unwrap();
+                let mut acc_where = engine
+                    .group_by_accumulator(all.schema(), keys, &aggs, options)
+                    .unwrap();
+                for b in &batches {
+                    acc.push(b).unwrap();
+                    acc_where.push_where(b, &predicate).unwrap();
+                }
+                let got = acc.finish().unwrap();
+                assert_eq!(got, want, "{name}, seed {seed}, keys {keys:?}: push");
+                let got = acc_where.finish().unwrap();
+                assert_eq!(
+                    got, want_where,
+                    "{name}, seed {seed}, keys {keys:?}: push_where"
+                );
+            }
+        }
+    }
+}
+
+/// A batch whose groups overflow the kept table sends the table's groups to the host's
+/// merge and goes on batch by batch, groups still in order of first appearance; a batch
+/// that fails (a division by zero in an aggregate's expression) leaves nothing of itself,
+/// and the batches before and after it count.
+#[test]
+fn a_kept_table_that_overflows_or_fails_loses_no_batch() {
+    let cpu = common::cpu();
+    let aggs = kept_aggs();
+    let mut rng = Rng(0x0f10_5eed);
+    // Few groups, then 30,000 new ones in one batch (more than any kept table takes),
+    // then few again.
+    let mut batches: Vec<RecordBatch> = (0..6)
+        .map(|b| kept_batch(&mut rng, b, 500, false))
+        .collect();
+    let many = 30_000;
+    let wide = kept_batch(&mut rng, 6, many, false);
+    let k1 = Int32Array::from_iter_values((0..many as i32).map(|i| 5000 + i));
+    let mut columns = wide.columns().to_vec();
+    columns[0] = Arc::new(k1);
+    batches.push(RecordBatch::try_new(wide.schema(), columns).unwrap());
+    batches.extend((7..10).map(|b| kept_batch(&mut rng, b, 500, false)));
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let want = cpu.group_by(&all, &["k1"], &aggs).unwrap();
+    // The same stream with a failing batch in its middle, and without it.
+    let poisoned = kept_batch(&mut rng, 3, 900, true);
+    let mut with_failure = batches[..4].to_vec();
+    with_failure.push(poisoned.clone());
+    with_failure.extend(batches[4..].iter().cloned());
+    for (name, engine) in common::gpu_engines_and_small_chunks(4096) {
+        let options = GroupByOptions::default();
+        let mut acc = engine
+            .group_by_accumulator(all.schema(), &["k1"], &aggs, options)
+            .unwrap();
+        for b in &batches {
+            acc.push(b).unwrap();
+        }
+        assert_eq!(acc.finish().unwrap(), want, "{name}: overflow");
+
+        let mut acc = engine
+            .group_by_accumulator(all.schema(), &["k1"], &aggs, options)
+            .unwrap();
+        for b in &with_failure {
+            let pushed = acc.push(b);
+            if b.num_rows() == poisoned.num_rows() && b.column(5) == poisoned.column(5) {
+                assert!(
+                    matches!(pushed, Err(arrow_wgpu::Error::DivideByZero)),
+                    "{name}: {pushed:?}"
+                );
+            } else {
+                pushed.unwrap();
+            }
+        }
+        assert_eq!(acc.finish().unwrap(), want, "{name}: a failed batch");
     }
 }

@@ -156,3 +156,43 @@ fn a_full_range_key_sorts_in_four_passes_a_word() {
         assert_eq!(t.host_syncs, 1, "{name}: {t:?}");
     }
 }
+
+/// A group-by streamed batch by batch keeps its hash table on the device: each batch
+/// reads back its overflow word and its new groups (one host sync, 8 KiB), and the
+/// table comes back once, at the end. Before, each batch read back its whole table (one
+/// record a slot) and the host merged the batches' groups. 16 batches of 64k rows,
+/// 1,000 groups (all new in the first batch), `count(*)` and `sum(i)`.
+#[test]
+fn a_streamed_group_by_keeps_its_table_on_the_device() {
+    let batch = batch();
+    let batches = 16;
+    let rows = batch.num_rows() / batches;
+    let aggs = [Agg::count_star(), Agg::sum(col("i"))];
+    let want = common::cpu().group_by(&batch, &["k"], &aggs).unwrap();
+    for (name, engine) in common::gpu_engines(None) {
+        let (out, profile) = engine
+            .profiled(|e| {
+                let options = arrow_wgpu::GroupByOptions::default();
+                let mut acc = e.group_by_accumulator(batch.schema(), &["k"], &aggs, options)?;
+                for b in 0..batches {
+                    acc.push(&batch.slice(b * rows, rows))?;
+                }
+                acc.finish()
+            })
+            .unwrap();
+        assert_eq!(out, want, "{name}");
+        let t = profile.traffic();
+        // One sync a batch (its overflow word and new groups), one for the table at the end.
+        assert_eq!(t.host_syncs, batches as u64 + 1, "{name}: {t:?}");
+        // Per batch: the flags word, the table's 16-byte header and the first 1,024 new
+        // groups' (slot, first row) after their count, each padded to 8 bytes: 8,224 bytes
+        // (the 1,000 groups of the first batch fit). Then the table: its header and 16,384
+        // slots of 7 words (owner, first row, rows, a 3-word sum and its count of values),
+        // 459 KB. A whole table a batch (6 words a slot, without the kept table's count)
+        // was 6.3 MB.
+        let per_batch = 8 + 16 + (8 + 8 * 1024);
+        let table = 16 + 16_384 * 7 * 4;
+        let want_bytes = batches as u64 * per_batch + table;
+        assert_eq!(t.downloaded_bytes, want_bytes, "{name}: {t:?}");
+    }
+}

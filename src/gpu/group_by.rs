@@ -17,7 +17,9 @@
 //!
 //! A chunk whose aggregates are all counts and integer sums, means and variances is first
 //! grouped in one pass over its rows (`super::group_fused`); the passes here take the rest,
-//! and any chunk whose groups overflow that pass's small table.
+//! and any chunk whose groups overflow that pass's small table. A stream of batches of such
+//! a plan (a `GroupByAccumulator`) keeps that table on the GPU across batches instead
+//! (`super::group_resident`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +34,7 @@ use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout, MAX_GPU_DECIMAL_PR
 use super::filter::{check_bindings, check_flags, read_u32s, record_kernel};
 use super::predicate::{self, Outputs};
 use super::shader::{self, assemble};
-use super::sort::{encode_interleaved, key_kind};
+use super::sort::{encode_interleaved, key_kind, NullWords};
 use super::{GpuContext, WORKGROUP_SIZE};
 use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::aggregate::{Grouped, Merger, State};
@@ -50,6 +52,7 @@ const MODE_MAX_ROW: u32 = 4;
 const MODE_SQUARES: u32 = 5;
 
 /// What a group-by runs over: a host batch (uploaded here), or one already on the GPU.
+#[derive(Clone, Copy)]
 pub(crate) enum Input<'a> {
     Host(&'a RecordBatch),
     Resident(&'a GpuBatch),
@@ -170,39 +173,10 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
             .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
         return crate::cpu::group_by::partial(&empty, plan, crate::cpu::Threads::ONE);
     }
-    let (resident, remapped) = match input {
-        Input::Resident(b) => (b.clone(), plan.clone()),
-        Input::Host(batch) => upload_used(ctx, batch, plan)?,
-    };
-    // Chunks whose key words, 128-bit decimal values or (group, value) pairs would exceed
-    // a binding are split first.
-    let keys = group_keys(&remapped);
-    // Per-row intermediates beside the key words: 8 bytes (a group id, a 64-bit value),
-    // 16 for a decimal expression's 128-bit values or count(DISTINCT)'s (group, value) key
-    // words. Only what the plan needs: a split chunk costs copies and a merge.
-    let wide = remapped.aggs.iter().any(|a| {
-        a.func == AggFunc::CountDistinct
-            || matches!(
-                (&a.value, a.value.as_ref().map(|v| v.data_type())),
-                (Some(v), Some(DataType::Decimal128(..))) if !matches!(v, Typed::Column(..))
-            )
-    });
-    let row_bytes = if wide { 16 } else { 8 };
-    let resident = super::groups::fit_key_words(&resident, &keys, row_bytes)?;
-    // Each group's key values: a take of the host batch, or a gather on the GPU.
+    let (resident, remapped) = on_gpu(ctx, input, plan, 0)?;
     let keys_at = |first: &[u32], base: u32| -> Result<Vec<ArrayRef>> {
         let idx: Vec<u32> = first.iter().map(|r| r + base).collect();
-        match host {
-            Some(batch) => {
-                let idx = UInt32Array::from(idx);
-                Ok(plan
-                    .keys
-                    .iter()
-                    .map(|&k| take(batch.column(k).as_ref(), &idx, None))
-                    .collect::<std::result::Result<_, _>>()?)
-            }
-            None => gather(&resident, &remapped.keys, &idx),
-        }
+        keys_at_rows(host, plan, &resident, &remapped, &idx)
     };
     let chunks = resident.num_chunks();
     let mut merger = Merger::new();
@@ -226,6 +200,57 @@ pub(crate) fn partial(ctx: &Arc<GpuContext>, input: Input, plan: &Plan) -> Resul
         merger.push(&remapped, part)?;
     }
     Ok(merger.finish(&remapped)?.expect("at least one chunk"))
+}
+
+/// `input` on the GPU for `plan`: a host batch's used columns uploaded (`upload_used`),
+/// with the plan renumbered to them; then cut into chunks whose key words (`key_bytes` a
+/// row at least), 128-bit decimal values or (group, value) pairs fit a binding.
+pub(super) fn on_gpu(
+    ctx: &Arc<GpuContext>,
+    input: Input,
+    plan: &Plan,
+    key_bytes: u64,
+) -> Result<(GpuBatch, Plan)> {
+    let (resident, remapped) = match input {
+        Input::Resident(b) => (b.clone(), plan.clone()),
+        Input::Host(batch) => upload_used(ctx, batch, plan)?,
+    };
+    let keys = group_keys(&remapped);
+    // Per-row intermediates beside the key words: 8 bytes (a group id, a 64-bit value),
+    // 16 for a decimal expression's 128-bit values or count(DISTINCT)'s (group, value) key
+    // words. Only what the plan needs: a split chunk costs copies and a merge.
+    let wide = remapped.aggs.iter().any(|a| {
+        a.func == AggFunc::CountDistinct
+            || matches!(
+                (&a.value, a.value.as_ref().map(|v| v.data_type())),
+                (Some(v), Some(DataType::Decimal128(..))) if !matches!(v, Typed::Column(..))
+            )
+    });
+    let row_bytes = if wide { 16 } else { 8 };
+    let resident = super::groups::fit_key_words(&resident, &keys, row_bytes.max(key_bytes))?;
+    Ok((resident, remapped))
+}
+
+/// The key values of `plan`'s groups at rows `rows` of a batch: a take of the host batch
+/// `host`, or without one a gather from `resident` (its columns as `remapped` numbers them).
+pub(super) fn keys_at_rows(
+    host: Option<&RecordBatch>,
+    plan: &Plan,
+    resident: &GpuBatch,
+    remapped: &Plan,
+    rows: &[u32],
+) -> Result<Vec<ArrayRef>> {
+    match host {
+        Some(batch) => {
+            let idx = UInt32Array::from(rows.to_vec());
+            Ok(plan
+                .keys
+                .iter()
+                .map(|&k| take(batch.column(k).as_ref(), &idx, None))
+                .collect::<std::result::Result<_, _>>()?)
+        }
+        None => gather(resident, &remapped.keys, rows),
+    }
 }
 
 /// Uploads the columns `plan` reads (Dictionary keys as canonical codes); the upload and
@@ -634,7 +659,7 @@ fn record_aggregate(
                     nulls_first: false,
                 },
             };
-            let (words, per_row) = encode_interleaved(batch, &[key], 0, false, encoder)?;
+            let (words, per_row) = encode_interleaved(batch, &[key], 0, NullWords::Skip, encoder)?;
             let state = ctx.storage_zeroed("group extremes", groups as u64 * 12)?;
             dispatch(encoder, MODE_MAX_HI, per_row, &words, &state)?;
             if per_row == 2 {

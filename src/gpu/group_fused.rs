@@ -22,7 +22,7 @@ use super::group_by::{
     aggregate_inputs, group_keys, input_type, int_state, same_states, sum_width, walking_threads,
     workgroup_words, KeysAt,
 };
-use super::groups::table_keys;
+use super::groups::{table_keys, TableKeys};
 use super::shader::{self, assemble};
 use crate::aggregate::{AggFunc, Grouped, Plan, State};
 use crate::error::Result;
@@ -35,7 +35,7 @@ const MAX_SLOTS: u32 = 16384;
 /// Table words at most (records of many aggregates get fewer slots).
 const MAX_TABLE_WORDS: u32 = 1 << 18;
 /// The table's header words: slots claimed, overflow, two unused.
-const HEADER: usize = 4;
+pub(super) const HEADER: usize = 4;
 /// Words of a record before the aggregates': owner row + 1, first row (as rows - row), rows.
 const ROWS_AT: u32 = 2;
 
@@ -59,14 +59,24 @@ enum Part {
 /// earlier one's state) and input (an index into `inputs`), the inputs (the aggregate whose
 /// input column each binds, whether its values are read, whether it has a validity bitmap),
 /// and the record's words.
-struct Shape {
+pub(super) struct Shape {
     parts: Vec<Option<(Part, Option<usize>)>>,
     inputs: Vec<(usize, bool, bool)>,
-    record: u32,
+    pub(super) record: u32,
 }
 
-/// The shape of `plan` over chunk `c` of `batch`, if the fused kernel takes it.
-fn shape(batch: &GpuBatch, c: usize, plan: &Plan, same_as: &[Option<usize>]) -> Option<Shape> {
+/// The shape of `plan` over chunk `c` of `batch`, if the fused kernel takes it. With
+/// `counts_always`, every aggregate with an input counts its values in a word of its own,
+/// whether or not this chunk has nulls, so that the records' layout is the same for every
+/// chunk of every batch (a table kept across batches, `super::group_resident`); otherwise
+/// an input without nulls counts in the slot's row count.
+pub(super) fn shape(
+    batch: &GpuBatch,
+    c: usize,
+    plan: &Plan,
+    same_as: &[Option<usize>],
+    counts_always: bool,
+) -> Option<Shape> {
     let mut shape = Shape {
         parts: Vec::with_capacity(plan.aggs.len()),
         inputs: Vec::new(),
@@ -107,14 +117,14 @@ fn shape(batch: &GpuBatch, c: usize, plan: &Plan, same_as: &[Option<usize>]) -> 
                 Some(at)
             }
         };
-        let validity = input.is_some_and(|j| shape.inputs[j].2);
+        let counted = input.is_some_and(|j| counts_always || shape.inputs[j].2);
         let mut take_words = |n: u32| {
             let at = shape.record;
             shape.record += n;
             at
         };
         let part = match agg.func {
-            AggFunc::CountStar | AggFunc::Count if validity => Part::Count { at: take_words(1) },
+            AggFunc::CountStar | AggFunc::Count if counted => Part::Count { at: take_words(1) },
             AggFunc::CountStar | AggFunc::Count => Part::Count { at: ROWS_AT },
             AggFunc::Sum
             | AggFunc::Mean
@@ -131,7 +141,7 @@ fn shape(batch: &GpuBatch, c: usize, plan: &Plan, same_as: &[Option<usize>]) -> 
                 Part::Sum {
                     at: take_words(words),
                     words,
-                    count: if validity { take_words(1) } else { ROWS_AT },
+                    count: if counted { take_words(1) } else { ROWS_AT },
                     squares: squares.then(|| take_words(5)),
                     width,
                     signed,
@@ -146,7 +156,10 @@ fn shape(batch: &GpuBatch, c: usize, plan: &Plan, same_as: &[Option<usize>]) -> 
 
 /// The fused kernel's source for `shape`, comparing rows by `keys` (the `${KEYS}` source),
 /// its aggregate inputs bound from binding `first`, with `local_slots` workgroup records.
-fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32) -> String {
+/// With `stored` (a binding), slots kept from earlier chunks (their owner word
+/// `PERSISTED`) compare a row with the key words stored for the slot there
+/// (`super::group_resident`; key words only).
+fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Option<u32>) -> String {
     let mut bindings = String::new();
     let mut binding = first;
     let mut names = Vec::with_capacity(shape.inputs.len());
@@ -225,10 +238,26 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32) -> String {
         };
     }
     let local_words = (local_slots * shape.record).max(1).to_string();
+    let same_slot = match stored {
+        None => "fn same_slot(holder: u32, at: u32, row: u32) -> bool {\n    \
+                 return same_keys(holder - 1u, row);\n}\n"
+            .to_string(),
+        Some(binding) => format!(
+            "@group(0) @binding({binding}) var<storage, read> stored: array<u32>;\n\
+             fn same_slot(holder: u32, at: u32, row: u32) -> bool {{\n    \
+             if (holder != PERSISTED) {{\n        return same_keys(holder - 1u, row);\n    }}\n    \
+             let s = at / REC;\n    \
+             for (var w = 0u; w < params.words; w++) {{\n        \
+             if (stored[s * params.words + w] != keys[row * params.words + w]) {{\n            \
+             return false;\n        }}\n    }}\n    \
+             return true;\n}}\n"
+        ),
+    };
     assemble(
         shader::GROUP_FUSED,
         &[
             ("KEYS", keys),
+            ("SAME_SLOT", &same_slot),
             ("KEY_VALID", "3"),
             ("BINDINGS", &bindings),
             ("REC", &shape.record.to_string()),
@@ -238,6 +267,162 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32) -> String {
             ("FLUSH", &flush),
         ],
     )
+}
+
+/// Whether the fused kernel of `shape` over `batch` fits the adapter's storage
+/// bindings, its keys bound as `table_keys` binds them (`key_bindings`), and with a binding
+/// for stored key words where `stored`.
+pub(super) fn fits(batch: &GpuBatch, shape: &Shape, key_bindings: u32, stored: bool) -> bool {
+    let ctx = &batch.ctx;
+    let inputs: u32 = shape
+        .inputs
+        .iter()
+        .map(|&(_, v, m)| v as u32 + m as u32)
+        .sum();
+    let storage = key_bindings + 1 + stored as u32 + ctx.params_storage_bindings() + inputs;
+    storage <= ctx.summary.limits.max_storage_buffers_per_shader_stage
+}
+
+/// The slots of a table for `rows` rows of records of `record` words: a power of two with
+/// room for the rows at three quarters full, from 64 to [`MAX_SLOTS`] and within
+/// [`MAX_TABLE_WORDS`]; `None` where fewer than 64 records fit.
+pub(super) fn table_slots(rows: u64, record: u32) -> Option<u32> {
+    let slots = (rows * 4 / 3 + 1)
+        .next_power_of_two()
+        .clamp(64, MAX_SLOTS as u64)
+        .min(((MAX_TABLE_WORDS / record) as u64 + 1).next_power_of_two() / 2)
+        as u32;
+    (slots >= 64).then_some(slots)
+}
+
+/// The table's words for `slots` records of `shape`: the header, then the records.
+pub(super) fn table_words(slots: u32, shape: &Shape) -> u64 {
+    HEADER as u64 + slots as u64 * shape.record as u64
+}
+
+/// The slots beyond which a table of `slots` overflows (three quarters).
+fn limit(slots: u32) -> u32 {
+    slots / 4 * 3
+}
+
+/// Records the fused kernel over chunk `c` of `batch` into `encoder`: each row's slot in
+/// `table` (of `slots` records of `shape`), compared by `table_keys`, and its aggregates
+/// added there; with `stored`, slots of earlier chunks compare with the key words stored
+/// there. Returns the flags word the aggregates' inputs report errors to.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_pass(
+    batch: &GpuBatch,
+    c: usize,
+    plan: &Plan,
+    shape: &Shape,
+    table_keys: &TableKeys,
+    table: &wgpu::Buffer,
+    slots: u32,
+    stored: Option<&wgpu::Buffer>,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<wgpu::Buffer> {
+    let ctx = &batch.ctx;
+    let rows = batch.chunk_rows[c];
+    // Workgroup records: as many as fit the workgroup memory a stage may use, none when
+    // fewer than 16 do. None on a software driver: llvmpipe's compiler took 40-180 s over some plans' kernels with
+    // the workgroup table (and milliseconds without it), and it has no contention to save.
+    let fit = workgroup_words(ctx) / shape.record;
+    let local_slots = if fit >= 16 && !ctx.summary.is_software() {
+        1 << (31 - fit.leading_zeros())
+    } else {
+        0
+    };
+    let (inputs, input_slots, flags) = aggregate_inputs(batch, c, plan, encoder)?;
+    let (key_buffers, per_row) = table_keys.bindings(ctx);
+    let key_bindings = key_buffers.len() as u32;
+    let stored_binding = stored.map(|_| key_bindings + 2);
+    let first = key_bindings + 2 + stored.is_some() as u32;
+    let text = source(
+        shape,
+        table_keys.source().1,
+        first,
+        local_slots,
+        stored_binding,
+    );
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let pipeline = ctx.pipeline(&format!("group_fused:{:016x}", hasher.finish()), || text)?;
+    let params = ctx.params([rows, per_row, slots, limit(slots)])?;
+    let mut buffers: Vec<&wgpu::Buffer> = vec![&params, key_buffers[0], table];
+    buffers.extend(&key_buffers[1..]);
+    buffers.extend(stored);
+    for &(agg, values, validity) in &shape.inputs {
+        let chunk = &inputs.columns[input_slots[agg].expect("an input")].chunks[0];
+        if values {
+            buffers.push(&chunk.data);
+        }
+        if validity {
+            buffers.push(chunk.validity.as_ref().expect("a validity bitmap"));
+        }
+    }
+    let bound = ctx.bind(&pipeline, &buffers);
+    if rows > 0 {
+        ctx.dispatch(encoder, &pipeline, &bound, walking_threads(rows));
+    }
+    Ok(flags)
+}
+
+/// The states of `groups` groups of a table read back (`records`: the records after the
+/// header), group g's record that of slot `order[g]` (empty past the end of `order`: a
+/// global aggregate of no rows).
+pub(super) fn states_of(
+    shape: &Shape,
+    same_as: &[Option<usize>],
+    records: &[u32],
+    order: &[usize],
+    groups: usize,
+) -> Vec<State> {
+    let record = shape.record as usize;
+    let empty = vec![0u32; record];
+    let at = |g: usize| -> &[u32] {
+        match order.get(g) {
+            Some(&s) => &records[s * record..(s + 1) * record],
+            None => &empty,
+        }
+    };
+    let words = |from: u32, n: u32| -> Vec<u32> {
+        (0..groups)
+            .flat_map(|g| at(g)[from as usize..(from + n) as usize].to_vec())
+            .collect()
+    };
+    let counts =
+        |from: u32| -> Vec<u64> { (0..groups).map(|g| at(g)[from as usize] as u64).collect() };
+    let mut states: Vec<State> = Vec::with_capacity(shape.parts.len());
+    for (part, same) in shape.parts.iter().zip(same_as) {
+        let state = match (part, same) {
+            (None, Some(earlier)) => states[*earlier].clone(),
+            (Some((Part::Count { at }, _)), _) => State::Count(counts(*at)),
+            (
+                Some((
+                    Part::Sum {
+                        at,
+                        words: n,
+                        count,
+                        squares,
+                        ..
+                    },
+                    _,
+                )),
+                _,
+            ) => {
+                let squares = squares.map(|q| words(q, 5));
+                int_state(
+                    &words(*at, *n),
+                    *n as usize,
+                    squares.as_deref(),
+                    counts(*count),
+                )
+            }
+            (None, None) => unreachable!("a part or an earlier state"),
+        };
+        states.push(state);
+    }
+    states
 }
 
 /// Chunk `c` of `batch` grouped by `plan` in one pass, as [`super::group_by`]'s chunks are
@@ -255,68 +440,33 @@ pub(crate) fn chunk_partial(
     let ctx = &batch.ctx;
     let rows = batch.chunk_rows[c];
     let same_as = same_states(plan);
-    let Some(shape) = shape(batch, c, plan, &same_as) else {
+    let Some(shape) = shape(batch, c, plan, &same_as, false) else {
         return Ok(None);
     };
-    let limits = &ctx.summary.limits;
     let strings = plan.keys.len() == 1 && batch.columns[plan.keys[0]].layout() == Layout::Strings;
-    let key_bindings = 1 + strings as u32;
-    let storage = key_bindings
-        + 1
-        + ctx.params_storage_bindings()
-        + shape
-            .inputs
-            .iter()
-            .map(|&(_, v, m)| v as u32 + m as u32)
-            .sum::<u32>();
-    if storage > limits.max_storage_buffers_per_shader_stage {
+    if !fits(batch, &shape, 1 + strings as u32, false) {
         return Ok(None);
     }
-    let slots = (rows as u64 * 4 / 3 + 1)
-        .next_power_of_two()
-        .clamp(64, MAX_SLOTS as u64)
-        .min(((MAX_TABLE_WORDS / shape.record) as u64 + 1).next_power_of_two() / 2)
-        as u32;
-    if slots < 64 {
+    let Some(slots) = table_slots(rows as u64, shape.record) else {
         return Ok(None);
-    }
-    // Workgroup records: as many as fit the workgroup memory a stage may use, none when
-    // fewer than 16 do. None on a software driver: llvmpipe's compiler took 40-180 s over some plans' kernels with
-    // the workgroup table (and milliseconds without it), and it has no contention to save.
-    let fit = workgroup_words(ctx) / shape.record;
-    let local_slots = if fit >= 16 && !ctx.summary.is_software() {
-        1 << (31 - fit.leading_zeros())
-    } else {
-        0
     };
 
     let start = Instant::now();
     let mut encoder = ctx.encoder();
     let table_keys = table_keys(batch, &group_keys(plan), c, &mut encoder)?;
-    let (inputs, input_slots, flags) = aggregate_inputs(batch, c, plan, &mut encoder)?;
-    let text = source(&shape, table_keys.source().1, key_bindings + 2, local_slots);
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut hasher);
-    let pipeline = ctx.pipeline(&format!("group_fused:{:016x}", hasher.finish()), || text)?;
-    let table_words = HEADER as u64 + slots as u64 * shape.record as u64;
+    let table_words = table_words(slots, &shape);
     let table = ctx.storage_zeroed("fused group table", table_words * 4)?;
-    let (key_buffers, per_row) = table_keys.bindings(ctx);
-    let params = ctx.params([rows, per_row, slots, slots / 4 * 3])?;
-    let mut buffers: Vec<&wgpu::Buffer> = vec![&params, key_buffers[0], &table];
-    buffers.extend(&key_buffers[1..]);
-    for &(agg, values, validity) in &shape.inputs {
-        let chunk = &inputs.columns[input_slots[agg].expect("an input")].chunks[0];
-        if values {
-            buffers.push(&chunk.data);
-        }
-        if validity {
-            buffers.push(chunk.validity.as_ref().expect("a validity bitmap"));
-        }
-    }
-    let bound = ctx.bind(&pipeline, &buffers);
-    if rows > 0 {
-        ctx.dispatch(&mut encoder, &pipeline, &bound, walking_threads(rows));
-    }
+    let flags = record_pass(
+        batch,
+        c,
+        plan,
+        &shape,
+        &table_keys,
+        &table,
+        slots,
+        None,
+        &mut encoder,
+    )?;
     // Fixed-width keys of a batch on the GPU: gathered at every slot's first row (row 0 for
     // an empty slot) and read back with the table.
     let fixed_width = |&k: &usize| batch.columns[k].layout() != Layout::Strings;
@@ -356,7 +506,7 @@ pub(crate) fn chunk_partial(
         profile::record(Phase::Download, start);
         log::debug!(
             "group_by: more than {} groups overflow the fused table",
-            slots / 4 * 3
+            limit(slots)
         );
         return Ok(None);
     }
@@ -369,56 +519,14 @@ pub(crate) fn chunk_partial(
         .collect();
     order.sort_unstable();
     // No keys: one group, even over no rows (its states empty).
-    let empty = vec![0u32; record];
-    let at = |g: usize| -> &[u32] {
-        match order.get(g) {
-            Some(&(_, s)) => &records[s * record..(s + 1) * record],
-            None => &empty,
-        }
-    };
     let groups = if plan.keys.is_empty() { 1 } else { order.len() };
-    let words = |from: u32, n: u32| -> Vec<u32> {
-        (0..groups)
-            .flat_map(|g| at(g)[from as usize..(from + n) as usize].to_vec())
-            .collect()
-    };
-    let counts =
-        |from: u32| -> Vec<u64> { (0..groups).map(|g| at(g)[from as usize] as u64).collect() };
-    let mut states: Vec<State> = Vec::with_capacity(plan.aggs.len());
-    for (part, same) in shape.parts.iter().zip(&same_as) {
-        let state = match (part, same) {
-            (None, Some(earlier)) => states[*earlier].clone(),
-            (Some((Part::Count { at }, _)), _) => State::Count(counts(*at)),
-            (
-                Some((
-                    Part::Sum {
-                        at,
-                        words: n,
-                        count,
-                        squares,
-                        ..
-                    },
-                    _,
-                )),
-                _,
-            ) => {
-                let squares = squares.map(|q| words(q, 5));
-                int_state(
-                    &words(*at, *n),
-                    *n as usize,
-                    squares.as_deref(),
-                    counts(*count),
-                )
-            }
-            (None, None) => unreachable!("a part or an earlier state"),
-        };
-        states.push(state);
-    }
+    let slots_in_order: Vec<usize> = order.iter().map(|&(_, s)| s).collect();
+    let states = states_of(&shape, &same_as, records, &slots_in_order, groups);
     let first: Vec<u32> = order.iter().map(|&(row, _)| row).collect();
     let keys = match &gathered {
         Some(taken) => {
             let slots_in_order =
-                UInt32Array::from_iter_values(order.iter().map(|&(_, s)| s as u32));
+                UInt32Array::from_iter_values(slots_in_order.iter().map(|&s| s as u32));
             taken
                 .columns
                 .iter()
@@ -473,8 +581,12 @@ mod tests {
             (shader::GROUP_KEYS_STRINGS, 4),
         ];
         for (keys, first) in keys {
-            for local in [0, 128] {
-                let text = source(&shape, keys, first, local);
+            // Stored key words go with key words only (group_resident).
+            let words = keys == shader::GROUP_KEYS_WORDS;
+            for (local, stored) in [(0, false), (128, false), (0, words), (128, words)] {
+                let stored = stored.then_some(first);
+                let first = first + stored.is_some() as u32;
+                let text = source(&shape, keys, first, local, stored);
                 let module = naga::front::wgsl::parse_str(&text)
                     .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
                 naga::valid::Validator::new(

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::column::{ColumnChunk, GpuBatch, GpuColumn, Layout};
 use super::compact;
 use super::shader::{self, assemble};
-use super::sort::{encode_interleaved, key_kind};
+use super::sort::{encode_interleaved, key_kind, NullWords};
 use super::GpuContext;
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -233,11 +233,13 @@ pub(crate) fn table_keys(
         }
         _ if keys.iter().any(is_string) => {
             let coded = with_string_codes(batch, keys, c)?;
-            let (words, per_row) = encode_interleaved(&coded, keys, 0, true, encoder)?;
+            let (words, per_row) =
+                encode_interleaved(&coded, keys, 0, NullWords::WhereNulls, encoder)?;
             TableKeys::Words(words, per_row)
         }
         _ => {
-            let (words, per_row) = encode_interleaved(batch, keys, c, true, encoder)?;
+            let (words, per_row) =
+                encode_interleaved(batch, keys, c, NullWords::WhereNulls, encoder)?;
             TableKeys::Words(words, per_row)
         }
     })

@@ -7,6 +7,7 @@ pub(crate) mod distinct;
 pub(crate) mod filter;
 pub(crate) mod group_by;
 pub(crate) mod group_fused;
+pub(crate) mod group_resident;
 pub(crate) mod groups;
 pub(crate) mod predicate;
 pub(crate) mod scan;

@@ -49,6 +49,7 @@ pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
 /// Group-by of few groups in one pass (`src/gpu/group_fused.rs` generates its aggregates).
 pub(crate) const GROUP_FUSED: &str = include_str!("../../shaders/group_fused.wgsl");
 pub(crate) const GROUP_SLOT_ROWS: &str = include_str!("../../shaders/group_slot_rows.wgsl");
+pub(crate) const GROUP_PERSIST: &str = include_str!("../../shaders/group_persist.wgsl");
 pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
 pub(crate) const GROUP_FSUM: &str = include_str!("../../shaders/group_fsum.wgsl");
 pub(crate) const DISTINCT_LAST: &str = include_str!("../../shaders/distinct_last.wgsl");
@@ -198,6 +199,7 @@ mod tests {
             (GROUP_FIRST, &[][..]),
             (GROUP_IDS, &[][..]),
             (GROUP_SLOT_ROWS, &[][..]),
+            (GROUP_PERSIST, &[("REC", "7")][..]),
             (GROUP_AGG, GLOBAL_DEFS),
             (GROUP_FSUM, GLOBAL_DEFS),
             (GROUP_AGG, LOCAL_DEFS),

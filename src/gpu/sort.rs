@@ -78,12 +78,23 @@ struct Word {
 }
 
 fn words_of(batch: &GpuBatch, keys: &[Key]) -> Result<Vec<Word>> {
-    words_with(batch, keys, true)
+    words_with(batch, keys, NullWords::WhereNulls)
 }
 
-/// [`words_of`], with or without the null words (an aggregate that skips nulls needs only
-/// the values' words).
-fn words_with(batch: &GpuBatch, keys: &[Key], null_words: bool) -> Result<Vec<Word>> {
+/// Which keys get a word that says whether the row's key is null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NullWords {
+    /// None: an aggregate that skips nulls needs only the values' words.
+    Skip,
+    /// Keys whose column has nulls in some chunk of the batch.
+    WhereNulls,
+    /// Every key, nulls or not: the same words per row for every batch of a schema, as a
+    /// table kept across batches compares them.
+    Always,
+}
+
+/// [`words_of`], with the null words `null_words` asks for.
+fn words_with(batch: &GpuBatch, keys: &[Key], null_words: NullWords) -> Result<Vec<Word>> {
     let mut words = Vec::new();
     for key in keys {
         let column = &batch.columns[key.column];
@@ -100,7 +111,12 @@ fn words_with(batch: &GpuBatch, keys: &[Key], null_words: bool) -> Result<Vec<Wo
         if key.options.nulls_first {
             base |= FLAG_NULLS_FIRST;
         }
-        if null_words && column.chunks.iter().any(|c| c.validity.is_some()) {
+        let nulls = match null_words {
+            NullWords::Skip => false,
+            NullWords::WhereNulls => column.chunks.iter().any(|c| c.validity.is_some()),
+            NullWords::Always => true,
+        };
+        if nulls {
             words.push(Word {
                 column: key.column,
                 flags: base | FLAG_NULL_WORD,
@@ -122,13 +138,12 @@ fn words_with(batch: &GpuBatch, keys: &[Key], null_words: bool) -> Result<Vec<Wo
 
 /// The key words of chunk `c` interleaved into one buffer (row r's words at
 /// `r * words + i`, most significant first), recorded into `encoder`; returns the buffer
-/// and the words per row. `null_words`: a word for each key with nulls (group keys), or
-/// none (aggregate values, which skip nulls).
+/// and the words per row, with the null words `null_words` asks for.
 pub(crate) fn encode_interleaved(
     batch: &GpuBatch,
     keys: &[Key],
     c: usize,
-    null_words: bool,
+    null_words: NullWords,
     encoder: &mut wgpu::CommandEncoder,
 ) -> Result<(wgpu::Buffer, u32)> {
     let ctx = &batch.ctx;
