@@ -160,8 +160,9 @@ fn a_full_range_key_sorts_in_four_passes_a_word() {
 /// A group-by streamed batch by batch keeps its hash table on the device: each batch
 /// reads back its overflow word and its new groups (one host sync, 8 KiB), and the
 /// table comes back once, at the end. Before, each batch read back its whole table (one
-/// record a slot) and the host merged the batches' groups. 16 batches of 64k rows,
-/// 1,000 groups (all new in the first batch), `count(*)` and `sum(i)`.
+/// record a slot: 6,291,840 bytes here, 16 host syncs) and the host merged the batches'
+/// groups. 16 batches of 64k rows, 1,000 groups (all new in the first batch), `count(*)`
+/// and `sum(i)`.
 #[test]
 fn a_streamed_group_by_keeps_its_table_on_the_device() {
     let batch = batch();
@@ -194,5 +195,13 @@ fn a_streamed_group_by_keeps_its_table_on_the_device() {
         let table = 16 + 16_384 * 7 * 4;
         let want_bytes = batches as u64 * per_batch + table;
         assert_eq!(t.downloaded_bytes, want_bytes, "{name}: {t:?}");
+        // Two dispatches a batch (the one-pass kernel, then the one that stores the new
+        // slots' keys) where there was one; the bindings' span grows by the table, its
+        // stored keys and new-slot list that the second binds: 18,874,880 bytes before.
+        assert_eq!(
+            (t.dispatches, t.buffers, t.device_bytes),
+            (32, 101, 35_652_736),
+            "{name}: {t:?}"
+        );
     }
 }

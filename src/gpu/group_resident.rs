@@ -7,8 +7,9 @@
 //! be compared through its owner row (a row of a chunk that is gone), so after each chunk
 //! `shaders/group_persist.wgsl` stores the key words of the slots that chunk claimed
 //! beside the table and marks them persisted; the fused kernel compares rows with the
-//! stored words for those. The key words are the same for every batch of a schema: every
-//! key has its null word (`NullWords::Always`), and every aggregate with an input counts
+//! stored words for those. The key words are the same for every batch of a schema: a key
+//! of a nullable field has its null word whether or not the batch has nulls
+//! (`NullWords::WhereNullable`), and every aggregate with an input counts
 //! its values in a word of its own, so the records' layout doesn't depend on which batch
 //! has nulls. The persist kernel also lists the new slots with their first rows: the host
 //! numbers the groups in order of first appearance and takes their keys from the batch
@@ -40,12 +41,13 @@ use super::column::GpuBatch;
 use super::filter::{check_flags, read_u32s};
 use super::group_by::{group_keys, keys_at_rows, on_gpu, same_states, unsupported, Input};
 use super::group_fused::{self, Shape};
-use super::groups::TableKeys;
+use super::groups::{raw_words, TableKeys};
 use super::shader::{self, assemble};
 use super::sort::{encode_interleaved, key_kind, NullWords};
 use super::GpuContext;
 use crate::aggregate::{Grouped, Merger, Plan};
 use crate::error::{Error, Result};
+use crate::keys::Key;
 use crate::profile::{self, Phase};
 
 /// New slots read back with a batch's overflow word; a batch with more reads them again.
@@ -88,12 +90,37 @@ struct Table {
 }
 
 /// The key words per row of `plan`'s keys in `schema` when every key is fixed-width:
-/// a null word, then one value word (two for 64-bit keys).
+/// a null word where the field is nullable, then one value word (two for 64-bit keys).
 fn key_words(plan: &Plan, schema: &Schema) -> Option<u32> {
     plan.keys
         .iter()
-        .map(|&k| key_kind(schema.field(k).data_type()).map(|(_, wide)| 2 + wide as u32))
+        .map(|&k| {
+            let field = schema.field(k);
+            let (_, wide) = key_kind(field.data_type())?;
+            Some(field.is_nullable() as u32 + 1 + wide as u32)
+        })
         .sum()
+}
+
+/// What the table compares chunk `c`'s rows by: one integer key of a field that can't be
+/// null as its values (as the one-pass kernel does), otherwise the keys' order words with
+/// a null word for each nullable field; the same for every batch of a schema.
+fn kept_keys(
+    batch: &GpuBatch,
+    keys: &[Key],
+    c: usize,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<TableKeys> {
+    if let [key] = keys {
+        if !batch.schema.field(key.column).is_nullable() {
+            if let Some(per_row) = raw_words(batch, key, c) {
+                let data = batch.columns[key.column].chunks[c].data.clone();
+                return Ok(TableKeys::Words(data, per_row));
+            }
+        }
+    }
+    let (words, per_row) = encode_interleaved(batch, keys, c, NullWords::WhereNullable, encoder)?;
+    Ok(TableKeys::Words(words, per_row))
 }
 
 impl Default for Resident {
@@ -293,15 +320,17 @@ impl Table {
         for (c, shape) in shapes.iter().enumerate() {
             let rows = batch.chunk_rows[c];
             let mut encoder = ctx.encoder();
-            let (words, per_row) =
-                encode_interleaved(batch, &keys, c, NullWords::Always, &mut encoder)?;
+            let table_keys = kept_keys(batch, &keys, c, &mut encoder)?;
+            let TableKeys::Words(words, per_row) = &table_keys else {
+                unreachable!("kept keys are words")
+            };
+            let per_row = *per_row;
             if per_row != self.words {
                 return Err(Error::Gpu(format!(
                     "group_by: {per_row} key words a row where the kept table has {}",
                     self.words
                 )));
             }
-            let table_keys = TableKeys::Words(words, per_row);
             flags.push(group_fused::record_pass(
                 batch,
                 c,
@@ -313,9 +342,6 @@ impl Table {
                 Some(&self.stored),
                 &mut encoder,
             )?);
-            let TableKeys::Words(words, _) = &table_keys else {
-                unreachable!("made as words above")
-            };
             let params = ctx.params([self.slots, rows, per_row, base])?;
             let bound = ctx.bind(
                 &persist,

@@ -194,7 +194,7 @@ fn with_string_codes(batch: &GpuBatch, keys: &[Key], c: usize) -> Result<GpuBatc
 /// The words per row of `key`'s column in chunk `c` when its values can be compared as
 /// they are: integers (dates, timestamps, decimals held as i64) of 32 or 64 bits, without
 /// a validity bitmap. Floats are encoded (NaN equal NaN whatever its bits).
-fn raw_words(batch: &GpuBatch, key: &Key, c: usize) -> Option<u32> {
+pub(super) fn raw_words(batch: &GpuBatch, key: &Key, c: usize) -> Option<u32> {
     let column = &batch.columns[key.column];
     if column.chunks[c].validity.is_some() {
         return None;

@@ -88,9 +88,9 @@ pub(crate) enum NullWords {
     Skip,
     /// Keys whose column has nulls in some chunk of the batch.
     WhereNulls,
-    /// Every key, nulls or not: the same words per row for every batch of a schema, as a
-    /// table kept across batches compares them.
-    Always,
+    /// Keys whose field is nullable, nulls in this batch or not: the same words per row
+    /// for every batch of a schema, as a table kept across batches compares them.
+    WhereNullable,
 }
 
 /// [`words_of`], with the null words `null_words` asks for.
@@ -114,7 +114,7 @@ fn words_with(batch: &GpuBatch, keys: &[Key], null_words: NullWords) -> Result<V
         let nulls = match null_words {
             NullWords::Skip => false,
             NullWords::WhereNulls => column.chunks.iter().any(|c| c.validity.is_some()),
-            NullWords::Always => true,
+            NullWords::WhereNullable => batch.schema.field(key.column).is_nullable(),
         };
         if nulls {
             words.push(Word {
