@@ -205,3 +205,35 @@ fn a_streamed_group_by_keeps_its_table_on_the_device() {
         );
     }
 }
+
+/// A batch of many chunks sorts each chunk on the device and merges the sorted chunks
+/// there too: nothing comes back but each chunk's key bounds (the one host sync), where
+/// the CPU's merge read back every chunk's order and key words (4 bytes a row and key
+/// word, and a second sync) and uploaded the merged order. 1M rows in 1 MiB chunks,
+/// sorted by `k` descending (one key word) on the device.
+#[test]
+fn a_sort_of_many_chunks_merges_them_on_the_device() {
+    let batch = batch();
+    let want = common::cpu()
+        .sort(&batch, &[SortKey::desc("k")], None)
+        .unwrap();
+    for (name, engine) in common::gpu_engines(Some(1 << 20)) {
+        let gpu = engine.upload(&batch).unwrap();
+        let (out, profile) = engine
+            .profiled(|_| gpu.sort(&[SortKey::desc("k")], None))
+            .unwrap();
+        assert!(out.num_chunks() > 4, "{name}: {} chunks", out.num_chunks());
+        assert_eq!(out.to_record_batch().unwrap(), want, "{name}");
+        let t = profile.traffic();
+        // One sync, for the eight chunks' key bounds (8 bytes each) before the radix
+        // passes; with the CPU's merge: 2 syncs, 8,388,672 bytes down, 4,194,368 up.
+        assert_eq!(
+            (t.host_syncs, t.downloaded_bytes, t.uploaded_bytes),
+            (1, 64, 64),
+            "{name}: {t:?}"
+        );
+        // The merge's dispatches: 8 key layouts, 56 rank counts (each chunk against the
+        // seven others), 64 scatters (each chunk into each output chunk); 280 before.
+        assert_eq!((t.dispatches, t.buffers), (408, 513), "{name}: {t:?}");
+    }
+}

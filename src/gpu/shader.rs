@@ -50,6 +50,9 @@ pub(crate) const GROUP_IDS: &str = include_str!("../../shaders/group_ids.wgsl");
 pub(crate) const GROUP_FUSED: &str = include_str!("../../shaders/group_fused.wgsl");
 pub(crate) const GROUP_SLOT_ROWS: &str = include_str!("../../shaders/group_slot_rows.wgsl");
 pub(crate) const GROUP_PERSIST: &str = include_str!("../../shaders/group_persist.wgsl");
+pub(crate) const SORT_MERGE_KEYS: &str = include_str!("../../shaders/sort_merge_keys.wgsl");
+pub(crate) const SORT_MERGE_RANK: &str = include_str!("../../shaders/sort_merge_rank.wgsl");
+pub(crate) const SORT_MERGE_SCATTER: &str = include_str!("../../shaders/sort_merge_scatter.wgsl");
 pub(crate) const GROUP_AGG: &str = include_str!("../../shaders/group_agg.wgsl");
 pub(crate) const GROUP_FSUM: &str = include_str!("../../shaders/group_fsum.wgsl");
 pub(crate) const DISTINCT_LAST: &str = include_str!("../../shaders/distinct_last.wgsl");
@@ -200,6 +203,9 @@ mod tests {
             (GROUP_IDS, &[][..]),
             (GROUP_SLOT_ROWS, &[][..]),
             (GROUP_PERSIST, &[("REC", "7")][..]),
+            (SORT_MERGE_KEYS, &[][..]),
+            (SORT_MERGE_RANK, &[][..]),
+            (SORT_MERGE_SCATTER, &[][..]),
             (GROUP_AGG, GLOBAL_DEFS),
             (GROUP_FSUM, GLOBAL_DEFS),
             (GROUP_AGG, LOCAL_DEFS),

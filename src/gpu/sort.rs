@@ -19,8 +19,10 @@
 //! first k are those of a stable sort of every row.
 //!
 //! A batch larger than one chunk (one storage binding) sorts each chunk on the GPU; the
-//! sorted runs are then merged on the CPU by their key words, earlier chunks first among
-//! equal keys, so the result is the same stable order.
+//! sorted runs are then merged on the GPU (`merge_on_gpu`: each key's place is its place
+//! in its run plus the keys of the other runs before it, counted by binary searches),
+//! earlier chunks first among equal keys, so the result is the same stable order. Where a
+//! run's key words don't fit one binding, the runs are merged on the CPU instead.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -648,8 +650,96 @@ fn radix(
     Ok(if cur == Some(0) { a } else { b })
 }
 
+/// The sorted chunks merged on the GPU: the global row indices of the first `take` rows
+/// of the merged order, in output chunks of `out_rows` rows (summing to `take`), none
+/// read back. Each chunk's key words are laid out in its order (`sort_merge_keys.wgsl`);
+/// each key then finds its place by counting, with a binary search in every other chunk,
+/// the keys that come before it (`sort_merge_rank.wgsl`: smaller ones, and equal ones
+/// of earlier chunks, so the merge is stable), and goes there
+/// (`sort_merge_scatter.wgsl`). `None` where a chunk's key words in order would not fit
+/// one binding (the CPU merges then).
+fn merge_on_gpu(
+    batch: &GpuBatch,
+    sorted: &[SortedChunk],
+    out_rows: &[u32],
+) -> Result<Option<Vec<(wgpu::Buffer, u32)>>> {
+    let ctx = &batch.ctx;
+    let words = sorted.first().map_or(0, |s| s.words.len()) as u32;
+    let binding = ctx.summary.limits.max_storage_buffer_binding_size;
+    if words == 0
+        || sorted
+            .iter()
+            .any(|s| s.len as u64 * words as u64 * 4 > binding)
+    {
+        return Ok(None);
+    }
+    let start = std::time::Instant::now();
+    let out = ctx.scoped(|| {
+        let keys_stage =
+            ctx.pipeline("sort_merge_keys", || assemble(shader::SORT_MERGE_KEYS, &[]))?;
+        let rank = ctx.pipeline("sort_merge_rank", || assemble(shader::SORT_MERGE_RANK, &[]))?;
+        let scatter = ctx.pipeline("sort_merge_scatter", || {
+            assemble(shader::SORT_MERGE_SCATTER, &[])
+        })?;
+        let mut recorder = Bounded::new(ctx);
+        // Each chunk's key words in its order.
+        let mut keys = Vec::with_capacity(sorted.len());
+        for s in sorted {
+            let k = ctx.storage_zeroed("merge keys", s.len as u64 * words as u64 * 4)?;
+            for (w, by_row) in s.words.iter().enumerate() {
+                if s.len == 0 {
+                    continue;
+                }
+                let params = ctx.params([s.len, words, w as u32, 0])?;
+                let bound = ctx.bind(&keys_stage, &[&params, &s.index, by_row, &k]);
+                ctx.dispatch(&mut recorder.encoder, &keys_stage, &bound, s.len as u64);
+                recorder.recorded(1)?;
+            }
+            keys.push(k);
+        }
+        // Each key's count of the other chunks' keys before it.
+        let mut pos = Vec::with_capacity(sorted.len());
+        for (r, s) in sorted.iter().enumerate() {
+            let p = ctx.storage_zeroed("merge places", s.len as u64 * 4)?;
+            for (j, other) in sorted.iter().enumerate() {
+                if j == r || s.len == 0 || other.len == 0 {
+                    continue;
+                }
+                let params = ctx.params([s.len, other.len, words, (j < r) as u32])?;
+                let bound = ctx.bind(&rank, &[&params, &keys[r], &keys[j], &p]);
+                ctx.dispatch(&mut recorder.encoder, &rank, &bound, s.len as u64);
+                recorder.recorded(1)?;
+            }
+            pos.push(p);
+        }
+        // Every row to its place, in the output chunk that holds it.
+        let mut out = Vec::with_capacity(out_rows.len());
+        let mut first = 0u32;
+        for &rows in out_rows {
+            let order = ctx.storage_zeroed("merged order", rows as u64 * 4)?;
+            let mut base = 0u32;
+            for (s, p) in sorted.iter().zip(&pos) {
+                if s.len > 0 && rows > 0 {
+                    let params = ctx.params([s.len, base, first, rows])?;
+                    let bound = ctx.bind(&scatter, &[&params, &s.index, p, &order]);
+                    ctx.dispatch(&mut recorder.encoder, &scatter, &bound, s.len as u64);
+                    recorder.recorded(1)?;
+                }
+                base += s.rows;
+            }
+            out.push((order, rows));
+            first += rows;
+        }
+        recorder.submit()?;
+        Ok(out)
+    })?;
+    profile::record(Phase::Kernels, start);
+    Ok(Some(out))
+}
+
 /// The global row indices of `batch` in key order, the first `limit` of them: downloaded
-/// from one chunk, or merged on the CPU from several.
+/// from one chunk, or from the merge of several on the GPU (on the CPU by their key words
+/// where a chunk's words don't fit the GPU's merge).
 pub(crate) fn sorted_indices(
     batch: &GpuBatch,
     sorted: &[SortedChunk],
@@ -661,6 +751,18 @@ pub(crate) fn sorted_indices(
     if sorted.len() == 1 {
         let bytes = ctx.read_many(&[(&sorted[0].index, take as u64 * 4)])?;
         return Ok(bytemuck::pod_collect_to_vec(&bytes[0]));
+    }
+    let out_rows = super::column::cut_chunks(ctx, "sort", take, &[])?;
+    if let Some(order) = merge_on_gpu(batch, sorted, &out_rows)? {
+        let parts: Vec<(&wgpu::Buffer, u64)> = order
+            .iter()
+            .map(|(b, rows)| (b, *rows as u64 * 4))
+            .collect();
+        let read = ctx.read_many(&parts)?;
+        return Ok(read
+            .iter()
+            .flat_map(|b| bytemuck::pod_collect_to_vec::<u8, u32>(b))
+            .collect());
     }
     // Several runs: download each one's order and words, merge by key words.
     let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
@@ -766,6 +868,43 @@ fn width_bits(layout: Layout) -> u32 {
 /// (chunks of the adapter's binding size, a few dozen per batch) a take is one submission.
 const TAKE_DISPATCHES_PER_SUBMIT: usize = 1024;
 
+/// A command encoder that runs what it holds and waits for it after every
+/// [`TAKE_DISPATCHES_PER_SUBMIT`] dispatches: for the take and the merge, whose dispatches
+/// grow with the square of the chunks.
+struct Bounded<'a> {
+    ctx: &'a GpuContext,
+    encoder: wgpu::CommandEncoder,
+    recorded: usize,
+}
+
+impl<'a> Bounded<'a> {
+    fn new(ctx: &'a GpuContext) -> Bounded<'a> {
+        Bounded {
+            ctx,
+            encoder: ctx.encoder(),
+            recorded: 0,
+        }
+    }
+
+    /// Counts `n` dispatches just recorded into `encoder`: past the bound, everything
+    /// recorded so far runs and the device frees its parameters and bindings.
+    fn recorded(&mut self, n: usize) -> Result<()> {
+        self.recorded += n;
+        if self.recorded >= TAKE_DISPATCHES_PER_SUBMIT {
+            let full = std::mem::replace(&mut self.encoder, self.ctx.encoder());
+            self.ctx.submit(full)?;
+            self.ctx.wait()?;
+            self.recorded = 0;
+        }
+        Ok(())
+    }
+
+    /// Submits what is left.
+    fn submit(self) -> Result<()> {
+        self.ctx.submit(self.encoder)
+    }
+}
+
 /// Rows `idx` (global indices into `batch`) of every column of `batch`, as a new batch on
 /// the GPU; `idx` is given per output chunk, on the GPU.
 pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Result<GpuBatch> {
@@ -773,7 +912,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
     let start = std::time::Instant::now();
     let out = ctx.scoped(|| {
         let pipeline = ctx.pipeline("take", || assemble(shader::TAKE, &[]))?;
-        let mut encoder = ctx.encoder();
+        let mut recorder = Bounded::new(ctx);
         let mut bases = Vec::with_capacity(batch.num_chunks());
         let mut base = 0u32;
         for &rows in &batch.chunk_rows {
@@ -800,7 +939,6 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
             ctx.dispatch(encoder, &pipeline, &bg, threads);
             Ok(())
         };
-        let mut recorded = 0usize;
         let mut columns = Vec::with_capacity(batch.columns.len());
         for column in &batch.columns {
             let layout = column.layout();
@@ -837,7 +975,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                     if layout != Layout::Strings {
                         let width = width_bits(layout);
                         take_one(
-                            &mut encoder,
+                            &mut recorder.encoder,
                             Some(&chunk.data),
                             &data,
                             idx,
@@ -845,11 +983,11 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                             c,
                             width,
                         )?;
-                        recorded += 1;
+                        recorder.recorded(1)?;
                     }
                     if let Some(v) = &validity {
                         take_one(
-                            &mut encoder,
+                            &mut recorder.encoder,
                             chunk.validity.as_ref(),
                             v,
                             idx,
@@ -857,16 +995,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                             c,
                             1,
                         )?;
-                        recorded += 1;
-                    }
-                    if recorded >= TAKE_DISPATCHES_PER_SUBMIT {
-                        // Many chunks in and out: each pair is a dispatch, and every
-                        // dispatch's parameters and bindings are held until its
-                        // submission is done. Run what is recorded so far and let the
-                        // device free it, so the memory held stays bounded.
-                        ctx.submit(std::mem::replace(&mut encoder, ctx.encoder()))?;
-                        ctx.wait()?;
-                        recorded = 0;
+                        recorder.recorded(1)?;
                     }
                 }
                 chunks.push(ColumnChunk { data, validity });
@@ -876,7 +1005,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                 chunks,
             });
         }
-        ctx.submit(encoder)?;
+        recorder.submit()?;
         Ok(GpuBatch {
             ctx: ctx.clone(),
             schema: batch.schema.clone(),
@@ -894,10 +1023,20 @@ pub(crate) fn sort_batch(batch: &GpuBatch, keys: &[Key], limit: Option<usize>) -
     let sorted = sort_chunks(batch, keys, limit)?;
     let total = batch.num_rows();
     let take_rows = limit.map_or(total, |l| l.min(total));
+    let strings = batch.columns.iter().any(|c| c.layout() == Layout::Strings);
+    let merged = if sorted.len() > 1 && !strings {
+        let out_rows = super::column::cut_chunks(ctx, "sort", take_rows, &[])?;
+        merge_on_gpu(batch, &sorted, &out_rows)?
+    } else {
+        None
+    };
     let out_chunks: Vec<(wgpu::Buffer, u32)> = if sorted.len() == 1 {
         // The order never leaves the GPU.
         let s = sorted.into_iter().next().expect("one chunk");
         vec![(s.index, take_rows as u32)]
+    } else if let Some(merged) = merged {
+        // Merged on the GPU: the order never leaves it either.
+        merged
     } else {
         let order = sorted_indices(batch, &sorted, limit)?;
         let mut rest = &order[..];
