@@ -175,6 +175,8 @@ pub(crate) struct GpuContext {
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
     pipelines: Mutex<PipelineCache>,
+    /// Staging buffers of reads done, for the next reads ([`GpuContext::read_many`]).
+    staging: Mutex<Vec<wgpu::Buffer>>,
     lost: Arc<Mutex<Option<String>>>,
     /// wgpu errors raised outside any error scope (by work on another thread, say), with
     /// the last one's text: an operation that sees the count change while it runs fails.
@@ -326,6 +328,7 @@ impl GpuContext {
             queue,
             summary,
             pipelines: Mutex::new(PipelineCache::default()),
+            staging: Mutex::new(Vec::new()),
             lost,
             uncaptured,
             memory_limit: req.memory_limit,
@@ -710,14 +713,8 @@ impl GpuContext {
         if total == 0 {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
-        self.charge("readback", total)?;
+        let staging = self.staging_for(total)?;
         crate::profile::count(|t| t.downloaded_bytes += total);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: total,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let mut encoder = self.encoder();
         let mut offsets = Vec::with_capacity(parts.len());
         let mut offset = 0u64;
@@ -731,15 +728,17 @@ impl GpuContext {
         }
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        staging
+            .slice(..total)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
         self.wait()?;
         rx.recv()
             .map_err(|_| Error::DeviceLost("readback never completed".into()))?
             .map_err(|e| self.explain(Error::Gpu(format!("mapping the readback buffer: {e}"))))?;
         let view = staging
-            .slice(..)
+            .slice(..total)
             .get_mapped_range()
             .map_err(|e| self.explain(Error::Gpu(format!("reading the readback buffer: {e}"))))?;
         let out = parts
@@ -749,9 +748,62 @@ impl GpuContext {
             .collect();
         drop(view);
         staging.unmap();
+        self.keep_staging(staging);
         Ok(out)
     }
+
+    /// A staging buffer of at least `bytes` for a read: the smallest kept one that holds
+    /// them, or a new one (of a power of two bytes, from 4 KiB, where it may be kept).
+    fn staging_for(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        if let Ok(mut kept) = self.staging.lock() {
+            let fits = kept
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.size() >= bytes)
+                .min_by_key(|(_, b)| b.size())
+                .map(|(i, _)| i);
+            if let Some(i) = fits {
+                return Ok(kept.swap_remove(i));
+            }
+        }
+        let size = if bytes <= STAGING_KEPT_BYTES {
+            bytes.next_power_of_two().max(4096)
+        } else {
+            bytes
+        };
+        self.charge("readback", size)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Keeps `staging` (unmapped) for later reads: at most [`STAGING_KEPT`] buffers of at
+    /// most [`STAGING_KEPT_BYTES`] each, the smallest given up first.
+    fn keep_staging(&self, staging: wgpu::Buffer) {
+        if staging.size() > STAGING_KEPT_BYTES {
+            return;
+        }
+        if let Ok(mut kept) = self.staging.lock() {
+            kept.push(staging);
+            if kept.len() > STAGING_KEPT {
+                let smallest = (0..kept.len())
+                    .min_by_key(|&i| kept[i].size())
+                    .expect("not empty");
+                kept.swap_remove(smallest);
+            }
+        }
+    }
 }
+
+/// Staging buffers a context keeps for its reads: every read made one, and a
+/// mappable buffer is among the costlier allocations a driver makes; a stream reads a
+/// few small parts a batch.
+const STAGING_KEPT: usize = 4;
+/// The largest staging buffer kept (larger reads make and drop their own).
+const STAGING_KEPT_BYTES: u64 = 16 << 20;
 
 /// A bind group and the bytes its buffers span: what a dispatch over it may read and write,
 /// counted per dispatch in the profile's [`crate::Traffic`].
