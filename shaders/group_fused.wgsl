@@ -35,6 +35,9 @@ const PERSISTED: u32 = 0xffffffffu;
 var<workgroup> local_rec: array<atomic<u32>, ${LOCAL_WORDS}>;
 // Whether `state_add` and `state_max` go to the workgroup's records or the global ones.
 var<private> in_local: bool;
+// Whether the global slot `global_slot` found was claimed in an earlier chunk (a kept
+// table): its first row is known, and no row of this chunk updates it.
+var<private> found_persisted: bool;
 
 ${KEYS}
 
@@ -97,6 +100,7 @@ fn local_slot(row: u32, h: u32) -> u32 {
 fn global_slot(row: u32, h: u32) -> u32 {
     let mask = params.capacity - 1u;
     var found = NONE;
+    found_persisted = false;
     var probe = 0u;
     loop {
         if (probe >= params.capacity || atomicLoad(&table[1]) != 0u) {
@@ -121,6 +125,7 @@ fn global_slot(row: u32, h: u32) -> u32 {
         }
         if (same_slot(holder, at, row)) {
             found = at;
+            found_persisted = holder == PERSISTED;
             break;
         }
         probe += 1u;
@@ -137,7 +142,9 @@ ${ACCUMULATE}
 // (the row count, each aggregate's words) with its carries (generated per plan).
 fn flush(l: u32, base: u32) {
     in_local = false;
-    atomicMax(&table[HEADER + base + 1u], atomicLoad(&local_rec[l + 1u]));
+    if (!found_persisted) {
+        atomicMax(&table[HEADER + base + 1u], atomicLoad(&local_rec[l + 1u]));
+    }
 ${FLUSH}
 }
 
@@ -174,7 +181,9 @@ fn main(
                 continue;
             }
         }
-        state_max(base + 1u, params.rows - row);
+        if (in_local || !found_persisted) {
+            state_max(base + 1u, params.rows - row);
+        }
         state_add(base + 2u, 1u);
         accumulate(row, base);
     }
