@@ -301,6 +301,9 @@ impl Table {
         added
     }
 
+    /// [`Table::add`] once the table's state before the batch is copied: each chunk's
+    /// one-pass kernel and the kernel that stores its new slots' keys, then one read of
+    /// the flags, the overflow word and the new slots.
     fn add_chunks(
         &mut self,
         batch: &GpuBatch,
