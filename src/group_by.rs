@@ -628,10 +628,11 @@ impl Engine {
     /// bit: groups in order of first appearance across the batches (or sorted by key), the
     /// same sums, means and variances. Memory grows with the number of groups, not rows.
     ///
-    /// On the GPU, a plan of counts and integer or decimal sums, means and variances
-    /// grouped by fixed-width keys (or none) keeps its hash table on the device across
-    /// batches: each batch adds to it and reads back only whether it overflowed and its new
-    /// groups, and the states come back once, in [`GroupByAccumulator::finish`]. A batch
+    /// On the GPU, a plan of counts, integer or decimal sums, means and variances, and
+    /// `min`/`max` of values of at most 32 bits, grouped by fixed-width keys (or none),
+    /// keeps its hash table on the device across batches: each batch adds to it and reads
+    /// back only whether it overflowed and its new groups, and the states come back once,
+    /// in [`GroupByAccumulator::finish`]. A batch
     /// whose groups would overflow the table (more than ~12k) sends the table's groups to
     /// the host's merge, and the stream goes on batch by batch.
     ///

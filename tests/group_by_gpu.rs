@@ -656,3 +656,153 @@ fn few_groups_go_in_one_pass_and_an_overflow_takes_the_passes() {
         }
     }
 }
+
+/// `min` and `max` of values of at most 32 bits (Boolean, Int8..Int32, UInt8..UInt32,
+/// Date32, Float32 with NaN of both signs, -0.0, 0.0 and infinities), with nulls and a
+/// group whose values are all null, go in the one-pass kernel's single read (their largest
+/// order word by one atomic max, decoded on the host), beside counts and integer sums;
+/// `min` of an Int64 still takes the passes. Streamed through a `GroupByAccumulator`, they
+/// are kept in its table across batches. Every case against the CPU.
+#[test]
+fn min_and_max_of_one_word_values_go_in_one_pass() {
+    let n = 5_000usize;
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut r: Vec<u64> = (0..n * 9).map(|_| next()).collect();
+    let mut take = move || r.pop().unwrap();
+    // Group 7's values are all null; every eleventh other row is null.
+    let key = |i: usize| (i * 7919 % 50) as u32;
+    let valid = |i: usize| key(i) != 7 && i % 11 != 3;
+    let floats = [
+        f32::NAN,
+        -f32::NAN,
+        -0.0,
+        0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1.5,
+    ];
+    let mut cols: Vec<(&str, ArrayRef)> = vec![(
+        "k",
+        Arc::new(UInt32Array::from_iter_values((0..n).map(key))) as ArrayRef,
+    )];
+    let bits: Vec<u64> = (0..n).map(|_| take()).collect();
+    let at = |i: usize| bits[i];
+    cols.push((
+        "b",
+        Arc::new(BooleanArray::from_iter(
+            (0..n).map(|i| valid(i).then(|| at(i) & 1 == 1)),
+        )),
+    ));
+    cols.push((
+        "i8",
+        Arc::new(Int8Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| at(i) as i8)),
+        )),
+    ));
+    cols.push((
+        "i16",
+        Arc::new(Int16Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| (at(i) >> 8) as i16)),
+        )),
+    ));
+    cols.push((
+        "i32",
+        Arc::new(Int32Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| (at(i) >> 16) as i32)),
+        )),
+    ));
+    cols.push((
+        "d",
+        Arc::new(Date32Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| (at(i) >> 20) as i32)),
+        )),
+    ));
+    cols.push((
+        "u8",
+        Arc::new(UInt8Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| (at(i) >> 3) as u8)),
+        )),
+    ));
+    cols.push((
+        "u16",
+        Arc::new(UInt16Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| (at(i) >> 24) as u16)),
+        )),
+    ));
+    cols.push((
+        "u32",
+        Arc::new(UInt32Array::from_iter(
+            (0..n).map(|i| valid(i).then(|| (at(i) >> 28) as u32)),
+        )),
+    ));
+    cols.push((
+        "f",
+        Arc::new(Float32Array::from_iter((0..n).map(|i| {
+            valid(i).then(|| {
+                let v = at(i);
+                if v % 3 == 0 {
+                    floats[(v >> 8) as usize % floats.len()]
+                } else {
+                    (v >> 40) as i32 as f32 / 7.0
+                }
+            })
+        }))),
+    ));
+    cols.push((
+        "w",
+        Arc::new(Int64Array::from_iter_values((0..n).map(|i| at(i) as i64))),
+    ));
+    let b =
+        RecordBatch::try_from_iter_with_nullable(cols.into_iter().map(|(name, a)| (name, a, true)))
+            .unwrap();
+    // A query a column (with a filtered one and an integer sum beside), so that every
+    // adapter's storage bindings hold the kernel's inputs (GL's llvmpipe has 8).
+    let mut cases: Vec<(Vec<Agg>, bool)> = ["b", "i8", "i16", "i32", "d", "u8", "u16", "u32", "f"]
+        .iter()
+        .map(|&c| {
+            (
+                vec![Agg::count_star(), Agg::min(col(c)), Agg::max(col(c))],
+                true,
+            )
+        })
+        .collect();
+    cases.push((
+        vec![
+            Agg::max(col("u8")).filter(col("i8").gt(lit(0i8))),
+            Agg::sum(col("i16")),
+        ],
+        true,
+    ));
+    // An Int64's order is two words: min takes the passes.
+    cases.push((vec![Agg::min(col("i32")), Agg::min(col("w"))], false));
+    let want = common::cpu()
+        .group_by(&b, &["k"], &[Agg::min(col("b")), Agg::max(col("f"))])
+        .unwrap();
+    assert_eq!(want.column(1).null_count(), 1, "group 7 has no values");
+    assert_eq!(want.column(2).null_count(), 1, "group 7 has no values");
+    for (name, gpu) in common::gpu_engines(None) {
+        let resident = gpu.upload(&b).unwrap();
+        for (aggs, one_pass) in &cases {
+            let want = common::cpu().group_by(&b, &["k"], aggs).unwrap();
+            let (got, profile) = gpu.profiled(|_| resident.group_by(&["k"], aggs)).unwrap();
+            assert_eq!(got, want, "{name}: {aggs:?}");
+            let syncs = profile.traffic().host_syncs;
+            assert_eq!(syncs == 1, *one_pass, "{name}, {aggs:?}: {profile}");
+            // Streamed: kept in one table across the batches.
+            let options = arrow_wgpu::GroupByOptions::default();
+            let mut acc = gpu
+                .group_by_accumulator(b.schema(), &["k"], aggs, options)
+                .unwrap();
+            for start in (0..n).step_by(700) {
+                acc.push(&b.slice(start, 700.min(n - start))).unwrap();
+            }
+            assert_eq!(acc.finish().unwrap(), want, "{name}: {aggs:?} streamed");
+        }
+    }
+}

@@ -7,14 +7,23 @@
 //! words) comes back in one read with the keys gathered at the slots' first rows, and the
 //! host numbers the groups by first row: one host sync for the chunk. The multi-pass path
 //! (`super::groups`, `super::group_by`) stays for what this one doesn't take: float sums
-//! (their digits are sized from a pass over the values first), min/max, count(DISTINCT),
-//! more bindings than the adapter has, and chunks whose groups overflow the table.
+//! (their digits are sized from a pass over the values first), min/max of 64-bit values
+//! (their order is two words, which no 32-bit atomic maxes at once), count(DISTINCT), more
+//! bindings than the adapter has, and chunks whose groups overflow the table. `min`/`max`
+//! of values of at most 32 bits are one atomic max a row on the value's order word
+//! (inverted for `min`), decoded on the host.
 
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::take;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float32Array, Int16Array, Int32Array, Int8Array,
+    UInt16Array, UInt32Array, UInt8Array,
+};
+use arrow::compute::{cast, take};
+use arrow::datatypes::DataType;
 
 use super::column::{column_from_bytes, column_parts, GpuBatch, Layout};
 use super::filter::{check_flags, read_u32s};
@@ -24,6 +33,7 @@ use super::group_by::{
 };
 use super::groups::{table_keys, TableKeys};
 use super::shader::{self, assemble};
+use super::sort::key_kind;
 use crate::aggregate::{AggFunc, Grouped, Plan, State};
 use crate::error::Result;
 use crate::profile::{self, Phase};
@@ -53,6 +63,77 @@ enum Part {
         width: u32,
         signed: bool,
     },
+    /// `min`/`max` of a value of at most 32 bits: the largest order word (of the value's
+    /// key `kind`, `super::sort::key_kind`; inverted for `min`) by one atomic max, and its
+    /// count of values (none: null). Decoded on the host to the `input` type, then cast to
+    /// the `output` type where an expression's value was widened.
+    Extreme {
+        at: u32,
+        count: u32,
+        kind: u32,
+        min: bool,
+        input: DataType,
+        output: DataType,
+    },
+}
+
+/// The order word of row `row` of values `v` of key `kind` (as `shaders/sort_encode.wgsl`
+/// makes it), as WGSL.
+fn order_word(v: &str, kind: u32) -> String {
+    match kind {
+        0 => format!("((({v}[row >> 5u]) >> (row & 31u)) & 1u)"),
+        1 => format!("((({v}[row >> 2u] >> ((row & 3u) * 8u)) & 0xffu) ^ 0x80u)"),
+        2 => format!("((({v}[row >> 1u] >> ((row & 1u) * 16u)) & 0xffffu) ^ 0x8000u)"),
+        3 => format!("({v}[row] ^ 0x80000000u)"),
+        4 => format!("(({v}[row >> 2u] >> ((row & 3u) * 8u)) & 0xffu)"),
+        5 => format!("(({v}[row >> 1u] >> ((row & 1u) * 16u)) & 0xffffu)"),
+        6 => format!("{v}[row]"),
+        7 => format!("select({v}[row] ^ 0x80000000u, ~{v}[row], ({v}[row] & 0x80000000u) != 0u)"),
+        _ => unreachable!("a key kind of one word"),
+    }
+}
+
+/// Each group's value from the largest order word of an [`Part::Extreme`] (`words`, the
+/// groups' counts of values `counts`: none is null), as an array of `input`.
+fn decode_extremes(words: &[u32], counts: &[u64], min: bool, input: &DataType) -> ArrayRef {
+    let word = |g: usize| (counts[g] > 0).then(|| if min { !words[g] } else { words[g] });
+    let n = words.len();
+    match input {
+        DataType::Boolean => Arc::new(BooleanArray::from_iter(
+            (0..n).map(|g| word(g).map(|w| w & 1 == 1)),
+        )),
+        DataType::Int8 => Arc::new(Int8Array::from_iter(
+            (0..n).map(|g| word(g).map(|w| (w ^ 0x80) as u8 as i8)),
+        )),
+        DataType::Int16 => Arc::new(Int16Array::from_iter(
+            (0..n).map(|g| word(g).map(|w| (w ^ 0x8000) as u16 as i16)),
+        )),
+        DataType::Int32 => Arc::new(Int32Array::from_iter(
+            (0..n).map(|g| word(g).map(|w| (w ^ 0x8000_0000) as i32)),
+        )),
+        DataType::Date32 => Arc::new(Date32Array::from_iter(
+            (0..n).map(|g| word(g).map(|w| (w ^ 0x8000_0000) as i32)),
+        )),
+        DataType::UInt8 => Arc::new(UInt8Array::from_iter(
+            (0..n).map(|g| word(g).map(|w| w as u8)),
+        )),
+        DataType::UInt16 => Arc::new(UInt16Array::from_iter(
+            (0..n).map(|g| word(g).map(|w| w as u16)),
+        )),
+        DataType::UInt32 => Arc::new(UInt32Array::from_iter((0..n).map(&word))),
+        DataType::Float32 => Arc::new(Float32Array::from_iter((0..n).map(|g| {
+            word(g).map(|w| {
+                // A positive value's word has its sign bit set; a negative one's is inverted.
+                let bits = if w & 0x8000_0000 != 0 {
+                    w ^ 0x8000_0000
+                } else {
+                    !w
+                };
+                f32::from_bits(bits)
+            })
+        }))),
+        other => unreachable!("no one-word extreme of {other}"),
+    }
 }
 
 /// The fused kernel's shape for a plan: each aggregate's part (`None`: it copies an
@@ -147,7 +228,22 @@ pub(super) fn shape(
                     signed,
                 }
             }
-            AggFunc::Min | AggFunc::Max | AggFunc::CountDistinct => return None,
+            AggFunc::Min | AggFunc::Max => {
+                let dt = input_type(agg)?;
+                let (kind, wide) = key_kind(&dt)?;
+                if wide {
+                    return None;
+                }
+                Part::Extreme {
+                    at: take_words(1),
+                    count: if counted { take_words(1) } else { ROWS_AT },
+                    kind,
+                    min: agg.func == AggFunc::Min,
+                    input: dt,
+                    output: agg.output.clone(),
+                }
+            }
+            AggFunc::CountDistinct => return None,
         };
         shape.parts.push(Some((part, input)));
     }
@@ -177,8 +273,15 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
     let mut accumulate = String::new();
     let mut flush =
         format!("    add_words_n(base + {ROWS_AT}u, local_number(l, {ROWS_AT}u, 1u), 1u);\n");
-    let mut flush_words = |at: u32, n: u32| {
-        flush += &format!("    add_words_n(base + {at}u, local_number(l, {at}u, {n}u), {n}u);\n");
+    // A workgroup record's words `at..at + n` added into the global record, or its word
+    // `at` maxed into it.
+    let flush_words = |flush: &mut String, at: u32, n: u32| {
+        *flush += &format!("    add_words_n(base + {at}u, local_number(l, {at}u, {n}u), {n}u);\n");
+    };
+    let flush_max = |flush: &mut String, at: u32| {
+        *flush += &format!(
+            "    atomicMax(&table[HEADER + base + {at}u], atomicLoad(&local_rec[l + {at}u]));\n"
+        );
     };
     for (part, input) in shape.parts.iter().flatten() {
         let (values, validity) = input.map(|j| names[j].clone()).unwrap_or_default();
@@ -187,7 +290,7 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
             Part::Count { at } => {
                 if *at != ROWS_AT {
                     body += &format!("state_add(base + {at}u, 1u);");
-                    flush_words(*at, 1);
+                    flush_words(&mut flush, *at, 1);
                 }
             }
             Part::Sum {
@@ -219,13 +322,30 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
                     );
                     if let Some(q) = squares {
                         body += &format!(" add_words_n(base + {q}u, square5(v, {signed}), 5u);");
-                        flush_words(*q, 5);
+                        flush_words(&mut flush, *q, 5);
                     }
                 }
-                flush_words(*at, *words);
+                flush_words(&mut flush, *at, *words);
                 if *count != ROWS_AT {
                     body += &format!(" state_add(base + {count}u, 1u);");
-                    flush_words(*count, 1);
+                    flush_words(&mut flush, *count, 1);
+                }
+            }
+            Part::Extreme {
+                at,
+                count,
+                kind,
+                min,
+                ..
+            } => {
+                let v = values.expect("min and max read their values");
+                let word = order_word(&v, *kind);
+                let word = if *min { format!("~{word}") } else { word };
+                body += &format!("state_max(base + {at}u, {word});");
+                flush_max(&mut flush, *at);
+                if *count != ROWS_AT {
+                    body += &format!(" state_add(base + {count}u, 1u);");
+                    flush_words(&mut flush, *count, 1);
                 }
             }
         }
@@ -376,10 +496,10 @@ pub(super) fn states_of(
     records: &[u32],
     order: &[usize],
     groups: usize,
-) -> Vec<State> {
+) -> Result<Vec<State>> {
     let record = shape.record as usize;
     let empty = vec![0u32; record];
-    let at = |g: usize| -> &[u32] {
+    let at_record = |g: usize| -> &[u32] {
         match order.get(g) {
             Some(&s) => &records[s * record..(s + 1) * record],
             None => &empty,
@@ -387,11 +507,14 @@ pub(super) fn states_of(
     };
     let words = |from: u32, n: u32| -> Vec<u32> {
         (0..groups)
-            .flat_map(|g| at(g)[from as usize..(from + n) as usize].to_vec())
+            .flat_map(|g| at_record(g)[from as usize..(from + n) as usize].to_vec())
             .collect()
     };
-    let counts =
-        |from: u32| -> Vec<u64> { (0..groups).map(|g| at(g)[from as usize] as u64).collect() };
+    let counts = |from: u32| -> Vec<u64> {
+        (0..groups)
+            .map(|g| at_record(g)[from as usize] as u64)
+            .collect()
+    };
     let mut states: Vec<State> = Vec::with_capacity(shape.parts.len());
     for (part, same) in shape.parts.iter().zip(same_as) {
         let state = match (part, same) {
@@ -418,11 +541,34 @@ pub(super) fn states_of(
                     counts(*count),
                 )
             }
+            (
+                Some((
+                    Part::Extreme {
+                        at,
+                        count,
+                        min,
+                        input,
+                        output,
+                        ..
+                    },
+                    _,
+                )),
+                _,
+            ) => {
+                let best: Vec<u32> = (0..groups).map(|g| at_record(g)[*at as usize]).collect();
+                let values = decode_extremes(&best, &counts(*count), *min, input);
+                // A widened expression value: every value fits the output type.
+                State::Extreme(if values.data_type() == output {
+                    values
+                } else {
+                    cast(&values, output)?
+                })
+            }
             (None, None) => unreachable!("a part or an earlier state"),
         };
         states.push(state);
     }
-    states
+    Ok(states)
 }
 
 /// Chunk `c` of `batch` grouped by `plan` in one pass, as [`super::group_by`]'s chunks are
@@ -521,7 +667,7 @@ pub(crate) fn chunk_partial(
     // No keys: one group, even over no rows (its states empty).
     let groups = if plan.keys.is_empty() { 1 } else { order.len() };
     let slots_in_order: Vec<usize> = order.iter().map(|&(_, s)| s).collect();
-    let states = states_of(&shape, &same_as, records, &slots_in_order, groups);
+    let states = states_of(&shape, &same_as, records, &slots_in_order, groups)?;
     let first: Vec<u32> = order.iter().map(|&(row, _)| row).collect();
     let keys = match &gathered {
         Some(taken) => {
@@ -564,17 +710,34 @@ mod tests {
             width,
             signed: width != 16,
         };
+        let mut parts = vec![
+            Some((Part::Count { at: ROWS_AT }, None)),
+            Some((Part::Count { at: 3 }, Some(0))),
+            Some((sum(4, 64, 7, Some(8)), Some(0))),
+            Some((sum(13, 16, ROWS_AT, Some(16)), Some(1))),
+            Some((sum(21, 128, 26, None), Some(2))),
+            None,
+        ];
+        // min and max of every one-word key kind, with and without a count of their own.
+        for kind in 0..8u32 {
+            let extreme = Part::Extreme {
+                at: 27 + 2 * kind,
+                count: if kind % 2 == 0 {
+                    28 + 2 * kind
+                } else {
+                    ROWS_AT
+                },
+                kind,
+                min: kind % 3 == 0,
+                input: DataType::Int32,
+                output: DataType::Int32,
+            };
+            parts.push(Some((extreme, Some(kind as usize % 3))));
+        }
         let shape = Shape {
-            parts: vec![
-                Some((Part::Count { at: ROWS_AT }, None)),
-                Some((Part::Count { at: 3 }, Some(0))),
-                Some((sum(4, 64, 7, Some(8)), Some(0))),
-                Some((sum(13, 16, ROWS_AT, Some(16)), Some(1))),
-                Some((sum(21, 128, 26, None), Some(2))),
-                None,
-            ],
+            parts,
             inputs: vec![(1, true, true), (3, true, false), (4, true, true)],
-            record: 27,
+            record: 43,
         };
         let keys = [
             (shader::GROUP_KEYS_WORDS, 3),

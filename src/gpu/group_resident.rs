@@ -15,8 +15,9 @@
 //! numbers the groups in order of first appearance and takes their keys from the batch
 //! (the host batch, or a gather from the GPU for a filtered one) as they come.
 //!
-//! What it takes: the plans the one-pass kernel takes (counts, and integer and decimal
-//! sums, means and variances, over columns or expressions, filtered or not) grouped by
+//! What it takes: the plans the one-pass kernel takes (counts; integer and decimal sums,
+//! means and variances; `min`/`max` of values of at most 32 bits; over columns or
+//! expressions, filtered or not) grouped by
 //! fixed-width keys (no strings, no dictionaries) or by none. Per batch it costs one host
 //! sync, reading the overflow word and the new slots (16 bytes and 8 a new group) where the
 //! table path read the whole table and the merge ran on the host.
@@ -408,7 +409,7 @@ impl Table {
             &table[group_fused::HEADER..],
             &self.order,
             groups,
-        );
+        )?;
         let keys = (0..plan.keys.len())
             .map(|k| {
                 let parts: Vec<&dyn Array> = self.keys.iter().map(|p| p[k].as_ref()).collect();
