@@ -632,9 +632,9 @@ impl Engine {
     /// `min`/`max` of values of at most 32 bits, grouped by fixed-width keys (or none),
     /// keeps its hash table on the device across batches: each batch adds to it and reads
     /// back only whether it overflowed and its new groups, and the states come back once,
-    /// in [`GroupByAccumulator::finish`]. A batch
-    /// whose groups would overflow the table (more than ~12k) sends the table's groups to
-    /// the host's merge, and the stream goes on batch by batch.
+    /// in [`GroupByAccumulator::finish`]. A batch whose groups would overflow the table
+    /// (more than ~12k) sends the table's groups to the host's merge, and the stream goes
+    /// on batch by batch.
     ///
     /// Errors as [`Engine::group_by`], checked against `schema` here; a pushed batch whose
     /// schema differs gives [`Error::SchemaMismatch`].

@@ -16,9 +16,10 @@
 //! chunk and the partial aggregates merged on the host.
 //!
 //! A chunk whose aggregates are all counts, integer sums, means and variances, and
-//! `min`/`max` of values of at most 32 bits is first grouped in one pass over its rows (`super::group_fused`); the passes here take the rest,
-//! and any chunk whose groups overflow that pass's small table. A stream of batches of such
-//! a plan (a `GroupByAccumulator`) keeps that table on the GPU across batches instead
+//! `min`/`max` of values of at most 32 bits is first grouped in one pass over its rows
+//! (`super::group_fused`); the passes here take the rest, and any chunk whose groups
+//! overflow that pass's small table. A stream of batches of such a plan (a
+//! `GroupByAccumulator`) keeps that table on the GPU across batches instead
 //! (`super::group_resident`).
 
 use std::sync::Arc;

@@ -50,6 +50,7 @@ pub(super) const HEADER: usize = 4;
 const ROWS_AT: u32 = 2;
 
 /// Where one aggregate's words lie in a slot's record.
+#[derive(Clone)]
 enum Part {
     /// A count of values (`ROWS_AT` where every row counts).
     Count { at: u32 },
@@ -140,6 +141,7 @@ fn decode_extremes(words: &[u32], counts: &[u64], min: bool, input: &DataType) -
 /// earlier one's state) and input (an index into `inputs`), the inputs (the aggregate whose
 /// input column each binds, whether its values are read, whether it has a validity bitmap),
 /// and the record's words.
+#[derive(Clone)]
 pub(super) struct Shape {
     parts: Vec<Option<(Part, Option<usize>)>>,
     inputs: Vec<(usize, bool, bool)>,

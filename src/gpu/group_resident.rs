@@ -231,9 +231,7 @@ impl Resident {
             }
         }
         if self.table.is_none() {
-            let shape =
-                group_fused::shape(&batch, 0, &remapped, &same_as, true).expect("taken above");
-            match Table::new(ctx, shape, same_as, words)? {
+            match Table::new(ctx, shapes[0].clone(), same_as, words)? {
                 Some(table) => self.table = Some(table),
                 None => return Ok(false),
             }

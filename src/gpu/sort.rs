@@ -686,14 +686,10 @@ fn merge_on_gpu(
         let mut keys = Vec::with_capacity(sorted.len());
         for s in sorted {
             let k = ctx.storage_zeroed("merge keys", s.len as u64 * words as u64 * 4)?;
-            for (w, by_row) in s.words.iter().enumerate() {
-                if s.len == 0 {
-                    continue;
-                }
+            for (w, by_row) in s.words.iter().enumerate().filter(|_| s.len > 0) {
                 let params = ctx.params([s.len, words, w as u32, 0])?;
                 let bound = ctx.bind(&keys_stage, &[&params, &s.index, by_row, &k]);
-                ctx.dispatch(&mut recorder.encoder, &keys_stage, &bound, s.len as u64);
-                recorder.recorded(1)?;
+                recorder.dispatch(&keys_stage, &bound, s.len as u64)?;
             }
             keys.push(k);
         }
@@ -707,8 +703,7 @@ fn merge_on_gpu(
                 }
                 let params = ctx.params([s.len, other.len, words, (j < r) as u32])?;
                 let bound = ctx.bind(&rank, &[&params, &keys[r], &keys[j], &p]);
-                ctx.dispatch(&mut recorder.encoder, &rank, &bound, s.len as u64);
-                recorder.recorded(1)?;
+                recorder.dispatch(&rank, &bound, s.len as u64)?;
             }
             pos.push(p);
         }
@@ -722,8 +717,7 @@ fn merge_on_gpu(
                 if s.len > 0 && rows > 0 {
                     let params = ctx.params([s.len, base, first, rows])?;
                     let bound = ctx.bind(&scatter, &[&params, &s.index, p, &order]);
-                    ctx.dispatch(&mut recorder.encoder, &scatter, &bound, s.len as u64);
-                    recorder.recorded(1)?;
+                    recorder.dispatch(&scatter, &bound, s.len as u64)?;
                 }
                 base += s.rows;
             }
@@ -886,10 +880,17 @@ impl<'a> Bounded<'a> {
         }
     }
 
-    /// Counts `n` dispatches just recorded into `encoder`: past the bound, everything
+    /// Records a dispatch (as [`GpuContext::dispatch`]): past the bound, everything
     /// recorded so far runs and the device frees its parameters and bindings.
-    fn recorded(&mut self, n: usize) -> Result<()> {
-        self.recorded += n;
+    fn dispatch(
+        &mut self,
+        pipeline: &wgpu::ComputePipeline,
+        bound: &super::Bound,
+        threads: u64,
+    ) -> Result<()> {
+        self.ctx
+            .dispatch(&mut self.encoder, pipeline, bound, threads);
+        self.recorded += 1;
         if self.recorded >= TAKE_DISPATCHES_PER_SUBMIT {
             let full = std::mem::replace(&mut self.encoder, self.ctx.encoder());
             self.ctx.submit(full)?;
@@ -919,7 +920,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
             bases.push(base);
             base += rows;
         }
-        let take_one = |encoder: &mut wgpu::CommandEncoder,
+        let take_one = |recorder: &mut Bounded,
                         src: Option<&wgpu::Buffer>,
                         dst: &wgpu::Buffer,
                         idx: &wgpu::Buffer,
@@ -936,8 +937,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
             } else {
                 (out_rows as u64 * width as u64).div_ceil(32)
             };
-            ctx.dispatch(encoder, &pipeline, &bg, threads);
-            Ok(())
+            recorder.dispatch(&pipeline, &bg, threads)
         };
         let mut columns = Vec::with_capacity(batch.columns.len());
         for column in &batch.columns {
@@ -975,7 +975,7 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                     if layout != Layout::Strings {
                         let width = width_bits(layout);
                         take_one(
-                            &mut recorder.encoder,
+                            &mut recorder,
                             Some(&chunk.data),
                             &data,
                             idx,
@@ -983,11 +983,10 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                             c,
                             width,
                         )?;
-                        recorder.recorded(1)?;
                     }
                     if let Some(v) = &validity {
                         take_one(
-                            &mut recorder.encoder,
+                            &mut recorder,
                             chunk.validity.as_ref(),
                             v,
                             idx,
@@ -995,7 +994,6 @@ pub(crate) fn take(batch: &GpuBatch, out_chunks: &[(wgpu::Buffer, u32)]) -> Resu
                             c,
                             1,
                         )?;
-                        recorder.recorded(1)?;
                     }
                 }
                 chunks.push(ColumnChunk { data, validity });
