@@ -5,6 +5,12 @@
 //! line, flushed as each case ends, so a run cut short keeps what it measured; a case that
 //! would start past `--budget-s` is written as skipped.
 //!
+//! Each answer with transfers is checked on the host (`"check": "ok"` or what differed), in
+//! one pass over the input: a filter's row count and sums, a sort's order and its keys as
+//! a multiset, each group's count and sum computed directly, a distinct's key set, and
+//! TPC-H Q1 against the CPU path's bits. A real adapter's large chunks (rows past 2^27,
+//! bindings of gigabytes) are where llvmpipe's tests can't reach.
+//!
 //! ```sh
 //! cargo run --release --example gpu_bench -- --sizes 16000000,128000000 --runs 3 --budget-s 240
 //! ```
@@ -21,7 +27,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use arrow_wgpu::{col, lit, tpch, Agg, Backend, Engine, GpuBatch, Keep, SortKey, Traffic};
 
 const HASH: u64 = 2_654_435_761;
@@ -98,7 +106,9 @@ struct Case {
     key: &'static str,
     columns: Vec<&'static str>,
     resident: fn(&GpuBatch, &str) -> arrow_wgpu::Result<()>,
-    host: fn(&Engine, &RecordBatch, &str) -> arrow_wgpu::Result<()>,
+    host: fn(&Engine, &RecordBatch, &str) -> arrow_wgpu::Result<RecordBatch>,
+    /// Whether `host`'s answer (second) is right for the input (first).
+    check: fn(&RecordBatch, &RecordBatch, &str) -> Result<(), String>,
 }
 
 fn cases() -> Vec<Case> {
@@ -107,14 +117,16 @@ fn cases() -> Vec<Case> {
         key,
         columns: vec![key, "v"],
         resident: |g, _| g.filter(&col("v").gt(lit(249.75))).map(|_| ()),
-        host: |e, b, _| e.filter(b, &col("v").gt(lit(249.75))).map(|_| ()),
+        host: |e, b, _| e.filter(b, &col("v").gt(lit(249.75))),
+        check: check_filter,
     };
     let sort = |key| Case {
         op: "sort",
         key,
         columns: vec![key],
         resident: |g, k| g.sort(&[SortKey::asc(k)], None).map(|_| ()),
-        host: |e, b, k| e.sort(b, &[SortKey::asc(k)], None).map(|_| ()),
+        host: |e, b, k| e.sort(b, &[SortKey::asc(k)], None),
+        check: check_sort,
     };
     let group_by = |key| Case {
         op: "group_by",
@@ -124,17 +136,16 @@ fn cases() -> Vec<Case> {
             g.group_by(&[k], &[Agg::count_star(), Agg::sum(col("v"))])
                 .map(|_| ())
         },
-        host: |e, b, k| {
-            e.group_by(b, &[k], &[Agg::count_star(), Agg::sum(col("v"))])
-                .map(|_| ())
-        },
+        host: |e, b, k| e.group_by(b, &[k], &[Agg::count_star(), Agg::sum(col("v"))]),
+        check: check_group_by,
     };
     let distinct = |key| Case {
         op: "distinct",
         key,
         columns: vec![key],
         resident: |g, k| g.distinct(&[k], Keep::Any).map(|_| ()),
-        host: |e, b, k| e.distinct(b, &[k], Keep::Any).map(|_| ()),
+        host: |e, b, k| e.distinct(b, &[k], Keep::Any),
+        check: check_distinct,
     };
     vec![
         filter("k1k"),
@@ -148,16 +159,151 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Median of `runs` timings of `f`, each ended by a wait for the device.
-fn median(runs: usize, mut f: impl FnMut() -> arrow_wgpu::Result<()>) -> arrow_wgpu::Result<f64> {
+/// Median of `runs` timings of `f`, each ended by a wait for the device, and the last run's
+/// answer.
+fn median<T>(
+    runs: usize,
+    mut f: impl FnMut() -> arrow_wgpu::Result<T>,
+) -> arrow_wgpu::Result<(f64, T)> {
     let mut t = Vec::with_capacity(runs);
+    let mut last = None;
     for _ in 0..runs.max(1) {
         let start = Instant::now();
-        f()?;
+        last = Some(f()?);
         t.push(start.elapsed().as_secs_f64());
     }
     t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    Ok((t[t.len() / 2], last.expect("at least one run")))
+}
+
+/// A column's values as u64: unsigned and non-negative integers as themselves, floats as
+/// their bits (the benchmark's keys are non-negative, so both orders agree with u64's).
+fn words(a: &ArrayRef) -> Result<Vec<u64>, String> {
+    if a.null_count() > 0 {
+        return Err(format!("{} nulls in a column without any", a.null_count()));
+    }
+    Ok(match a.data_type() {
+        DataType::Float64 => a
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect(),
+        _ => {
+            let c = cast(a, &DataType::UInt64).map_err(|e| e.to_string())?;
+            c.as_primitive::<UInt64Type>().values().to_vec()
+        }
+    })
+}
+
+fn floats(a: &ArrayRef) -> Result<Vec<f64>, String> {
+    let c = cast(a, &DataType::Float64).map_err(|e| e.to_string())?;
+    Ok(c.as_primitive::<Float64Type>().values().to_vec())
+}
+
+/// A 64-bit mix, summed over a column: equal for two columns holding the same multiset
+/// (and unequal, but for a 2^-64 chance, for any two that differ).
+fn multiset(words: &[u64]) -> u64 {
+    words.iter().fold(0u64, |acc, &w| {
+        let mut z = w.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        acc.wrapping_add(z ^ (z >> 31))
+    })
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: {got:?}, expected {want:?}"))
+    }
+}
+
+/// Rows with v > 249.75: their count, their keys as a multiset and their values' sum (the
+/// values are halves below 500, so every sum here is exact in f64).
+fn check_filter(input: &RecordBatch, out: &RecordBatch, _: &str) -> Result<(), String> {
+    let (k, v) = (words(input.column(0))?, floats(input.column(1))?);
+    let kept: Vec<usize> = (0..v.len()).filter(|&i| v[i] > 249.75).collect();
+    same("rows", out.num_rows(), kept.len())?;
+    let want: Vec<u64> = kept.iter().map(|&i| k[i]).collect();
+    same("keys", multiset(&words(out.column(0))?), multiset(&want))?;
+    same(
+        "sum of v",
+        floats(out.column(1))?.iter().sum::<f64>(),
+        kept.iter().map(|&i| v[i]).sum::<f64>(),
+    )
+}
+
+/// Keys in order and the input's keys as a multiset.
+fn check_sort(input: &RecordBatch, out: &RecordBatch, _: &str) -> Result<(), String> {
+    let got = words(out.column(0))?;
+    same("rows", got.len(), input.num_rows())?;
+    if let Some(i) = (1..got.len()).find(|&i| got[i - 1] > got[i]) {
+        return Err(format!(
+            "out of order at row {i}: {} after {}",
+            got[i],
+            got[i - 1]
+        ));
+    }
+    same("keys", multiset(&got), multiset(&words(input.column(0))?))
+}
+
+/// Each group's count and sum of v, computed directly (keys are below 10^7).
+fn check_group_by(input: &RecordBatch, out: &RecordBatch, _: &str) -> Result<(), String> {
+    let (k, v) = (words(input.column(0))?, floats(input.column(1))?);
+    let n = k.iter().max().map_or(0, |m| *m as usize + 1);
+    let (mut count, mut sum) = (vec![0i64; n], vec![0f64; n]);
+    for (&key, &x) in k.iter().zip(&v) {
+        count[key as usize] += 1;
+        sum[key as usize] += x;
+    }
+    let groups = count.iter().filter(|&&c| c > 0).count();
+    same("groups", out.num_rows(), groups)?;
+    let (gk, gs) = (words(out.column(0))?, floats(out.column(2))?);
+    let gc = cast(out.column(1), &DataType::Int64).map_err(|e| e.to_string())?;
+    let gc = gc.as_primitive::<Int64Type>().values();
+    let mut seen = vec![false; n];
+    for i in 0..gk.len() {
+        let key = gk[i] as usize;
+        if key >= n || seen[key] {
+            return Err(format!("group {key} is not an input key or comes twice"));
+        }
+        seen[key] = true;
+        same(&format!("count of group {key}"), gc[i], count[key])?;
+        same(&format!("sum of group {key}"), gs[i], sum[key])?;
+    }
+    Ok(())
+}
+
+/// Each input key once (the distinct cases' keys are below 10^7: a bitmap of them).
+fn check_distinct(input: &RecordBatch, out: &RecordBatch, _: &str) -> Result<(), String> {
+    let k = words(input.column(0))?;
+    let n = k.iter().max().map_or(0, |m| *m as usize + 1);
+    let mut want = vec![false; n];
+    for &key in &k {
+        want[key as usize] = true;
+    }
+    let mut got = vec![false; n];
+    for key in words(out.column(0))? {
+        let key = key as usize;
+        if key >= n || !want[key] || got[key] {
+            return Err(format!("key {key} is not an input key or comes twice"));
+        }
+        got[key] = true;
+    }
+    same(
+        "distinct keys",
+        got.iter().filter(|&&g| g).count(),
+        want.iter().filter(|&&w| w).count(),
+    )
+}
+
+/// TPC-H Q1 against the CPU path's bits.
+fn check_q1(input: &RecordBatch, out: &RecordBatch, _: &str) -> Result<(), String> {
+    let cpu = Engine::new(Backend::Cpu).map_err(|e| e.to_string())?;
+    let want = tpch::q1(&cpu, input).map_err(|e| e.to_string())?;
+    same("Q1", out == &want, true)
 }
 
 fn traffic_json(t: &Traffic) -> String {
@@ -181,12 +327,30 @@ fn record(
     mode: &str,
     result: arrow_wgpu::Result<(f64, Traffic)>,
 ) {
+    record_checked(adapter, op, key, rows, mode, result, None)
+}
+
+/// `record`, with what the answer's check said (`None`: not checked).
+fn record_checked(
+    adapter: &str,
+    op: &str,
+    key: &str,
+    rows: usize,
+    mode: &str,
+    result: arrow_wgpu::Result<(f64, Traffic)>,
+    check: Option<Result<(), String>>,
+) {
+    let check = match check {
+        None => String::new(),
+        Some(Ok(())) => ", \"check\": \"ok\"".to_string(),
+        Some(Err(e)) => format!(", \"check\": {:?}", format!("failed: {e}")),
+    };
     let head = format!(
         "{{\"engine\": \"arrow-wgpu\", \"adapter\": {adapter:?}, \"op\": {op:?}, \"key\": {key:?}, \"rows\": {rows}, \"mode\": {mode:?}"
     );
     emit(match result {
         Ok((seconds, t)) => format!(
-            "{head}, \"seconds\": {seconds}, \"rows_per_second\": {}, {}}}",
+            "{head}, \"seconds\": {seconds}, \"rows_per_second\": {}, {}{check}}}",
             rows as f64 / seconds.max(1e-12),
             traffic_json(&t)
         ),
@@ -211,7 +375,7 @@ fn run_case(engine: &Engine, args: &Args, adapter: &str, case: &Case, batch: &Re
         gpu.wait()?;
         resident(&gpu, key)?;
         gpu.wait()?;
-        let seconds = median(args.runs, || {
+        let (seconds, ()) = median(args.runs, || {
             resident(&gpu, key)?;
             gpu.wait()
         })?;
@@ -219,12 +383,14 @@ fn run_case(engine: &Engine, args: &Args, adapter: &str, case: &Case, batch: &Re
         Ok((seconds, profile.traffic()))
     })();
     record(adapter, case.op, key, rows, "resident", res);
+    let mut checked = None;
     let res = (|| {
-        let seconds = median(args.runs, || host(engine, batch, key))?;
+        let (seconds, answer) = median(args.runs, || host(engine, batch, key))?;
+        checked = Some((case.check)(batch, &answer, key));
         let (_, profile) = engine.profiled(|e| host(e, batch, key))?;
         Ok((seconds, profile.traffic()))
     })();
-    record(adapter, case.op, key, rows, "with_transfers", res);
+    record_checked(adapter, case.op, key, rows, "with_transfers", res, checked);
 }
 
 fn main() {
@@ -262,7 +428,8 @@ fn main() {
         key: "",
         columns: Vec::new(),
         resident: |g, _| tpch::q1_resident(g).map(|_| ()),
-        host: |e, b, _| tpch::q1(e, b).map(|_| ()),
+        host: |e, b, _| tpch::q1(e, b),
+        check: check_q1,
     };
     if started.elapsed() > args.budget {
         skipped(&adapter, q1.op, q1.key, 0);

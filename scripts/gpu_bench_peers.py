@@ -195,6 +195,13 @@ def report(ours_path, peers_path, out_json, out_md, note):
         lines.append(f"| {k[0]} | {k[1] or '-'} | {k[2]:,} | {rate(res)} | {rate(tr)} | {rate(pt)} | {rate(cu)} | "
                      f"{ratio} | {res['dispatches'] if res else '-'} | {res['host_syncs'] if res else '-'} |")
     errors = [r for r in every if "error" in r]
+    wrong = [r for r in ours if str(r.get("check", "ok")) != "ok"]
+    checked = [r for r in ours if r.get("check") == "ok"]
+    lines += ["", f"- Answers checked on the host (with transfers): {len(checked)} right, "
+              f"{len(wrong)} wrong."]
+    for r in wrong:
+        what = " ".join(str(r[k]) for k in ("op", "key", "rows") if r.get(k))
+        lines.append(f"- WRONG ANSWER: {what}: {r['check']}")
     if errors or skipped:
         lines.append("")
     for r in errors:
@@ -205,7 +212,7 @@ def report(ours_path, peers_path, out_json, out_md, note):
         lines.append(f"- skipped: {what}: {r['skipped']}")
     with open(out_md, "w") as f:
         f.write("\n".join(lines) + "\n")
-    return 0 if not errors else 1
+    return 0 if not errors and not wrong else 1
 
 
 def main():
