@@ -13,7 +13,14 @@
 //!
 //! ```sh
 //! cargo run --release --example gpu_bench -- --sizes 16000000,128000000 --runs 3 --budget-s 240
+//! # one case, its phases on stderr:
+//! cargo run --release --example gpu_bench -- --sizes 16000000 --only group_by:k10m --profile
 //! ```
+//!
+//! `first_seconds` is a resident case's first run, shaders compiled in it (what a new
+//! query's first call pays). Mode `cpu` is the same case on our CPU path (`Backend::Cpu`
+//! on every core, its answer checked too; `--no-cpu` leaves it out): the GPU against the
+//! path a machine without one runs.
 //!
 //! The data are the same formulas `scripts/gpu_bench_peers.py` evaluates on the card for
 //! PyTorch and CuPy: key `k1k` = (i * 2654435761) mod 1000 (u32), `k10m` the same mod 10^7,
@@ -40,6 +47,12 @@ struct Args {
     runs: usize,
     budget: Duration,
     q1_sf: f64,
+    /// Cases to run (`op` or `op:key`); all when empty.
+    only: Vec<String>,
+    /// Print each profiled run's phases to stderr.
+    profile: bool,
+    /// Also time our CPU path (`Backend::Cpu`, every core) on each case.
+    cpu: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,9 +61,20 @@ fn parse_args() -> Result<Args, String> {
         runs: 3,
         budget: Duration::from_secs(240),
         q1_sf: 0.1,
+        only: Vec::new(),
+        profile: false,
+        cpu: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--profile" {
+            args.profile = true;
+            continue;
+        }
+        if flag == "--no-cpu" {
+            args.cpu = false;
+            continue;
+        }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--sizes" => {
@@ -65,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
                     Duration::from_secs_f64(value.parse().map_err(|e| format!("--budget-s: {e}"))?)
             }
             "--q1-sf" => args.q1_sf = value.parse().map_err(|e| format!("--q1-sf: {e}"))?,
+            "--only" => args.only = value.split(',').map(|s| s.trim().to_string()).collect(),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -270,8 +295,12 @@ fn check_group_by(input: &RecordBatch, out: &RecordBatch, _: &str) -> Result<(),
             return Err(format!("group {key} is not an input key or comes twice"));
         }
         seen[key] = true;
-        same(&format!("count of group {key}"), gc[i], count[key])?;
-        same(&format!("sum of group {key}"), gs[i], sum[key])?;
+        if (gc[i], gs[i]) != (count[key], sum[key]) {
+            return Err(format!(
+                "group {key}: count {} and sum {}, expected {} and {}",
+                gc[i], gs[i], count[key], sum[key]
+            ));
+        }
     }
     Ok(())
 }
@@ -319,18 +348,20 @@ fn emit(line: String) {
     let _ = out.flush();
 }
 
-fn record(
-    adapter: &str,
-    op: &str,
-    key: &str,
-    rows: usize,
-    mode: &str,
-    result: arrow_wgpu::Result<(f64, Traffic)>,
-) {
-    record_checked(adapter, op, key, rows, mode, result, None)
+impl Args {
+    /// Whether `--only` (if given) names this case.
+    fn wants(&self, op: &str, key: &str) -> bool {
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|o| o == op || *o == format!("{op}:{key}"))
+    }
 }
 
-/// `record`, with what the answer's check said (`None`: not checked).
+/// `record`, with what the answer's check said (`None`: not checked) and the first run's
+/// seconds (0: not timed).
+#[allow(clippy::too_many_arguments)]
 fn record_checked(
     adapter: &str,
     op: &str,
@@ -339,11 +370,17 @@ fn record_checked(
     mode: &str,
     result: arrow_wgpu::Result<(f64, Traffic)>,
     check: Option<Result<(), String>>,
+    first_seconds: f64,
 ) {
     let check = match check {
         None => String::new(),
         Some(Ok(())) => ", \"check\": \"ok\"".to_string(),
         Some(Err(e)) => format!(", \"check\": {:?}", format!("failed: {e}")),
+    };
+    let check = if first_seconds > 0.0 {
+        format!("{check}, \"first_seconds\": {first_seconds}")
+    } else {
+        check
     };
     let head = format!(
         "{{\"engine\": \"arrow-wgpu\", \"adapter\": {adapter:?}, \"op\": {op:?}, \"key\": {key:?}, \"rows\": {rows}, \"mode\": {mode:?}"
@@ -367,30 +404,65 @@ fn skipped(adapter: &str, op: &str, key: &str, rows: usize) {
 /// Resident: upload once, run once untimed, time `runs`, count one profiled run. With
 /// transfers: the host batch through the engine (upload, kernels, download), timed once
 /// per run.
-fn run_case(engine: &Engine, args: &Args, adapter: &str, case: &Case, batch: &RecordBatch) {
+fn run_case(
+    engine: &Engine,
+    cpu: Option<&Engine>,
+    args: &Args,
+    adapter: &str,
+    case: &Case,
+    batch: &RecordBatch,
+) {
     let rows = batch.num_rows();
     let (resident, host, key) = (case.resident, case.host, case.key);
+    let show = |mode: &str, profile: &arrow_wgpu::Profile| {
+        if args.profile {
+            eprintln!("{} {key} {rows} {mode}:\n{profile}", case.op);
+        }
+    };
+    let mut first = 0.0;
     let res = (|| {
         let gpu = engine.upload(batch)?;
         gpu.wait()?;
+        let start = Instant::now();
         resident(&gpu, key)?;
         gpu.wait()?;
+        first = start.elapsed().as_secs_f64();
         let (seconds, ()) = median(args.runs, || {
             resident(&gpu, key)?;
             gpu.wait()
         })?;
         let (_, profile) = engine.profiled(|_| resident(&gpu, key))?;
+        show("resident", &profile);
         Ok((seconds, profile.traffic()))
     })();
-    record(adapter, case.op, key, rows, "resident", res);
+    record_checked(adapter, case.op, key, rows, "resident", res, None, first);
     let mut checked = None;
     let res = (|| {
         let (seconds, answer) = median(args.runs, || host(engine, batch, key))?;
         checked = Some((case.check)(batch, &answer, key));
         let (_, profile) = engine.profiled(|e| host(e, batch, key))?;
+        show("with_transfers", &profile);
         Ok((seconds, profile.traffic()))
     })();
-    record_checked(adapter, case.op, key, rows, "with_transfers", res, checked);
+    record_checked(
+        adapter,
+        case.op,
+        key,
+        rows,
+        "with_transfers",
+        res,
+        checked,
+        0.0,
+    );
+    if let Some(cpu) = cpu {
+        let mut checked = None;
+        let res = (|| {
+            let (seconds, answer) = median(args.runs, || host(cpu, batch, key))?;
+            checked = Some((case.check)(batch, &answer, key));
+            Ok((seconds, Traffic::default()))
+        })();
+        record_checked(adapter, case.op, key, rows, "cpu", res, checked, 0.0);
+    }
 }
 
 fn main() {
@@ -412,14 +484,31 @@ fn main() {
         .adapter()
         .map(|a| format!("{} ({:?})", a.name, a.backend))
         .unwrap_or_default();
+    let cpu = match args.cpu.then(|| Engine::new(Backend::Cpu)).transpose() {
+        Ok(cpu) => cpu,
+        Err(e) => {
+            eprintln!("gpu_bench: no CPU engine: {e}");
+            std::process::exit(1);
+        }
+    };
     let started = Instant::now();
     for &rows in &args.sizes {
         for case in cases() {
+            if !args.wants(case.op, case.key) {
+                continue;
+            }
             if started.elapsed() > args.budget {
                 skipped(&adapter, case.op, case.key, rows);
                 continue;
             }
-            run_case(&engine, &args, &adapter, &case, &batch(&case.columns, rows));
+            run_case(
+                &engine,
+                cpu.as_ref(),
+                &args,
+                &adapter,
+                &case,
+                &batch(&case.columns, rows),
+            );
         }
     }
     // TPC-H Q1 on lineitem's Q1 columns at --q1-sf.
@@ -431,11 +520,12 @@ fn main() {
         host: |e, b, _| tpch::q1(e, b),
         check: check_q1,
     };
-    if started.elapsed() > args.budget {
+    if !args.wants(q1.op, q1.key) {
+    } else if started.elapsed() > args.budget {
         skipped(&adapter, q1.op, q1.key, 0);
     } else {
         let lineitem = data::lineitem(args.q1_sf, &data::q1_q6_columns());
-        run_case(&engine, &args, &adapter, &q1, &lineitem);
+        run_case(&engine, cpu.as_ref(), &args, &adapter, &q1, &lineitem);
     }
     eprintln!(
         "gpu_bench: done in {:.1} s",

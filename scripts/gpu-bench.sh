@@ -133,11 +133,12 @@ for l in sys.stdin:
     python3 - "$out/ours.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-bad = [r for r in rows if "error" in r or "skipped" in r or not r.get("dispatches")
-       or (r.get("mode") == "with_transfers") != (r.get("check") == "ok")]
+bad = [r for r in rows if "error" in r or "skipped" in r
+       or (r.get("mode") != "cpu" and not r.get("dispatches"))
+       or (r.get("mode") in ("with_transfers", "cpu")) != (r.get("check") == "ok")]
 ops = {r["op"] for r in rows}
 want = {"filter", "sort", "group_by", "distinct", "tpch_q1"}
-if bad or ops != want or len(rows) != 2 * (8 * 2 + 1):
+if bad or ops != want or len(rows) != 2 * (8 * 3 + 1):
     sys.exit(f"gpu-bench dry run: {len(rows)} lines, ops {sorted(ops)}, problems: {bad}")
 print(f"gpu-bench dry run: {len(rows)} cases measured and counted, answers checked")
 EOF

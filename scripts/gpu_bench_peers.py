@@ -170,8 +170,8 @@ def report(ours_path, peers_path, out_json, out_md, note):
              f"- Copy bandwidth (PyTorch, 4 GiB device-to-device, read + written): "
              + (f"{copy['bytes_per_second'] / 1e12:.2f} TB/s" if copy else "not measured"), ""]
     skipped = [r for r in every if "skipped" in r]
-    lines += ["| op | key | rows | arrow-wgpu resident | with transfers | PyTorch | CuPy | device / minimal | dispatches | host syncs |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| op | key | rows | arrow-wgpu resident | with transfers | our CPU path | PyTorch | CuPy | device / minimal | dispatches | host syncs |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     keys = []
     for r in ours:
         k = (r.get("op"), r.get("key"), r.get("rows"))
@@ -187,17 +187,18 @@ def report(ours_path, peers_path, out_json, out_md, note):
 
     for k in keys:
         res, tr = find("arrow-wgpu", k), find("arrow-wgpu", k, "with_transfers")
+        cpu = find("arrow-wgpu", k, "cpu")
         pt, cu = find("pytorch", k), find("cupy", k)
         rate = lambda r: si(r["rows_per_second"]) + " rows/s" if r else "-"
         ratio = "-"
         if res and res.get("minimal_bytes"):
             ratio = f"{res['device_bytes'] / res['minimal_bytes']:.2f}x"
-        lines.append(f"| {k[0]} | {k[1] or '-'} | {k[2]:,} | {rate(res)} | {rate(tr)} | {rate(pt)} | {rate(cu)} | "
+        lines.append(f"| {k[0]} | {k[1] or '-'} | {k[2]:,} | {rate(res)} | {rate(tr)} | {rate(cpu)} | {rate(pt)} | {rate(cu)} | "
                      f"{ratio} | {res['dispatches'] if res else '-'} | {res['host_syncs'] if res else '-'} |")
     errors = [r for r in every if "error" in r]
     wrong = [r for r in ours if str(r.get("check", "ok")) != "ok"]
     checked = [r for r in ours if r.get("check") == "ok"]
-    lines += ["", f"- Answers checked on the host (with transfers): {len(checked)} right, "
+    lines += ["", f"- Answers checked on the host (with transfers, and our CPU path): {len(checked)} right, "
               f"{len(wrong)} wrong."]
     for r in wrong:
         what = " ".join(str(r[k]) for k in ("op", "key", "rows") if r.get(k))

@@ -1233,6 +1233,40 @@ impl ExactSum {
         (self.win_hi == (v >> 127)).then(|| (v < 0, v.unsigned_abs()))
     }
 
+    /// The sum of a GPU group's digit arrays: `pos[i]` and `neg[i]` are 32-bit digits of
+    /// the positive and negative parts at bit `32 · (lowest + i)` (in the accumulator's
+    /// units), `flags` its NaN and infinity bits. Where the difference fits 127 bits (every
+    /// sum of values within 2^70 of each other's magnitude, about) it is held as one window
+    /// and rounds without big numbers; a group of ten million sums spent most of its host
+    /// time digit by digit otherwise.
+    pub(crate) fn from_digits(pos: &[u32], neg: &[u32], lowest: u32, flags: u32) -> ExactSum {
+        let fits =
+            |d: &[u32]| d.iter().skip(4).all(|&w| w == 0) && d.get(3).is_none_or(|&w| w < 1 << 31);
+        let mut out = if fits(pos) && fits(neg) {
+            let part = |d: &[u32]| {
+                d.iter()
+                    .take(4)
+                    .enumerate()
+                    .fold(0u128, |acc, (i, &w)| acc | (w as u128) << (32 * i))
+            };
+            // Each part is below 2^127: the difference is an i128.
+            ExactSum::from_window(part(pos) as i128 - part(neg) as i128, 32 * lowest)
+        } else {
+            let mut e = ExactSum::default();
+            for (i, (&p, &n)) in pos
+                .iter()
+                .zip(neg.iter().chain(std::iter::repeat(&0)))
+                .enumerate()
+            {
+                e.add_digit(false, p, 32 * (lowest + i as u32));
+                e.add_digit(true, n, 32 * (lowest + i as u32));
+            }
+            e
+        };
+        out.add_flags(flags);
+        out
+    }
+
     /// Adds ±`digit` · 2^`pos` (in the accumulator's units): how the GPU's digit arrays
     /// come back in.
     pub(crate) fn add_digit(&mut self, neg: bool, digit: u32, pos: u32) {
@@ -2340,6 +2374,63 @@ mod tests {
         xs.extend(std::iter::repeat_n(big, 3 * FLUSH_EVERY as usize + 5));
         xs.extend(std::iter::repeat_n(-big, 2 * FLUSH_EVERY as usize));
         same_as_slow(&xs);
+    }
+
+    #[test]
+    fn from_digits_is_the_digits_sum() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // The top digit's edge (below 2^31 the fast path takes it, from 2^31 not), all
+        // ones, zero, and random words; digit arrays of 1 to 7 words, with high digits
+        // zero or not; a negative part larger, smaller or equal.
+        let edges = [0u32, 1, (1 << 31) - 1, 1 << 31, u32::MAX];
+        for case in 0..3000 {
+            let d = 1 + case % 7;
+            let word = |next: &mut dyn FnMut() -> u64, i: usize| -> u32 {
+                match next() % 6 {
+                    0..=1 => edges[(next() % edges.len() as u64) as usize],
+                    2 if i >= 3 => 0,
+                    _ => next() as u32,
+                }
+            };
+            let pos: Vec<u32> = (0..d).map(|i| word(&mut next, i)).collect();
+            let neg: Vec<u32> = match case % 5 {
+                0 => pos.clone(),
+                1 => Vec::new(),
+                _ => (0..d).map(|i| word(&mut next, i)).collect(),
+            };
+            let lowest = (next() % 60) as u32;
+            let flags = if case % 97 == 0 {
+                (next() % 8) as u32
+            } else {
+                0
+            };
+            let got = ExactSum::from_digits(&pos, &neg, lowest, flags);
+            let mut want = ExactSum::default();
+            for (i, &p) in pos.iter().enumerate() {
+                want.add_digit(false, p, 32 * (lowest + i as u32));
+                want.add_digit(
+                    true,
+                    neg.get(i).copied().unwrap_or(0),
+                    32 * (lowest + i as u32),
+                );
+            }
+            want.add_flags(flags);
+            let what = format!("{pos:?} - {neg:?} at {lowest}, flags {flags}");
+            assert_eq!(canon(&got), canon(&want), "{what}");
+            for n in [1u64, 3, 10, 1 << 40] {
+                assert_eq!(
+                    got.mean(n).to_bits(),
+                    want.mean(n).to_bits(),
+                    "{what} / {n}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -862,6 +862,7 @@ fn chunk_partial(
         }
         _ => None,
     };
+    ctx.wait_for_profile()?;
     profile::record(Phase::Kernels, start);
 
     let start = Instant::now();
@@ -1115,32 +1116,27 @@ fn float_moments(
 ) -> State {
     let d = f.digits as usize;
     let sum = |g: usize| {
-        let mut e = ExactSum::default();
         let at = g * (2 * d + 1);
-        for i in 0..d {
-            let pos = (f.lowest + i as u32) * 32;
-            e.add_digit(false, state[at + i], pos);
-            e.add_digit(true, state[at + d + i], pos);
-        }
-        e.add_flags(state[at + 2 * d]);
-        e
+        ExactSum::from_digits(
+            &state[at..at + d],
+            &state[at + d..at + 2 * d],
+            f.lowest,
+            state[at + 2 * d],
+        )
     };
     let square_sum = |g: usize| {
         let q = f.squares.as_ref().expect("variance has squares");
         let words = squares.expect("variance has squares");
         let d = q.digits as usize;
         let at = g * (d + 1);
-        let mut e = ExactSum::default();
-        for i in 0..d {
-            e.add_digit(false, words[at + i], (q.lowest + i as u32) * 32);
-        }
-        e.add_flags(words[at + d]);
-        e
+        ExactSum::from_digits(&words[at..at + d], &[], q.lowest, words[at + d])
     };
+    // Ten million groups are a second of host work on one core.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     State::Moments {
-        sum: (0..groups).map(sum).collect(),
+        sum: crate::collect_on_threads(groups, threads, sum),
         squares: if squares.is_some() {
-            (0..groups).map(square_sum).collect()
+            crate::collect_on_threads(groups, threads, square_sum)
         } else {
             Vec::new()
         },
