@@ -929,14 +929,14 @@ fn output(
     let columns = grouped.finish(plan, threads.threads)?;
     let out = RecordBatch::try_new_with_options(plan.schema.clone(), columns, &row_count)?;
     if options.sort_by_key && !plan.keys.is_empty() {
-        sort_by_key(&out, plan.keys.len())
+        sort_by_key(&out, plan.keys.len(), threads)
     } else {
         Ok(out)
     }
 }
 
 /// `out` (key columns first) sorted by its first `keys` columns, ascending, nulls first.
-fn sort_by_key(out: &RecordBatch, keys: usize) -> Result<RecordBatch> {
+fn sort_by_key(out: &RecordBatch, keys: usize, threads: cpu::Threads) -> Result<RecordBatch> {
     let key_batch = out.project(&(0..keys).collect::<Vec<_>>())?;
     let order: Vec<Key> = (0..keys)
         .map(|column| Key {
@@ -944,6 +944,6 @@ fn sort_by_key(out: &RecordBatch, keys: usize) -> Result<RecordBatch> {
             options: SortOptions::default(),
         })
         .collect();
-    let indices = cpu::sort::sort_to_indices(&key_batch, &order, None)?;
+    let indices = cpu::sort::sort_to_indices(&key_batch, &order, None, threads)?;
     Ok(take_record_batch(out, &indices)?)
 }

@@ -162,7 +162,7 @@ impl Engine {
                 let resident = self.upload(&batch.project(&used)?)?;
                 sort_indices_on_gpu(&resident, &remapped, limit)
             },
-            || cpu::sort::sort_to_indices(batch, &resolved, limit),
+            || cpu::sort::sort_to_indices(batch, &resolved, limit, self.cpu),
         )
     }
 
@@ -199,7 +199,7 @@ impl Engine {
                 profile::minimal(profile::batch_bytes(batch) + profile::batch_bytes(&out));
                 Ok(out)
             },
-            || cpu::sort::sort(batch, &resolved, limit),
+            || cpu::sort::sort(batch, &resolved, limit, self.cpu),
         )
     }
 }

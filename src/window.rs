@@ -1091,7 +1091,8 @@ impl WindowAggregator {
                 RecordBatch::try_new_with_options(self.output.clone(), columns, &row_count(rows))?;
             // A fixed window's groups by key (the windows are in (end, start) order).
             parts.push(if keys > 0 && !session {
-                let indices = cpu::sort::sort_to_indices(&part, &by(2..2 + keys), None)?;
+                let indices =
+                    cpu::sort::sort_to_indices(&part, &by(2..2 + keys), None, cpu::Threads::ONE)?;
                 take_record_batch(&part, &indices)?
             } else {
                 part
@@ -1105,7 +1106,7 @@ impl WindowAggregator {
         let mut order = by(1..2);
         order.extend(by(0..1));
         order.extend(by(2..2 + keys));
-        let indices = cpu::sort::sort_to_indices(&out, &order, None)?;
+        let indices = cpu::sort::sort_to_indices(&out, &order, None, cpu::Threads::ONE)?;
         Ok(Some(take_record_batch(&out, &indices)?))
     }
 

@@ -118,20 +118,35 @@ pub(crate) fn packed_nullable(columns: &[(&ArrayRef, SortOptions)]) -> Option<(V
     packed_as(columns, true)
 }
 
+/// A column's order words and the bits they use.
+type Encoded = (Vec<u64>, u32);
+
+/// Each column's order words and bits, and the bits of all with their null bits (one for
+/// every column when `every_null_bit`, else for a column with nulls): `None` for a column
+/// that is not fixed-width.
+fn encoded(
+    columns: &[(&ArrayRef, SortOptions)],
+    every_null_bit: bool,
+) -> Option<(Vec<Encoded>, u32)> {
+    let null_bit = |c: &ArrayRef| every_null_bit || c.null_count() > 0;
+    let encoded: Vec<Encoded> = columns
+        .iter()
+        .map(|(c, _)| order_words(c.as_ref()))
+        .collect::<Option<_>>()?;
+    let total = encoded
+        .iter()
+        .zip(columns)
+        .map(|((_, bits), (c, _))| bits + null_bit(c) as u32)
+        .sum();
+    Some((encoded, total))
+}
+
 fn packed_as(
     columns: &[(&ArrayRef, SortOptions)],
     every_null_bit: bool,
 ) -> Option<(Vec<u128>, u32)> {
     let null_bit = |c: &ArrayRef| every_null_bit || c.null_count() > 0;
-    let encoded: Vec<(Vec<u64>, u32)> = columns
-        .iter()
-        .map(|(c, _)| order_words(c.as_ref()))
-        .collect::<Option<_>>()?;
-    let total: u32 = encoded
-        .iter()
-        .zip(columns)
-        .map(|((_, bits), (c, _))| bits + null_bit(c) as u32)
-        .sum();
+    let (encoded, total) = encoded(columns, every_null_bit)?;
     if total > 128 {
         return None;
     }
@@ -167,6 +182,54 @@ fn packed_as(
         }
     }
     Some((out, total))
+}
+
+/// [`packed`] into 64 bits, when the keys fit them: without the u128 words and their
+/// second pass (one column that can't be null is its order words as they are).
+pub(crate) fn packed_u64(columns: &[(&ArrayRef, SortOptions)]) -> Option<Vec<u64>> {
+    let null_bit = |c: &ArrayRef| c.null_count() > 0;
+    let (mut encoded, total) = encoded(columns, false)?;
+    if total > 64 {
+        return None;
+    }
+    let mask = |bits: u32| {
+        if bits == 64 {
+            u64::MAX
+        } else {
+            (1 << bits) - 1
+        }
+    };
+    if let [(column, options)] = columns {
+        if !null_bit(column) {
+            let (mut values, bits) = encoded.pop().expect("one column");
+            if options.descending {
+                let flip = mask(bits);
+                values.iter_mut().for_each(|v| *v ^= flip);
+            }
+            return Some(values);
+        }
+    }
+    // Every shift below is by fewer than 64 bits: a column of 64 takes all of them alone.
+    let rows = columns.first().map_or(0, |(c, _)| c.len());
+    let mut out = vec![0u64; rows];
+    for ((values, bits), (column, options)) in encoded.iter().zip(columns) {
+        let flip = if options.descending { mask(*bits) } else { 0 };
+        match column.nulls().filter(|_| null_bit(column)) {
+            Some(nulls) => {
+                for ((p, v), valid) in out.iter_mut().zip(values).zip(nulls.iter()) {
+                    let bit = (valid == options.nulls_first) as u64;
+                    let v = if valid { v ^ flip } else { 0 };
+                    *p = (((*p << 1) | bit) << bits) | v;
+                }
+            }
+            None => {
+                for (p, v) in out.iter_mut().zip(values) {
+                    *p = (*p << bits) | (v ^ flip);
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 /// The row-format rows of `columns` with their options (equal exactly when the keys are

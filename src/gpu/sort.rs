@@ -1156,7 +1156,13 @@ mod tests {
             };
             for keys in cases {
                 for &k in limits {
-                    let want = crate::cpu::sort::sort_to_indices(&batch, keys, Some(k)).unwrap();
+                    let want = crate::cpu::sort::sort_to_indices(
+                        &batch,
+                        keys,
+                        Some(k),
+                        crate::cpu::Threads::ONE,
+                    )
+                    .unwrap();
                     let sorted = sort_chunks(&whole, keys, Some(k)).unwrap();
                     assert!(
                         (sorted[0].len as usize) >= k && sorted[0].len < rows,
