@@ -138,7 +138,8 @@ bad = [r for r in rows if "error" in r or "skipped" in r
        or (r.get("mode") in ("with_transfers", "cpu")) != (r.get("check") == "ok")]
 ops = {r["op"] for r in rows}
 want = {"filter", "sort", "group_by", "distinct", "tpch_q1"}
-if bad or ops != want or len(rows) != 2 * (8 * 3 + 1):
+# Two sizes of eight cases and TPC-H Q1, each resident, with transfers and on the CPU.
+if bad or ops != want or len(rows) != 3 * (2 * 8 + 1):
     sys.exit(f"gpu-bench dry run: {len(rows)} lines, ops {sorted(ops)}, problems: {bad}")
 print(f"gpu-bench dry run: {len(rows)} cases measured and counted, answers checked")
 EOF
