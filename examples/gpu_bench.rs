@@ -359,10 +359,10 @@ impl Args {
     }
 }
 
-/// `record`, with what the answer's check said (`None`: not checked) and the first run's
-/// seconds (0: not timed).
+/// One case's line: its time and counted work (or its error), what its answer's check
+/// said (`None`: not checked) and its first run's seconds (`None`: not timed).
 #[allow(clippy::too_many_arguments)]
-fn record_checked(
+fn record(
     adapter: &str,
     op: &str,
     key: &str,
@@ -370,17 +370,16 @@ fn record_checked(
     mode: &str,
     result: arrow_wgpu::Result<(f64, Traffic)>,
     check: Option<Result<(), String>>,
-    first_seconds: f64,
+    first_seconds: Option<f64>,
 ) {
     let check = match check {
         None => String::new(),
         Some(Ok(())) => ", \"check\": \"ok\"".to_string(),
         Some(Err(e)) => format!(", \"check\": {:?}", format!("failed: {e}")),
     };
-    let check = if first_seconds > 0.0 {
-        format!("{check}, \"first_seconds\": {first_seconds}")
-    } else {
-        check
+    let check = match first_seconds {
+        Some(first) => format!("{check}, \"first_seconds\": {first}"),
+        None => check,
     };
     let head = format!(
         "{{\"engine\": \"arrow-wgpu\", \"adapter\": {adapter:?}, \"op\": {op:?}, \"key\": {key:?}, \"rows\": {rows}, \"mode\": {mode:?}"
@@ -435,33 +434,35 @@ fn run_case(
         show("resident", &profile);
         Ok((seconds, profile.traffic()))
     })();
-    record_checked(adapter, case.op, key, rows, "resident", res, None, first);
-    let mut checked = None;
-    let res = (|| {
-        let (seconds, answer) = median(args.runs, || host(engine, batch, key))?;
-        checked = Some((case.check)(batch, &answer, key));
-        let (_, profile) = engine.profiled(|e| host(e, batch, key))?;
-        show("with_transfers", &profile);
-        Ok((seconds, profile.traffic()))
-    })();
-    record_checked(
+    record(
         adapter,
         case.op,
         key,
         rows,
-        "with_transfers",
+        "resident",
         res,
-        checked,
-        0.0,
+        None,
+        Some(first),
     );
-    if let Some(cpu) = cpu {
+    // The host batch through `engine`, its answer checked, and its device work counted
+    // where it has any.
+    let through = |engine: &Engine, mode: &str, counted: bool| {
         let mut checked = None;
         let res = (|| {
-            let (seconds, answer) = median(args.runs, || host(cpu, batch, key))?;
+            let (seconds, answer) = median(args.runs, || host(engine, batch, key))?;
             checked = Some((case.check)(batch, &answer, key));
-            Ok((seconds, Traffic::default()))
+            if !counted {
+                return Ok((seconds, Traffic::default()));
+            }
+            let (_, profile) = engine.profiled(|e| host(e, batch, key))?;
+            show(mode, &profile);
+            Ok((seconds, profile.traffic()))
         })();
-        record_checked(adapter, case.op, key, rows, "cpu", res, checked, 0.0);
+        record(adapter, case.op, key, rows, mode, res, checked, None);
+    };
+    through(engine, "with_transfers", true);
+    if let Some(cpu) = cpu {
+        through(cpu, "cpu", false);
     }
 }
 

@@ -145,91 +145,88 @@ fn packed_as(
     columns: &[(&ArrayRef, SortOptions)],
     every_null_bit: bool,
 ) -> Option<(Vec<u128>, u32)> {
-    let null_bit = |c: &ArrayRef| every_null_bit || c.null_count() > 0;
     let (encoded, total) = encoded(columns, every_null_bit)?;
-    if total > 128 {
-        return None;
-    }
-    let rows = columns.first().map_or(0, |(c, _)| c.len());
-    let mut out = vec![0u128; rows];
-    for ((values, bits), (column, options)) in encoded.iter().zip(columns) {
-        let mask = if *bits == 64 {
-            u64::MAX
-        } else {
-            (1 << bits) - 1
-        };
-        let flip = if options.descending { mask } else { 0 };
-        match column.nulls().filter(|_| column.null_count() > 0) {
-            Some(nulls) => {
-                for ((p, v), valid) in out.iter_mut().zip(values).zip(nulls.iter()) {
-                    let bit = (valid == options.nulls_first) as u128;
-                    let v = if valid { (v ^ flip) as u128 } else { 0 };
-                    *p = (((*p << 1) | bit) << bits) | v;
-                }
-            }
-            None if null_bit(column) => {
-                // Valid: the bit a valid value has above.
-                let bit = options.nulls_first as u128;
-                for (p, v) in out.iter_mut().zip(values) {
-                    *p = (((*p << 1) | bit) << bits) | (v ^ flip) as u128;
-                }
-            }
-            None => {
-                for (p, v) in out.iter_mut().zip(values) {
-                    *p = (*p << bits) | (v ^ flip) as u128;
-                }
-            }
-        }
-    }
-    Some((out, total))
+    (total <= 128).then(|| (pack(&encoded, columns, every_null_bit), total))
 }
 
 /// [`packed`] into 64 bits, when the keys fit them: without the u128 words and their
 /// second pass (one column that can't be null is its order words as they are).
 pub(crate) fn packed_u64(columns: &[(&ArrayRef, SortOptions)]) -> Option<Vec<u64>> {
-    let null_bit = |c: &ArrayRef| c.null_count() > 0;
     let (mut encoded, total) = encoded(columns, false)?;
     if total > 64 {
         return None;
     }
-    let mask = |bits: u32| {
-        if bits == 64 {
-            u64::MAX
-        } else {
-            (1 << bits) - 1
-        }
-    };
     if let [(column, options)] = columns {
-        if !null_bit(column) {
+        if column.null_count() == 0 {
             let (mut values, bits) = encoded.pop().expect("one column");
             if options.descending {
-                let flip = mask(bits);
+                let flip = value_mask(bits);
                 values.iter_mut().for_each(|v| *v ^= flip);
             }
             return Some(values);
         }
     }
-    // Every shift below is by fewer than 64 bits: a column of 64 takes all of them alone.
+    // Every shift in `pack` is then by fewer than 64 bits: a column of 64 bits without a
+    // null bit is the one column, above.
+    Some(pack(&encoded, columns, false))
+}
+
+/// The bits a column's order words use, set.
+fn value_mask(bits: u32) -> u64 {
+    if bits == 64 {
+        u64::MAX
+    } else {
+        (1 << bits) - 1
+    }
+}
+
+/// The words [`packed`] describes, from the columns' order words (`encoded`), in `W` (u64
+/// or u128, as wide as their bits need).
+fn pack<W>(
+    encoded: &[Encoded],
+    columns: &[(&ArrayRef, SortOptions)],
+    every_null_bit: bool,
+) -> Vec<W>
+where
+    W: Copy
+        + Default
+        + From<u64>
+        + From<bool>
+        + std::ops::Shl<u32, Output = W>
+        + std::ops::BitOr<Output = W>,
+{
     let rows = columns.first().map_or(0, |(c, _)| c.len());
-    let mut out = vec![0u64; rows];
+    let mut out = vec![W::default(); rows];
     for ((values, bits), (column, options)) in encoded.iter().zip(columns) {
-        let flip = if options.descending { mask(*bits) } else { 0 };
-        match column.nulls().filter(|_| null_bit(column)) {
+        let bits = *bits;
+        let flip = if options.descending {
+            value_mask(bits)
+        } else {
+            0
+        };
+        match column.nulls().filter(|_| column.null_count() > 0) {
             Some(nulls) => {
                 for ((p, v), valid) in out.iter_mut().zip(values).zip(nulls.iter()) {
-                    let bit = (valid == options.nulls_first) as u64;
-                    let v = if valid { v ^ flip } else { 0 };
+                    let bit = W::from(valid == options.nulls_first);
+                    let v = W::from(if valid { v ^ flip } else { 0 });
                     *p = (((*p << 1) | bit) << bits) | v;
+                }
+            }
+            None if every_null_bit => {
+                // Valid: the bit a valid value has above.
+                let bit = W::from(options.nulls_first);
+                for (p, v) in out.iter_mut().zip(values) {
+                    *p = (((*p << 1) | bit) << bits) | W::from(v ^ flip);
                 }
             }
             None => {
                 for (p, v) in out.iter_mut().zip(values) {
-                    *p = (*p << bits) | (v ^ flip);
+                    *p = (*p << bits) | W::from(v ^ flip);
                 }
             }
         }
     }
-    Some(out)
+    out
 }
 
 /// The row-format rows of `columns` with their options (equal exactly when the keys are

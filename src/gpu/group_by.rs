@@ -862,7 +862,6 @@ fn chunk_partial(
         }
         _ => None,
     };
-    ctx.wait_for_profile()?;
     profile::record(Phase::Kernels, start);
 
     let start = Instant::now();

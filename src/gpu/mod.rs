@@ -536,32 +536,10 @@ impl GpuContext {
             .slice(..)
             .get_mapped_range_mut()
             .map_err(|e| self.explain(Error::Gpu(format!("mapping a new buffer: {e}"))))?;
-        // In pieces on every core, as crate::copy_on_threads copies. The view is
-        // write-only (mapped memory may be write-combined) and its pieces can't go to other
-        // threads, so each thread writes its piece through the view's address.
         let mut dst = view.slice(..bytes.len());
-        let per = crate::copy_piece(bytes.len());
-        if per >= bytes.len() {
-            dst.copy_from_slice(bytes);
-        } else {
-            let at = dst.as_raw_element_ptr().as_ptr() as usize;
-            std::thread::scope(|s| {
-                for (k, from) in bytes.chunks(per).enumerate() {
-                    s.spawn(move || {
-                        // SAFETY: the pieces are disjoint ranges of the `bytes.len()` bytes
-                        // the view maps for writing, and the view outlives this scope; the
-                        // copy only writes them.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                from.as_ptr(),
-                                (at as *mut u8).add(k * per),
-                                from.len(),
-                            )
-                        }
-                    });
-                }
-            });
-        }
+        // SAFETY: the view maps `bytes.len()` bytes for writing and is held until after
+        // the copy, which only writes them (the mapping may be write-combined).
+        unsafe { crate::copy_on_threads(dst.as_raw_element_ptr().as_ptr(), bytes) };
         drop(view);
         buffer.unmap();
         crate::profile::count(|t| t.uploaded_bytes += bytes.len() as u64);
