@@ -656,9 +656,10 @@ fn fingerprint(v: &[u8]) -> (u64, u64) {
     }
 }
 
-/// A distinct value of a [`BytesTable`]: its hash, number, length and [`fingerprint`],
-/// in the table's own slot, so that most lookups read one cache line.
-#[derive(Clone, Copy)]
+/// A distinct value of a [`BytesTable`]: its hash, number plus one (0: an empty slot of
+/// a flat table), length and [`fingerprint`], in the table's own slot, so that most
+/// lookups read one slot (two a cache line).
+#[derive(Clone, Copy, Default)]
 struct Entry {
     hash: u64,
     number: u32,
@@ -666,12 +667,24 @@ struct Entry {
     head: (u64, u64),
 }
 
+/// Where a [`BytesTable`]'s entries are.
+enum Slots {
+    /// hashbrown's table while the values are few (its slots fit the caches): one
+    /// probe of a group of tags, where linear probing's loop mispredicts at each collision.
+    Near(HashTable<Entry>),
+    /// Beyond: one flat array probed linearly (at most 5/8 full), whose slot of a value
+    /// is known from its hash alone, so that it can be fetched early.
+    Far { slots: Vec<Entry>, mask: usize },
+}
+
 /// Byte strings numbered in order of first appearance, found by their hash: a value of
-/// up to 16 bytes is compared within its table entry, a longer one also with its copy
-/// in an arena; a null is a number of its own.
+/// up to 16 bytes is compared within its entry, a longer one also with its copy in an
+/// arena; a null is a number of its own. Beyond the caches (100k distinct values) each
+/// probe missed them, one after another: there the values are hashed a block at a time
+/// and their slots fetched before the block is probed.
 struct BytesTable {
     hasher: DefaultHashBuilder,
-    table: HashTable<Entry>,
+    slots: Slots,
     arena: Vec<u8>,
     /// Each number's value in `arena` (empty for a null and for values of up to 16
     /// bytes, which their entry holds).
@@ -679,11 +692,37 @@ struct BytesTable {
     null: Option<u32>,
 }
 
+/// Whether `e` is the entry of `v`, whose hash, length and fingerprint are `key`: a value
+/// of up to 16 bytes is its length and fingerprint, a longer one is compared with its
+/// copy in `arena` (at its number's span).
+#[inline(always)]
+fn same(
+    e: &Entry,
+    (hash, len, head): (u64, u32, (u64, u64)),
+    v: &[u8],
+    arena: &[u8],
+    spans: &[(usize, usize)],
+) -> bool {
+    e.hash == hash
+        && e.len == len
+        && e.head == head
+        && (len <= 16 || {
+            let (start, n) = spans[e.number as usize - 1];
+            arena[start..start + n] == *v
+        })
+}
+
 impl BytesTable {
+    /// Values hashed, and their slots fetched, at a time in a flat table.
+    const BLOCK: usize = 32;
+    /// Values beyond which the entries move to a flat table: its slots would outgrow
+    /// [`PREFETCH_BYTES`].
+    const NEAR_VALUES: usize = PREFETCH_BYTES / size_of::<Entry>() * 5 / 8;
+
     fn new() -> BytesTable {
         BytesTable {
             hasher: DefaultHashBuilder::default(),
-            table: HashTable::new(),
+            slots: Slots::Near(HashTable::new()),
             arena: Vec::new(),
             spans: Vec::new(),
             null: None,
@@ -692,7 +731,38 @@ impl BytesTable {
 
     /// Room for `values` distinct values without growing.
     fn reserve(&mut self, values: usize) {
-        self.table.reserve(values, |e| e.hash);
+        match &mut self.slots {
+            Slots::Near(table) if values <= Self::NEAR_VALUES => table.reserve(values, |e| e.hash),
+            _ => self.make_far(values),
+        }
+    }
+
+    /// Every entry moved into a flat table of room for `values` values (if bigger).
+    fn make_far(&mut self, values: usize) {
+        let cap = (values.saturating_mul(8) / 5 + 1)
+            .next_power_of_two()
+            .max(16);
+        let old = match &mut self.slots {
+            Slots::Far { slots, .. } if slots.len() >= cap => return,
+            Slots::Far { slots, .. } => std::mem::take(slots),
+            Slots::Near(table) => std::mem::take(table).into_iter().collect(),
+        };
+        // Written, not merely allocated zeroed (see `WordTable::with_groups`).
+        #[allow(clippy::slow_vector_initialization)] // the writes are the point
+        let mut slots = {
+            let mut slots = Vec::with_capacity(cap);
+            slots.resize(cap, Entry::default());
+            slots
+        };
+        let mask = cap - 1;
+        for e in old.into_iter().filter(|e| e.number != 0) {
+            let mut i = e.hash as usize & mask;
+            while slots[i].number != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = e;
+        }
+        self.slots = Slots::Far { slots, mask };
     }
 
     /// Numbers a string or binary column's values into `out` (as long as the column):
@@ -743,61 +813,144 @@ impl BytesTable {
         }
     }
 
-    /// Numbers `values` (rows and their values, `None`: null) into `out` at their rows.
+    /// Numbers `values` (rows and their values, `None`: null) into `out` at their rows, in
+    /// order. While the table is near, a value at a time; in a flat table, a block at a
+    /// time (see [`BytesTable::number_far`]).
     fn number<'a>(
         &mut self,
-        values: impl Iterator<Item = (usize, Option<&'a [u8]>)>,
+        mut values: impl Iterator<Item = (usize, Option<&'a [u8]>)>,
         out: &mut [u64],
     ) {
-        let BytesTable {
-            hasher,
-            table,
-            arena,
-            spans,
-            null,
-        } = self;
-        for (r, v) in values {
+        while let Slots::Near(table) = &mut self.slots {
+            let Some((r, v)) = values.next() else {
+                return;
+            };
             let Some(v) = v else {
-                let n = *null.get_or_insert_with(|| {
-                    spans.push((arena.len(), 0));
-                    (spans.len() - 1) as u32
-                });
-                out[r] = n as u64;
+                out[r] = self.null_number() as u64;
                 continue;
             };
-            let hash = hasher.hash_one(v);
+            let hash = self.hasher.hash_one(v);
             let (len, head) = (v.len() as u32, fingerprint(v));
-            let found = table.find(hash, |e| {
-                e.hash == hash
-                    && e.len == len
-                    && e.head == head
-                    && (len <= 16 || {
-                        let (start, n) = spans[e.number as usize];
-                        arena[start..start + n] == *v
-                    })
-            });
-            let n = match found {
-                Some(e) => e.number,
+            let (arena, spans) = (&self.arena, &self.spans);
+            let found = table.find(hash, |e| same(e, (hash, len, head), v, arena, spans));
+            out[r] = match found {
+                Some(e) => e.number - 1,
                 None => {
-                    let number = spans.len() as u32;
-                    if len > 16 {
-                        spans.push((arena.len(), v.len()));
-                        arena.extend_from_slice(v);
-                    } else {
-                        spans.push((arena.len(), 0));
-                    }
-                    let entry = Entry {
-                        hash,
-                        number,
-                        len,
-                        head,
+                    let entry = self.next_entry(v, hash);
+                    let Slots::Near(table) = &mut self.slots else {
+                        unreachable!()
                     };
                     table.insert_unique(hash, entry, |e| e.hash);
-                    number
+                    self.grown();
+                    entry.number - 1
+                }
+            } as u64;
+        }
+        self.number_far(values, out)
+    }
+
+    /// [`BytesTable::number`] in a flat table: a block at a time, the next block's values
+    /// hashed and their slots fetched before this block's are probed, so that the fetches
+    /// overlap each other and the probing.
+    #[inline(never)]
+    fn number_far<'a>(
+        &mut self,
+        mut values: impl Iterator<Item = (usize, Option<&'a [u8]>)>,
+        out: &mut [u64],
+    ) {
+        type Block<'a> = Vec<(usize, Option<&'a [u8]>, u64)>;
+        let fill =
+            |table: &BytesTable,
+             block: &mut Block<'a>,
+             values: &mut dyn Iterator<Item = (usize, Option<&'a [u8]>)>| {
+                block.clear();
+                let Slots::Far { slots, mask } = &table.slots else {
+                    unreachable!("a flat table stays flat")
+                };
+                for (r, v) in values.take(Self::BLOCK) {
+                    let hash = v.map_or(0, |v| table.hasher.hash_one(v));
+                    crate::prefetch(&slots[hash as usize & mask]);
+                    block.push((r, v, hash));
                 }
             };
-            out[r] = n as u64;
+        let (mut block, mut next): (Block<'a>, Block<'a>) = Default::default();
+        fill(self, &mut block, &mut values);
+        while !block.is_empty() {
+            fill(self, &mut next, &mut values);
+            for &(r, v, hash) in &block {
+                let Some(v) = v else {
+                    out[r] = self.null_number() as u64;
+                    continue;
+                };
+                let (len, head) = (v.len() as u32, fingerprint(v));
+                let Slots::Far { slots, mask } = &mut self.slots else {
+                    unreachable!("a flat table stays flat")
+                };
+                let mut i = hash as usize & *mask;
+                let mut found = None;
+                while slots[i].number != 0 {
+                    if same(&slots[i], (hash, len, head), v, &self.arena, &self.spans) {
+                        found = Some(slots[i].number - 1);
+                        break;
+                    }
+                    i = (i + 1) & *mask;
+                }
+                out[r] = match found {
+                    Some(n) => n,
+                    None => {
+                        let entry = self.next_entry(v, hash);
+                        let Slots::Far { slots, .. } = &mut self.slots else {
+                            unreachable!("a flat table stays flat")
+                        };
+                        slots[i] = entry;
+                        self.grown();
+                        entry.number - 1
+                    }
+                } as u64;
+            }
+            std::mem::swap(&mut block, &mut next);
         }
+    }
+
+    /// The entry of `v` (hash `hash`) as the next number, its value kept in the arena
+    /// when its entry can't hold it.
+    fn next_entry(&mut self, v: &[u8], hash: u64) -> Entry {
+        let number = self.spans.len() as u32;
+        if v.len() > 16 {
+            self.spans.push((self.arena.len(), v.len()));
+            self.arena.extend_from_slice(v);
+        } else {
+            self.spans.push((self.arena.len(), 0));
+        }
+        Entry {
+            hash,
+            number: number + 1,
+            len: v.len() as u32,
+            head: fingerprint(v),
+        }
+    }
+
+    /// After a value was added: twice the room beyond 5/8 of a flat table's slots (a
+    /// null's number, counted too, holds no slot), and a near table made flat beyond its
+    /// values.
+    fn grown(&mut self) {
+        let values = self.spans.len();
+        match &self.slots {
+            Slots::Near(_) if values > Self::NEAR_VALUES => self.make_far(values),
+            Slots::Far { slots, .. } if values * 8 > slots.len() * 5 => self.make_far(values),
+            _ => {}
+        }
+    }
+
+    /// The number of a null, the next number when no null came before.
+    fn null_number(&mut self) -> u32 {
+        let BytesTable {
+            arena, spans, null, ..
+        } = self;
+        *null.get_or_insert_with(|| {
+            spans.push((arena.len(), 0));
+            (spans.len() - 1) as u32
+        })
     }
 }
 
@@ -935,6 +1088,62 @@ mod tests {
             let expected = super::super::group_by::number_into(&mut hashbrown::HashMap::new(), rows.iter());
             prop_assert_eq!(assign_in(&columns, chunk).unwrap(), expected.clone());
             prop_assert_eq!(assign(&columns).unwrap(), expected);
+        }
+    }
+
+    /// Numbered as a map in order of first appearance numbers them, through the near
+    /// table, its move to a flat one and the flat one's growth, fed in pieces of uneven
+    /// length (blocks cut anywhere): nulls, values of 0 to 40 bytes, and long values of
+    /// one length alike but for a middle byte (one fingerprint: their entries hold the
+    /// same length and ends). Broken once (a flat table's entries moved to the wrong
+    /// slots on growth), it failed.
+    #[test]
+    fn a_flat_table_numbers_as_a_map_does() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 24
+        };
+        let values: Vec<Option<Vec<u8>>> = (0..300_000)
+            .map(|_| {
+                let x = next();
+                let id = (x >> 8) % 120_000;
+                (x % 53 != 0).then(|| {
+                    let len = (id % 41) as usize;
+                    let mut v = vec![b'x'; len];
+                    let digits = id.to_le_bytes();
+                    // Short values carry the id from the front, long ones in the middle.
+                    let at = if len > 16 { 8 } else { 0 };
+                    let room = len.saturating_sub(2 * at).min(3);
+                    v[at..at + room].copy_from_slice(&digits[..room]);
+                    v
+                })
+            })
+            .collect();
+        let mut map = std::collections::HashMap::new();
+        let expected: Vec<u64> = values
+            .iter()
+            .map(|v| {
+                let n = map.len() as u64;
+                *map.entry(v.clone()).or_insert(n)
+            })
+            .collect();
+        assert!(map.len() > 2 * BytesTable::NEAR_VALUES, "{} values", map.len());
+        for reserved in [0, 200_000] {
+            let mut t = BytesTable::new();
+            t.reserve(reserved);
+            let mut out = vec![u64::MAX; values.len()];
+            let (mut start, mut piece) = (0, 1);
+            while start < values.len() {
+                let end = (start + piece).min(values.len());
+                let rows = (start..end).map(|r| (r, values[r].as_deref()));
+                t.number(rows, &mut out);
+                (start, piece) = (end, piece * 3 + 7);
+            }
+            assert!(matches!(t.slots, Slots::Far { .. }));
+            assert_eq!(out, expected, "reserved {reserved}");
         }
     }
 
