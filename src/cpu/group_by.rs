@@ -449,42 +449,52 @@ fn best_words<const MAX: bool>(
             *slot = BestWord { word, row };
         }
     }
+    let at = slots.as_ptr();
+    for_each_kept_ahead(kept, ids, (at, slots.len()), |i| {
+        update::<MAX>(&mut slots[ids[i] as usize], words[i], row(i))
+    });
+}
+
+/// [`for_each_kept`] of an update of each row's group slot in `slots` (its address and
+/// length): beyond the caches the slot of the row a few rows on is fetched first.
+#[inline(always)]
+fn for_each_kept_ahead<S>(
+    kept: &Option<NullBuffer>,
+    ids: &[u32],
+    (slots, groups): (*const S, usize),
+    mut f: impl FnMut(usize),
+) {
     const AHEAD: usize = 16;
-    let rows = ids.len();
-    let prefetch = slots.len() > PREFETCH_GROUPS;
+    if groups <= PREFETCH_GROUPS {
+        return for_each_kept(kept, ids.len(), f);
+    }
+    let ahead = |i: usize| {
+        if let Some(&g) = ids.get(i + AHEAD) {
+            crate::prefetch_at(slots.wrapping_add(g as usize));
+        }
+    };
     match kept.as_ref().filter(|k| k.null_count() > 0) {
-        None if prefetch => {
-            for i in 0..rows {
-                if let Some(&a) = ids.get(i + AHEAD) {
-                    crate::prefetch_at(slots.as_ptr().wrapping_add(a as usize));
-                }
-                update::<MAX>(&mut slots[ids[i] as usize], words[i], row(i));
-            }
-        }
-        None => {
-            for (i, (&g, &w)) in ids.iter().zip(words).enumerate() {
-                update::<MAX>(&mut slots[g as usize], w, row(i));
-            }
-        }
-        Some(k) => {
-            for i in k.valid_indices() {
-                if let Some(&a) = ids.get(i + AHEAD).filter(|_| prefetch) {
-                    crate::prefetch_at(slots.as_ptr().wrapping_add(a as usize));
-                }
-                update::<MAX>(&mut slots[ids[i] as usize], words[i], row(i));
-            }
-        }
+        None => (0..ids.len()).for_each(|i| {
+            ahead(i);
+            f(i)
+        }),
+        Some(k) => k.valid_indices().for_each(|i| {
+            ahead(i);
+            f(i)
+        }),
     }
 }
 
-/// Adds integers into exact i128 sums per group.
+/// Adds integers into exact i128 sums per group (beyond the caches, fetched a few rows
+/// ahead).
 fn add_ints<T: Copy + Into<i128>>(
     kept: &Option<NullBuffer>,
     ids: &[u32],
     v: &[T],
     sums: &mut [i128],
 ) {
-    for_each_kept(kept, ids.len(), |i| {
+    let at = (sums.as_ptr(), sums.len());
+    for_each_kept_ahead(kept, ids, at, |i| {
         let g = ids[i] as usize;
         sums[g] = sums[g].wrapping_add(v[i].into());
     })

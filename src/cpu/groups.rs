@@ -714,7 +714,7 @@ fn same(
 
 impl BytesTable {
     /// Values hashed, and their slots fetched, at a time in a flat table.
-    const BLOCK: usize = 32;
+    const BLOCK: usize = 16;
     /// Values beyond which the entries move to a flat table: its slots would outgrow
     /// [`PREFETCH_BYTES`].
     const NEAR_VALUES: usize = PREFETCH_BYTES / size_of::<Entry>() * 5 / 8;
@@ -1130,7 +1130,11 @@ mod tests {
                 *map.entry(v.clone()).or_insert(n)
             })
             .collect();
-        assert!(map.len() > 2 * BytesTable::NEAR_VALUES, "{} values", map.len());
+        assert!(
+            map.len() > 2 * BytesTable::NEAR_VALUES,
+            "{} values",
+            map.len()
+        );
         for reserved in [0, 200_000] {
             let mut t = BytesTable::new();
             t.reserve(reserved);
