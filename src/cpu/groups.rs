@@ -2,13 +2,17 @@
 //! column becomes a code per row (equal codes exactly when the keys are equal, as arrow's
 //! row format compares them), the codes are combined by mixed radix into one or a few
 //! `u64` words per row, and the words are numbered in order of first appearance, by a
-//! direct table when their range is small and by a hash table otherwise.
+//! direct table when their range is small and by a hash table otherwise. Where string
+//! columns meet other key columns, the rows are first numbered by their cell in a grid
+//! of the columns' codes, grown as the strings' counts grow, until it would pass the
+//! direct table's limit.
 //!
 //! - Fixed-width columns are coded by subtraction (order word minus the column's smallest,
 //!   no hashing; found once, over the whole column).
 //! - String and binary columns are numbered by a hash table over their bytes: a value of
 //!   up to 16 bytes is held (and compared) in its table entry, a longer one also in an
-//!   arena, never compared with a far row of the input.
+//!   arena, never compared with a far row of the input. Beyond ~20k values the table is
+//!   one flat array whose slots are fetched a block of values ahead.
 //! - Keys of other types (nested, dictionary, decimal) are numbered as a whole by their
 //!   row-format rows, in the same byte table.
 //! - A null is a code of its own in every column.
@@ -66,6 +70,10 @@ enum Table {
     Identity,
     /// One word below the table's length: a slot a word.
     Direct(Vec<u32>),
+    /// Several coders, some of them byte coders (whose counts are known only as they
+    /// number): a slot a cell of their codes' grid, grown as the counts grow, and made a
+    /// hash table once the grid would pass the direct table's limit.
+    Grid(Grid),
     One(WordTable<1>),
     Two(WordTable<2>),
     /// More words: each group's words in `keys`, `words` a group.
@@ -161,20 +169,18 @@ impl Numbering {
                 t.reserve(expected);
             }
         }
+        // A grid where byte coders meet others whose fixed counts leave it room.
+        let grid = (placed.len() > 1 && placed.iter().any(|c| matches!(c.0, Coder::Bytes(_))))
+            .then(|| Grid::new(&placed, direct_limit(rows)))
+            .flatten();
         let table = if identity {
             Table::Identity
+        } else if let Some(grid) = grid {
+            Table::Grid(grid)
         } else if words == 1 && product <= direct_limit(rows) as u128 {
             Table::Direct(vec![u32::MAX; product as usize])
         } else {
-            match words {
-                1 => Table::One(WordTable::with_groups(expected, seeds())),
-                2 => Table::Two(WordTable::with_groups(expected, seeds())),
-                _ => Table::Many {
-                    table: HashTable::with_capacity(expected),
-                    keys: Vec::with_capacity(expected * words),
-                    hasher: DefaultHashBuilder::default(),
-                },
-            }
+            hash_table(words, expected)
         };
         Ok(Numbering {
             coders: placed,
@@ -241,22 +247,40 @@ impl Numbering {
         row_words.clear();
         // One coder of one word: its codes are the words (no pass to combine them).
         let alone = coders.len() == 1;
-        if !alone && !matches!(table, Table::Identity) {
-            row_words.resize(rows * words, 0);
-        }
-        for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
-            code_chunk(coder, columns, j, codes, selected)?;
-            let (radix, word) = (*radix as u64, *word);
-            if let Table::Identity = table {
-                break;
+        if let Table::Grid(grid) = table {
+            // Every coder's codes first: a byte coder's count is known once it numbered.
+            for (j, (coder, _, _)) in coders.iter_mut().enumerate() {
+                code_chunk(coder, columns, j, &mut grid.codes[j], selected)?;
             }
-            if alone {
-                std::mem::swap(codes, row_words);
-                break;
+            if grid.make_room(coders) {
+                grid.cells_into(row_words);
+            } else {
+                // Beyond the limit: the groups so far into a hash table, by their words.
+                let hashed = grid.to_hash(coders, words, first.len());
+                let grid = std::mem::replace(table, hashed);
+                let Table::Grid(grid) = grid else {
+                    unreachable!("the grid")
+                };
+                row_words.clear();
+                row_words.resize(rows * words, 0);
+                for ((_, radix, word), codes) in coders.iter().zip(&grid.codes) {
+                    fold_codes(row_words, codes, (*radix as u64, *word, words));
+                }
             }
-            for (r, &c) in codes.iter().enumerate() {
-                let w = &mut row_words[r * words + word];
-                *w = w.wrapping_mul(radix).wrapping_add(c);
+        } else {
+            if !alone && !matches!(table, Table::Identity) {
+                row_words.resize(rows * words, 0);
+            }
+            for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
+                code_chunk(coder, columns, j, codes, selected)?;
+                if let Table::Identity = table {
+                    break;
+                }
+                if alone {
+                    std::mem::swap(codes, row_words);
+                    break;
+                }
+                fold_codes(row_words, codes, (*radix as u64, *word, words));
             }
         }
         let n = selected.map_or(rows, |s| s.len());
@@ -276,7 +300,7 @@ impl Numbering {
                     ids[r] = g as u32;
                 }
             }
-            Table::Direct(slots) if selected.is_none() => {
+            Table::Direct(slots) | Table::Grid(Grid { slots, .. }) if selected.is_none() => {
                 // Every row, in a loop of slices (the vectors' fields are not reloaded
                 // each row).
                 let slots = slots.as_mut_slice();
@@ -288,7 +312,7 @@ impl Numbering {
                     *id = *s;
                 }
             }
-            Table::Direct(slots) => {
+            Table::Direct(slots) | Table::Grid(Grid { slots, .. }) => {
                 for k in 0..n {
                     let r = at(k);
                     let s = &mut slots[row_words[r] as usize];
@@ -325,6 +349,167 @@ impl Numbering {
             }
         }
         Ok((ids.as_slice(), first.len()))
+    }
+}
+
+/// Folds one coder's `codes` into its word of every row (`words` a row): the word so far
+/// times the coder's radix plus its code.
+fn fold_codes(row_words: &mut [u64], codes: &[u64], (radix, word, words): (u64, usize, usize)) {
+    for (r, &c) in codes.iter().enumerate() {
+        let w = &mut row_words[r * words + word];
+        *w = w.wrapping_mul(radix).wrapping_add(c);
+    }
+}
+
+/// An empty hash table for keys of `words` words, room for `expected` groups.
+fn hash_table(words: usize, expected: usize) -> Table {
+    match words {
+        1 => Table::One(WordTable::with_groups(expected, seeds())),
+        2 => Table::Two(WordTable::with_groups(expected, seeds())),
+        _ => Table::Many {
+            table: HashTable::with_capacity(expected),
+            keys: Vec::with_capacity(expected * words),
+            hasher: DefaultHashBuilder::default(),
+        },
+    }
+}
+
+/// A direct table over the cells of the coders' codes, row-major (the first coder's code
+/// most significant): each coder's extent is its radix when fixed, and for a byte coder
+/// the power of two at or above its count, doubled (and every group moved to its new
+/// cell) as its count passes it. h2o's `id1, id2` (two columns of 100 strings) is 16,384
+/// cells looked up directly, where their words were hashed.
+struct Grid {
+    /// Each coder's extent: its codes are below it.
+    dims: Vec<u64>,
+    /// Each cell's group (`u32::MAX`: none).
+    slots: Vec<u32>,
+    /// The most cells.
+    limit: u64,
+    /// Each coder's codes of the chunk.
+    codes: Vec<Vec<u64>>,
+}
+
+impl Grid {
+    /// A grid for `coders` of at most `limit` cells, `None` when their fixed radices alone
+    /// pass it.
+    fn new(coders: &[(Coder, u128, usize)], limit: u64) -> Option<Grid> {
+        let dims: Vec<u64> = coders
+            .iter()
+            .map(|(c, radix, _)| match c {
+                Coder::Range { .. } => u64::try_from(*radix).ok(),
+                _ => Some(1),
+            })
+            .collect::<Option<_>>()?;
+        let cells = dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d))?;
+        (cells <= limit).then(|| Grid {
+            slots: vec![u32::MAX; cells as usize],
+            codes: vec![Vec::new(); dims.len()],
+            dims,
+            limit,
+        })
+    }
+
+    /// Each byte coder's count of codes.
+    fn counts(coders: &[(Coder, u128, usize)]) -> impl Iterator<Item = Option<u64>> + '_ {
+        coders.iter().map(|(c, _, _)| match c {
+            Coder::Bytes(t) => Some(t.spans.len() as u64),
+            _ => None,
+        })
+    }
+
+    /// Room for every code the coders have given (the groups moved to their cells in the
+    /// wider grid); `false` (the grid unchanged) when that would pass the limit.
+    fn make_room(&mut self, coders: &[(Coder, u128, usize)]) -> bool {
+        let dims: Vec<u64> = Grid::counts(coders)
+            .zip(&self.dims)
+            .map(|(count, &d)| match count {
+                Some(n) if n > d => n.next_power_of_two(),
+                _ => d,
+            })
+            .collect();
+        if dims == self.dims {
+            return true;
+        }
+        let Some(cells) = dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d)) else {
+            return false;
+        };
+        if cells > self.limit {
+            return false;
+        }
+        let mut slots = vec![u32::MAX; cells as usize];
+        for (cell, g) in self.groups() {
+            let mut at = 0;
+            for (c, d) in cell.iter().zip(&dims) {
+                at = at * d + c;
+            }
+            slots[at as usize] = g;
+        }
+        (self.dims, self.slots) = (dims, slots);
+        true
+    }
+
+    /// Every group and its codes.
+    fn groups(&self) -> impl Iterator<Item = (Vec<u64>, u32)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, &g)| g != u32::MAX)
+            .map(|(mut at, &g)| {
+                let mut cell = vec![0; self.dims.len()];
+                for (c, &d) in cell.iter_mut().zip(&self.dims).rev() {
+                    *c = at as u64 % d;
+                    at /= d as usize;
+                }
+                (cell, g)
+            })
+    }
+
+    /// Every row's cell into `cells`.
+    fn cells_into(&self, cells: &mut Vec<u64>) {
+        cells.clear();
+        cells.resize(self.codes.first().map_or(0, |c| c.len()), 0);
+        for (codes, &d) in self.codes.iter().zip(&self.dims) {
+            for (w, &c) in cells.iter_mut().zip(codes) {
+                *w = *w * d + c;
+            }
+        }
+    }
+
+    /// The groups so far (of `groups`, group `g` at its number) in a hash table of their
+    /// words as the coders place them (`words` a key).
+    fn to_hash(&self, coders: &[(Coder, u128, usize)], words: usize, groups: usize) -> Table {
+        let mut table = hash_table(words, groups);
+        let key = |cell: &[u64]| {
+            let mut key = vec![0u64; words];
+            for ((_, radix, word), &c) in coders.iter().zip(cell) {
+                key[*word] = key[*word].wrapping_mul(*radix as u64).wrapping_add(c);
+            }
+            key
+        };
+        match &mut table {
+            Table::One(t) => self
+                .groups()
+                .for_each(|(c, g)| t.insert_numbered(&key(&c), g)),
+            Table::Two(t) => self
+                .groups()
+                .for_each(|(c, g)| t.insert_numbered(&key(&c), g)),
+            Table::Many {
+                table,
+                keys,
+                hasher,
+            } => {
+                keys.resize(groups * words, 0);
+                for (c, g) in self.groups() {
+                    let k = key(&c);
+                    let hash = hasher.hash_one(&k[..]);
+                    keys[g as usize * words..][..words].copy_from_slice(&k);
+                    table.insert_unique(hash, (hash, g), |&(h, _)| h);
+                }
+            }
+            _ => unreachable!("a hash table"),
+        }
+        table
     }
 }
 
@@ -473,6 +658,19 @@ impl<const W: usize> WordTable<W> {
             h
         };
         h as usize & self.mask
+    }
+
+    /// Adds `key`, new to the table, as group `g`.
+    fn insert_numbered(&mut self, key: &[u64], g: u32) {
+        let mut i = self.slot_of(key);
+        while self.slots[i * (W + 1) + W] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        let slot = &mut self.slots[i * (W + 1)..][..W + 1];
+        slot[..W].copy_from_slice(key);
+        slot[W] = g as u64 + 1;
+        self.len += 1;
+        self.grow_if_full();
     }
 
     /// Twice the room, once the table is more than 5/8 full.
@@ -1073,7 +1271,7 @@ mod tests {
         /// and the same first rows, over every kind of key, several columns, and slices.
         #[test]
         fn codes_number_as_rows_do(
-            kinds in proptest::collection::vec(any::<u8>(), 1..5),
+            kinds in proptest::collection::vec(any::<u8>(), 1..7),
             rows in 0usize..400,
             offset in 0usize..5,
             seed in any::<u64>(),
@@ -1089,6 +1287,79 @@ mod tests {
             prop_assert_eq!(assign_in(&columns, chunk).unwrap(), expected.clone());
             prop_assert_eq!(assign(&columns).unwrap(), expected);
         }
+    }
+
+    /// Byte coders' grid numbers as the row format does: growing as the columns' counts
+    /// grow, then passing the limit (6,000 cells here) into a hash table of one, two or
+    /// three words, chunk by chunk; and with a sink, numbering every third row only.
+    #[test]
+    fn grids_number_as_rows_do() {
+        let rows = 6_000;
+        // Values spread wider further on, so the counts grow chunk by chunk.
+        let strings = |salt: u64, step: u64| -> ArrayRef {
+            Arc::new(StringArray::from_iter((0..rows as u64).map(|r| {
+                let spread = 2 + r / step;
+                let x = (r * 2654435761 + salt * 97) % spread;
+                (x % 11 != 3).then(|| format!("s{x}"))
+            })))
+        };
+        let ints: ArrayRef = Arc::new(Int64Array::from_iter(
+            (0..rows as i64).map(|r| (r % 13 != 0).then_some(r % 5)),
+        ));
+        let sets: [Vec<ArrayRef>; 4] = [
+            vec![strings(1, 40), strings(2, 40)],
+            vec![ints.clone(), strings(3, 4)],
+            vec![strings(4, 4), strings(5, 4), strings(6, 4)],
+            (0..5).map(|salt| strings(salt, 350)).collect(),
+        ];
+        for columns in &sets {
+            let key_rows = keys::rows(&keys::ascending(columns)).unwrap();
+            let mut map = hashbrown::HashMap::new();
+            let expected = super::super::group_by::number_into(&mut map, key_rows.iter());
+            assert_numbered_then_hashed(columns, &expected);
+            // With a sink: every third row numbered, from group 1.
+            let picked: Vec<u32> = (0..rows as u32).step_by(3).collect();
+            let mut map = hashbrown::HashMap::new();
+            let (ids, first) = super::super::group_by::number_into(
+                &mut map,
+                picked.iter().map(|&r| key_rows.row(r as usize)),
+            );
+            let mut numbering = Numbering::with_sink(columns, 0).unwrap();
+            let mut got = vec![u32::MAX; rows];
+            for start in (0..rows).step_by(500) {
+                let chunk: Vec<ArrayRef> = columns.iter().map(|c| c.slice(start, 500)).collect();
+                let selected: Vec<u32> = (0..500u32)
+                    .filter(|i| (start as u32 + i).is_multiple_of(3))
+                    .collect();
+                let (chunk_ids, _) = numbering
+                    .number_selected(&chunk, |i| (start + i) as u32, &selected)
+                    .unwrap();
+                for &i in &selected {
+                    got[start + i as usize] = chunk_ids[i as usize];
+                }
+            }
+            let got: Vec<u32> = picked.iter().map(|&r| got[r as usize] - 1).collect();
+            assert_eq!(got, ids, "{} columns", columns.len());
+            let want: Vec<u32> = [u32::MAX]
+                .into_iter()
+                .chain(first.iter().map(|&f| picked[f as usize]))
+                .collect();
+            assert_eq!(numbering.into_first(), want);
+        }
+    }
+
+    /// [`assign_in`] of `columns` in chunks of 700 rows gives `expected`, and the grid
+    /// became a hash table on the way.
+    fn assert_numbered_then_hashed(columns: &[ArrayRef], expected: &(Vec<u32>, Vec<u32>)) {
+        assert_eq!(&assign_in(columns, 700).unwrap(), expected);
+        let mut numbering = Numbering::new(columns).unwrap();
+        assert!(matches!(numbering.table, Table::Grid(_)));
+        numbering.number(columns, |i| i as u32).unwrap();
+        assert!(
+            !matches!(numbering.table, Table::Grid(_)),
+            "{} columns",
+            columns.len()
+        );
     }
 
     /// Numbered as a map in order of first appearance numbers them, through the near
