@@ -207,6 +207,15 @@ impl Acc {
         })
     }
 
+    /// Whether the state keeps each group's count of rows (from the grouping's own count
+    /// of them while every row is kept, see [`KeptCount`]).
+    fn counts_rows(&self) -> bool {
+        matches!(
+            self,
+            Acc::Count(_) | Acc::IntSum { .. } | Acc::Sums { .. } | Acc::Moments { .. }
+        )
+    }
+
     /// Adds the rows of `chunk` (row `i` being row `row(i)` of the whole batch, in group
     /// `ids[i]`), with `groups` groups so far, of `group_rows` rows each before this chunk.
     fn push(
@@ -665,11 +674,14 @@ impl<'a> Grouper<'a> {
                 self.select.is_some(),
             )?;
         }
-        self.group_rows.resize(groups, 0);
-        // Over a slice: the vector's fields are not reloaded after every add.
-        let counts = self.group_rows.as_mut_slice();
-        for &g in ids {
-            counts[g as usize] += 1;
+        // Every group's rows, for the aggregates that count them (min/max and
+        // count(DISTINCT) don't): beyond the caches a scattered add of its own.
+        if self.accs.iter().any(Acc::counts_rows) {
+            self.group_rows.resize(groups, 0);
+            // Over a slice: the vector's fields are not reloaded after every add.
+            let counts = self.group_rows.as_mut_slice();
+            let at = (counts.as_ptr(), counts.len());
+            for_each_kept_ahead(&None, ids, at, |i| counts[ids[i] as usize] += 1);
         }
         Ok(())
     }
