@@ -401,13 +401,18 @@ impl Grid {
                 _ => Some(1),
             })
             .collect::<Option<_>>()?;
-        let cells = dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d))?;
+        let cells = Grid::cells(&dims)?;
         (cells <= limit).then(|| Grid {
             slots: vec![u32::MAX; cells as usize],
             codes: vec![Vec::new(); dims.len()],
             dims,
             limit,
         })
+    }
+
+    /// The cells of a grid of extents `dims` (`None`: beyond 64 bits).
+    fn cells(dims: &[u64]) -> Option<u64> {
+        dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d))
     }
 
     /// Each byte coder's count of codes.
@@ -431,7 +436,7 @@ impl Grid {
         if dims == self.dims {
             return true;
         }
-        let Some(cells) = dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d)) else {
+        let Some(cells) = Grid::cells(&dims) else {
             return false;
         };
         if cells > self.limit {

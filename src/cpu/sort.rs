@@ -140,28 +140,26 @@ fn by_top_digit(keys: Vec<u64>, shift: u32, threads: Threads) -> Vec<u32> {
         place[d] += 1;
     }
     drop(keys);
-    // The parts, largest first, shared out to the threads as they come free.
-    let mut parts: Vec<&mut [(u64, u32)]> = Vec::with_capacity(BUCKETS);
+    // The parts, largest first, shared out to the threads as they come free (each part's
+    // lock is taken once, by the thread that sorts it).
+    let mut parts = Vec::with_capacity(BUCKETS);
     let mut rest = pairs.as_mut_slice();
     for d in 0..BUCKETS {
         let (part, tail) = rest.split_at_mut(starts[d + 1] - starts[d]);
-        parts.push(part);
+        parts.push(std::sync::Mutex::new(part));
         rest = tail;
     }
-    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    let queue = std::sync::Mutex::new(parts.into_iter());
     let workers = threads.pieces(n);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let next = queue.lock().expect("no thread panics holding it").next();
-                match next {
-                    Some(part) => part.sort_unstable(),
-                    None => break,
-                }
-            });
-        }
-    });
+    let size = |d: usize| starts[d + 1] - starts[d];
+    Threads::map_items(BUCKETS, workers, size, |d| {
+        parts[d]
+            .lock()
+            .expect("no thread panics holding it")
+            .sort_unstable();
+        Ok(())
+    })
+    .expect("nothing fails");
+    drop(parts);
     crate::collect_on_threads(n, workers, |i| pairs[i].1)
 }
 
