@@ -741,6 +741,84 @@ fn kept_counts_carry_across_chunks() {
     }
 }
 
+/// Which groups have a `min`/`max` is known without a pass of its own until the first
+/// chunk that drops a row; from then on it is tracked per group. Chunks of 4 rows (one
+/// thread): values kept in full for 12 rows, then nulls, a group (1) whose values all come
+/// before them, a group (2) that appears only after them with no value, another (3) that
+/// appears after them with values, a FILTER that drops every row of group 0, and no rows
+/// at all; against the answers written out.
+#[test]
+fn groups_with_a_min_or_max_carry_across_chunks() {
+    let rows = 28i64;
+    let keys: Vec<i64> = (0..rows)
+        .map(|i| if i < 12 { i % 2 } else { i % 4 })
+        .collect();
+    let ints: Vec<Option<i64>> = (0..rows)
+        .map(|i| match i {
+            0..12 => Some(i),
+            _ if i % 4 == 1 || i % 4 == 2 => None,
+            _ => Some(100 - i),
+        })
+        .collect();
+    let floats: Vec<Option<f64>> = ints.iter().map(|v| v.map(|v| -(v as f64))).collect();
+    let b = batch(vec![
+        ("k", Arc::new(Int64Array::from(keys.clone())) as _),
+        ("i", Arc::new(Int64Array::from(ints.clone())) as _),
+        ("f", Arc::new(Float64Array::from(floats)) as _),
+    ]);
+    let aggs = [
+        Agg::min(col("i")),
+        Agg::max(col("i")),
+        Agg::max(col("f")),
+        Agg::min(col("i")).filter(col("k").not_eq(lit(0i64))),
+    ];
+    let chunked = Engine::with_options(EngineOptions {
+        backend: Backend::Cpu,
+        cpu_threads: Some(1),
+        cpu_rows_per_thread: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    for engine in [common::cpu(), chunked] {
+        let out = engine.group_by(&b, &["k"], &aggs).unwrap();
+        let got_keys: Vec<i64> = out.column(0).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(got_keys, [0, 1, 2, 3]);
+        for (row, &key) in got_keys.iter().enumerate() {
+            let values = |keep: &dyn Fn(i64) -> bool| -> Vec<i64> {
+                (0..rows as usize)
+                    .filter(|&i| keys[i] == key && keep(key))
+                    .filter_map(|i| ints[i])
+                    .collect()
+            };
+            let all = values(&|_| true);
+            let filtered = values(&|k| k != 0);
+            let int = |c: usize| {
+                let a = out.column(c).as_primitive::<Int64Type>();
+                a.is_valid(row).then(|| a.value(row))
+            };
+            let float = out.column(3).as_primitive::<Float64Type>();
+            assert_eq!(int(1), all.iter().copied().min(), "min(i), key {key}");
+            assert_eq!(int(2), all.iter().copied().max(), "max(i), key {key}");
+            assert_eq!(
+                float.is_valid(row).then(|| float.value(row)),
+                all.iter().map(|&v| -(v as f64)).reduce(f64::max),
+                "max(f), key {key}"
+            );
+            assert_eq!(
+                int(4),
+                filtered.iter().copied().min(),
+                "min(i) FILTER, key {key}"
+            );
+        }
+        assert!(out.column(1).is_null(2) && out.column(4).is_null(0));
+        assert!(out.column(1).is_valid(1) && out.column(1).is_valid(3));
+        // No rows, no keys: one group, no value.
+        let none = engine.group_by(&b.slice(0, 0), &[], &aggs).unwrap();
+        assert_eq!(none.num_rows(), 1);
+        assert!((0..4).all(|c| none.column(c).is_null(0)));
+    }
+}
+
 #[test]
 fn many_groups_on_threads_give_one_threads_bits() {
     // Many groups (one in about three rows) on 2 to 5 threads of few rows each: the rows

@@ -141,11 +141,12 @@ enum Acc {
         n: KeptCount,
         adder: GroupedAdder,
     },
-    /// `min`/`max` of values with order words: each group's first best row and its word
-    /// beside it, so that a row is compared with its group's slot, not with a far row of
-    /// the column.
+    /// `min`/`max` of values with order words: each group's best word so far (the worst
+    /// word, 0 or all ones, until it has one) and which groups have had a value; the
+    /// values are decoded from the words, which keep every bit of them.
     ExtremeWords {
-        slots: Vec<BestWord>,
+        best: Vec<u64>,
+        seen: Seen,
         /// A chunk's order words (reused).
         words: Vec<u64>,
     },
@@ -185,7 +186,8 @@ impl Acc {
                 let value_type = value_type.expect("min and max have a value");
                 if keys::has_order_words(&value_type) {
                     Acc::ExtremeWords {
-                        slots: Vec::new(),
+                        best: Vec::new(),
+                        seen: Seen::default(),
                         words: Vec::new(),
                     }
                 } else {
@@ -314,15 +316,16 @@ impl Acc {
                     }
                 }
             }
-            Acc::ExtremeWords { slots, words } => {
-                slots.resize(groups, BestWord::NONE);
+            Acc::ExtremeWords { best, seen, words } => {
+                best.resize(groups, worst_word(max));
+                seen.mark(&kept, ids, groups);
                 let values = values.expect("min and max have a value");
                 words.clear();
                 keys::order_words_into(values.as_ref(), words).expect("order words");
                 if max {
-                    best_words::<true>(slots, ids, words, &kept, row);
+                    best_words::<true>(best, ids, words, &kept);
                 } else {
-                    best_words::<false>(slots, ids, words, &kept, row);
+                    best_words::<false>(best, ids, words, &kept);
                 }
             }
             Acc::ExtremeRows { better, best, .. } => {
@@ -356,19 +359,6 @@ impl Acc {
         groups: usize,
         group_rows: &[u64],
     ) -> Result<State> {
-        let best_values = |best: Vec<u32>| -> Result<ArrayRef> {
-            // The value at each group's best row, null where it has none.
-            let rows: Vec<u32> = best.iter().copied().filter(|&b| b != u32::MAX).collect();
-            let values = values_at(batch, agg.value.as_ref().expect("a value"), &rows)?;
-            let mut next = 0u32;
-            let place = UInt32Array::from_iter(best.iter().map(|&b| {
-                (b != u32::MAX).then(|| {
-                    next += 1;
-                    next - 1
-                })
-            }));
-            Ok(take(values.as_ref(), &place, None)?)
-        };
         Ok(match self {
             Acc::Count(counts) => State::Count(counts.finish(groups, group_rows)),
             Acc::IntSum {
@@ -399,9 +389,11 @@ impl Acc {
                 let n = n.finish(groups, group_rows);
                 State::Moments { sum, squares, n }
             }
-            Acc::ExtremeWords { mut slots, .. } => {
-                slots.resize(groups, BestWord::NONE);
-                State::Extreme(best_values(slots.iter().map(|s| s.row).collect())?)
+            Acc::ExtremeWords { mut best, seen, .. } => {
+                best.resize(groups, worst_word(agg.func == AggFunc::Max));
+                let value_type = agg.value.as_ref().expect("a value").data_type();
+                let values = keys::from_order_words(&best, seen.finish(groups), &value_type);
+                State::Extreme(values.expect("a type with order words"))
             }
             Acc::ExtremeRows {
                 values, mut best, ..
@@ -421,47 +413,74 @@ impl Acc {
 /// Groups beyond which per-group state outgrows the caches (256 KiB of 16-byte slots).
 const PREFETCH_GROUPS: usize = 1 << 14;
 
-/// A group's best `min`/`max` value so far: its order word and its first row with it (in
-/// the whole batch; `u32::MAX`: none yet), side by side so that one cache line holds both.
-#[derive(Debug, Clone, Copy)]
-struct BestWord {
-    word: u64,
-    row: u32,
+/// The word a group's best `min`/`max` starts from, before its first value: the lowest for
+/// `max`, the highest for `min`.
+fn worst_word(max: bool) -> u64 {
+    if max {
+        0
+    } else {
+        u64::MAX
+    }
 }
 
-impl BestWord {
-    const NONE: BestWord = BestWord {
-        word: 0,
-        row: u32::MAX,
-    };
-}
-
-/// Each kept row's order word into its group's slot where it is the best so far (the
-/// largest when `MAX`, else the smallest) or the slot is empty; beyond the caches each
-/// row's slot is fetched a few rows ahead. One loop per case, with the comparison fixed,
-/// so that the update is inlined into it.
+/// Each kept row's order word into its group's best (the largest when `MAX`, else the
+/// smallest); beyond the caches each row's group is fetched a few rows ahead. One loop per
+/// case, without a branch.
 fn best_words<const MAX: bool>(
-    slots: &mut [BestWord],
+    best: &mut [u64],
     ids: &[u32],
     words: &[u64],
     kept: &Option<NullBuffer>,
-    row: impl Fn(usize) -> u32,
 ) {
-    #[inline(always)]
-    fn update<const MAX: bool>(slot: &mut BestWord, word: u64, row: u32) {
-        let better = if MAX {
-            word > slot.word
+    let at = (best.as_ptr(), best.len());
+    for_each_kept_ahead(kept, ids, at, |i| {
+        let slot = &mut best[ids[i] as usize];
+        *slot = if MAX {
+            (*slot).max(words[i])
         } else {
-            word < slot.word
+            (*slot).min(words[i])
         };
-        if slot.row == u32::MAX || better {
-            *slot = BestWord { word, row };
-        }
-    }
-    let at = slots.as_ptr();
-    for_each_kept_ahead(kept, ids, (at, slots.len()), |i| {
-        update::<MAX>(&mut slots[ids[i] as usize], words[i], row(i))
     });
+}
+
+/// Which groups have had a kept row, known without a pass of its own while every row is
+/// kept: until the first chunk that drops a row (an aggregate's FILTER, a null value),
+/// every group numbered so far had one, since a row of a pushed chunk numbered it (all
+/// but the one group of a grouping without keys, before its first row).
+#[derive(Debug, Default)]
+struct Seen {
+    /// Groups `..all` have had a kept row (while `each` is `None`).
+    all: usize,
+    /// Each group's flag, from the first chunk that drops a row on.
+    each: Option<Vec<bool>>,
+}
+
+impl Seen {
+    /// Marks the groups (`ids`, of `groups`) of a chunk's kept rows (`kept`; `None`: all).
+    fn mark(&mut self, kept: &Option<NullBuffer>, ids: &[u32], groups: usize) {
+        let drops = kept.as_ref().is_some_and(|k| k.null_count() > 0);
+        if self.each.is_none() && !drops {
+            if !ids.is_empty() {
+                self.all = groups;
+            }
+            return;
+        }
+        let all = self.all;
+        let each = self.each.get_or_insert_with(|| vec![true; all]);
+        each.resize(groups, false);
+        for_each_kept(kept, ids.len(), |i| each[ids[i] as usize] = true);
+    }
+
+    /// The validity of `groups` groups' values: null where a group had no kept row.
+    fn finish(self, groups: usize) -> Option<NullBuffer> {
+        let mut each = match self.each {
+            Some(each) => each,
+            None if self.all >= groups => return None,
+            None => vec![true; self.all],
+        };
+        each.resize(groups, false);
+        Some(NullBuffer::from(each))
+    }
 }
 
 /// [`for_each_kept`] of an update of each row's group slot in `slots` (its address and

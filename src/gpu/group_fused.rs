@@ -16,12 +16,8 @@
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float32Array, Int16Array, Int32Array, Int8Array,
-    UInt16Array, UInt32Array, UInt8Array,
-};
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::buffer::NullBuffer;
 use arrow::compute::{cast, take};
 use arrow::datatypes::DataType;
 
@@ -95,46 +91,17 @@ fn order_word(v: &str, kind: u32) -> String {
 }
 
 /// Each group's value from the largest order word of an [`Part::Extreme`] (`words`, the
-/// groups' counts of values `counts`: none is null), as an array of `input`.
+/// groups' counts of values `counts`: none is null), as an array of `input`: the words are
+/// the CPU's order words of one word ([`crate::cpu::keys::from_order_words`]), inverted for
+/// `min`.
 fn decode_extremes(words: &[u32], counts: &[u64], min: bool, input: &DataType) -> ArrayRef {
-    let word = |g: usize| (counts[g] > 0).then(|| if min { !words[g] } else { words[g] });
-    let n = words.len();
-    match input {
-        DataType::Boolean => Arc::new(BooleanArray::from_iter(
-            (0..n).map(|g| word(g).map(|w| w & 1 == 1)),
-        )),
-        DataType::Int8 => Arc::new(Int8Array::from_iter(
-            (0..n).map(|g| word(g).map(|w| (w ^ 0x80) as u8 as i8)),
-        )),
-        DataType::Int16 => Arc::new(Int16Array::from_iter(
-            (0..n).map(|g| word(g).map(|w| (w ^ 0x8000) as u16 as i16)),
-        )),
-        DataType::Int32 => Arc::new(Int32Array::from_iter(
-            (0..n).map(|g| word(g).map(|w| (w ^ 0x8000_0000) as i32)),
-        )),
-        DataType::Date32 => Arc::new(Date32Array::from_iter(
-            (0..n).map(|g| word(g).map(|w| (w ^ 0x8000_0000) as i32)),
-        )),
-        DataType::UInt8 => Arc::new(UInt8Array::from_iter(
-            (0..n).map(|g| word(g).map(|w| w as u8)),
-        )),
-        DataType::UInt16 => Arc::new(UInt16Array::from_iter(
-            (0..n).map(|g| word(g).map(|w| w as u16)),
-        )),
-        DataType::UInt32 => Arc::new(UInt32Array::from_iter((0..n).map(&word))),
-        DataType::Float32 => Arc::new(Float32Array::from_iter((0..n).map(|g| {
-            word(g).map(|w| {
-                // A positive value's word has its sign bit set; a negative one's is inverted.
-                let bits = if w & 0x8000_0000 != 0 {
-                    w ^ 0x8000_0000
-                } else {
-                    !w
-                };
-                f32::from_bits(bits)
-            })
-        }))),
-        other => unreachable!("no one-word extreme of {other}"),
-    }
+    let words: Vec<u64> = words
+        .iter()
+        .map(|&w| if min { !w } else { w } as u64)
+        .collect();
+    let nulls = NullBuffer::from_iter(counts.iter().map(|&c| c > 0));
+    crate::cpu::keys::from_order_words(&words, Some(nulls), input)
+        .unwrap_or_else(|| unreachable!("no one-word extreme of {input}"))
 }
 
 /// The fused kernel's shape for a plan: each aggregate's part (`None`: it copies an
