@@ -612,14 +612,7 @@ impl State {
             }
             State::Sums { slots, n } => Arc::new(floats_on_threads(n.len(), threads, |g| {
                 let n = n[g];
-                (n > 0).then(|| {
-                    let sum = slots.get(g);
-                    if agg.func == AggFunc::Mean {
-                        sum.mean(n)
-                    } else {
-                        sum.sum()
-                    }
-                })
+                (n > 0).then(|| slots.mean(g, if agg.func == AggFunc::Mean { n } else { 1 }))
             })),
             State::Moments { sum, squares, n } => {
                 Arc::new(floats_on_threads(sum.len(), threads, |g| {

@@ -802,6 +802,30 @@ impl SumSlots {
         out
     }
 
+    /// Group `g`'s sum divided by `n` (n ≥ 1; 1 for the sum itself), rounded once: what
+    /// `self.get(g).mean(n)` gives, straight from the window where the group never
+    /// spilled (no [`ExactSum`] made).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::exact::SumSlots;
+    /// let mut slots = SumSlots::default();
+    /// slots.resize(1);
+    /// slots.add_all(&[0, 0, 0], &[0.1, 0.2, 0.3]);
+    /// assert_eq!(slots.mean(0, 1), slots.get(0).sum());
+    /// assert_eq!(slots.mean(0, 3), 0.2);
+    /// ```
+    pub fn mean(&self, g: usize, n: u64) -> f64 {
+        if let (Some(base), None | Some(None)) = (self.base, self.spills.get(g)) {
+            let w = self.win[g];
+            let exp = base as i64 - BIAS_SUM as i64;
+            if let Some(x) = round_small_ratio(w < 0, w.unsigned_abs(), exp, n) {
+                return x;
+            }
+        }
+        self.get(g).mean(n)
+    }
+
     /// The groups `order` picks from `parts` (output group `i` is group `order[i].1` of
     /// part `order[i].0`), as [`SumSlots::merge`] of each into empty slots gives them,
     /// without the per-group round trip where it can: every part's windows are moved to
@@ -1447,7 +1471,24 @@ fn round_small_ratio(neg: bool, mag: u128, exp: i64, n: u64) -> Option<f64> {
     let shift = mag.leading_zeros().saturating_sub(1);
     let a = mag << shift;
     // A sum (n = 1) needs no division: a 128-bit one is a library call of tens of
-    // nanoseconds, which a group-by of millions of sums paid for each.
+    // nanoseconds, which a group-by of millions of sums paid for each. Nor a conversion:
+    // `a` below 2^127 has its top bit at 126, so its 53 bits below that, rounded to nearest even by
+    // the 74 bits under them, are the result's significand (u128 to f64 is a library
+    // call too).
+    if n == 1 && a >> 127 == 0 {
+        const LOW: u32 = 126 - 52;
+        let (mut m, rest) = ((a >> LOW) as u64, a & ((1 << LOW) - 1));
+        let half = 1u128 << (LOW - 1);
+        m += (rest > half || (rest == half && m & 1 == 1)) as u64;
+        // m = 1.x · 2^52 (2^53 when rounded up to the next binade); the result is
+        // m · 2^(LOW + exp - shift).
+        let e = 1023 + 52 + LOW as i64 + exp - shift as i64 + (m >> 53) as i64;
+        if !(1..=2046).contains(&e) {
+            return None;
+        }
+        let out = f64::from_bits((m & ((1 << 52) - 1)) | ((e as u64) << 52));
+        return Some(if neg { -out } else { out });
+    }
     let q = if n == 1 {
         a
     } else {
@@ -2083,6 +2124,15 @@ mod tests {
                     want[g].mean(3).to_bits(),
                     "case {case}"
                 );
+                let held = if g < groups / 2 {
+                    (&first, g)
+                } else {
+                    (&slots, g - groups / 2)
+                };
+                for n in [1, 3] {
+                    let direct = held.0.mean(held.1, n);
+                    assert_eq!(direct.to_bits(), want[g].mean(n).to_bits(), "case {case}");
+                }
             }
             // Partial states, encoded and decoded as DataFusion moves them, merged into
             // fresh slots (a final aggregate) two groups to one, in an order that puts
@@ -2544,6 +2594,67 @@ mod tests {
         for (i, &s) in sums.iter().enumerate() {
             for &n in ns.iter().skip(i % 7).step_by(97).chain(&counts) {
                 assert_eq!(int_mean(s, n).to_bits(), slow(s, n).to_bits(), "{s} / {n}");
+            }
+        }
+    }
+
+    /// A sum's rounding without a conversion (n = 1) is the conversion's: u128 to f64
+    /// rounds to nearest even, and scaling by a power of two is exact. Ties of both
+    /// parities, one below and above them, carries into the next binade, the edges of the
+    /// normal range and random magnitudes.
+    #[test]
+    fn sums_round_as_the_conversion_does() {
+        let converted = |neg: bool, mag: u128, exp: i64| -> Option<f64> {
+            let shift = mag.leading_zeros().saturating_sub(1);
+            let f = (mag << shift) as f64;
+            let e = ((f.to_bits() >> 52) & 0x7ff) as i64 + exp - shift as i64;
+            (1..=2046).contains(&e).then(|| {
+                let out = f64::from_bits((f.to_bits() & !(0x7ff << 52)) | ((e as u64) << 52));
+                if neg {
+                    -out
+                } else {
+                    out
+                }
+            })
+        };
+        let mut mags: Vec<u128> = Vec::new();
+        for top in [53u32, 60, 100, 126, 127] {
+            // A significand of 53 bits at `top`, then the bits below it: a tie, one less,
+            // one more.
+            for m in [(1u128 << 52) | 1, 1 << 52, (1 << 53) - 1, (1 << 52) | 2] {
+                let low = top + 1 - 53;
+                let half = if low == 0 { 0 } else { 1u128 << (low - 1) };
+                for rest in [
+                    0,
+                    half,
+                    half.saturating_sub(1),
+                    half + 1,
+                    (1u128 << low) - 1,
+                ] {
+                    mags.push((m << low) | (rest & ((1u128 << low) - 1)));
+                }
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let hi = x;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            mags.push((((hi as u128) << 64) | x as u128) >> (hi % 128));
+        }
+        mags.extend([1, 2, 3, u128::MAX, 1 << 127, (1 << 127) - 1]);
+        // (Zero is 0.0 before either path.)
+        for &mag in mags.iter().filter(|&&m| m != 0) {
+            for exp in [-1200i64, -1100, -1074, -300, 0, 100, 897, 898, 1000] {
+                for neg in [false, true] {
+                    let got = round_small_ratio(neg, mag, exp, 1).map(f64::to_bits);
+                    let want = converted(neg, mag, exp).map(f64::to_bits);
+                    assert_eq!(got, want, "{mag:#x} at 2^{exp}");
+                }
             }
         }
     }
