@@ -830,12 +830,12 @@ impl SumSlots {
     /// part `order[i].0`), as [`SumSlots::merge`] of each into empty slots gives them,
     /// without the per-group round trip where it can: every part's windows are moved to
     /// the lowest base among the parts by a left shift, when no picked window would
-    /// lose a bit to it.
+    /// lose a bit to it, and a group's digits (where it spilled) go with its window.
     pub(crate) fn gather(parts: &[&SumSlots], order: &[(u32, u32)], threads: usize) -> SumSlots {
         use std::sync::atomic::{AtomicBool, Ordering};
         let base = parts.iter().filter_map(|p| p.base).min();
         let mut out = SumSlots::default();
-        if parts.iter().all(|p| p.spilled == 0) {
+        {
             // Every window shifted to the lowest base, on the threads; one that would not
             // fit (a window of at most 103 bits shifted stays below 2^126) says so.
             let lossy = AtomicBool::new(false);
@@ -857,6 +857,15 @@ impl SumSlots {
                 out.win = win;
                 // Each window is now below 2^103, as one value is: one add so far.
                 out.adds = 1;
+                // A group's digits beside its window (a few values far from the others')
+                // go with it: its sum is theirs plus the window, whatever the base.
+                if parts.iter().any(|p| p.spilled > 0) {
+                    out.spills = order
+                        .iter()
+                        .map(|&(p, g)| parts[p as usize].spills.get(g as usize).cloned().flatten())
+                        .collect();
+                    out.spilled = out.spills.iter().filter(|s| s.is_some()).count();
+                }
                 return out;
             }
         }
@@ -2344,11 +2353,13 @@ mod tests {
     #[test]
     fn gather_on_threads_gives_exact_sums() {
         const N: usize = 70_000;
-        // (scale of part 0, scale of part 1, a value far below part 1's window in one group)
+        // (scale of part 0, scale of part 1, a value far below part 1's window in one
+        // group, whether the windows move as they are)
         for (a, b, spill, direct) in [
             (1.0, 3.0, false, true),
             (1e-300, 1e300, false, false),
-            (1.0, 5.0, true, false),
+            (1.0, 5.0, true, true),
+            (1e-300, 1e300, true, false),
         ] {
             let mut parts = [SumSlots::default(), SumSlots::default()];
             let mut want = [vec![ExactSum::new(); N], vec![ExactSum::new(); N]];
@@ -2373,7 +2384,12 @@ mod tests {
                 .collect();
             let out = SumSlots::gather(&[&parts[0], &parts[1]], &order, 2);
             assert_eq!(out.len(), order.len());
-            assert_eq!(out.spilled == 0 && out.adds == 1, direct, "{a} {b}");
+            // Shifted windows where they fit, with a spilled group's digits beside its
+            // window; merged one by one where they don't.
+            assert_eq!(out.adds == 1, direct, "{a} {b}");
+            if direct {
+                assert_eq!(out.spilled, usize::from(spill), "{a} {b}");
+            }
             for (i, &(p, g)) in order.iter().enumerate() {
                 let want = &want[p as usize][g as usize];
                 assert_eq!(canon(&out.get(i)), canon(want), "{a} {b}: group {i}");
