@@ -3,7 +3,7 @@
 //! 100k and 10M groups, with group ids drawn uniformly.
 //!
 //! - `plain`: `sums[g] += x` into a `Vec<f64>` (what a non-exact engine does), with a count;
-//! - `slots`: [`SumSlots`] (one 32-byte slot per group) with a count;
+//! - `slots`: [`SumSlots`] (one 16-byte window per group) with a count in the same pass;
 //! - `exact_sum`: one [`ExactSum`] per group, a value at a time;
 //! - `grouped_adder`: [`GroupedAdder`] over `ExactSum`s (a pass per 4k rows).
 //!
@@ -59,10 +59,7 @@ fn bench(c: &mut Criterion) {
                 let mut sums = SumSlots::default();
                 sums.resize(groups);
                 let mut counts = vec![0u64; groups];
-                sums.add_all(&ids, &values);
-                for &g in &ids {
-                    counts[g] += 1;
-                }
+                sums.add_all_counting(&ids, &values, &mut counts);
                 (sums, counts)
             })
         });
