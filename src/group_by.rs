@@ -837,6 +837,36 @@ impl GroupByAccumulator {
         Ok(gpu::group_by::unsupported(&self.plan, &self.input, false))
     }
 
+    /// Why this accumulator, on a GPU, groups each batch on its own (the host merging the
+    /// batches' groups) instead of keeping its hash table on the GPU across batches; `None`
+    /// where it keeps the table. The table takes counts, integer and decimal sums, means
+    /// and variances, and `min`/`max` of values of at most 32 bits, grouped by fixed-width
+    /// keys or none; not float sums, 64-bit `min`/`max`, `count(DISTINCT)` or string
+    /// keys. From the plan and the types only: a batch with more groups than the table
+    /// holds, or a plan wider than the adapter's storage bindings, still sends the stream
+    /// batch by batch. What `EXPLAIN` of the SQL path says of a GPU aggregate.
+    ///
+    /// # Example
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::datatypes::{DataType, Field, Schema};
+    /// use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
+    /// let schema = Arc::new(Schema::new(vec![
+    ///     Field::new("k", DataType::Int32, true),
+    ///     Field::new("n", DataType::Int64, true),
+    ///     Field::new("x", DataType::Float64, true),
+    /// ]));
+    /// let engine = Engine::new(Backend::Cpu).unwrap();
+    /// let acc = |aggs: &[Agg]| {
+    ///     engine.group_by_accumulator(schema.clone(), &["k"], aggs, GroupByOptions::default()).unwrap()
+    /// };
+    /// assert_eq!(acc(&[Agg::sum(col("n")), Agg::count_star()]).gpu_groups_batch_by_batch(), None);
+    /// assert_eq!(acc(&[Agg::sum(col("x"))]).gpu_groups_batch_by_batch().unwrap(), "sum of Float64");
+    /// ```
+    pub fn gpu_groups_batch_by_batch(&self) -> Option<String> {
+        gpu::group_resident::declines(&self.plan, &self.input)
+    }
+
     /// The output's schema: the key columns, then one column per aggregate.
     pub fn schema(&self) -> SchemaRef {
         self.plan.schema.clone()

@@ -414,3 +414,65 @@ fn a_kept_table_that_overflows_or_fails_loses_no_batch() {
         assert_eq!(acc.finish().unwrap(), want, "{name}: a failed batch");
     }
 }
+
+/// What an accumulator says of its table (`gpu_groups_batch_by_batch`, which `EXPLAIN`
+/// of the SQL path shows) is what it does: where it says the table is kept, a stream of
+/// batches costs one host sync a batch and one at the end, the table read back once;
+/// where it says why not, each batch is grouped and read back on its own, with more
+/// syncs. Against the CPU's answer either way, on every GPU backend.
+#[test]
+fn what_an_accumulator_says_of_its_table_is_what_it_does() {
+    let rows = 4_000usize;
+    let k: ArrayRef = Arc::new(Int32Array::from_iter_values(
+        (0..rows as i32).map(|i| i % 37),
+    ));
+    let s: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..rows).map(|i| format!("s{}", i % 11)),
+    ));
+    let n: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        (0..rows as i64).map(|i| i * 7 - 900),
+    ));
+    let x: ArrayRef = Arc::new(Float64Array::from_iter_values(
+        (0..rows).map(|i| i as f64 / 8.0),
+    ));
+    let batch = RecordBatch::try_from_iter([("k", k), ("s", s), ("n", n), ("x", x)]).unwrap();
+    let batches = 4;
+    let cases: Vec<(&[&str], Vec<Agg>, Option<&str>)> = vec![
+        (&["k"], vec![Agg::count_star(), Agg::sum(col("n"))], None),
+        (&[], vec![Agg::mean(col("n"))], None),
+        (&["k"], vec![Agg::sum(col("x"))], Some("sum of Float64")),
+        (
+            &["k"],
+            vec![Agg::max(col("n"))],
+            Some("max of Int64 (64-bit values)"),
+        ),
+        (
+            &["s"],
+            vec![Agg::count_star()],
+            Some("a group key of type Utf8"),
+        ),
+    ];
+    for (keys, aggs, says) in cases {
+        let want = common::cpu().group_by(&batch, keys, &aggs).unwrap();
+        for (name, engine) in common::gpu_engines(None) {
+            let options = GroupByOptions::default();
+            let mut acc = engine
+                .group_by_accumulator(batch.schema(), keys, &aggs, options)
+                .unwrap();
+            assert_eq!(acc.gpu_groups_batch_by_batch().as_deref(), says, "{name}");
+            let per = rows / batches;
+            let (out, profile) = engine
+                .profiled(|_| {
+                    for b in 0..batches {
+                        acc.push(&batch.slice(b * per, per))?;
+                    }
+                    acc.finish()
+                })
+                .unwrap();
+            assert_eq!(out, want, "{name}: {keys:?} {aggs:?}");
+            let syncs = profile.traffic().host_syncs;
+            let kept = syncs == batches as u64 + 1;
+            assert_eq!(kept, says.is_none(), "{name}: {says:?}, {syncs} host syncs");
+        }
+    }
+}

@@ -378,6 +378,10 @@ pub struct WgpuAggregateExec {
     batch_rows: usize,
     properties: Arc<PlanProperties>,
     datafusion: Arc<dyn ExecutionPlan>,
+    /// Why the GPU groups batch by batch instead of keeping its hash table across them
+    /// (`None`: it keeps it), as [`arrow_wgpu::GroupByAccumulator::gpu_groups_batch_by_batch`]
+    /// says.
+    batch_by_batch: Option<String>,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -415,8 +419,16 @@ impl WgpuAggregateExec {
             batch_rows,
             properties,
             datafusion,
+            batch_by_batch: None,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// The node with what `EXPLAIN` says of its hash table: `why` the GPU groups batch
+    /// by batch, or `None` where it keeps the table on the GPU across batches.
+    pub fn with_batch_by_batch(mut self, why: Option<String>) -> WgpuAggregateExec {
+        self.batch_by_batch = why;
+        self
     }
 
     /// DataFusion's single-step aggregate this node stands for, over a [`placeholder`] of
@@ -437,7 +449,10 @@ impl DisplayAs for WgpuAggregateExec {
         if let Some(p) = &self.filter {
             write!(f, ", fused filter {p}")?;
         }
-        Ok(())
+        match &self.batch_by_batch {
+            None => write!(f, ", hash table kept on the GPU across batches"),
+            Some(why) => write!(f, ", grouped batch by batch ({why})"),
+        }
     }
 }
 
@@ -464,17 +479,20 @@ impl ExecutionPlan for WgpuAggregateExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(WgpuAggregateExec::new(
-            children.swap_remove(0),
-            self.keys.clone(),
-            self.aggs.clone(),
-            self.filter.clone(),
-            self.description.clone(),
-            self.engine.clone(),
-            self.batch_rows,
-            self.schema(),
-            self.datafusion.clone(),
-        )))
+        Ok(Arc::new(
+            WgpuAggregateExec::new(
+                children.swap_remove(0),
+                self.keys.clone(),
+                self.aggs.clone(),
+                self.filter.clone(),
+                self.description.clone(),
+                self.engine.clone(),
+                self.batch_rows,
+                self.schema(),
+                self.datafusion.clone(),
+            )
+            .with_batch_by_batch(self.batch_by_batch.clone()),
+        ))
     }
 
     fn execute(

@@ -267,17 +267,20 @@ impl ArrowWgpuRule {
         } else {
             input
         };
-        let ours: Arc<dyn ExecutionPlan> = Arc::new(WgpuAggregateExec::new(
-            input,
-            keys,
-            aggs,
-            filter,
-            description,
-            self.engine.clone(),
-            self.batch_rows,
-            top.schema(),
-            equivalent,
-        ));
+        let ours: Arc<dyn ExecutionPlan> = Arc::new(
+            WgpuAggregateExec::new(
+                input,
+                keys,
+                aggs,
+                filter,
+                description,
+                self.engine.clone(),
+                self.batch_rows,
+                top.schema(),
+                equivalent,
+            )
+            .with_batch_by_batch(acc.gpu_groups_batch_by_batch()),
+        );
         // Keep the partitioning the plan above expects.
         let partitioning = top.properties().output_partitioning().clone();
         if partitioning.partition_count() > 1 {

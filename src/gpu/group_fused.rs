@@ -30,7 +30,7 @@ use super::group_by::{
 use super::groups::{table_keys, TableKeys};
 use super::shader::{self, assemble};
 use super::sort::key_kind;
-use crate::aggregate::{AggFunc, Grouped, Plan, State};
+use crate::aggregate::{AggFunc, Grouped, Plan, PlannedAgg, State};
 use crate::error::Result;
 use crate::profile::{self, Phase};
 
@@ -115,6 +115,42 @@ pub(super) struct Shape {
     pub(super) record: u32,
 }
 
+/// Why the fused kernel doesn't take `agg` (its function and input type; `None`: it does):
+/// what [`shape`] refuses before it looks at a batch.
+pub(super) fn declines(agg: &PlannedAgg) -> Option<String> {
+    let dt = || input_type(agg).ok_or_else(|| format!("{} of an expression", agg.func));
+    let why = match agg.func {
+        AggFunc::CountStar | AggFunc::Count => return None,
+        AggFunc::CountDistinct => "count(DISTINCT)".to_string(),
+        AggFunc::Min | AggFunc::Max => match dt() {
+            Err(why) => why,
+            Ok(dt) => match key_kind(&dt) {
+                Some((_, false)) => return None,
+                Some(_) => format!("{} of {dt} (64-bit values)", agg.func),
+                None => format!("{} of {dt}", agg.func),
+            },
+        },
+        AggFunc::Sum
+        | AggFunc::Mean
+        | AggFunc::VarSamp
+        | AggFunc::VarPop
+        | AggFunc::StddevSamp
+        | AggFunc::StddevPop => match dt() {
+            Err(why) => why,
+            Ok(dt) => match sum_width(&dt) {
+                None => format!("{} of {dt}", agg.func),
+                Some((_, width))
+                    if width > 64 && !matches!(agg.func, AggFunc::Sum | AggFunc::Mean) =>
+                {
+                    format!("{} of {dt} (128-bit values)", agg.func)
+                }
+                Some(_) => return None,
+            },
+        },
+    };
+    Some(why)
+}
+
 /// The shape of `plan` over chunk `c` of `batch`, if the fused kernel takes it. With
 /// `counts_always`, every aggregate with an input counts its values in a word of its own,
 /// whether or not this chunk has nulls, so that the records' layout is the same for every
@@ -136,6 +172,9 @@ pub(super) fn shape(
         if same.is_some() {
             shape.parts.push(None);
             continue;
+        }
+        if declines(agg).is_some() {
+            return None;
         }
         let reads_values = !matches!(agg.func, AggFunc::CountStar | AggFunc::Count);
         let input = match (&agg.value, &agg.filter) {

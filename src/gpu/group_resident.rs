@@ -103,6 +103,26 @@ fn key_words(plan: &Plan, schema: &Schema) -> Option<u32> {
         .sum()
 }
 
+/// Why a `GroupByAccumulator` of `plan` over batches of `schema` groups batch by batch on
+/// the GPU instead of keeping a table there (`None`: it keeps one, as far as the plan and
+/// the types say; a batch of too many groups, or a plan wider than the adapter's storage
+/// bindings, still sends the stream batch by batch).
+pub(crate) fn declines(plan: &Plan, schema: &Schema) -> Option<String> {
+    if key_words(plan, schema).is_none() {
+        let key = plan
+            .keys
+            .iter()
+            .map(|&k| schema.field(k))
+            .find(|f| key_kind(f.data_type()).is_none())
+            .expect("a key without key words");
+        return Some(format!("a group key of type {}", key.data_type()));
+    }
+    if let Some(why) = unsupported(plan, schema, true) {
+        return Some(why);
+    }
+    plan.aggs.iter().find_map(group_fused::declines)
+}
+
 /// What the table compares chunk `c`'s rows by: one integer key of a field that can't be
 /// null as its values (as the one-pass kernel does), otherwise the keys' order words with
 /// a null word for each nullable field; the same for every batch of a schema.

@@ -546,3 +546,54 @@ async fn integer_means_are_exact_whatever_the_plan() {
         }
     }
 }
+
+/// `EXPLAIN` of a GPU aggregate says whether its hash table stays on the GPU across the
+/// batches (integer sums and counts by an integer key) or why each batch is grouped on its
+/// own (a float sum, a 64-bit `max`); and the answer is the CPU's either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_whether_the_gpu_keeps_its_table() {
+    let rows = 3_000usize;
+    let keys: Vec<i64> = (0..rows as i64).map(|i| i % 13).collect();
+    let values = Float64Array::from_iter_values((0..rows).map(|i| i as f64 * 0.125));
+    let batch = keyed(keys, values);
+    let cases = [
+        (
+            "SELECT k, count(*), sum(k) FROM t GROUP BY k ORDER BY k",
+            "hash table kept on the GPU across batches",
+        ),
+        (
+            "SELECT k, sum(x) FROM t GROUP BY k ORDER BY k",
+            "grouped batch by batch (sum of Float64)",
+        ),
+        (
+            "SELECT k, max(k) FROM t GROUP BY k ORDER BY k",
+            "grouped batch by batch (max of Int64 (64-bit values))",
+        ),
+    ];
+    let cpu = Arc::new(Engine::new(Backend::Cpu).unwrap());
+    for (sql, says) in cases {
+        let want = bits(&run_placed(&cpu, &batch, Plan::new(2, 256, 3), sql, true).await);
+        for (name, engine) in common::all_engines() {
+            if engine.adapter().is_none() {
+                continue;
+            }
+            let config = SessionConfig::new()
+                .with_target_partitions(2)
+                .with_batch_size(256);
+            let ctx = session_with(config, ArrowWgpuOptions::new(engine.clone()));
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).unwrap();
+            ctx.register_table("t", Arc::new(table)).unwrap();
+            let df = ctx.sql(sql).await.unwrap();
+            let plan = df.clone().create_physical_plan().await.unwrap();
+            let shown = datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(true)
+                .to_string();
+            let line = shown
+                .lines()
+                .find(|l| l.contains("WgpuAggregateExec"))
+                .unwrap_or_else(|| panic!("{name}: {shown}"));
+            assert!(line.ends_with(says), "{name}: {line}");
+            assert_eq!(bits(&df.collect().await.unwrap()), want, "{name}: {sql}");
+        }
+    }
+}
