@@ -127,6 +127,9 @@ pub(crate) enum State {
     /// sums[g]` (integers never leave the i128, where 2^63 values of 64 bits fit; decimals
     /// of 38 digits may, and their `high` keeps the sum exact whatever the order of the
     /// values, so an overflow is one error on every backend), and the number of values.
+    /// A CPU `sum` of integers (not decimals) keeps only the low 64 bits exact, sign
+    /// extended: all a wrapping 64-bit sum reads, and what merges with any other state of
+    /// the same sum to the same low bits.
     IntSum {
         sums: Vec<i128>,
         high: Vec<i64>,

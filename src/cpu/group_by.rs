@@ -126,7 +126,10 @@ impl Numbers {
 enum Acc {
     /// `count(*)` and `count(x)`.
     Count(KeptCount),
-    /// `sum` and `avg` of integers and decimals (see [`State::IntSum`]).
+    /// `sum` of integers (not decimals): the wrapping 64-bit sums, which are all of the
+    /// output (the low 64 bits of [`State::IntSum`]'s exact sum), in half its memory.
+    WrapSum { sums: Vec<u64>, n: KeptCount },
+    /// `avg` of integers, `sum` and `avg` of decimals (see [`State::IntSum`]).
     IntSum {
         sums: Vec<i128>,
         high: Vec<i64>,
@@ -169,6 +172,12 @@ impl Acc {
             .is_some_and(|t| int_info(t).is_some() || is_decimal(t));
         Ok(match agg.func {
             AggFunc::CountStar | AggFunc::Count => Acc::Count(KeptCount::default()),
+            AggFunc::Sum if integer && !value_type.as_ref().is_some_and(is_decimal) => {
+                Acc::WrapSum {
+                    sums: Vec::new(),
+                    n: KeptCount::default(),
+                }
+            }
             AggFunc::Sum | AggFunc::Mean if integer => Acc::IntSum {
                 sums: Vec::new(),
                 high: Vec::new(),
@@ -214,7 +223,11 @@ impl Acc {
     fn counts_rows(&self) -> bool {
         matches!(
             self,
-            Acc::Count(_) | Acc::IntSum { .. } | Acc::Sums { .. } | Acc::Moments { .. }
+            Acc::Count(_)
+                | Acc::WrapSum { .. }
+                | Acc::IntSum { .. }
+                | Acc::Sums { .. }
+                | Acc::Moments { .. }
         )
     }
 
@@ -243,6 +256,18 @@ impl Acc {
         let max = agg.func == AggFunc::Max;
         match self {
             Acc::Count(counts) => counts.count(&kept, ids, groups, group_rows),
+            Acc::WrapSum { sums, n } => {
+                sums.resize(groups, 0);
+                n.count(&kept, ids, groups, group_rows);
+                let add = |s: u64, v: u64| s.wrapping_add(v);
+                match Numbers::of(values.as_ref().expect("sum has a value"))? {
+                    Numbers::Signed(a) => {
+                        add_ints(&kept, ids, a.values(), sums, |s, v: i64| add(s, v as u64))
+                    }
+                    Numbers::Unsigned(a) => add_ints(&kept, ids, a.values(), sums, add),
+                    Numbers::Float(_) => unreachable!("an integer"),
+                }
+            }
             Acc::IntSum { sums, high, n } => {
                 sums.resize(groups, 0);
                 high.resize(groups, 0);
@@ -259,8 +284,12 @@ impl Acc {
                     });
                 } else {
                     match Numbers::of(&values)? {
-                        Numbers::Signed(a) => add_ints(&kept, ids, a.values(), sums),
-                        Numbers::Unsigned(a) => add_ints(&kept, ids, a.values(), sums),
+                        Numbers::Signed(a) => add_ints(&kept, ids, a.values(), sums, |s, v| {
+                            s.wrapping_add(v.into())
+                        }),
+                        Numbers::Unsigned(a) => add_ints(&kept, ids, a.values(), sums, |s, v| {
+                            s.wrapping_add(v.into())
+                        }),
                         Numbers::Float(_) => unreachable!("an integer"),
                     }
                 }
@@ -361,6 +390,15 @@ impl Acc {
     ) -> Result<State> {
         Ok(match self {
             Acc::Count(counts) => State::Count(counts.finish(groups, group_rows)),
+            Acc::WrapSum { mut sums, n } => {
+                // The wrapping sums as the exact sum's low 64 bits (all the output reads).
+                sums.resize(groups, 0);
+                State::IntSum {
+                    sums: sums.iter().map(|&s| s as i64 as i128).collect(),
+                    high: vec![0; groups],
+                    n: n.finish(groups, group_rows),
+                }
+            }
             Acc::IntSum {
                 mut sums,
                 mut high,
@@ -513,18 +551,19 @@ fn for_each_kept_ahead<S>(
     }
 }
 
-/// Adds integers into exact i128 sums per group (beyond the caches, fetched a few rows
-/// ahead).
-fn add_ints<T: Copy + Into<i128>>(
+/// Adds each kept row's integer into its group's sum by `add` (beyond the caches, fetched
+/// a few rows ahead).
+fn add_ints<T: Copy, S: Copy>(
     kept: &Option<NullBuffer>,
     ids: &[u32],
     v: &[T],
-    sums: &mut [i128],
+    sums: &mut [S],
+    add: impl Fn(S, T) -> S,
 ) {
     let at = (sums.as_ptr(), sums.len());
     for_each_kept_ahead(kept, ids, at, |i| {
         let g = ids[i] as usize;
-        sums[g] = sums[g].wrapping_add(v[i].into());
+        sums[g] = add(sums[g], v[i]);
     })
 }
 
