@@ -244,6 +244,17 @@ impl Numbering {
         let words = *words;
         ids.clear();
         ids.resize(rows, 0);
+        if let Table::Identity = table {
+            // A lone byte coder numbers the rows' groups itself.
+            let mut groups = Groups {
+                ids: ids.as_mut_slice(),
+                first,
+                row: &row,
+                offset: offset as u32,
+            };
+            code_bytes(&mut coders[0].0, columns, 0, &mut groups, selected)?;
+            return Ok((ids.as_slice(), first.len()));
+        }
         row_words.clear();
         // One coder of one word: its codes are the words (no pass to combine them).
         let alone = coders.len() == 1;
@@ -268,14 +279,11 @@ impl Numbering {
                 }
             }
         } else {
-            if !alone && !matches!(table, Table::Identity) {
+            if !alone {
                 row_words.resize(rows * words, 0);
             }
             for (j, (coder, radix, word)) in coders.iter_mut().enumerate() {
                 code_chunk(coder, columns, j, codes, selected)?;
-                if let Table::Identity = table {
-                    break;
-                }
                 if alone {
                     std::mem::swap(codes, row_words);
                     break;
@@ -290,16 +298,7 @@ impl Numbering {
             (first.len() - 1) as u32
         };
         match table {
-            Table::Identity => {
-                for k in 0..n {
-                    let r = at(k);
-                    let g = codes[r] as usize + offset;
-                    if g == first.len() {
-                        new_group(first, r);
-                    }
-                    ids[r] = g as u32;
-                }
-            }
+            Table::Identity => unreachable!("numbered by its coder"),
             Table::Direct(slots) | Table::Grid(Grid { slots, .. }) if selected.is_none() => {
                 // Every row, in a loop of slices (the vectors' fields are not reloaded
                 // each row).
@@ -766,13 +765,31 @@ fn code_chunk(
                 }),
             }
         }
-        Coder::Bytes(table) => {
+        Coder::Bytes(_) | Coder::Rows(..) => {
             out.resize(column.len(), 0);
-            table.number_column(column.as_ref(), nulls, out, selected)
+            code_bytes(coder, columns, j, out.as_mut_slice(), selected)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`code_chunk`] of a byte coder or the row coder, each row's code put into `out`.
+fn code_bytes<O: Codes + ?Sized>(
+    coder: &mut Coder,
+    columns: &[ArrayRef],
+    j: usize,
+    out: &mut O,
+    selected: Option<&[u32]>,
+) -> Result<()> {
+    let column = &columns[j];
+    match coder {
+        Coder::Range { .. } => unreachable!("a byte coder"),
+        Coder::Bytes(table) => {
+            let nulls = column.logical_nulls().filter(|n| n.null_count() > 0);
+            table.number_column(column.as_ref(), nulls.as_ref(), out, selected)
         }
         Coder::Rows(converter, table) => {
             let rows = converter.convert_columns(columns)?;
-            out.resize(rows.num_rows(), 0);
             // Only the selected rows: a row of another partition numbered here would take
             // a code, and the partition's own codes would no longer be its groups'.
             let n = selected.map_or(rows.num_rows(), |s| s.len());
@@ -781,6 +798,39 @@ fn code_chunk(
         }
     }
     Ok(())
+}
+
+/// Where a [`BytesTable`] puts each row's code.
+trait Codes {
+    fn put(&mut self, r: usize, code: u32);
+}
+
+impl Codes for [u64] {
+    #[inline(always)]
+    fn put(&mut self, r: usize, code: u32) {
+        self[r] = code as u64;
+    }
+}
+
+/// A lone byte coder's codes put as the rows' groups (after `offset` groups before the
+/// keys'), with no pass of their own: its codes come in order of first appearance, so a
+/// code one past the groups so far is a new group, whose first row is `row(r)`.
+struct Groups<'a, F> {
+    ids: &'a mut [u32],
+    first: &'a mut Vec<u32>,
+    row: F,
+    offset: u32,
+}
+
+impl<F: Fn(usize) -> u32> Codes for Groups<'_, F> {
+    #[inline(always)]
+    fn put(&mut self, r: usize, code: u32) {
+        let g = code + self.offset;
+        if g as usize == self.first.len() {
+            self.first.push((self.row)(r));
+        }
+        self.ids[r] = g;
+    }
 }
 
 /// The smallest and largest order word among `column`'s valid values (`None`: none).
@@ -970,11 +1020,11 @@ impl BytesTable {
 
     /// Numbers a string or binary column's values into `out` (as long as the column):
     /// every row's, or the `selected` rows' only.
-    fn number_column(
+    fn number_column<O: Codes + ?Sized>(
         &mut self,
         column: &dyn Array,
         nulls: Option<&NullBuffer>,
-        out: &mut [u64],
+        out: &mut O,
         selected: Option<&[u32]>,
     ) {
         let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
@@ -1019,24 +1069,24 @@ impl BytesTable {
     /// Numbers `values` (rows and their values, `None`: null) into `out` at their rows, in
     /// order. While the table is near, a value at a time; in a flat table, a block at a
     /// time (see [`BytesTable::number_far`]).
-    fn number<'a>(
+    fn number<'a, O: Codes + ?Sized>(
         &mut self,
         mut values: impl Iterator<Item = (usize, Option<&'a [u8]>)>,
-        out: &mut [u64],
+        out: &mut O,
     ) {
         while let Slots::Near(table) = &mut self.slots {
             let Some((r, v)) = values.next() else {
                 return;
             };
             let Some(v) = v else {
-                out[r] = self.null_number() as u64;
+                out.put(r, self.null_number());
                 continue;
             };
             let hash = self.hasher.hash_one(v);
             let (len, head) = (v.len() as u32, fingerprint(v));
             let (arena, spans) = (&self.arena, &self.spans);
             let found = table.find(hash, |e| same(e, (hash, len, head), v, arena, spans));
-            out[r] = match found {
+            let code = match found {
                 Some(e) => e.number - 1,
                 None => {
                     let entry = self.next_entry(v, hash);
@@ -1047,7 +1097,8 @@ impl BytesTable {
                     self.grown();
                     entry.number - 1
                 }
-            } as u64;
+            };
+            out.put(r, code);
         }
         self.number_far(values, out)
     }
@@ -1056,10 +1107,10 @@ impl BytesTable {
     /// hashed and their slots fetched before this block's are probed, so that the fetches
     /// overlap each other and the probing.
     #[inline(never)]
-    fn number_far<'a>(
+    fn number_far<'a, O: Codes + ?Sized>(
         &mut self,
         mut values: impl Iterator<Item = (usize, Option<&'a [u8]>)>,
-        out: &mut [u64],
+        out: &mut O,
     ) {
         type Block<'a> = Vec<(usize, Option<&'a [u8]>, u64)>;
         let fill =
@@ -1082,7 +1133,7 @@ impl BytesTable {
             fill(self, &mut next, &mut values);
             for &(r, v, hash) in &block {
                 let Some(v) = v else {
-                    out[r] = self.null_number() as u64;
+                    out.put(r, self.null_number());
                     continue;
                 };
                 let (len, head) = (v.len() as u32, fingerprint(v));
@@ -1098,7 +1149,7 @@ impl BytesTable {
                     }
                     i = (i + 1) & *mask;
                 }
-                out[r] = match found {
+                let code = match found {
                     Some(n) => n,
                     None => {
                         let entry = self.next_entry(v, hash);
@@ -1109,7 +1160,8 @@ impl BytesTable {
                         self.grown();
                         entry.number - 1
                     }
-                } as u64;
+                };
+                out.put(r, code);
             }
             std::mem::swap(&mut block, &mut next);
         }
@@ -1419,7 +1471,7 @@ mod tests {
             while start < values.len() {
                 let end = (start + piece).min(values.len());
                 let rows = (start..end).map(|r| (r, values[r].as_deref()));
-                t.number(rows, &mut out);
+                t.number(rows, out.as_mut_slice());
                 (start, piece) = (end, piece * 3 + 7);
             }
             assert!(matches!(t.slots, Slots::Far { .. }));
@@ -1451,7 +1503,7 @@ mod tests {
                 .map(|v| Some(v.as_slice()))
                 .chain([None])
                 .enumerate(),
-            &mut out,
+            out.as_mut_slice(),
         );
         assert_eq!(out, [0, 1, 0, 2, 3, 4]);
     }
