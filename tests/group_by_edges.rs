@@ -609,6 +609,15 @@ fn sliced_input() {
     assert_eq!(out.column(2).as_ref(), &Float64Array::from(vec![3.0, 2.0]));
 }
 
+/// The table `k`, `i`, `f` of the tests that carry state across chunks.
+fn keys_ints_floats(keys: &[i64], ints: &[Option<i64>], floats: Vec<Option<f64>>) -> RecordBatch {
+    batch(vec![
+        ("k", Arc::new(Int64Array::from(keys.to_vec())) as _),
+        ("i", Arc::new(Int64Array::from(ints.to_vec())) as _),
+        ("f", Arc::new(Float64Array::from(floats)) as _),
+    ])
+}
+
 /// A CPU engine with `threads` threads of at least `min_rows` rows each.
 fn cpu_with_threads(threads: usize, min_rows: Option<usize>) -> Engine {
     Engine::with_options(EngineOptions {
@@ -698,24 +707,15 @@ fn kept_counts_carry_across_chunks() {
         .map(|i| (i < 12 || i % 3 != 0).then_some(i))
         .collect();
     let floats: Vec<Option<f64>> = ints.iter().map(|v| v.map(|v| v as f64)).collect();
-    let b = batch(vec![
-        ("k", Arc::new(Int64Array::from(keys.clone())) as _),
-        ("i", Arc::new(Int64Array::from(ints.clone())) as _),
-        ("f", Arc::new(Float64Array::from(floats)) as _),
-    ]);
+    let b = keys_ints_floats(&keys, &ints, floats);
     let aggs = [
         Agg::count(col("i")),
         Agg::mean(col("i")),
         Agg::mean(col("f")),
         Agg::count_star().filter(col("k").eq(lit(0i64)).or(col("i").gt(lit(10i64)))),
     ];
-    let chunked = Engine::with_options(EngineOptions {
-        backend: Backend::Cpu,
-        cpu_threads: Some(1),
-        cpu_rows_per_thread: Some(1),
-        ..Default::default()
-    })
-    .unwrap();
+    // One thread of one row at least: chunks of 4 rows.
+    let chunked = cpu_with_threads(1, Some(1));
     for engine in [common::cpu(), chunked] {
         let out = engine.group_by(&b, &["k"], &aggs).unwrap();
         for (row, key) in [0i64, 1].into_iter().enumerate() {
@@ -761,24 +761,15 @@ fn groups_with_a_min_or_max_carry_across_chunks() {
         })
         .collect();
     let floats: Vec<Option<f64>> = ints.iter().map(|v| v.map(|v| -(v as f64))).collect();
-    let b = batch(vec![
-        ("k", Arc::new(Int64Array::from(keys.clone())) as _),
-        ("i", Arc::new(Int64Array::from(ints.clone())) as _),
-        ("f", Arc::new(Float64Array::from(floats)) as _),
-    ]);
+    let b = keys_ints_floats(&keys, &ints, floats);
     let aggs = [
         Agg::min(col("i")),
         Agg::max(col("i")),
         Agg::max(col("f")),
         Agg::min(col("i")).filter(col("k").not_eq(lit(0i64))),
     ];
-    let chunked = Engine::with_options(EngineOptions {
-        backend: Backend::Cpu,
-        cpu_threads: Some(1),
-        cpu_rows_per_thread: Some(1),
-        ..Default::default()
-    })
-    .unwrap();
+    // One thread of one row at least: chunks of 4 rows.
+    let chunked = cpu_with_threads(1, Some(1));
     for engine in [common::cpu(), chunked] {
         let out = engine.group_by(&b, &["k"], &aggs).unwrap();
         let got_keys: Vec<i64> = out.column(0).as_primitive::<Int64Type>().values().to_vec();

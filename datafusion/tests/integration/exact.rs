@@ -180,10 +180,7 @@ async fn run_placed(
     let table = MemTable::try_new(batch.schema(), parts).unwrap();
     ctx.register_table("t", Arc::new(table)).unwrap();
     let df = ctx.sql(sql).await.unwrap();
-    let plan = df.clone().create_physical_plan().await.unwrap();
-    let shown = datafusion::physical_plan::displayable(plan.as_ref())
-        .indent(true)
-        .to_string();
+    let shown = shown(&df).await;
     // On a GPU the whole aggregation is the rule's operator.
     if check_place {
         assert_eq!(
@@ -193,6 +190,15 @@ async fn run_placed(
         );
     }
     df.collect().await.unwrap()
+}
+
+/// The physical plan of `df` as `EXPLAIN` shows it.
+async fn shown(df: &datafusion::dataframe::DataFrame) -> String {
+    let plan = df.clone().create_physical_plan().await.unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    shown
 }
 
 fn bits(batches: &[RecordBatch]) -> Vec<Vec<Option<u64>>> {
@@ -584,10 +590,7 @@ async fn explain_says_whether_the_gpu_keeps_its_table() {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).unwrap();
             ctx.register_table("t", Arc::new(table)).unwrap();
             let df = ctx.sql(sql).await.unwrap();
-            let plan = df.clone().create_physical_plan().await.unwrap();
-            let shown = datafusion::physical_plan::displayable(plan.as_ref())
-                .indent(true)
-                .to_string();
+            let shown = shown(&df).await;
             let line = shown
                 .lines()
                 .find(|l| l.contains("WgpuAggregateExec"))
