@@ -474,9 +474,7 @@ impl Grid {
         cells.clear();
         cells.resize(self.codes.first().map_or(0, |c| c.len()), 0);
         for (codes, &d) in self.codes.iter().zip(&self.dims) {
-            for (w, &c) in cells.iter_mut().zip(codes) {
-                *w = *w * d + c;
-            }
+            fold_codes(cells, codes, (d, 0, 1));
         }
     }
 
@@ -748,14 +746,12 @@ fn code_chunk(
 ) -> Result<()> {
     out.clear();
     let column = &columns[j];
-    let nulls = column.logical_nulls().filter(|n| n.null_count() > 0);
-    let nulls = nulls.as_ref();
     match coder {
         Coder::Range { lo, nullable } => {
             // The order words in place, then each made its code.
             keys::order_words_into(column.as_ref(), out).expect("a fixed-width key");
             let lo = *lo;
-            match nulls {
+            match column.logical_nulls().filter(|n| n.null_count() > 0) {
                 None => {
                     let plus = *nullable as u64;
                     out.iter_mut().for_each(|w| *w = w.wrapping_sub(lo) + plus);
