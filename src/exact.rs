@@ -492,6 +492,142 @@ fn window_value(x: f64, base: u32) -> (i128, bool) {
     (if inside { (v ^ sign) - sign } else { 0 }, inside)
 }
 
+/// Rows a [`SumSlots`] places in its window at a time ([`Placing::block`]).
+const PLACE_BLOCK: usize = 512;
+/// 1.5 · 2^52: a float below 2^51 in magnitude plus this is rounded to an integer, which
+/// is then the float's bits less this one's.
+const ROUND_UNITS: f64 = 6_755_399_441_055_744.0;
+/// 1.5 · 2^104: a float below 2^103 in magnitude plus this, less this, is rounded to a
+/// multiple of 2^52.
+const ROUND_HIGH: f64 = 1.5 * (1u128 << 104) as f64;
+/// A window value's bound, 2^(53 + [`SLOT_SHIFT`]).
+const SLOT_TOP: f64 = (1u128 << (SLOT_SHIFT + 53)) as f64;
+
+/// How a [`SumSlots`] turns values into addends of windows of one base.
+#[derive(Debug, Clone, Copy)]
+enum Placing {
+    /// By scaling, where the window's unit 2^(base - 1074) has a normal reciprocal (the
+    /// scale, 2^(1074 - base)): a value is inside when its scaled value is an integer
+    /// below 2^103, and then that integer is the addend. Plain float arithmetic, the same
+    /// in vector registers of any width: no branch, no shift by a varying count.
+    Scaled(f64),
+    /// From the value's bits ([`window_value`]): windows based within 2^51 of the
+    /// smallest subnormal, whose unit has no reciprocal in f64.
+    Bits(u32),
+}
+
+impl Placing {
+    /// The placing for windows of base `base`.
+    fn of(base: u32) -> Placing {
+        // The scale's exponent field, 1023 + 1074 - base, must be a normal one.
+        match 2097u32.checked_sub(base) {
+            Some(field @ 1..=2046) => Placing::Scaled(f64::from_bits((field as u64) << 52)),
+            _ => Placing::Bits(base),
+        }
+    }
+
+    /// `x` as an addend (its low and high 64-bit words) and whether it is inside the
+    /// window; a value outside gives 0.
+    #[inline(always)]
+    fn place(self, x: f64) -> (u64, u64, bool) {
+        match self {
+            Placing::Scaled(scale) => scaled_value(x, scale),
+            Placing::Bits(base) => {
+                let (v, inside) = window_value(x, base);
+                (v as u64, (v >> 64) as u64, inside)
+            }
+        }
+    }
+
+    /// Whether `x` is inside the window.
+    fn inside(self, x: f64) -> bool {
+        self.place(x).2
+    }
+
+    /// Places every value of `values` (at most [`PLACE_BLOCK`]): addend `k` is
+    /// `high[k] · 2^64 + low[k]`, 0 for a value outside the window. Returns whether one
+    /// was. Scaled, on x86-64 where the CPU has them, with AVX-512 or AVX2: the same
+    /// arithmetic in wider registers, so the same words.
+    fn block(self, values: &[f64], low: &mut [u64], high: &mut [u64]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Placing::Scaled(scale) = self {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { place_scaled_avx512(values, scale, low, high) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above.
+                return unsafe { place_scaled_avx2(values, scale, low, high) };
+            }
+        }
+        place_each(values, low, high, |x| self.place(x))
+    }
+}
+
+/// [`Placing::Scaled`]'s addend of `x` at scale `scale`: its low and high words and
+/// whether it is inside the window (0 if not).
+///
+/// `s = x · scale` is exact unless it overflows (then it is not below 2^103) or falls
+/// below the normal range (then it is not a nonzero integer: a nonzero `x` whose `s` is 0
+/// is outside). Rounded to a multiple of 2^52, `s` splits into `high`, and `s - high`,
+/// exact and at most 2^51 in magnitude; each of those, as a float below 2^51 plus 1.5 ·
+/// 2^52, has its integer in its bits, and the second is `s`'s fraction's test.
+#[inline(always)]
+fn scaled_value(x: f64, scale: f64) -> (u64, u64, bool) {
+    let s = x * scale;
+    let high = (s + ROUND_HIGH) - ROUND_HIGH;
+    let low = s - high;
+    let units = low + ROUND_UNITS;
+    let inside = s.abs() < SLOT_TOP && units - ROUND_UNITS == low && (s != 0.0 || x == 0.0);
+    let magic = ROUND_UNITS.to_bits() as i64;
+    let lo = (units.to_bits() as i64).wrapping_sub(magic);
+    let hi =
+        ((high * (1.0 / (1u64 << 52) as f64) + ROUND_UNITS).to_bits() as i64).wrapping_sub(magic);
+    // hi · 2^52 + lo as two words of a two's complement i128.
+    let shifted = (hi as u64) << 52;
+    let w0 = shifted.wrapping_add(lo as u64);
+    let carry = (w0 < shifted) as u64;
+    let w1 = ((hi >> 12) as u64)
+        .wrapping_add((lo >> 63) as u64)
+        .wrapping_add(carry);
+    let mask = (inside as u64).wrapping_neg();
+    (w0 & mask, w1 & mask, inside)
+}
+
+/// [`Placing::block`]'s loop, placing each value with `place`.
+#[inline(always)]
+fn place_each(
+    values: &[f64],
+    low: &mut [u64],
+    high: &mut [u64],
+    place: impl Fn(f64) -> (u64, u64, bool),
+) -> bool {
+    let mut outside = false;
+    for ((&x, lo), hi) in values.iter().zip(low).zip(high) {
+        let (w0, w1, inside) = place(x);
+        (*lo, *hi) = (w0, w1);
+        outside |= !inside;
+    }
+    outside
+}
+
+/// [`place_each`] of [`scaled_value`], compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn place_scaled_avx512(values: &[f64], scale: f64, low: &mut [u64], high: &mut [u64]) -> bool {
+    place_each(values, low, high, |x| scaled_value(x, scale))
+}
+
+/// [`place_each`] of [`scaled_value`], compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn place_scaled_avx2(values: &[f64], scale: f64, low: &mut [u64], high: &mut [u64]) -> bool {
+    place_each(values, low, high, |x| scaled_value(x, scale))
+}
+
 impl SumSlots {
     /// Groups held.
     pub fn len(&self) -> usize {
@@ -546,7 +682,7 @@ impl SumSlots {
     /// group's window is then most of an add's time.
     pub fn add_all(&mut self, groups: &[usize], values: &[f64]) {
         let n = groups.len().min(values.len());
-        self.add_rows(n, |j| groups[j], |j| values[j], |_| true, |_| ());
+        self.add_rows(n, |j| groups[j], values, |_| true, |_| ());
     }
 
     /// [`SumSlots::add_all`], counting each row in `counts[groups[i]]` in the same pass (a
@@ -565,7 +701,7 @@ impl SumSlots {
     /// ```
     pub fn add_all_counting(&mut self, groups: &[usize], values: &[f64], counts: &mut [u64]) {
         let n = groups.len().min(values.len());
-        self.add_rows_counting(n, |j| groups[j], |j| values[j], |_| true, counts);
+        self.add_rows_counting(n, |j| groups[j], values, |_| true, counts);
     }
 
     /// [`SumSlots::add_rows`], counting each kept row in `counts[group(j)]`, which must
@@ -580,7 +716,7 @@ impl SumSlots {
     /// let mut slots = SumSlots::default();
     /// slots.resize(2);
     /// let mut n = [0u64; 2];
-    /// slots.add_rows_counting(3, |j| groups[j] as usize, |j| values[j], |j| j != 1, &mut n);
+    /// slots.add_rows_counting(3, |j| groups[j] as usize, &values, |j| j != 1, &mut n);
     /// assert_eq!((slots.get(1).sum(), n), (2.5, [0, 2]));
     /// ```
     #[inline(always)]
@@ -588,7 +724,7 @@ impl SumSlots {
         &mut self,
         rows: usize,
         group: impl Fn(usize) -> usize,
-        value: impl Fn(usize) -> f64,
+        values: &[f64],
         keep: impl Fn(usize) -> bool,
         counts: &mut [u64],
     ) {
@@ -598,14 +734,15 @@ impl SumSlots {
                 crate::prefetch_at(at.wrapping_add(g));
             }
         };
-        self.add_rows_ahead(rows, group, value, keep, |g| counts[g] += 1, ahead);
+        self.add_rows_ahead(rows, group, values, keep, |g| counts[g] += 1, ahead);
     }
 
-    /// Adds `value(j)` to group `group(j)` for every row `j < rows` where `keep(j)`, and
+    /// Adds `values[j]` to group `group(j)` for every row `j < rows` where `keep(j)`, and
     /// calls `each` with its group: [`SumSlots::add_all_counting`] over group numbers of
     /// any form and a selection of rows (an aggregate's FILTER and the values' nulls).
     /// `group(j)` must be a held group for every `j < rows`, kept or not (groups a few
-    /// rows ahead are prefetched).
+    /// rows ahead are prefetched), and `values` must hold `rows` values (those of rows
+    /// not kept are read and ignored).
     ///
     /// # Example
     /// ```
@@ -614,7 +751,7 @@ impl SumSlots {
     /// let mut slots = SumSlots::default();
     /// slots.resize(2);
     /// let mut n = [0u64; 2];
-    /// slots.add_rows(3, |j| groups[j] as usize, |j| values[j], |j| j != 1, |g| n[g] += 1);
+    /// slots.add_rows(3, |j| groups[j] as usize, &values, |j| j != 1, |g| n[g] += 1);
     /// assert_eq!((slots.get(1).sum(), n), (2.5, [0, 2]));
     /// ```
     #[inline(always)]
@@ -622,22 +759,29 @@ impl SumSlots {
         &mut self,
         rows: usize,
         group: impl Fn(usize) -> usize,
-        value: impl Fn(usize) -> f64,
+        values: &[f64],
         keep: impl Fn(usize) -> bool,
         each: impl FnMut(usize),
     ) {
-        self.add_rows_ahead(rows, group, value, keep, each, |_| ());
+        self.add_rows_ahead(rows, group, values, keep, each, |_| ());
     }
 
     /// [`SumSlots::add_rows`], calling `ahead` with the group of the row a few rows ahead
     /// wherever that row's window is fetched ahead (so `each` can have its state fetched
     /// too).
+    ///
+    /// A block of rows at a time. With few groups (their windows in the caches) every value
+    /// of the block is first placed in the window ([`Placing::block`]: a loop without
+    /// branches, in vector registers), then each kept row's addend goes to its group's
+    /// window (a 128-bit add). With many, each row is placed as its window, fetched ahead,
+    /// comes. Last, only where the block had one, the values outside the window go to their
+    /// groups' digits.
     #[inline(always)]
     fn add_rows_ahead(
         &mut self,
         rows: usize,
         group: impl Fn(usize) -> usize,
-        value: impl Fn(usize) -> f64,
+        values: &[f64],
         keep: impl Fn(usize) -> bool,
         mut each: impl FnMut(usize),
         ahead: impl Fn(usize),
@@ -645,58 +789,78 @@ impl SumSlots {
         const AHEAD: usize = 16;
         /// Below this many groups (256 KiB of windows) the windows stay in the caches.
         const PREFETCH_GROUPS: usize = 1 << 14;
+        let values = &values[..rows];
         let mut i = 0;
         // Until a value sets the base, one at a time.
         while self.base.is_none() && i < rows {
             if keep(i) {
-                self.add(group(i), value(i));
+                self.add(group(i), values[i]);
                 each(group(i));
             }
             i += 1;
         }
         let Some(base) = self.base else { return };
+        let placing = Placing::of(base);
         let prefetch = self.win.len() > PREFETCH_GROUPS;
-        // Rows outside the window in a block of the stretch, listed without a branch and
-        // added to their digits after it, so that the loop over the rows holds the
-        // windows as a slice and the base in a register.
-        const BLOCK: usize = 1024;
-        let mut outside = [0u16; BLOCK];
+        let (mut low, mut high) = ([0u64; PLACE_BLOCK], [0u64; PLACE_BLOCK]);
         while i < rows {
             // Count the adds once per stretch (an upper bound: values that go to the
             // digits, and rows not kept, are counted too), never more than the windows
             // take before a flush.
             let end = rows.min(i + (SLOT_ADDS - self.adds) as usize);
             self.adds += (end - i) as u64;
-            for from in (i..end).step_by(BLOCK) {
-                let to = end.min(from + BLOCK);
+            for from in (i..end).step_by(PLACE_BLOCK) {
+                let to = end.min(from + PLACE_BLOCK);
+                let block = &values[from..to];
                 let win = self.win.as_mut_slice();
-                let at = win.as_ptr();
-                let mut n = 0;
-                let mut one = |j: usize| {
-                    if keep(j) {
-                        let g = group(j);
-                        let (v, inside) = window_value(value(j), base);
-                        win[g] += v;
-                        outside[n] = (j - from) as u16;
-                        n += !inside as usize;
-                        each(g);
-                    }
-                };
-                if prefetch {
-                    for j in from..to {
+                let outside = if prefetch {
+                    // Each row's window is a cache miss, fetched ahead: the placing is
+                    // done while it comes, a row at a time, from the value's bits (the
+                    // scaled placing's float operations, one row at a time, measured
+                    // slower here).
+                    let at = win.as_ptr();
+                    let mut outside = false;
+                    for (j, &x) in (from..to).zip(block) {
                         if j + AHEAD < rows {
                             let g = group(j + AHEAD);
                             crate::prefetch_at(at.wrapping_add(g));
                             ahead(g);
                         }
-                        one(j);
+                        if keep(j) {
+                            let g = group(j);
+                            let (v, inside) = window_value(x, base);
+                            win[g] += v;
+                            outside |= !inside;
+                            each(g);
+                        }
                     }
+                    outside
                 } else {
-                    (from..to).for_each(one);
-                }
-                for &k in &outside[..n] {
-                    let j = from + k as usize;
-                    self.add_outside(group(j), value(j));
+                    let outside = placing.block(block, &mut low, &mut high);
+                    for j in from..to {
+                        if keep(j) {
+                            let g = group(j);
+                            let k = j - from;
+                            win[g] += ((high[k] as u128) << 64 | low[k] as u128) as i128;
+                            each(g);
+                        }
+                    }
+                    outside
+                };
+                if outside {
+                    // The rows the placing used left out (the two placings' windows
+                    // differ: the scaled one also takes values below the base whose bits
+                    // end above it).
+                    let used = if prefetch {
+                        Placing::Bits(base)
+                    } else {
+                        placing
+                    };
+                    for (j, &x) in (from..to).zip(block) {
+                        if keep(j) && !used.inside(x) {
+                            self.add_outside(group(j), x);
+                        }
+                    }
                 }
             }
             if self.adds >= SLOT_ADDS {
@@ -2220,57 +2384,193 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for groups in [2usize, 30, 20_000] {
-            let rows = 5_000;
-            let ids: Vec<usize> = (0..rows)
-                .map(|_| (next() % groups as u64) as usize)
-                .collect();
-            let xs: Vec<f64> = (0..rows)
-                .map(|i| {
-                    let r = next();
-                    // Rows 2048..3072 are one of add_rows' blocks, all outside.
-                    let outside = (2048..3072).contains(&i) || r % 7 == 0;
-                    let x = if !outside {
-                        (r % 1_000_000) as f64 / 64.0 - 7000.0
-                    } else {
-                        match (r >> 8) % 9 {
-                            0 => f64::NAN,
-                            1 => f64::INFINITY,
-                            2 => f64::NEG_INFINITY,
-                            3 => -0.0,
-                            4 => 0.0,
-                            5 => 5e-324,
-                            6 => -1e-300,
-                            7 => 3e290,
-                            _ => -((1u64 << 60) as f64) * 1e20,
+        // First values setting the windows' base: near 1 (scaled placing), far above
+        // (scaled by 2^-924: tiny values scale to 0), at the lowest base the scaled
+        // placing takes (51) and just below it, and subnormal (the bits' placing).
+        for first in [1.5, 1e300, 2f64.powi(-951), 2f64.powi(-952), 5e-320] {
+            let field = ((first.to_bits() >> 52) & 0x7ff) as u32;
+            let base = (field.max(1) - 1).saturating_sub(SLOT_SLACK);
+            // The window's top, 2^103 units of 2^(base - 1074), as a float (for base
+            // 1998, 2^1027: then no finite value reaches it).
+            let top = 2f64.powi(103 + base as i32 - 1074);
+            for groups in [2usize, 30, 20_000] {
+                let rows = 5_000;
+                let ids: Vec<usize> = (0..rows)
+                    .map(|_| (next() % groups as u64) as usize)
+                    .collect();
+                let xs: Vec<f64> = (0..rows)
+                    .map(|i| {
+                        let r = next();
+                        // Rows 2048..3072 are two of add_rows' blocks, all outside.
+                        let outside = (2048..3072).contains(&i) || r % 7 == 0;
+                        let x = if !outside {
+                            first * ((r % 1_000_000) as f64 / 64.0 - 7000.0)
+                        } else {
+                            match (r >> 8) % 14 {
+                                0 => f64::NAN,
+                                1 => f64::INFINITY,
+                                2 => f64::NEG_INFINITY,
+                                3 => -0.0,
+                                4 => 0.0,
+                                5 => 5e-324,
+                                6 => -1e-300,
+                                7 => 3e290,
+                                8 => -((1u64 << 60) as f64) * 1e20,
+                                // Below the bits' window but whole in its units: inside
+                                // the scaled one.
+                                9 => first * 2f64.powi(-23),
+                                // The window's top (outside) and the largest value
+                                // below it (inside).
+                                10 => top,
+                                11 => -top * (1.0 - f64::EPSILON / 2.0),
+                                // One unit, and half of one (outside).
+                                12 => -2f64.powi(base as i32 - 1074),
+                                _ => 2f64.powi(base as i32 - 1075),
+                            }
+                        };
+                        // The first row sets the base: a value in the window.
+                        if i == 0 {
+                            first
+                        } else {
+                            x
                         }
-                    };
-                    // The first row sets the base: a value in the window.
-                    if i == 0 {
-                        1.5
-                    } else {
-                        x
+                    })
+                    .collect();
+                let keep = |j: usize| j % 11 != 5;
+                let mut slots = SumSlots::default();
+                slots.resize(groups);
+                let mut counts = vec![0u64; groups];
+                slots.add_rows(rows, |j| ids[j], &xs, keep, |g| counts[g] += 1);
+                assert_eq!(slots.base, Some(base), "{first}");
+                let mut want = vec![ExactSum::new(); groups];
+                let mut want_counts = vec![0u64; groups];
+                for j in (0..rows).filter(|&j| keep(j)) {
+                    want[ids[j]].add_f64(xs[j]);
+                    want_counts[ids[j]] += 1;
+                }
+                let case = format!("first {first:e}, {groups} groups");
+                assert_eq!(counts, want_counts, "{case}");
+                for (g, w) in want.iter().enumerate() {
+                    let got = slots.get(g);
+                    assert_eq!(canon(&got), canon(w), "{case}, group {g}");
+                    assert_eq!(got.sum().to_bits(), w.sum().to_bits(), "{case}, {g}");
+                }
+            }
+        }
+    }
+
+    /// Both placings of a value in a window against one worked out from the value's
+    /// significand and exponent: the scaled placing takes exactly the values that are
+    /// whole numbers of the window's units below 2^103 of them, at every base it serves,
+    /// whatever the registers' width; the bits' placing a part of them, with the same
+    /// addends.
+    #[test]
+    fn placings_give_the_window_integer() {
+        let mut state = 0x0dd_ba11u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // `x` in units of 2^(base - 1074), where a whole number below 2^103.
+        let reference = |x: f64, base: u32| -> Option<i128> {
+            let bits = x.to_bits();
+            let field = ((bits >> 52) & 0x7ff) as i64;
+            if field == 0x7ff {
+                return None;
+            }
+            let frac = bits & ((1 << 52) - 1);
+            let m = if field == 0 { frac } else { frac | 1 << 52 };
+            if m == 0 {
+                return Some(0);
+            }
+            let tz = m.trailing_zeros();
+            let exp = field.max(1) - 1 - base as i64 + tz as i64;
+            let m = (m >> tz) as i128;
+            let len = 128 - m.leading_zeros() as i64;
+            if exp < 0 || exp + len > 103 {
+                return None;
+            }
+            let v = m << exp;
+            Some(if x < 0.0 { -v } else { v })
+        };
+        let word = |lo: u64, hi: u64| ((hi as u128) << 64 | lo as u128) as i128;
+        let mut scaled_only = 0;
+        for round in 0..400 {
+            let base = match round % 4 {
+                0 => 51,
+                1 => 2046,
+                _ => 51 + (next() % 1996) as u32,
+            };
+            let Placing::Scaled(scale) = Placing::of(base) else {
+                panic!("base {base} is scaled")
+            };
+            assert!(matches!(Placing::of(base - 1), Placing::Bits(_)) == (base == 51));
+            let unit = |k: i32| 2f64.powi(base as i32 - 1074 + k);
+            let xs: Vec<f64> = (0..PLACE_BLOCK)
+                .map(|k| {
+                    let r = next();
+                    let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
+                    match k % 8 {
+                        // Any bits at all.
+                        0 | 1 => f64::from_bits(r),
+                        // Whole units near the top and at the bottom, and halves.
+                        2 => sign * unit(103) * (1.0 - (r % 4) as f64 * f64::EPSILON / 2.0),
+                        3 => sign * unit((r % 4) as i32 - 1) * (1 + (r >> 8) % 8) as f64,
+                        // Values near the window's base with random significands.
+                        4 | 5 => {
+                            sign * f64::from_bits((r >> 12) | 0x3ff << 52)
+                                * unit(-54 + (r % 160) as i32)
+                        }
+                        6 => [0.0, -0.0, f64::NAN, f64::INFINITY, 5e-324, -f64::MAX]
+                            [(r % 6) as usize],
+                        _ => sign * 2f64.powi((r % 2100) as i32 - 1074),
                     }
                 })
                 .collect();
-            let keep = |j: usize| j % 11 != 5;
-            let mut slots = SumSlots::default();
-            slots.resize(groups);
-            let mut counts = vec![0u64; groups];
-            slots.add_rows(rows, |j| ids[j], |j| xs[j], keep, |g| counts[g] += 1);
-            let mut want = vec![ExactSum::new(); groups];
-            let mut want_counts = vec![0u64; groups];
-            for j in (0..rows).filter(|&j| keep(j)) {
-                want[ids[j]].add_f64(xs[j]);
-                want_counts[ids[j]] += 1;
+            let (mut low, mut high) = ([0u64; PLACE_BLOCK], [0u64; PLACE_BLOCK]);
+            let outside = Placing::Scaled(scale).block(&xs, &mut low, &mut high);
+            assert_eq!(outside, xs.iter().any(|&x| reference(x, base).is_none()));
+            // Every width this CPU has gives the same words: plain registers, and AVX2
+            // where the block went to AVX-512.
+            let mut each = [[0u64; PLACE_BLOCK]; 2];
+            let [each_low, each_high] = &mut each;
+            let each_outside = place_each(&xs, each_low, each_high, |x| scaled_value(x, scale));
+            assert_eq!((each_outside, each), (outside, [low, high]));
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let [avx_low, avx_high] = &mut each;
+                // SAFETY: the CPU has AVX2.
+                let avx_outside = unsafe { place_scaled_avx2(&xs, scale, avx_low, avx_high) };
+                assert_eq!((avx_outside, each), (outside, [low, high]));
             }
-            assert_eq!(counts, want_counts, "{groups} groups");
-            for (g, w) in want.iter().enumerate() {
-                let got = slots.get(g);
-                assert_eq!(canon(&got), canon(w), "{groups} groups, group {g}");
-                assert_eq!(got.sum().to_bits(), w.sum().to_bits(), "{groups}, {g}");
+            for (k, &x) in xs.iter().enumerate() {
+                let want = reference(x, base);
+                let (lo, hi, inside) = scaled_value(x, scale);
+                assert_eq!(
+                    (inside, word(lo, hi)),
+                    (want.is_some(), want.unwrap_or(0)),
+                    "{x:e} at base {base}"
+                );
+                assert_eq!(
+                    (low[k], high[k]),
+                    (lo, hi),
+                    "{x:e} in a block, at base {base}"
+                );
+                let (v, bits_inside) = window_value(x, base);
+                if bits_inside {
+                    assert_eq!(Some(v), want, "{x:e} by its bits at base {base}");
+                } else {
+                    assert_eq!(v, 0);
+                    scaled_only += want.is_some_and(|v| v != 0) as usize;
+                }
             }
         }
+        assert!(
+            scaled_only > 100,
+            "{scaled_only} values only the scaled placing takes"
+        );
     }
 
     /// Partial sums of two partitions whose first values differ in scale (so do their

@@ -393,7 +393,7 @@ impl ExactGroups {
         match &mut self.store {
             Store::Sums(slots) => {
                 let rows = group_indices.len().min(values.len());
-                let (group, value) = (|i| group_indices[i], |i| values[i]);
+                let (group, value) = (|i| group_indices[i], values);
                 match (&mut self.counts, all) {
                     (Counts::Rows(n), true) => {
                         slots.add_rows_counting(rows, group, value, |_| true, n)

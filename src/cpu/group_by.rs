@@ -303,8 +303,8 @@ impl Acc {
                 let v = a.values();
                 let group = |i: usize| ids[i] as usize;
                 match kept.as_ref().filter(|k| k.null_count() > 0) {
-                    None => slots.add_rows(rows, group, |i| v[i], |_| true, |_| ()),
-                    Some(k) => slots.add_rows(rows, group, |i| v[i], |i| k.is_valid(i), |_| ()),
+                    None => slots.add_rows(rows, group, v, |_| true, |_| ()),
+                    Some(k) => slots.add_rows(rows, group, v, |i| k.is_valid(i), |_| ()),
                 }
             }
             Acc::Moments {
