@@ -5,7 +5,11 @@
 //! - `plain`: `sums[g] += x` into a `Vec<f64>` (what a non-exact engine does), with a count;
 //! - `slots`: [`SumSlots`] (one 16-byte window per group) with a count in the same pass;
 //! - `exact_sum`: one [`ExactSum`] per group, a value at a time;
-//! - `grouped_adder`: [`GroupedAdder`] over `ExactSum`s (a pass per 4k rows).
+//! - `grouped_adder`: [`GroupedAdder`] over `ExactSum`s (a pass per 4k rows);
+//! - `plain_moments`: a variance's plain inputs, `sums[g] += x`, `squares[g] += x * x`
+//!   and a count;
+//! - `exact_moments`: the exact ones, [`GroupedAdder::add_counting`] with squares (what
+//!   a grouped `var`/`stddev` of floats runs on).
 //!
 //! `ARROW_WGPU_BENCH_ROWS` changes the row count.
 
@@ -70,6 +74,35 @@ fn bench(c: &mut Criterion) {
                     sums[g].add_f64(x);
                 }
                 sums
+            })
+        });
+        group.bench_function(BenchmarkId::new("plain_moments", groups), |b| {
+            b.iter(|| {
+                let mut sums = vec![0.0f64; groups];
+                let mut squares = vec![0.0f64; groups];
+                let mut counts = vec![0u64; groups];
+                for (&g, &x) in ids.iter().zip(&values) {
+                    sums[g] += x;
+                    squares[g] += x * x;
+                    counts[g] += 1;
+                }
+                (sums, squares, counts)
+            })
+        });
+        group.bench_function(BenchmarkId::new("exact_moments", groups), |b| {
+            b.iter(|| {
+                let mut sums = vec![ExactSum::new(); groups];
+                let mut squares = vec![ExactSum::new(); groups];
+                let mut counts = vec![0u64; groups];
+                GroupedAdder::default().add_counting(
+                    &mut sums,
+                    Some(&mut squares),
+                    &values,
+                    |i| ids[i],
+                    |_| true,
+                    &mut counts,
+                );
+                (sums, squares, counts)
             })
         });
         group.bench_function(BenchmarkId::new("grouped_adder", groups), |b| {
