@@ -802,8 +802,14 @@ impl SumSlots {
             i += 1;
         }
         let Some(base) = self.base else { return };
-        let placing = Placing::of(base);
         let prefetch = self.win.len() > PREFETCH_GROUPS;
+        // With many groups each row is placed from its bits as its window comes (the
+        // scaled placing's float operations, one row at a time, measured slower there).
+        let placing = if prefetch {
+            Placing::Bits(base)
+        } else {
+            Placing::of(base)
+        };
         let (mut low, mut high) = ([0u64; PLACE_BLOCK], [0u64; PLACE_BLOCK]);
         while i < rows {
             // Count the adds once per stretch (an upper bound: values that go to the
@@ -816,10 +822,8 @@ impl SumSlots {
                 let block = &values[from..to];
                 let win = self.win.as_mut_slice();
                 let outside = if prefetch {
-                    // Each row's window is a cache miss, fetched ahead: the placing is
-                    // done while it comes, a row at a time, from the value's bits (the
-                    // scaled placing's float operations, one row at a time, measured
-                    // slower here).
+                    // Each row's window is a cache miss, fetched ahead: the placing
+                    // (from the bits) is done while it comes, a row at a time.
                     let at = win.as_ptr();
                     let mut outside = false;
                     for (j, &x) in (from..to).zip(block) {
@@ -850,16 +854,11 @@ impl SumSlots {
                     outside
                 };
                 if outside {
-                    // The rows the placing used left out (the two placings' windows
-                    // differ: the scaled one also takes values below the base whose bits
-                    // end above it).
-                    let used = if prefetch {
-                        Placing::Bits(base)
-                    } else {
-                        placing
-                    };
+                    // The rows the placing left out (the two placings' windows differ:
+                    // the scaled one also takes values below the base whose bits end
+                    // above it).
                     for (j, &x) in (from..to).zip(block) {
-                        if keep(j) && !used.inside(x) {
+                        if keep(j) && !placing.inside(x) {
                             self.add_outside(group(j), x);
                         }
                     }
@@ -1978,6 +1977,16 @@ pub(crate) fn round_ratio(neg: bool, magnitude: &Big, exp: i64, d: u64) -> f64 {
 mod tests {
     use super::*;
 
+    /// A xorshift64 generator of test data from `seed` (not zero).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// The reference: every value straight into the limbs (no window), rounded by the
     /// big-number path.
     fn slow(xs: &[f64], squares: bool) -> ExactSum {
@@ -2341,13 +2350,7 @@ mod tests {
     /// counts of one add at a time.
     #[test]
     fn add_all_counting_matches_one_by_one() {
-        let mut state = 0x1234_5678u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x1234_5678u64);
         for groups in [3usize, 20_000] {
             let rows = 100_000;
             let ids: Vec<usize> = (0..rows)
@@ -2379,13 +2382,7 @@ mod tests {
     /// few: the sums and counts of one add at a time.
     #[test]
     fn add_rows_across_blocks_with_values_outside_the_window() {
-        let mut state = 0xfeed_beefu64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0xfeed_beefu64);
         // First values setting the windows' base: near 1 (scaled placing), far above
         // (scaled by 2^-924: tiny values scale to 0), at the lowest base the scaled
         // placing takes (51) and just below it, and subnormal (the bits' placing).
@@ -2404,7 +2401,7 @@ mod tests {
                     .map(|i| {
                         let r = next();
                         // Rows 2048..3072 are whole blocks of add_rows, all outside.
-                        let outside = (2048..3072).contains(&i) || r % 7 == 0;
+                        let outside = (2048..3072).contains(&i) || r.is_multiple_of(7);
                         let x = if !outside {
                             first * ((r % 1_000_000) as f64 / 64.0 - 7000.0)
                         } else {
@@ -2468,13 +2465,7 @@ mod tests {
     /// addends.
     #[test]
     fn placings_give_the_window_integer() {
-        let mut state = 0x0dd_ba11u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x0dd_ba11u64);
         // `x` in units of 2^(base - 1074), where a whole number below 2^103.
         let reference = |x: f64, base: u32| -> Option<i128> {
             let bits = x.to_bits();
@@ -2746,13 +2737,7 @@ mod tests {
 
     #[test]
     fn from_digits_is_the_digits_sum() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         // The top digit's edge (below 2^31 the fast path takes it, from 2^31 not), all
         // ones, zero, and random words; digit arrays of 1 to 7 words, with high digits
         // zero or not; a negative part larger, smaller or equal.

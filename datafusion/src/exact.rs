@@ -393,19 +393,19 @@ impl ExactGroups {
         match &mut self.store {
             Store::Sums(slots) => {
                 let rows = group_indices.len().min(values.len());
-                let (group, value) = (|i| group_indices[i], values);
+                let group = |i| group_indices[i];
                 match (&mut self.counts, all) {
                     (Counts::Rows(n), true) => {
-                        slots.add_rows_counting(rows, group, value, |_| true, n)
+                        slots.add_rows_counting(rows, group, values, |_| true, n)
                     }
                     (Counts::Rows(n), false) => {
-                        slots.add_rows_counting(rows, group, value, selected, n)
+                        slots.add_rows_counting(rows, group, values, selected, n)
                     }
                     (Counts::Seen(seen), true) => {
-                        slots.add_rows(rows, group, value, |_| true, |g| seen[g] = true)
+                        slots.add_rows(rows, group, values, |_| true, |g| seen[g] = true)
                     }
                     (Counts::Seen(seen), false) => {
-                        slots.add_rows(rows, group, value, selected, |g| seen[g] = true)
+                        slots.add_rows(rows, group, values, selected, |g| seen[g] = true)
                     }
                 }
             }
