@@ -5,15 +5,16 @@
 //! - `plain`: `sums[g] += x` into a `Vec<f64>` (what a non-exact engine does), with a count;
 //! - `slots`: [`SumSlots`] (one 16-byte window per group) with a count in the same pass;
 //! - `exact_sum`: one [`ExactSum`] per group, a value at a time;
-//! - `grouped_adder`: [`GroupedAdder`] over `ExactSum`s (a pass per 4k rows);
 //! - `plain_moments`: a variance's plain inputs, `sums[g] += x`, `squares[g] += x * x`
 //!   and a count;
-//! - `exact_moments`: the exact ones, [`GroupedAdder::add_counting`] with squares (what
-//!   a grouped `var`/`stddev` of floats runs on).
+//! - `exact_moments`: the exact ones, [`MomentSlots::add_rows_counting`] (what a grouped
+//!   `var`/`stddev` of floats runs on);
+//! - `plain_var` / `exact_var`: the same, then each group's sample variance (plain:
+//!   `(Σx² - (Σx)²/n) / (n - 1)` in f64; exact: [`variance`], rounded once).
 //!
 //! `ARROW_WGPU_BENCH_ROWS` changes the row count.
 
-use arrow_wgpu::exact::{ExactSum, GroupedAdder, SumSlots};
+use arrow_wgpu::exact::{variance, ExactSum, MomentSlots, SumSlots};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn rows() -> usize {
@@ -76,40 +77,45 @@ fn bench(c: &mut Criterion) {
                 sums
             })
         });
+        let plain_moments = || {
+            let mut sums = vec![0.0f64; groups];
+            let mut squares = vec![0.0f64; groups];
+            let mut counts = vec![0u64; groups];
+            for (&g, &x) in ids.iter().zip(&values) {
+                sums[g] += x;
+                squares[g] += x * x;
+                counts[g] += 1;
+            }
+            (sums, squares, counts)
+        };
+        let exact_moments = || {
+            let mut slots = MomentSlots::default();
+            slots.resize(groups);
+            let mut counts = vec![0u64; groups];
+            slots.add_rows_counting(ids.len(), |i| ids[i], &values, |_| true, &mut counts);
+            (slots, counts)
+        };
         group.bench_function(BenchmarkId::new("plain_moments", groups), |b| {
-            b.iter(|| {
-                let mut sums = vec![0.0f64; groups];
-                let mut squares = vec![0.0f64; groups];
-                let mut counts = vec![0u64; groups];
-                for (&g, &x) in ids.iter().zip(&values) {
-                    sums[g] += x;
-                    squares[g] += x * x;
-                    counts[g] += 1;
-                }
-                (sums, squares, counts)
-            })
+            b.iter(plain_moments)
         });
         group.bench_function(BenchmarkId::new("exact_moments", groups), |b| {
+            b.iter(exact_moments)
+        });
+        group.bench_function(BenchmarkId::new("plain_var", groups), |b| {
             b.iter(|| {
-                let mut sums = vec![ExactSum::new(); groups];
-                let mut squares = vec![ExactSum::new(); groups];
-                let mut counts = vec![0u64; groups];
-                GroupedAdder::default().add_counting(
-                    &mut sums,
-                    Some(&mut squares),
-                    &values,
-                    |i| ids[i],
-                    |_| true,
-                    &mut counts,
-                );
-                (sums, squares, counts)
+                let (sums, squares, counts) = plain_moments();
+                let var = |g: usize| {
+                    let n = counts[g] as f64;
+                    (counts[g] > 1).then(|| (squares[g] - sums[g] * sums[g] / n) / (n - 1.0))
+                };
+                (0..groups).map(var).collect::<Vec<_>>()
             })
         });
-        group.bench_function(BenchmarkId::new("grouped_adder", groups), |b| {
+        group.bench_function(BenchmarkId::new("exact_var", groups), |b| {
             b.iter(|| {
-                let mut sums = vec![ExactSum::new(); groups];
-                GroupedAdder::default().add(&mut sums, None, &values, |i| ids[i], |_| true);
-                sums
+                let (slots, counts) = exact_moments();
+                let var = |g: usize| variance(&slots.sum(g), &slots.squares(g), counts[g], 1);
+                (0..groups).map(var).collect::<Vec<_>>()
             })
         });
     }

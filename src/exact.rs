@@ -128,304 +128,6 @@ fn decompose(x: f64) -> Option<(bool, u64, u32)> {
     Some((neg, mantissa, field.max(1) - 1))
 }
 
-/// Rows of one pass of [`GroupedAdder::add`]: they share the bases their largest value
-/// sets.
-const ADDER_ROWS: usize = 1 << 12;
-/// The most values [`GroupedAdder::add`] adds far below (more than [`ADDER_NEAR`] binades
-/// under) its passes' largest value before it moves its per-group integers into the
-/// groups' sums. Such a value is below 2^(53 + 50) at the far base, so 2^20 of them stay
-/// below 2^123 in a group's `i128` (their squares below 2^226 in its 256 bits).
-const ADDER_FAR: usize = 1 << 20;
-/// How far below the largest value of a pass a value may lie and still take the fast
-/// path, in binades (53 + 61 = 114 bits per value).
-const ADDER_SPAN: u64 = 61;
-
-/// Adds a batch of f64 values into per-group exact sums (and sums of squares) a pass at a
-/// time: each pass of [`ADDER_ROWS`] rows finds its largest exponent, adds every value as
-/// one shifted integer into a per-group `i128` (squares into a per-group 256-bit integer;
-/// a value within 10 binades of the largest as a `u64`, squared by one multiply), and
-/// moves each touched group's integers into its [`ExactSum`] once the next pass's largest
-/// binade differs, after [`ADDER_FAR`] values far below it, and at the end. A value far
-/// below the pass's largest one, an infinity or a NaN goes to its group's sum directly.
-/// The result is the same exact sums as adding every value one by one, at a fraction of
-/// the cost: what a grouped `sum`/`avg`/`var` of floats runs on.
-///
-/// # Example
-/// ```
-/// use arrow_wgpu::exact::{ExactSum, GroupedAdder};
-/// let values = [0.1, 0.2, 1e16, 0.3, -1e16];
-/// let groups = [0usize, 1, 0, 1, 0];
-/// let mut sums = vec![ExactSum::new(); 2];
-/// GroupedAdder::default().add(&mut sums, None, &values, |i| groups[i], |_| true);
-/// assert_eq!(sums[0].sum(), 0.1);
-/// assert_eq!(sums[1].sum(), 0.5);
-/// ```
-#[derive(Debug, Default)]
-pub struct GroupedAdder {
-    acc: Vec<i128>,
-    acc_squares: Vec<(u128, u128)>,
-    /// Per group, the values of a pass within [`ADDER_NEAR`] binades of its largest.
-    near: Vec<Near>,
-    touched: Vec<usize>,
-    marked: Vec<bool>,
-}
-
-/// A group's values of one pass that lie within [`ADDER_NEAR`] binades below the pass's
-/// largest: each is a `u64` at the pass's near base, so its square is one 64-bit
-/// multiply (the far values' squares are 256-bit shifts).
-#[derive(Debug, Default, Clone, Copy)]
-struct Near {
-    sum: i128,
-    squares: u128,
-    /// How many times `squares` wrapped past 2^128.
-    squares_high: u64,
-    /// The group's rows (near, far and special values) since its integers were moved.
-    rows: u64,
-}
-
-/// Binades below a pass's largest value within which a value is [`Near`]: shifted by at
-/// most this much, a mantissa of 53 bits stays below 2^63.
-const ADDER_NEAR: u64 = 10;
-
-impl GroupedAdder {
-    /// Adds `values[i]` to `sums[group_of(i)]` (and its square to `squares[...]`) for every
-    /// row `i` where `selected(i)`. `sums` (and `squares`) must cover every group named.
-    #[inline]
-    pub fn add(
-        &mut self,
-        sums: &mut [ExactSum],
-        squares: Option<&mut [ExactSum]>,
-        values: &[f64],
-        group_of: impl Fn(usize) -> usize,
-        selected: impl Fn(usize) -> bool,
-    ) {
-        self.add_rows(sums, squares, None, values, group_of, selected);
-    }
-
-    /// [`GroupedAdder::add`], counting each selected row in `counts[group_of(i)]` in the
-    /// same pass (a variance's or a mean's count), which must hold every group named.
-    ///
-    /// # Example
-    /// ```
-    /// use arrow_wgpu::exact::{variance, ExactSum, GroupedAdder};
-    /// let values = [1.0, 2.0, f64::NAN, 4.0];
-    /// let groups = [0usize, 1, 0, 0];
-    /// let (mut sums, mut squares) = (vec![ExactSum::new(); 2], vec![ExactSum::new(); 2]);
-    /// let mut counts = vec![0u64; 2];
-    /// let valid = |i: usize| !values[i].is_nan();
-    /// GroupedAdder::default().add_counting(
-    ///     &mut sums, Some(&mut squares), &values, |i| groups[i], valid, &mut counts,
-    /// );
-    /// assert_eq!(counts, [2, 1]);
-    /// assert_eq!(sums[0].sum(), 5.0);
-    /// // Σx² is kept at its own scale: read it through the variance.
-    /// assert_eq!(variance(&sums[0], &squares[0], counts[0], 0), Some(2.25));
-    /// ```
-    #[inline]
-    pub fn add_counting(
-        &mut self,
-        sums: &mut [ExactSum],
-        squares: Option<&mut [ExactSum]>,
-        values: &[f64],
-        group_of: impl Fn(usize) -> usize,
-        selected: impl Fn(usize) -> bool,
-        counts: &mut [u64],
-    ) {
-        self.add_rows(sums, squares, Some(counts), values, group_of, selected);
-    }
-
-    #[inline]
-    fn add_rows(
-        &mut self,
-        sums: &mut [ExactSum],
-        mut squares: Option<&mut [ExactSum]>,
-        mut counts: Option<&mut [u64]>,
-        values: &[f64],
-        group_of: impl Fn(usize) -> usize,
-        selected: impl Fn(usize) -> bool,
-    ) {
-        let groups = sums.len();
-        if self.acc.len() < groups {
-            self.acc.resize(groups, 0);
-            self.marked.resize(groups, false);
-        }
-        let with_squares = squares.is_some();
-        if with_squares && self.acc_squares.len() < groups {
-            self.acc_squares.resize(groups, (0, 0));
-        }
-        if self.near.len() < groups {
-            self.near.resize(groups, Near::default());
-        }
-        // With few groups against the rows (and against a pass's, since the bases may
-        // change every pass), every group is looked at when the integers are moved, and
-        // no row marks its group.
-        let dense = groups.saturating_mul(8) <= values.len().min(ADDER_ROWS);
-        // The near and far bases the held integers are at, and the rows added since they
-        // were last moved (a bound on the far adds): a pass whose largest value sets the
-        // same bases adds on top.
-        let mut held: Option<(u64, u64)> = None;
-        let mut held_rows = 0usize;
-        let mut start = 0;
-        while start < values.len() {
-            let end = (start + ADDER_ROWS).min(values.len());
-            let part = &values[start..end];
-            // The largest exponent field among the finite values of this pass.
-            let mut top = 0u64;
-            for (k, x) in part.iter().enumerate() {
-                let field = (x.to_bits() >> 52) & 0x7ff;
-                if field != 0x7ff && field > top && selected(start + k) {
-                    top = field;
-                }
-            }
-            let base = top.max(1).saturating_sub(1).saturating_sub(ADDER_SPAN);
-            let near = top.max(1).saturating_sub(1).saturating_sub(ADDER_NEAR);
-            // The integers are moved when this pass's bases differ from theirs, or when
-            // its rows could take the far integers past ADDER_FAR adds: rows are counted a
-            // pass at a time, so that the pass's loop holds the state as slices.
-            if let Some((n, b)) =
-                held.filter(|&h| h != (near, base) || held_rows + part.len() > ADDER_FAR)
-            {
-                self.flush(
-                    sums,
-                    squares.as_deref_mut(),
-                    counts.as_deref_mut(),
-                    n,
-                    b,
-                    dense,
-                );
-                held_rows = 0;
-            }
-            held = Some((near, base));
-            held_rows += part.len();
-            let GroupedAdder {
-                acc,
-                acc_squares,
-                near: slots,
-                touched,
-                marked,
-            } = &mut *self;
-            for (k, x) in part.iter().enumerate() {
-                let i = start + k;
-                if !selected(i) {
-                    continue;
-                }
-                let g = group_of(i);
-                if !dense && !marked[g] {
-                    marked[g] = true;
-                    touched.push(g);
-                }
-                let a = &mut slots[g];
-                a.rows += 1;
-                let bits = x.to_bits();
-                let field = (bits >> 52) & 0x7ff;
-                let pos = field.max(1) - 1;
-                if field == 0x7ff || pos < base {
-                    // A special value, or one below this pass's window: directly.
-                    sums[g].add_f64(*x);
-                    if let Some(sq) = squares.as_deref_mut() {
-                        sq[g].add_f64_squared(*x);
-                    }
-                    continue;
-                }
-                let frac = bits & ((1u64 << 52) - 1);
-                let m = if field == 0 { frac } else { frac | (1 << 52) };
-                if pos >= near {
-                    let w = m << (pos - near);
-                    a.sum += if bits >> 63 == 1 {
-                        -(w as i128)
-                    } else {
-                        w as i128
-                    };
-                    if with_squares {
-                        let (l, wrapped) = a.squares.overflowing_add(w as u128 * w as u128);
-                        a.squares = l;
-                        a.squares_high += wrapped as u64;
-                    }
-                    continue;
-                }
-                let shift = (pos - base) as u32;
-                let v = (m as i128) << shift;
-                acc[g] += if bits >> 63 == 1 { -v } else { v };
-                if with_squares {
-                    let m2 = m as u128 * m as u128;
-                    let s2 = 2 * shift;
-                    let (lo, hi) = if s2 == 0 {
-                        (m2, 0)
-                    } else if s2 < 128 {
-                        (m2 << s2, m2 >> (128 - s2))
-                    } else {
-                        (0, m2 << (s2 - 128))
-                    };
-                    let a = &mut acc_squares[g];
-                    let (l, carry) = a.0.overflowing_add(lo);
-                    a.0 = l;
-                    a.1 = a.1.wrapping_add(hi).wrapping_add(carry as u128);
-                }
-            }
-            start = end;
-        }
-        if let Some((near, base)) = held {
-            self.flush(sums, squares, counts, near, base, dense);
-        }
-    }
-
-    /// Moves each touched group's integers (near ones at `near`, far ones at `base`) into
-    /// its sums, and its row count into `counts`, once. `dense`: every group is looked at
-    /// (no row marked its group).
-    fn flush(
-        &mut self,
-        sums: &mut [ExactSum],
-        mut squares: Option<&mut [ExactSum]>,
-        mut counts: Option<&mut [u64]>,
-        near: u64,
-        base: u64,
-        dense: bool,
-    ) {
-        let groups = sums.len();
-        let mut one = |g: usize| {
-            if self.near[g].rows == 0 {
-                return;
-            }
-            let Near {
-                sum,
-                squares: sq_lo,
-                squares_high,
-                rows,
-            } = std::mem::take(&mut self.near[g]);
-            if let Some(c) = counts.as_deref_mut() {
-                c[g] += rows;
-            }
-            let far = std::mem::take(&mut self.acc[g]);
-            for (v, pos) in [(sum, near), (far, base)] {
-                sums[g].add_at(v < 0, v.unsigned_abs(), pos as u32, SLACK_SUM);
-            }
-            if let Some(sq) = squares.as_deref_mut() {
-                // Sized only when squares are kept.
-                let (lo, hi) = std::mem::take(&mut self.acc_squares[g]);
-                for (m, pos) in [
-                    (sq_lo, 2 * near as u32),
-                    (squares_high as u128, 2 * near as u32 + 128),
-                    (lo, 2 * base as u32),
-                    (hi, 2 * base as u32 + 128),
-                ] {
-                    sq[g].add_at(false, m, pos, SLACK_SQUARES);
-                }
-            }
-        };
-        let mut touched = std::mem::take(&mut self.touched);
-        if dense {
-            (0..groups).for_each(&mut one);
-        } else {
-            touched.iter().for_each(|&g| one(g));
-        }
-        for &g in &touched {
-            self.marked[g] = false;
-        }
-        touched.clear();
-        self.touched = touched;
-    }
-}
-
 /// How far below the first value of a [`SumSlots`] its window starts, in binades.
 const SLOT_SLACK: u32 = 20;
 /// The highest shift a value may take in a [`SumSlots`] window: values below 2^(53 + 50).
@@ -630,6 +332,129 @@ fn place_scaled_avx2(values: &[f64], scale: f64, low: &mut [u64], high: &mut [u6
     place_each(values, low, high, |x| scaled_value(x, scale))
 }
 
+/// Adds, for every row `j < rows` where `keep(j)`, `values[k][j]` to group `group(j)` of
+/// `lanes[k]`, for each of the `K` lanes (slots of as many groups each: a sum, or the
+/// parts of a sum of squares beside it), and calls `each` with the group; `ahead` gets the
+/// group of the row a few rows ahead wherever that row's windows are fetched ahead.
+///
+/// A block of rows at a time. With few groups (their windows in the caches) every value
+/// of the block is first placed in its lane's window ([`Placing::block`]: a loop without
+/// branches, in vector registers), then each kept row's addends go to its group's windows
+/// (a 128-bit add each), the group read once for all lanes. With many, each row is placed
+/// as its windows, fetched ahead, come. Last, only where the block had one, the values
+/// outside a lane's window go to their groups' digits in that lane.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // rows index the lanes' values and blocks alike
+fn add_lanes<const K: usize>(
+    mut lanes: [&mut SumSlots; K],
+    rows: usize,
+    group: impl Fn(usize) -> usize,
+    values: [&[f64]; K],
+    keep: impl Fn(usize) -> bool,
+    mut each: impl FnMut(usize),
+    ahead: impl Fn(usize),
+) {
+    const AHEAD: usize = 16;
+    /// Below this many groups (256 KiB of windows a lane) the windows stay in the caches.
+    const PREFETCH_GROUPS: usize = 1 << 14;
+    let values = values.map(|v| &v[..rows]);
+    let mut i = 0;
+    // Until a value has set each lane's base, a row at a time.
+    while lanes.iter().any(|l| l.base.is_none()) && i < rows {
+        if keep(i) {
+            let g = group(i);
+            for (lane, v) in lanes.iter_mut().zip(&values) {
+                lane.add(g, v[i]);
+            }
+            each(g);
+        }
+        i += 1;
+    }
+    if i == rows {
+        return;
+    }
+    let bases: [u32; K] = std::array::from_fn(|k| lanes[k].base.expect("set above"));
+    let prefetch = lanes.iter().any(|l| l.win.len() > PREFETCH_GROUPS);
+    // With many groups each row is placed from its bits as its window comes (the scaled
+    // placing's float operations, one row at a time, measured slower there).
+    let placings = bases.map(|b| {
+        if prefetch {
+            Placing::Bits(b)
+        } else {
+            Placing::of(b)
+        }
+    });
+    let (mut low, mut high) = ([[0u64; PLACE_BLOCK]; K], [[0u64; PLACE_BLOCK]; K]);
+    while i < rows {
+        // Count the adds once per stretch (an upper bound: values that go to the digits,
+        // and rows not kept, are counted too), never more than a lane's windows take
+        // before a flush.
+        let room = lanes.iter().map(|l| SLOT_ADDS - l.adds).min().unwrap_or(0);
+        let end = rows.min(i + room as usize);
+        for lane in lanes.iter_mut() {
+            lane.adds += (end - i) as u64;
+        }
+        for from in (i..end).step_by(PLACE_BLOCK) {
+            let to = end.min(from + PLACE_BLOCK);
+            let mut outside = [false; K];
+            if prefetch {
+                // Each row's windows are cache misses, fetched ahead: the placing (from
+                // the bits) is done while they come, a row at a time.
+                for j in from..to {
+                    if j + AHEAD < rows {
+                        let g = group(j + AHEAD);
+                        for lane in &lanes {
+                            crate::prefetch_at(lane.win.as_ptr().wrapping_add(g));
+                        }
+                        ahead(g);
+                    }
+                    if keep(j) {
+                        let g = group(j);
+                        for k in 0..K {
+                            let (v, inside) = window_value(values[k][j], bases[k]);
+                            lanes[k].win[g] += v;
+                            outside[k] |= !inside;
+                        }
+                        each(g);
+                    }
+                }
+            } else {
+                for k in 0..K {
+                    outside[k] = placings[k].block(&values[k][from..to], &mut low[k], &mut high[k]);
+                }
+                // The lanes' windows as slices of one length: one bounds check a row.
+                let groups = lanes[0].win.len();
+                let wins = lanes.each_mut().map(|l| &mut l.win[..groups]);
+                for j in from..to {
+                    if keep(j) {
+                        let (g, r) = (group(j), j - from);
+                        for k in 0..K {
+                            wins[k][g] += ((high[k][r] as u128) << 64 | low[k][r] as u128) as i128;
+                        }
+                        each(g);
+                    }
+                }
+            }
+            for k in (0..K).filter(|&k| outside[k]) {
+                // The rows the placing left out (the two placings' windows differ: the
+                // scaled one also takes values below the base whose bits end above it).
+                for j in from..to {
+                    let x = values[k][j];
+                    if keep(j) && !placings[k].inside(x) {
+                        lanes[k].add_outside(group(j), x);
+                    }
+                }
+            }
+        }
+        for lane in lanes.iter_mut() {
+            if lane.adds >= SLOT_ADDS {
+                lane.flush_all();
+            }
+        }
+        i = end;
+    }
+}
+
 impl SumSlots {
     /// Groups held.
     pub fn len(&self) -> usize {
@@ -770,14 +595,7 @@ impl SumSlots {
 
     /// [`SumSlots::add_rows`], calling `ahead` with the group of the row a few rows ahead
     /// wherever that row's window is fetched ahead (so `each` can have its state fetched
-    /// too).
-    ///
-    /// A block of rows at a time. With few groups (their windows in the caches) every value
-    /// of the block is first placed in the window ([`Placing::block`]: a loop without
-    /// branches, in vector registers), then each kept row's addend goes to its group's
-    /// window (a 128-bit add). With many, each row is placed as its window, fetched ahead,
-    /// comes. Last, only where the block had one, the values outside the window go to their
-    /// groups' digits.
+    /// too): [`add_lanes`] with this one lane.
     #[inline(always)]
     fn add_rows_ahead(
         &mut self,
@@ -785,90 +603,10 @@ impl SumSlots {
         group: impl Fn(usize) -> usize,
         values: &[f64],
         keep: impl Fn(usize) -> bool,
-        mut each: impl FnMut(usize),
+        each: impl FnMut(usize),
         ahead: impl Fn(usize),
     ) {
-        const AHEAD: usize = 16;
-        /// Below this many groups (256 KiB of windows) the windows stay in the caches.
-        const PREFETCH_GROUPS: usize = 1 << 14;
-        let values = &values[..rows];
-        let mut i = 0;
-        // Until a value sets the base, one at a time.
-        while self.base.is_none() && i < rows {
-            if keep(i) {
-                self.add(group(i), values[i]);
-                each(group(i));
-            }
-            i += 1;
-        }
-        let Some(base) = self.base else { return };
-        let prefetch = self.win.len() > PREFETCH_GROUPS;
-        // With many groups each row is placed from its bits as its window comes (the
-        // scaled placing's float operations, one row at a time, measured slower there).
-        let placing = if prefetch {
-            Placing::Bits(base)
-        } else {
-            Placing::of(base)
-        };
-        let (mut low, mut high) = ([0u64; PLACE_BLOCK], [0u64; PLACE_BLOCK]);
-        while i < rows {
-            // Count the adds once per stretch (an upper bound: values that go to the
-            // digits, and rows not kept, are counted too), never more than the windows
-            // take before a flush.
-            let end = rows.min(i + (SLOT_ADDS - self.adds) as usize);
-            self.adds += (end - i) as u64;
-            for from in (i..end).step_by(PLACE_BLOCK) {
-                let to = end.min(from + PLACE_BLOCK);
-                let block = &values[from..to];
-                let win = self.win.as_mut_slice();
-                let outside = if prefetch {
-                    // Each row's window is a cache miss, fetched ahead: the placing
-                    // (from the bits) is done while it comes, a row at a time.
-                    let at = win.as_ptr();
-                    let mut outside = false;
-                    for (j, &x) in (from..to).zip(block) {
-                        if j + AHEAD < rows {
-                            let g = group(j + AHEAD);
-                            crate::prefetch_at(at.wrapping_add(g));
-                            ahead(g);
-                        }
-                        if keep(j) {
-                            let g = group(j);
-                            let (v, inside) = window_value(x, base);
-                            win[g] += v;
-                            outside |= !inside;
-                            each(g);
-                        }
-                    }
-                    outside
-                } else {
-                    let outside = placing.block(block, &mut low, &mut high);
-                    for j in from..to {
-                        if keep(j) {
-                            let g = group(j);
-                            let k = j - from;
-                            win[g] += ((high[k] as u128) << 64 | low[k] as u128) as i128;
-                            each(g);
-                        }
-                    }
-                    outside
-                };
-                if outside {
-                    // The rows the placing left out (the two placings' windows differ:
-                    // the scaled one also takes values below the base whose bits end
-                    // above it).
-                    for (j, &x) in (from..to).zip(block) {
-                        if keep(j) && !placing.inside(x) {
-                            self.add_outside(group(j), x);
-                        }
-                    }
-                }
-            }
-            if self.adds >= SLOT_ADDS {
-                self.flush_all();
-            }
-            i = end;
-        }
+        add_lanes([self], rows, group, [values], keep, each, ahead);
     }
 
     /// Adds `x` to group `g` with the windows' base `base` set; the caller counts the add.
@@ -1060,6 +798,314 @@ impl SumSlots {
     pub fn size(&self) -> usize {
         self.win.capacity() * 16
             + self.spills.capacity() * std::mem::size_of::<Option<Box<ExactSum>>>()
+            + self.spilled * (std::mem::size_of::<ExactSum>() + 64)
+    }
+}
+
+/// 2^27 + 1: multiplying by it splits a float's 53 bits into two halves of 26 and 27
+/// (Veltkamp), whose products are exact.
+const SPLITTER: f64 = 134_217_729.0;
+/// The smallest magnitude whose square [`split_square`] splits exactly: x · x is then a
+/// multiple of 2^-1074, so its rounding error, and every partial product, is a float.
+const SPLIT_LOW: f64 = f64::from_bits((1023 - 485) << 52);
+/// The magnitude from which [`split_square`] declines: a square below 2^1022 is finite,
+/// with room for the split's own products.
+const SPLIT_HIGH: f64 = f64::from_bits((1023 + 511) << 52);
+/// How far below the high part's window a [`MomentSlots`] sets the low part's, in
+/// binades: the rounding error of a square whose last bit is at `b` lies between
+/// 2^(b - 53) and 2^(b - 1).
+const SPLIT_GAP: u32 = 53;
+
+/// `x * x` as `p + e` exactly, `p` the rounded square and `e` its rounding error (both
+/// floats, by Dekker's product of the two halves), and whether it is: for a zero and for
+/// magnitudes in [2^-485, 2^511). Others (too small for the error to be a float, too
+/// large for the square to be finite, infinities, NaN) give `(0, 0, false)`. Plain float
+/// arithmetic, no fused multiply-add: the same bits on every CPU, vectorised.
+#[inline(always)]
+fn split_square(x: f64) -> (f64, f64, bool) {
+    let a = x.abs();
+    // Without branches (`&`, `|` and a mask), so that a loop of it is vectorised.
+    #[allow(clippy::manual_range_contains)]
+    let ok = (a >= SPLIT_LOW) & (a < SPLIT_HIGH) | (a == 0.0);
+    let p = x * x;
+    let c = SPLITTER * x;
+    let hi = c - (c - x);
+    let lo = x - hi;
+    let e = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
+    let mask = (ok as u64).wrapping_neg();
+    (
+        f64::from_bits(p.to_bits() & mask),
+        f64::from_bits(e.to_bits() & mask),
+        ok,
+    )
+}
+
+/// Exact sums and sums of squares of f64 values for many groups, compact: what a grouped
+/// `var`/`stddev` of floats runs on. Each group's sum is a [`SumSlots`] window; each
+/// square `x · x` is split exactly into its rounded value `p` and its rounding error `e`,
+/// two floats, and each goes to a window of its own (the error's 53 binades below the
+/// square's), so a row is three 128-bit adds, placed a block at a time like a sum's. A
+/// square the split can't take (a value below 2^-485 or from 2^511, an infinity, a NaN)
+/// goes to an [`ExactSum`] beside its group. The sums are the same exact ones as adding
+/// every value and square to an [`ExactSum`] one by one.
+///
+/// # Example
+/// ```
+/// use arrow_wgpu::exact::{variance, MomentSlots};
+/// let mut slots = MomentSlots::default();
+/// slots.resize(2);
+/// let (groups, values) = ([0u32, 1, 0, 0], [1.0, 2.0, 2.0, 4.0]);
+/// let mut n = [0u64; 2];
+/// slots.add_rows(4, |j| groups[j] as usize, &values, |_| true, |g| n[g] += 1);
+/// assert_eq!(slots.sum(0).sum(), 7.0);
+/// assert_eq!(variance(&slots.sum(0), &slots.squares(0), n[0], 1), Some(7.0 / 3.0));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MomentSlots {
+    sum: SumSlots,
+    /// The squares' rounded values.
+    high: SumSlots,
+    /// Their rounding errors.
+    low: SumSlots,
+    /// Squares beside the windows (at scale [`BIAS_SQUARES`]): those the split declines,
+    /// and merged sums of squares that are no window of the high part's units. Empty
+    /// until a group needs one, then one entry a group.
+    squares: Vec<Option<Box<ExactSum>>>,
+    /// Groups with a sum of squares beside their windows.
+    spilled: usize,
+}
+
+/// Rows whose squares [`MomentSlots`] splits at a time, into two arrays beside the values.
+const SPLIT_ROWS: usize = 1 << 12;
+
+impl MomentSlots {
+    /// Groups held.
+    pub fn len(&self) -> usize {
+        self.sum.len()
+    }
+
+    /// Whether no group is held.
+    pub fn is_empty(&self) -> bool {
+        self.sum.is_empty()
+    }
+
+    /// Holds at least `groups` groups (new ones zero).
+    pub fn resize(&mut self, groups: usize) {
+        for lane in [&mut self.sum, &mut self.high, &mut self.low] {
+            lane.resize(groups);
+        }
+        if !self.squares.is_empty() && self.squares.len() < groups {
+            self.squares.resize_with(groups, || None);
+        }
+    }
+
+    /// Adds `values[j]` (and its square) to group `group(j)` for every row `j < rows`
+    /// where `keep(j)`, and calls `each` with its group. As [`SumSlots::add_rows`]:
+    /// `group(j)` must be a held group for every `j < rows`, and `values` must hold `rows`
+    /// values.
+    #[inline(always)]
+    pub fn add_rows(
+        &mut self,
+        rows: usize,
+        group: impl Fn(usize) -> usize,
+        values: &[f64],
+        keep: impl Fn(usize) -> bool,
+        each: impl FnMut(usize),
+    ) {
+        self.add_rows_ahead(rows, group, values, keep, each, |_| ());
+    }
+
+    /// [`MomentSlots::add_rows`], counting each kept row in `counts[group(j)]`, which must
+    /// hold every group (fetched ahead with the windows, as [`SumSlots::add_rows_counting`]
+    /// does).
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::exact::{std_dev, MomentSlots};
+    /// let mut slots = MomentSlots::default();
+    /// slots.resize(1);
+    /// let mut n = [0u64; 1];
+    /// let values = [2.0, 4.0, f64::NAN, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+    /// slots.add_rows_counting(9, |_| 0, &values, |j| j != 2, &mut n);
+    /// assert_eq!(std_dev(&slots.sum(0), &slots.squares(0), n[0], 0), Some(2.0));
+    /// ```
+    #[inline(always)]
+    pub fn add_rows_counting(
+        &mut self,
+        rows: usize,
+        group: impl Fn(usize) -> usize,
+        values: &[f64],
+        keep: impl Fn(usize) -> bool,
+        counts: &mut [u64],
+    ) {
+        let (at, len) = (counts.as_ptr(), counts.len());
+        let ahead = move |g: usize| {
+            if g < len {
+                crate::prefetch_at(at.wrapping_add(g));
+            }
+        };
+        self.add_rows_ahead(rows, group, values, keep, |g| counts[g] += 1, ahead);
+    }
+
+    /// [`MomentSlots::add_rows`] with [`add_lanes`]'s `ahead`: the squares of
+    /// [`SPLIT_ROWS`] rows at a time are split into two arrays, then the values and the
+    /// two parts go to their windows in one pass over the rows.
+    #[inline(always)]
+    fn add_rows_ahead(
+        &mut self,
+        rows: usize,
+        group: impl Fn(usize) -> usize,
+        values: &[f64],
+        keep: impl Fn(usize) -> bool,
+        mut each: impl FnMut(usize),
+        ahead: impl Fn(usize),
+    ) {
+        let values = &values[..rows];
+        let mut i = 0;
+        // Until a value sets the sum's and the squares' bases, a row at a time (the low
+        // part's base follows the high part's).
+        while (self.sum.base.is_none() || self.high.base.is_none()) && i < rows {
+            if keep(i) {
+                let g = group(i);
+                self.add(g, values[i]);
+                each(g);
+            }
+            i += 1;
+        }
+        let half = SPLIT_ROWS.min(rows - i);
+        let mut parts = vec![0.0; 2 * half];
+        while i < rows {
+            let end = rows.min(i + SPLIT_ROWS);
+            let n = end - i;
+            let (p, e) = parts.split_at_mut(half);
+            let mut declined = false;
+            for ((&x, p), e) in values[i..end].iter().zip(p.iter_mut()).zip(e.iter_mut()) {
+                let (a, b, ok) = split_square(x);
+                (*p, *e) = (a, b);
+                declined |= !ok;
+            }
+            add_lanes(
+                [&mut self.sum, &mut self.high, &mut self.low],
+                n,
+                |k| group(i + k),
+                [&values[i..end], &p[..n], &e[..n]],
+                |k| keep(i + k),
+                &mut each,
+                &ahead,
+            );
+            if declined {
+                for (j, &x) in (i..end).zip(&values[i..end]) {
+                    if keep(j) && !split_square(x).2 {
+                        self.square(group(j)).add_f64_squared(x);
+                    }
+                }
+            }
+            i = end;
+        }
+    }
+
+    /// Adds `x` and its square to group `g`.
+    fn add(&mut self, g: usize, x: f64) {
+        self.sum.add(g, x);
+        match split_square(x) {
+            (p, e, true) => {
+                self.high.add(g, p);
+                self.follow_high();
+                self.low.add(g, e);
+            }
+            _ => self.square(g).add_f64_squared(x),
+        }
+    }
+
+    /// Sets the low part's base, once the high part's is set, [`SPLIT_GAP`] binades below.
+    fn follow_high(&mut self) {
+        if let (None, Some(b)) = (self.low.base, self.high.base) {
+            self.low.base = Some(b.saturating_sub(SPLIT_GAP));
+        }
+    }
+
+    fn square(&mut self, g: usize) -> &mut ExactSum {
+        if self.squares.len() < self.sum.len() {
+            self.squares.resize_with(self.sum.len(), || None);
+        }
+        let s = &mut self.squares[g];
+        if s.is_none() {
+            self.spilled += 1;
+        }
+        s.get_or_insert_with(Box::default)
+    }
+
+    /// Adds a partial state into group `g`: `sum` (scale [`BIAS_SUM`]) and `squares`
+    /// (scale [`BIAS_SQUARES`], as [`MomentSlots::squares`] gives it). A sum of squares
+    /// held in 128 bits at units no finer than 2^-1074 lands in the high part's window
+    /// like a value; others beside it.
+    ///
+    /// # Example
+    /// ```
+    /// use arrow_wgpu::exact::{variance, MomentSlots};
+    /// let (mut a, mut b) = (MomentSlots::default(), MomentSlots::default());
+    /// a.resize(1);
+    /// b.resize(1);
+    /// a.add_rows(2, |_| 0, &[1.0, 2.0], |_| true, |_| ());
+    /// b.add_rows(2, |_| 0, &[3.0, 1e-200], |_| true, |_| ());
+    /// a.merge(0, &b.sum(0), &b.squares(0));
+    /// assert_eq!(a.sum(0).sum(), 6.0);
+    /// assert_eq!(variance(&a.sum(0), &a.squares(0), 4, 0), Some(1.25));
+    /// ```
+    pub fn merge(&mut self, g: usize, sum: &ExactSum, squares: &ExactSum) {
+        self.sum.merge(g, sum);
+        if !squares.has_special() && squares.limbs.is_empty() {
+            if let Some((neg, mag)) = squares.window_only() {
+                if let Some(base) = squares.win_base.checked_sub(BIAS_SUM) {
+                    let v = mag as i128;
+                    self.high
+                        .merge(g, &ExactSum::from_window(if neg { -v } else { v }, base));
+                    self.follow_high();
+                    return;
+                }
+            }
+        }
+        self.square(g).merge(squares);
+    }
+
+    /// Group `g`'s exact sum (scale [`BIAS_SUM`]).
+    pub fn sum(&self, g: usize) -> ExactSum {
+        self.sum.get(g)
+    }
+
+    /// Group `g`'s exact sum of squares (scale [`BIAS_SQUARES`]): the two parts' windows
+    /// (their units 2^1074 times finer at this scale) and whatever is beside them.
+    pub fn squares(&self, g: usize) -> ExactSum {
+        let mut out = match self.squares.get(g) {
+            Some(Some(s)) => (**s).clone(),
+            _ => ExactSum::new(),
+        };
+        for part in [&self.high, &self.low] {
+            out.merge_shifted(&part.get(g), BIAS_SUM, SLACK_SQUARES);
+        }
+        out
+    }
+
+    /// Removes the first `n` groups (the others move down by `n`) and returns them.
+    pub fn take_first(&mut self, n: usize) -> MomentSlots {
+        let squares: Vec<_> = self.squares.drain(..n.min(self.squares.len())).collect();
+        let moved = squares.iter().filter(|s| s.is_some()).count();
+        self.spilled -= moved;
+        MomentSlots {
+            sum: self.sum.take_first(n),
+            high: self.high.take_first(n),
+            low: self.low.take_first(n),
+            squares,
+            spilled: moved,
+        }
+    }
+
+    /// Bytes held, roughly (constant time).
+    pub fn size(&self) -> usize {
+        self.sum.size()
+            + self.high.size()
+            + self.low.size()
+            + self.squares.capacity() * std::mem::size_of::<Option<Box<ExactSum>>>()
             + self.spilled * (std::mem::size_of::<ExactSum>() + 64)
     }
 }
@@ -1401,14 +1447,7 @@ impl ExactSum {
 
     /// Moves the window into the limbs and empties it.
     fn flush(&mut self) {
-        let (neg, lo, hi) = if self.win_hi < 0 {
-            // Two's complement negation of the 256-bit value.
-            let (lo, borrow) = 0u128.overflowing_sub(self.win_lo);
-            let hi = (!(self.win_hi as u128)).wrapping_add((!borrow) as u128);
-            (true, lo, hi)
-        } else {
-            (false, self.win_lo, self.win_hi as u128)
-        };
+        let (neg, lo, hi) = self.window_parts();
         if lo != 0 {
             self.add(neg, lo, self.win_base);
         }
@@ -1418,6 +1457,18 @@ impl ExactSum {
         self.win_lo = 0;
         self.win_hi = 0;
         self.win_adds = 0;
+    }
+
+    /// The window's value as (negative, the low and high 128 bits of its magnitude).
+    fn window_parts(&self) -> (bool, u128, u128) {
+        if self.win_hi < 0 {
+            // Two's complement negation of the 256-bit value.
+            let (lo, borrow) = 0u128.overflowing_sub(self.win_lo);
+            let hi = (!(self.win_hi as u128)).wrapping_add((!borrow) as u128);
+            (true, lo, hi)
+        } else {
+            (false, self.win_lo, self.win_hi as u128)
+        }
     }
 
     /// The window as (negative, magnitude), when the limbs are empty and the window's value
@@ -1476,27 +1527,27 @@ impl ExactSum {
     /// Adds everything `other` holds (an accumulator at the same scale): merging partial
     /// sums, exactly.
     pub fn merge(&mut self, other: &ExactSum) {
+        self.merge_shifted(other, 0, SLACK_SUM);
+    }
+
+    /// Adds everything `other` holds times 2^`shift` (its units are 2^`shift` of ours: a
+    /// sum at scale [`BIAS_SUM`] of the parts of squares, shifted by [`BIAS_SUM`], is at
+    /// [`BIAS_SQUARES`]). `slack`: where a new window starts below the first part.
+    pub(crate) fn merge_shifted(&mut self, other: &ExactSum, shift: u32, slack: u32) {
         self.nan |= other.nan;
         self.pos_inf |= other.pos_inf;
         self.neg_inf |= other.neg_inf;
-        if other.limbs.is_empty() && other.win_adds == 0 {
-            return;
-        }
-        if let Some((neg, mag)) = other.window_only() {
-            if mag != 0 {
-                self.add_fast(
-                    neg,
-                    mag,
-                    128 - mag.leading_zeros(),
-                    other.win_base,
-                    SLACK_SUM,
-                );
-            }
+        if other.limbs.is_empty() {
+            // The window alone: its two 128-bit halves, each one add.
+            let (neg, lo, hi) = other.window_parts();
+            let at = other.win_base + shift;
+            self.add_at(neg, lo, at, slack);
+            self.add_at(neg, hi, at + 128, slack);
             return;
         }
         let (neg, magnitude, exp) = other.exact();
         for (i, d) in magnitude.0.iter().enumerate() {
-            self.add_digit(neg, *d, exp as u32 + 32 * i as u32);
+            self.add_digit(neg, *d, exp as u32 + shift + 32 * i as u32);
         }
     }
 
@@ -2095,18 +2146,13 @@ mod tests {
 
     #[test]
     #[allow(clippy::needless_range_loop)]
-    fn grouped_adder_gives_the_one_by_one_sums() {
-        let mut state = 0x1234_5678u64;
-        let mut next = move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        for case in 0..60 {
+    fn moment_slots_give_the_one_by_one_sums() {
+        let mut next = xorshift(0x1234_5678);
+        for case in 0..72 {
             let rows = [0usize, 1, 7, 5000, 9000, 20000][case % 6];
-            let groups = 1 + (next() % [40, 4000][case % 2]) as usize;
+            // Few groups (placed a block at a time) and more than the caches hold (placed
+            // a row at a time from the bits).
+            let groups = 1 + (next() % [40, 4000, 40_000][case % 3]) as usize;
             let spread = [8i32, 70, 300, 2100][case % 4];
             let values: Vec<f64> = (0..rows)
                 .map(|_| match next() % 50 {
@@ -2114,11 +2160,15 @@ mod tests {
                     1 => f64::INFINITY,
                     2 => -0.0,
                     3 => 5e-324,
+                    4 => f64::NEG_INFINITY,
+                    // Either side of where the squares' split starts and stops.
+                    5 => [SPLIT_LOW, SPLIT_HIGH][next() as usize % 2] * (1.0 + 1e-15),
+                    6 => f64::from_bits([SPLIT_LOW, SPLIT_HIGH][next() as usize % 2].to_bits() - 1),
                     _ => {
                         let e = (next() % spread as u64) as i32 - spread / 2;
                         let m = (next() >> 11) as f64 / (1u64 << 53) as f64;
                         let x = m * 2f64.powi(e.clamp(-1074, 1023));
-                        if next() % 2 == 0 {
+                        if next().is_multiple_of(2) {
                             -x
                         } else {
                             x
@@ -2129,74 +2179,233 @@ mod tests {
             let ids: Vec<usize> = (0..rows)
                 .map(|_| (next() % groups as u64) as usize)
                 .collect();
-            let keep: Vec<bool> = (0..rows).map(|_| next() % 7 != 0).collect();
+            let keep: Vec<bool> = (0..rows).map(|_| !next().is_multiple_of(7)).collect();
             let mut want_s = vec![ExactSum::new(); groups];
             let mut want_q = vec![ExactSum::new(); groups];
+            let mut want_n = vec![0u64; groups];
             for i in 0..rows {
                 if keep[i] {
                     want_s[ids[i]].add_f64(values[i]);
                     want_q[ids[i]].add_f64_squared(values[i]);
+                    want_n[ids[i]] += 1;
                 }
             }
-            let mut got_s = vec![ExactSum::new(); groups];
-            let mut got_q = vec![ExactSum::new(); groups];
-            let mut adder = GroupedAdder::default();
+            let mut slots = MomentSlots::default();
+            slots.resize(groups);
+            let mut counts = vec![0u64; groups];
             let (group, kept) = (|i| ids[i], |i| keep[i]);
-            if case % 3 == 0 {
-                adder.add(&mut got_s, Some(&mut got_q), &values, group, kept);
+            if case % 2 == 0 {
+                slots.add_rows(rows, group, &values, kept, |g| counts[g] += 1);
             } else {
-                // Counted, and in two calls on one adder: nothing is held between them.
-                let mut counts = vec![0u64; groups];
+                // In two calls: nothing is held between them.
                 let (head, tail) = values.split_at(rows / 3);
-                adder.add_counting(&mut got_s, Some(&mut got_q), head, group, kept, &mut counts);
+                slots.add_rows_counting(head.len(), group, head, kept, &mut counts);
                 let (group, kept) = (|i| ids[head.len() + i], |i| keep[head.len() + i]);
-                adder.add_counting(&mut got_s, Some(&mut got_q), tail, group, kept, &mut counts);
-                let mut want = vec![0u64; groups];
-                (0..rows)
-                    .filter(|&i| keep[i])
-                    .for_each(|i| want[ids[i]] += 1);
-                assert_eq!(counts, want, "case {case}");
+                slots.add_rows_counting(tail.len(), group, tail, kept, &mut counts);
             }
+            assert_eq!(counts, want_n, "case {case}");
             for g in 0..groups {
-                assert_eq!(canon(&got_s[g]), canon(&want_s[g]), "case {case} group {g}");
+                let (got_s, got_q) = (slots.sum(g), slots.squares(g));
+                assert_eq!(canon(&got_s), canon(&want_s[g]), "case {case} group {g}");
+                assert_eq!(canon(&got_q), canon(&want_q[g]), "case {case} group {g} ²");
+                assert_eq!(got_s.sum().to_bits(), want_s[g].sum().to_bits());
                 assert_eq!(
-                    canon(&got_q[g]),
-                    canon(&want_q[g]),
-                    "case {case} group {g} squares"
+                    (got_q.is_nan(), got_q.has_special()),
+                    (want_q[g].is_nan(), want_q[g].has_special())
                 );
-                assert_eq!(got_s[g].is_nan(), want_s[g].is_nan());
-                assert_eq!(got_s[g].sum().to_bits(), want_s[g].sum().to_bits());
+                let n = want_n[g];
+                assert_eq!(
+                    variance(&got_s, &got_q, n, 1).map(f64::to_bits),
+                    variance(&want_s[g], &want_q[g], n, 1).map(f64::to_bits),
+                    "case {case} group {g}"
+                );
             }
         }
     }
 
-    /// More values far below the passes' largest than one group's `i128` could hold at
-    /// the largest shift (2^24 of nearly 2^103): the adder moves them out in time.
+    /// The square's split against the square computed on integers: `p + e` is `x · x`
+    /// exactly wherever the split takes `x`, down to 2^-485 and up to 2^511, and it
+    /// declines every value outside.
     #[test]
-    fn grouped_adder_moves_far_values_before_they_overflow() {
-        let far = f64::from_bits(0x433f_ffff_ffff_ffff); // (2^53 - 1) · 2^0
-        let top = 2f64.powi(63); // 11 binades above: `far` is just outside the near ones
+    fn squares_split_exactly() {
+        let mut next = xorshift(0xabcd);
+        let mut values = vec![0.0, -0.0, 1.0, 3.0, f64::NAN, f64::INFINITY, 5e-324];
+        for edge in [SPLIT_LOW, SPLIT_HIGH] {
+            for d in -3i64..3 {
+                values.push(f64::from_bits((edge.to_bits() as i64 + d) as u64));
+            }
+        }
+        for _ in 0..20_000 {
+            let bits = next();
+            values.push(f64::from_bits(bits));
+            // Mostly inside the split's range, every mantissa.
+            let field = 1023 - 490 + (next() % 1010);
+            values.push(f64::from_bits(bits & !(0x7ff << 52) | (field << 52)));
+        }
+        for x in values {
+            let (p, e, ok) = split_square(x);
+            let a = x.abs();
+            let inside = a == 0.0 || (a >= 2f64.powi(-485) && a < 2f64.powi(511));
+            assert_eq!(ok, inside, "{x:e}");
+            if !ok {
+                assert_eq!((p.to_bits(), e.to_bits()), (0, 0), "{x:e}");
+                continue;
+            }
+            if x == 0.0 {
+                assert_eq!((p, e), (0.0, 0.0));
+                continue;
+            }
+            // x = m · 2^(q - 1074); x² = m² · 2^(2q - 2148), and p and e are multiples
+            // of that unit.
+            let (_, m, q) = decompose(x).expect("not zero");
+            let at = |y: f64| -> i128 {
+                match decompose(y) {
+                    None => 0,
+                    Some((neg, my, qy)) => {
+                        // A part's mantissa may end below the unit, on zero bits.
+                        let shift = qy as i64 + 1074 - 2 * q as i64;
+                        let v = if shift >= 0 {
+                            (my as i128) << shift
+                        } else {
+                            assert!(my.trailing_zeros() as i64 >= -shift, "{x:e}: {y:e}");
+                            (my >> -shift) as i128
+                        };
+                        if neg {
+                            -v
+                        } else {
+                            v
+                        }
+                    }
+                }
+            };
+            assert_eq!(at(p) + at(e), (m as i128) * (m as i128), "{x:e}");
+            assert_eq!(p, x * x);
+        }
+    }
+
+    /// Partial states merged into moment slots give the sums of all their values: states
+    /// from other slots (windows of other bases), from sums built one value at a time
+    /// (digits), and special values.
+    #[test]
+    fn moment_slots_merge_exactly() {
+        let mut next = xorshift(0x77);
+        for case in 0..40 {
+            let groups = 1 + (next() % 50) as usize;
+            let spread = [4i32, 60, 600][case % 3];
+            let value = |next: &mut dyn FnMut() -> u64| {
+                let e = (next() % spread as u64) as i32 - spread / 2;
+                let x = (next() >> 11) as f64 * 2f64.powi(e - 53);
+                match next() % 97 {
+                    0 => f64::NAN,
+                    1 => f64::NEG_INFINITY,
+                    _ if next().is_multiple_of(2) => -x,
+                    _ => x,
+                }
+            };
+            let mut whole = (vec![ExactSum::new(); groups], vec![ExactSum::new(); groups]);
+            let mut into = MomentSlots::default();
+            into.resize(groups);
+            for part in 0..6 {
+                let rows = (next() % 3000) as usize;
+                let xs: Vec<f64> = (0..rows).map(|_| value(&mut next)).collect();
+                let ids: Vec<usize> = (0..rows)
+                    .map(|_| (next() % groups as u64) as usize)
+                    .collect();
+                for (&g, &x) in ids.iter().zip(&xs) {
+                    whole.0[g].add_f64(x);
+                    whole.1[g].add_f64_squared(x);
+                }
+                match part % 3 {
+                    0 => {
+                        let mut other = MomentSlots::default();
+                        other.resize(groups);
+                        other.add_rows(rows, |i| ids[i], &xs, |_| true, |_| ());
+                        for g in 0..groups {
+                            into.merge(g, &other.sum(g), &other.squares(g));
+                        }
+                    }
+                    1 => {
+                        let mut sums = vec![(ExactSum::new(), ExactSum::new()); groups];
+                        for (&g, &x) in ids.iter().zip(&xs) {
+                            sums[g].0.add_f64(x);
+                            sums[g].1.add_f64_squared(x);
+                        }
+                        for (g, (s, q)) in sums.iter().enumerate() {
+                            into.merge(g, s, q);
+                        }
+                    }
+                    _ => {
+                        // A state a row, as a partial aggregate hands rows on: each square
+                        // one 128-bit window.
+                        for (&g, &x) in ids.iter().zip(&xs) {
+                            let (mut s, mut q) = (Vec::new(), Vec::new());
+                            ExactSum::encode_value(x, false, &mut s);
+                            ExactSum::encode_value(x, true, &mut q);
+                            let (s, q) = (ExactSum::decode(&s), ExactSum::decode(&q));
+                            into.merge(g, &s.expect("a sum"), &q.expect("a sum"));
+                        }
+                    }
+                }
+            }
+            for g in 0..groups {
+                assert_eq!(canon(&into.sum(g)), canon(&whole.0[g]), "case {case} {g}");
+                assert_eq!(
+                    canon(&into.squares(g)),
+                    canon(&whole.1[g]),
+                    "case {case} {g}"
+                );
+                assert_eq!(into.squares(g).is_nan(), whole.1[g].is_nan());
+            }
+            // Taking the first groups out leaves the others' sums.
+            let first = into.take_first(groups / 2);
+            for g in 0..groups {
+                let (s, q) = if g < groups / 2 {
+                    (first.sum(g), first.squares(g))
+                } else {
+                    (into.sum(g - groups / 2), into.squares(g - groups / 2))
+                };
+                assert_eq!(
+                    (canon(&s), canon(&q)),
+                    (canon(&whole.0[g]), canon(&whole.1[g]))
+                );
+            }
+        }
+    }
+
+    /// More than 2^24 squares at the top of both parts' windows into one group: the
+    /// windows move into the digits before they could overflow.
+    #[test]
+    fn moment_slots_move_squares_before_they_overflow() {
+        // The first value, 1, sets the squares' base 20 binades below 1's last bit; a
+        // value just below 2^15.5 has its square's last bit 50 binades above that base and
+        // its square's rounding error's 50 above the low part's.
+        let x = f64::from_bits(2f64.powf(15.5).to_bits() - 12345);
         let rows = (1usize << 24) + (1 << 22);
-        let values: Vec<f64> = (0..rows)
-            .map(|i| if i % ADDER_ROWS == 0 { top } else { far })
-            .collect();
-        let tops = rows.div_ceil(ADDER_ROWS);
-        let mut sums = vec![ExactSum::new()];
-        let mut counts = vec![0u64];
-        GroupedAdder::default().add_counting(
-            &mut sums,
-            None,
-            &values,
-            |_| 0,
-            |_| true,
-            &mut counts,
-        );
-        // Both values are integers.
+        let mut slots = MomentSlots::default();
+        slots.resize(1);
+        let chunk = 1 << 20;
+        let xs = vec![x; chunk];
+        slots.add_rows(1, |_| 0, &[1.0], |_| true, |_| ());
+        for _ in (0..rows).step_by(chunk) {
+            slots.add_rows(chunk, |_| 0, &xs, |_| true, |_| ());
+        }
+        let (p, e, _) = split_square(x);
+        assert_ne!(e, 0.0);
         let mut want = ExactSum::new();
-        want.add_i128(((1i128 << 53) - 1) * (rows - tops) as i128);
-        want.add_i128((1i128 << 63) * tops as i128);
-        assert_eq!(canon(&sums[0]), canon(&want));
-        assert_eq!(counts, [rows as u64]);
+        want.add_f64_squared(1.0);
+        let mut one = ExactSum::new();
+        one.add_f64_squared(x);
+        let (_, big, exp) = one.exact();
+        // rows · x², as digits: x² times the count, added digit by digit.
+        for (i, d) in big.0.iter().enumerate() {
+            let v = *d as u128 * rows as u128;
+            want.add_at(false, v, exp as u32 + 32 * i as u32, SLACK_SQUARES);
+        }
+        assert_eq!(canon(&slots.squares(0)), canon(&want));
+        assert!(
+            slots.high.spilled + slots.low.spilled > 0,
+            "{p} {e}: the windows moved"
+        );
     }
 
     /// Past 2^24 adds the slots move a window that may overflow into its digits and leave

@@ -31,7 +31,7 @@ use arrow::datatypes::{
     DataType, Field, FieldRef, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
     UInt32Type, UInt64Type, UInt8Type,
 };
-use arrow_wgpu::exact::{self, ExactSum, GroupedAdder, SumSlots};
+use arrow_wgpu::exact::{self, ExactSum, MomentSlots, SumSlots};
 use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -250,18 +250,14 @@ impl AggregateUDFImpl for ExactAggregate {
 }
 
 /// Exact sums for every group: compact slots for `sum`/`avg` of floats (one 128-bit window
-/// a group, [`SumSlots`]), an `i128` a group for `avg` of integers, full accumulators with
-/// sums of squares for `var`/`stddev`.
+/// a group, [`SumSlots`]), an `i128` a group for `avg` of integers, and sums with sums of
+/// squares for `var`/`stddev` (three windows a group, [`MomentSlots`]).
 #[derive(Debug)]
 enum Store {
     Sums(SumSlots),
     /// Exact integer sums: at most 2^64 values below 2^64 each stay inside 128 bits.
     Ints(Vec<i128>),
-    Moments {
-        sums: Vec<ExactSum>,
-        squares: Vec<ExactSum>,
-        adder: GroupedAdder,
-    },
+    Moments(MomentSlots),
 }
 
 /// Exact sums (and sums of squares) and counts for every group.
@@ -347,11 +343,7 @@ impl ExactGroups {
         let store = if kind == ExactKind::Avg && input.is_integer() {
             Store::Ints(Vec::new())
         } else if kind.squares() {
-            Store::Moments {
-                sums: Vec::new(),
-                squares: Vec::new(),
-                adder: GroupedAdder::default(),
-            }
+            Store::Moments(MomentSlots::default())
         } else {
             Store::Sums(SumSlots::default())
         };
@@ -375,10 +367,7 @@ impl ExactGroups {
         match &mut self.store {
             Store::Sums(slots) => slots.resize(groups),
             Store::Ints(sums) => sums.resize(groups, 0),
-            Store::Moments { sums, squares, .. } => {
-                sums.resize_with(groups, ExactSum::new);
-                squares.resize_with(groups, ExactSum::new);
-            }
+            Store::Moments(slots) => slots.resize(groups),
         }
     }
 
@@ -410,30 +399,14 @@ impl ExactGroups {
                 }
             }
             Store::Ints(_) => unreachable!("integers are added by update_batch"),
-            Store::Moments {
-                sums,
-                squares,
-                adder,
-            } => {
+            Store::Moments(slots) => {
+                let rows = group_indices.len().min(values.len());
                 let group = |i| group_indices[i];
+                let counts = self.counts.rows();
                 if all {
-                    adder.add_counting(
-                        sums,
-                        Some(squares),
-                        values,
-                        group,
-                        |_| true,
-                        self.counts.rows(),
-                    );
+                    slots.add_rows_counting(rows, group, values, |_| true, counts);
                 } else {
-                    adder.add_counting(
-                        sums,
-                        Some(squares),
-                        values,
-                        group,
-                        selected,
-                        self.counts.rows(),
-                    );
+                    slots.add_rows_counting(rows, group, values, selected, counts);
                 }
             }
         }
@@ -455,11 +428,11 @@ impl ExactGroups {
                 })?;
                 sums[g] += v;
             }
-            Store::Moments { sums, squares, .. } => {
-                sums[g].merge(sum);
-                if let Some(q) = square {
-                    squares[g].merge(q);
-                }
+            Store::Moments(slots) => {
+                let square = square.ok_or_else(|| {
+                    exec_datafusion_err!("exact aggregate state: a variance without squares")
+                })?;
+                slots.merge(g, sum, square);
             }
         }
         self.counts.add(g, count);
@@ -516,8 +489,12 @@ impl ExactGroups {
                 Store::Sums(slots.take_first(n))
             }
             Store::Ints(sums) => Store::Ints(emit_to.take_needed(sums)),
-            Store::Moments { sums, squares, .. } => {
-                Store::moments(emit_to.take_needed(sums), emit_to.take_needed(squares))
+            Store::Moments(slots) => {
+                let n = match emit_to {
+                    EmitTo::All => slots.len(),
+                    EmitTo::First(n) => n,
+                };
+                Store::Moments(slots.take_first(n))
             }
         };
         (taken, counts)
@@ -528,7 +505,7 @@ impl ExactGroups {
         let taken = match &self.store {
             Store::Sums(slots) => Store::Sums(slots.clone()),
             Store::Ints(sums) => Store::Ints(sums.clone()),
-            Store::Moments { sums, squares, .. } => Store::moments(sums.clone(), squares.clone()),
+            Store::Moments(slots) => Store::Moments(slots.clone()),
         };
         (taken, self.counts.peek())
     }
@@ -540,7 +517,7 @@ impl Store {
         match self {
             Store::Sums(slots) => slots.len(),
             Store::Ints(sums) => sums.len(),
-            Store::Moments { sums, .. } => sums.len(),
+            Store::Moments(slots) => slots.len(),
         }
     }
 
@@ -551,16 +528,7 @@ impl Store {
         match self {
             Store::Sums(slots) => f(&slots.get(g), None),
             Store::Ints(sums) => f(&ExactSum::from_i128(sums[g]), None),
-            Store::Moments { sums, squares, .. } => f(&sums[g], Some(&squares[g])),
-        }
-    }
-
-    /// The groups of `moments` as a store (an empty adder beside them).
-    fn moments(sums: Vec<ExactSum>, squares: Vec<ExactSum>) -> Store {
-        Store::Moments {
-            sums,
-            squares,
-            adder: GroupedAdder::default(),
+            Store::Moments(slots) => f(&slots.sum(g), Some(&slots.squares(g))),
         }
     }
 }
@@ -820,9 +788,7 @@ impl GroupsAccumulator for ExactGroups {
         let store = match &self.store {
             Store::Sums(slots) => slots.size(),
             Store::Ints(sums) => sums.capacity() * 16,
-            Store::Moments { sums, squares, .. } => {
-                (sums.capacity() + squares.capacity()) * std::mem::size_of::<ExactSum>()
-            }
+            Store::Moments(slots) => slots.size(),
         };
         store + self.counts.size()
     }

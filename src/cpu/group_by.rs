@@ -26,7 +26,7 @@ use crate::aggregate::{add_wide, better_than, Grouped, Merger, State};
 use crate::aggregate::{AggFunc, Plan, PlannedAgg};
 use crate::cpu::filter::{evaluate, evaluate_value};
 use crate::error::Result;
-use crate::exact::{ExactSum, GroupedAdder, SumSlots};
+use crate::exact::{ExactSum, MomentSlots, SumSlots};
 use crate::plan::{int_info, is_decimal, Typed};
 
 /// Whether `min`/`max` can order values of `dt` (any type arrow's row format takes).
@@ -137,13 +137,14 @@ enum Acc {
     },
     /// `sum` and `avg` of floats: one 128-bit window a group.
     Sums { slots: SumSlots, n: KeptCount },
-    /// `var` and `stddev`: exact Σx and Σx² and n per group.
+    /// `var` and `stddev` of integers: exact Σx and Σx² and n per group.
     Moments {
         sum: Vec<ExactSum>,
         squares: Vec<ExactSum>,
         n: KeptCount,
-        adder: GroupedAdder,
     },
+    /// `var` and `stddev` of floats: three 128-bit windows a group ([`MomentSlots`]).
+    FloatMoments { slots: MomentSlots, n: KeptCount },
     /// `min`/`max` of values with order words: each group's best word so far (the worst
     /// word, 0 or all ones, until it has one) and which groups have had a value; the
     /// values are decoded from the words, which keep every bit of them.
@@ -209,11 +210,14 @@ impl Acc {
                     }
                 }
             }
-            _ => Acc::Moments {
+            _ if value_type.as_ref().and_then(int_info).is_some() => Acc::Moments {
                 sum: Vec::new(),
                 squares: Vec::new(),
                 n: KeptCount::default(),
-                adder: GroupedAdder::default(),
+            },
+            _ => Acc::FloatMoments {
+                slots: MomentSlots::default(),
+                n: KeptCount::default(),
             },
         })
     }
@@ -228,6 +232,7 @@ impl Acc {
                 | Acc::IntSum { .. }
                 | Acc::Sums { .. }
                 | Acc::Moments { .. }
+                | Acc::FloatMoments { .. }
         )
     }
 
@@ -307,26 +312,24 @@ impl Acc {
                     Some(k) => slots.add_rows(rows, group, v, |i| k.is_valid(i), |_| ()),
                 }
             }
-            Acc::Moments {
-                sum,
-                squares,
-                n,
-                adder,
-            } => {
+            Acc::FloatMoments { slots, n } => {
+                slots.resize(groups);
+                n.count(&kept, ids, groups, group_rows);
+                let Numbers::Float(a) = Numbers::of(values.as_ref().expect("a value"))? else {
+                    unreachable!("a float variance")
+                };
+                let v = a.values();
+                let group = |i: usize| ids[i] as usize;
+                match kept.as_ref().filter(|k| k.null_count() > 0) {
+                    None => slots.add_rows(rows, group, v, |_| true, |_| ()),
+                    Some(k) => slots.add_rows(rows, group, v, |i| k.is_valid(i), |_| ()),
+                }
+            }
+            Acc::Moments { sum, squares, n } => {
                 sum.resize(groups, ExactSum::default());
                 squares.resize(groups, ExactSum::default());
                 n.count(&kept, ids, groups, group_rows);
                 match Numbers::of(values.as_ref().expect("a numeric value"))? {
-                    Numbers::Float(a) => {
-                        let selected = |i: usize| kept.as_ref().is_none_or(|k| k.is_valid(i));
-                        adder.add(
-                            sum,
-                            Some(squares),
-                            a.values(),
-                            |i| ids[i] as usize,
-                            selected,
-                        );
-                    }
                     Numbers::Signed(a) => {
                         let v = a.values();
                         for_each_kept(&kept, rows, |i| {
@@ -343,6 +346,7 @@ impl Acc {
                             squares[g].add_square_of(v[i]);
                         })
                     }
+                    Numbers::Float(_) => unreachable!("an integer variance"),
                 }
             }
             Acc::ExtremeWords { best, seen, words } => {
@@ -416,11 +420,19 @@ impl Acc {
                     n: n.finish(groups, group_rows),
                 }
             }
+            Acc::FloatMoments { mut slots, n } => {
+                slots.resize(groups);
+                let n = n.finish(groups, group_rows);
+                State::Moments {
+                    sum: (0..groups).map(|g| slots.sum(g)).collect(),
+                    squares: (0..groups).map(|g| slots.squares(g)).collect(),
+                    n,
+                }
+            }
             Acc::Moments {
                 mut sum,
                 mut squares,
                 n,
-                ..
             } => {
                 sum.resize(groups, ExactSum::default());
                 squares.resize(groups, ExactSum::default());
