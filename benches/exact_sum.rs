@@ -12,7 +12,8 @@
 //! - `plain_var` / `exact_var`: the same, then each group's sample variance (plain:
 //!   `(Σx² - (Σx)²/n) / (n - 1)` in f64; exact: [`variance`], rounded once).
 //!
-//! `ARROW_WGPU_BENCH_ROWS` changes the row count.
+//! `ARROW_WGPU_BENCH_ROWS` changes the row count, `ARROW_WGPU_BENCH_GROUPS` the group
+//! counts (a comma-separated list).
 
 use arrow_wgpu::exact::{variance, ExactSum, MomentSlots, SumSlots};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -46,7 +47,14 @@ fn bench(c: &mut Criterion) {
     let rows = rows();
     let mut group = c.benchmark_group("exact_sum");
     group.sample_size(10);
-    for groups in [100usize, 100_000, 10_000_000.min(rows)] {
+    let groups_list: Vec<usize> = match std::env::var("ARROW_WGPU_BENCH_GROUPS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|g| g.trim().parse().ok())
+            .collect(),
+        Err(_) => vec![100, 100_000, 10_000_000.min(rows)],
+    };
+    for groups in groups_list {
         let (values, ids) = data(rows, groups);
         group.bench_function(BenchmarkId::new("plain", groups), |b| {
             b.iter(|| {
