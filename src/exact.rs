@@ -2164,6 +2164,14 @@ impl ExactSum {
     /// The exact finite part: (negative, magnitude, exponent) with value
     /// ±magnitude · 2^exponent · 2^-bias.
     pub(crate) fn exact(&self) -> (bool, Big, i64) {
+        if self.limbs.is_empty() {
+            return self.window_exact();
+        }
+        self.digits_exact()
+    }
+
+    /// [`ExactSum::exact`] through the digits: the window moved into a copy's digits.
+    fn digits_exact(&self) -> (bool, Big, i64) {
         let mut s = self.clone();
         s.flush();
         s.normalize();
@@ -2181,6 +2189,40 @@ impl ExactSum {
         let mut big = Big(digits);
         big.trim();
         (neg, big, 32 * s.base as i64)
+    }
+
+    /// [`ExactSum::exact`] of a sum held in its window alone, read from the window's
+    /// words (no copy of the sum, no digits of its own): the same magnitude, from its
+    /// lowest non-zero 32-bit digit.
+    fn window_exact(&self) -> (bool, Big, i64) {
+        let (neg, lo, hi) = self.window_parts();
+        if lo == 0 && hi == 0 {
+            return (false, Big(Vec::new()), 32 * self.base as i64);
+        }
+        // The 256-bit magnitude shifted to a digit boundary: 288 bits as nine digits.
+        let (first, r) = (self.win_base / 32, self.win_base % 32);
+        let words = [
+            lo as u64,
+            (lo >> 64) as u64,
+            hi as u64,
+            (hi >> 64) as u64,
+            0,
+        ];
+        let mut digits = Vec::with_capacity(10);
+        for i in 0..5 {
+            let below = if i > 0 && r > 0 {
+                words[i - 1] >> (64 - r)
+            } else {
+                0
+            };
+            let w = words[i] << r | below;
+            digits.extend([w as u32, (w >> 32) as u32]);
+        }
+        let zeros = digits.iter().take_while(|&&d| d == 0).count();
+        digits.drain(..zeros);
+        let mut big = Big(digits);
+        big.trim();
+        (neg, big, 32 * (first as i64 + zeros as i64))
     }
 
     /// The correctly rounded sum of an accumulator at scale [`BIAS_SUM`].
@@ -2756,6 +2798,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A window read as a big number directly gives what moving it into digits gives.
+    #[test]
+    fn window_exact_is_the_digits_exact() {
+        let mut next = xorshift(0x99);
+        let mut wide = || ((next() as u128) << 64 | next() as u128) >> (next() % 128);
+        for case in 0..3000 {
+            let mut s = ExactSum::new();
+            s.win_lo = wide();
+            s.win_hi = match case % 4 {
+                0 => 0,
+                1 => -1,
+                2 => (wide() >> 2) as i128,
+                _ => -((wide() >> 2) as i128),
+            };
+            if case % 7 == 0 {
+                s.win_lo = 0;
+            }
+            s.win_base = (wide() % 4400) as u32;
+            s.win_adds = 1;
+            assert_eq!(s.window_exact(), s.digits_exact(), "case {case}");
+        }
+        assert_eq!(
+            ExactSum::new().window_exact(),
+            ExactSum::new().digits_exact()
+        );
     }
 
     /// The square's split against the square computed on integers: `p + e` is `x · x`
