@@ -123,7 +123,7 @@ for l in sys.stdin:
     rm -rf "$out" && mkdir -p "$out"
     # The test profile: the dependencies the test command already built.
     cargo build --profile test --example gpu_bench
-    target/debug/examples/gpu_bench --sizes "${GPU_BENCH_SIZES:-100000,300000}" \
+    "${CARGO_TARGET_DIR:-target}"/debug/examples/gpu_bench --sizes "${GPU_BENCH_SIZES:-100000,300000}" \
         --runs "${GPU_BENCH_RUNS:-1}" --budget-s 300 --q1-sf "${GPU_BENCH_Q1_SF:-0.01}" \
         > "$out/ours.jsonl"
     python3 "$peers" measure --sizes 100000 --runs 1 --budget-s 60 > "$out/peers.jsonl"
