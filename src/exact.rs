@@ -174,6 +174,37 @@ pub struct SumSlots {
     spilled: usize,
 }
 
+/// Group `g`'s sum beside its window in `spills` (one entry a group of `groups` once any
+/// group has one, `spilled` of them taken), made where it has none.
+fn spill_at<'a>(
+    spills: &'a mut Vec<Option<Box<ExactSum>>>,
+    spilled: &mut usize,
+    groups: usize,
+    g: usize,
+) -> &'a mut ExactSum {
+    if spills.len() < groups {
+        spills.resize_with(groups, || None);
+    }
+    let s = &mut spills[g];
+    if s.is_none() {
+        *spilled += 1;
+    }
+    s.get_or_insert_with(Box::default)
+}
+
+/// The first `n` groups' entries of `spills` taken out, and how many of them are sums
+/// (taken from `spilled`).
+fn take_spills(
+    spills: &mut Vec<Option<Box<ExactSum>>>,
+    spilled: &mut usize,
+    n: usize,
+) -> (Vec<Option<Box<ExactSum>>>, usize) {
+    let taken: Vec<_> = spills.drain(..n.min(spills.len())).collect();
+    let moved = taken.iter().filter(|s| s.is_some()).count();
+    *spilled -= moved;
+    (taken, moved)
+}
+
 /// `x` as an addend of a [`SumSlots`] window of base `base`, and whether it is one: a
 /// value outside the window (too far above or below it, an infinity, a NaN) gives 0 and
 /// `false`, without a branch.
@@ -431,30 +462,20 @@ impl LaneValues<3> for WithSquares<'_> {
                     return unsafe { place_moments_avx2(values, scales, low, high) };
                 }
             }
-            return place_moments(values, scales, low, high);
+            return place_moments(values, low, high, |k, v| scaled_value(v, scales[k]));
         }
-        let mut outside = [false; 3];
-        for (r, &x) in values.iter().enumerate() {
-            let (p, e, _) = split_square(x);
-            for (k, v) in [x, p, e].into_iter().enumerate() {
-                let (w0, w1, inside) = placings[k].place(v);
-                (low[k][r], high[k][r]) = (w0, w1);
-                outside[k] |= !inside;
-            }
-        }
-        outside
+        place_moments(values, low, high, |k, v| placings[k].place(v))
     }
 }
 
-/// [`WithSquares`]' block with three scaled placings: for each value, its addend and its
-/// square's two parts' ([`scaled_value`] at `scales[k]`), and for each lane whether one
-/// was outside.
+/// [`WithSquares`]' block: for each value, its addend and its square's two parts' in
+/// lane `k`'s window by `place(k, v)`, and for each lane whether one was outside.
 #[inline(always)]
 fn place_moments(
     values: &[f64],
-    scales: [f64; 3],
     low: &mut [[u64; PLACE_BLOCK]; 3],
     high: &mut [[u64; PLACE_BLOCK]; 3],
+    place: impl Fn(usize, f64) -> (u64, u64, bool),
 ) -> [bool; 3] {
     let mut outside = [false; 3];
     let [l0, l1, l2] = low.each_mut();
@@ -467,7 +488,7 @@ fn place_moments(
     for (&x, ((a, b), c)) in values.iter().zip(words) {
         let (p, e, _) = split_square(x);
         for (k, (v, (lo, hi))) in [(x, a), (p, b), (e, c)].into_iter().enumerate() {
-            let (w0, w1, inside) = scaled_value(v, scales[k]);
+            let (w0, w1, inside) = place(k, v);
             (*lo, *hi) = (w0, w1);
             outside[k] |= !inside;
         }
@@ -475,7 +496,7 @@ fn place_moments(
     outside
 }
 
-/// [`place_moments`], compiled for AVX-512.
+/// [`place_moments`] of [`scaled_value`] at `scales[k]`, compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
 fn place_moments_avx512(
@@ -484,10 +505,10 @@ fn place_moments_avx512(
     low: &mut [[u64; PLACE_BLOCK]; 3],
     high: &mut [[u64; PLACE_BLOCK]; 3],
 ) -> [bool; 3] {
-    place_moments(values, scales, low, high)
+    place_moments(values, low, high, |k, v| scaled_value(v, scales[k]))
 }
 
-/// [`place_moments`], compiled for AVX2.
+/// [`place_moments`] of [`scaled_value`] at `scales[k]`, compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn place_moments_avx2(
@@ -496,7 +517,7 @@ fn place_moments_avx2(
     low: &mut [[u64; PLACE_BLOCK]; 3],
     high: &mut [[u64; PLACE_BLOCK]; 3],
 ) -> [bool; 3] {
-    place_moments(values, scales, low, high)
+    place_moments(values, low, high, |k, v| scaled_value(v, scales[k]))
 }
 
 /// Adds, for every row `j < rows` where `keep(j)`, `values.row(j)[k]` to group `group(j)`
@@ -787,14 +808,7 @@ impl SumSlots {
     }
 
     fn spill(&mut self, g: usize) -> &mut ExactSum {
-        if self.spills.len() < self.win.len() {
-            self.spills.resize_with(self.win.len(), || None);
-        }
-        let s = &mut self.spills[g];
-        if s.is_none() {
-            self.spilled += 1;
-        }
-        s.get_or_insert_with(Box::default)
+        spill_at(&mut self.spills, &mut self.spilled, self.win.len(), g)
     }
 
     /// Moves every window as large as one value may be into its group's digits, so that
@@ -942,9 +956,7 @@ impl SumSlots {
     /// Removes the first `n` groups (the others move down by `n`) and returns them.
     pub fn take_first(&mut self, n: usize) -> SumSlots {
         let n = n.min(self.win.len());
-        let spills: Vec<_> = self.spills.drain(..n.min(self.spills.len())).collect();
-        let moved = spills.iter().filter(|s| s.is_some()).count();
-        self.spilled -= moved;
+        let (spills, moved) = take_spills(&mut self.spills, &mut self.spilled, n);
         SumSlots {
             win: self.win.drain(..n).collect(),
             spills,
@@ -1253,10 +1265,7 @@ const SPLIT_GAP: u32 = 53;
 /// arithmetic, no fused multiply-add: the same bits on every CPU, vectorised.
 #[inline(always)]
 fn split_square(x: f64) -> (f64, f64, bool) {
-    let a = x.abs();
-    // Without branches (`&`, `|` and a mask), so that a loop of it is vectorised.
-    #[allow(clippy::manual_range_contains)]
-    let ok = (a >= SPLIT_LOW) & (a < SPLIT_HIGH) | (a == 0.0);
+    let ok = split_takes(x);
     let p = x * x;
     let c = SPLITTER * x;
     let hi = c - (c - x);
@@ -1268,6 +1277,16 @@ fn split_square(x: f64) -> (f64, f64, bool) {
         f64::from_bits(e.to_bits() & mask),
         ok,
     )
+}
+
+/// Whether [`split_square`] splits `x`: a zero, or a magnitude in [2^-485, 2^511).
+#[inline(always)]
+fn split_takes(x: f64) -> bool {
+    let a = x.abs();
+    // Without branches (`&`, `|`), so that a loop of it is vectorised.
+    #[allow(clippy::manual_range_contains)]
+    let ok = (a >= SPLIT_LOW) & (a < SPLIT_HIGH) | (a == 0.0);
+    ok
 }
 
 /// Exact sums and sums of squares of f64 values for any number of groups: what a grouped
@@ -1496,9 +1515,9 @@ impl MomentSlots {
             );
             // The squares the split declined (added to the windows as zeros), apart: the
             // part is in the caches still.
-            if part.iter().any(|&x| !split_square(x).2) {
+            if !part.iter().all(|&x| split_takes(x)) {
                 for (j, &x) in (i..end).zip(part) {
-                    if keep(j) && !split_square(x).2 {
+                    if keep(j) && !split_takes(x) {
                         self.square(group(j)).add_f64_squared(x);
                     }
                 }
@@ -1528,14 +1547,7 @@ impl MomentSlots {
     }
 
     fn square(&mut self, g: usize) -> &mut ExactSum {
-        if self.squares.len() < self.sum.len() {
-            self.squares.resize_with(self.sum.len(), || None);
-        }
-        let s = &mut self.squares[g];
-        if s.is_none() {
-            self.spilled += 1;
-        }
-        s.get_or_insert_with(Box::default)
+        spill_at(&mut self.squares, &mut self.spilled, self.sum.len(), g)
     }
 
     /// Adds a partial state into group `g`: `sum` (scale [`BIAS_SUM`]) and `squares`
@@ -1562,7 +1574,7 @@ impl MomentSlots {
             return;
         }
         self.sum.merge(g, sum);
-        if !squares.has_special() && squares.limbs.is_empty() {
+        if !squares.has_special() {
             if let Some((neg, mag)) = squares.window_only() {
                 if let Some(base) = squares.win_base.checked_sub(BIAS_SUM) {
                     let v = mag as i128;
@@ -1610,9 +1622,7 @@ impl MomentSlots {
                 adder: GroupedAdder::default(),
             });
         }
-        let squares: Vec<_> = self.squares.drain(..n.min(self.squares.len())).collect();
-        let moved = squares.iter().filter(|s| s.is_some()).count();
-        self.spilled -= moved;
+        let (squares, moved) = take_spills(&mut self.squares, &mut self.spilled, n);
         MomentSlots {
             few: None,
             sum: self.sum.take_first(n),
