@@ -20,6 +20,7 @@
 #import carry
 #import int64
 #import int_sums
+#import float_digits
 
 @group(0) @binding(2) var<storage, read_write> table: array<atomic<u32>>;
 ${BINDINGS}
@@ -49,6 +50,14 @@ fn state_add(i: u32, v: u32) -> u32 {
         return atomicAdd(&local_rec[i], v);
     }
     return atomicAdd(&table[HEADER + i], v);
+}
+
+fn state_or(i: u32, v: u32) {
+    if (in_local) {
+        atomicOr(&local_rec[i], v);
+    } else {
+        atomicOr(&table[HEADER + i], v);
+    }
 }
 
 fn state_max(i: u32, v: u32) {
@@ -148,6 +157,27 @@ fn flush(l: u32, base: u32) {
 ${FLUSH}
 }
 
+// The digits [at, at + n) of the workgroup record at `l` added into the global record at
+// `base` as one number, carries and all (an exact float sum's digit array).
+fn flush_digits(l: u32, base: u32, at: u32, n: u32) {
+    var carry = 0u;
+    for (var i = 0u; i < n; i++) {
+        carry = add_at(base + at, i, atomicLoad(&local_rec[l + at + i]), carry);
+    }
+}
+
+// Word `at` of the workgroup record at `l` or-ed into the global record at `base` (flags).
+fn flush_or(l: u32, base: u32, at: u32) {
+    let flags = atomicLoad(&local_rec[l + at]);
+    if (flags != 0u) {
+        atomicOr(&table[HEADER + base + at], flags);
+    }
+}
+
+// Where a kept table has 64-bit extremes: each row's global record (NONE where the table
+// overflowed), for the pass that maxes their low words (src/gpu/group_fused.rs).
+${ROW_SLOTS}
+
 // The words [l + at, l + at + n) of a workgroup record as a number to add.
 fn local_number(l: u32, at: u32, n: u32) -> array<u32, 5> {
     var w = array<u32, 5>(0u, 0u, 0u, 0u, 0u);
@@ -178,9 +208,11 @@ fn main(
         if (!in_local) {
             base = global_slot(row, h);
             if (base == NONE) {
+                keep_slot(row, NONE);
                 continue;
             }
         }
+        keep_slot(row, base);
         if (in_local || !found_persisted) {
             state_max(base + 1u, params.rows - row);
         }

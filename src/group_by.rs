@@ -839,10 +839,11 @@ impl GroupByAccumulator {
 
     /// Why this accumulator, on a GPU, groups each batch on its own (the host merging the
     /// batches' groups) instead of keeping its hash table on the GPU across batches; `None`
-    /// where it keeps the table. The table takes counts, integer and decimal sums, means
-    /// and variances, and `min`/`max` of values of at most 32 bits, grouped by fixed-width
-    /// keys or none; not float sums, 64-bit `min`/`max`, `count(DISTINCT)` or string
-    /// keys. From the plan and the types only: a batch with more groups than the table
+    /// where it keeps the table. The table takes counts, exact integer, decimal and float
+    /// sums, means and variances, and `min`/`max` of fixed-width values, grouped by
+    /// fixed-width keys or none; not `count(DISTINCT)`, `min`/`max` of strings, variances
+    /// of 128-bit decimals or string keys. From the plan and the types only: a batch with
+    /// more groups than the table
     /// holds, or a plan wider than the adapter's storage bindings, still sends the stream
     /// batch by batch. What `EXPLAIN` of the SQL path says of a GPU aggregate.
     ///
@@ -861,7 +862,11 @@ impl GroupByAccumulator {
     ///     engine.group_by_accumulator(schema.clone(), &["k"], aggs, GroupByOptions::default()).unwrap()
     /// };
     /// assert_eq!(acc(&[Agg::sum(col("n")), Agg::count_star()]).gpu_groups_batch_by_batch(), None);
-    /// assert_eq!(acc(&[Agg::sum(col("x"))]).gpu_groups_batch_by_batch().unwrap(), "sum of Float64");
+    /// assert_eq!(acc(&[Agg::stddev_samp(col("x")), Agg::max(col("n"))]).gpu_groups_batch_by_batch(), None);
+    /// assert_eq!(
+    ///     acc(&[Agg::count_distinct(col("n"))]).gpu_groups_batch_by_batch().unwrap(),
+    ///     "count(DISTINCT)"
+    /// );
     /// ```
     pub fn gpu_groups_batch_by_batch(&self) -> Option<String> {
         gpu::group_resident::declines(&self.plan, &self.input)

@@ -217,8 +217,10 @@ fn two_hundred_batches_of_min_max_and_count_distinct() {
 /// One batch of a stream whose groups a GPU keeps in one table across batches: keys of
 /// several fixed-width types (an Int32 with nulls in some batches only, a Float64 with NaN,
 /// -0.0, 0.0 and nulls, an Int64 and a UInt16 that can't be null), values `x` (Int64 near its limits at times,
-/// nulls in some batches), `y` (0 in the rows `poison` asks for) and a Decimal128; groups
-/// that recur and groups new in the batch (`b` numbers it), `rows` rows.
+/// nulls in some batches), `y` (0 in the rows `poison` asks for), a Decimal128, floats
+/// `f` (f64 of every binade, subnormals, NaN, -NaN, ±inf, -0.0, values that cancel, nulls)
+/// and `g` (f32, the same kinds) and `w` (UInt64 near its limits); groups that recur and
+/// groups new in the batch (`b` numbers it), `rows` rows.
 fn kept_batch(rng: &mut Rng, b: usize, rows: usize, poison: bool) -> RecordBatch {
     let nulls = b % 3 == 1;
     let k1: Int32Array = (0..rows)
@@ -262,6 +264,40 @@ fn kept_batch(rng: &mut Rng, b: usize, rows: usize, poison: bool) -> RecordBatch
     )
     .with_precision_and_scale(12, 2)
     .unwrap();
+    let float_specials = [
+        f64::NAN,
+        -f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        0.0,
+        f64::MIN_POSITIVE / 3.0,
+        -5e-324,
+        f64::MAX,
+        -f64::MAX,
+        1e300,
+        -1e300,
+    ];
+    // Mostly ordinary values, sometimes any binade, rarely a special (not in every batch,
+    // so that a group's NaN or infinity comes in a later batch).
+    let float = |rng: &mut Rng| match rng.below(40) {
+        0 if b % 3 == 0 => None,
+        1 if b % 5 == 2 => Some(float_specials[rng.below(float_specials.len() as u64) as usize]),
+        2..=5 => {
+            let bits = rng.below(u64::MAX) & !(0x7ff << 52) | (rng.below(2046) + 1) << 52;
+            Some(f64::from_bits(bits))
+        }
+        6..=9 => Some(-1e16 + rng.below(4) as f64),
+        10..=13 => Some(1e16 + rng.below(4) as f64),
+        _ => Some(rng.below(2001) as f64 * 0.125 - 125.0),
+    };
+    let f: Float64Array = (0..rows).map(|_| float(rng)).collect();
+    let g: Float32Array = (0..rows).map(|_| float(rng).map(|v| v as f32)).collect();
+    let w = UInt64Array::from_iter_values((0..rows).map(|_| match rng.below(4) {
+        0 => u64::MAX - rng.below(3),
+        1 => rng.below(3) << 32 | rng.below(3),
+        _ => rng.below(1 << 40),
+    }));
     // Nullable whatever the batch holds (every batch of a stream has one schema), but for
     // `k3` and `u`, which never hold a null.
     RecordBatch::try_from_iter_with_nullable([
@@ -272,8 +308,43 @@ fn kept_batch(rng: &mut Rng, b: usize, rows: usize, poison: bool) -> RecordBatch
         ("x", Arc::new(x), true),
         ("y", Arc::new(y), true),
         ("d", Arc::new(d), true),
+        ("f", Arc::new(f), true),
+        ("g", Arc::new(g), true),
+        ("w", Arc::new(w), false),
     ])
     .unwrap()
+}
+
+/// The aggregates a kept table takes beyond `kept_aggs`, in three plans (each within the
+/// storage bindings of GL's adapter): exact float sums, means and variances (f64 and f32,
+/// over columns and an expression, filtered or not), and `min`/`max` of 64-bit values
+/// (Int64 with and without nulls, UInt64, Float64 with NaN, -NaN and -0.0, a Decimal128
+/// held as i64, filtered or not).
+fn kept_wide_aggs() -> [Vec<Agg>; 3] {
+    use arrow_wgpu::lit;
+    [
+        vec![
+            Agg::sum(col("f")),
+            Agg::mean(col("f")),
+            Agg::stddev_samp(col("f")),
+            Agg::var_pop(col("g")),
+            Agg::sum(col("g")),
+            Agg::sum(col("f") * lit(0.5)).filter(col("x").lt(lit(0i64))),
+        ],
+        vec![
+            Agg::max(col("x")),
+            Agg::min(col("x")),
+            Agg::min(col("k3")),
+            Agg::max(col("w")),
+            Agg::min(col("w")),
+        ],
+        vec![
+            Agg::max(col("f")),
+            Agg::min(col("f")),
+            Agg::max(col("d")),
+            Agg::min(col("d")).filter(col("y").gt(lit(2i64))),
+        ],
+    ]
 }
 
 /// The aggregates the kept table takes: counts, integer and decimal sums, means and
@@ -354,6 +425,67 @@ fn a_table_kept_on_the_gpu_across_batches_gives_the_cpu_bits() {
                     got, want_where,
                     "{name}, seed {seed}, keys {keys:?}: push_where"
                 );
+            }
+        }
+    }
+}
+
+/// Exact float sums and 64-bit `min`/`max` in a table kept on the GPU across a stream of
+/// batches (some empty, some sliced; NaN and infinities arriving in later batches) give
+/// the CPU's bits, by keys of few groups (where the table is kept: one host sync a batch,
+/// checked) and by keys whose groups overflow it (batch by batch from there).
+#[test]
+fn float_sums_and_64_bit_extremes_in_a_kept_table_give_the_cpu_bits() {
+    let cpu = common::cpu();
+    let engines = common::gpu_engines_and_small_chunks(4096);
+    // (keys, whether every batch's groups fit the table).
+    let key_sets: [(&[&str], bool); 4] = [
+        (&["k3"], true),
+        (&[], true),
+        (&["k2"], true),
+        (&["k1", "k3"], false),
+    ];
+    for (seed, aggs) in kept_wide_aggs().iter().enumerate() {
+        let seed = seed as u64;
+        let mut rng = Rng(0x666c_6f61 + seed);
+        let batches: Vec<RecordBatch> = (0..10)
+            .map(|b| {
+                let rows = match rng.below(5) {
+                    0 => 0,
+                    1 => 1 + rng.below(40) as usize,
+                    _ => 200 + rng.below(1500) as usize,
+                };
+                let batch = kept_batch(&mut rng, b, rows + 5, false);
+                let from = rng.below(6) as usize;
+                batch.slice(from, rows + 5 - from)
+            })
+            .collect();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let pushed = batches.iter().filter(|b| b.num_rows() > 0).count() as u64;
+        for (keys, fits) in key_sets {
+            let want = cpu.group_by(&all, keys, aggs).unwrap();
+            for (name, engine) in &engines {
+                let mut acc = engine
+                    .group_by_accumulator(all.schema(), keys, aggs, GroupByOptions::default())
+                    .unwrap();
+                assert_eq!(acc.gpu_groups_batch_by_batch(), None, "{name}");
+                let (got, profile) = engine
+                    .profiled(|_| {
+                        for b in &batches {
+                            acc.push(b)?;
+                        }
+                        acc.finish()
+                    })
+                    .unwrap();
+                assert_eq!(got, want, "{name}, seed {seed}, keys {keys:?}");
+                let syncs = profile.traffic().host_syncs;
+                if fits {
+                    assert_eq!(
+                        syncs,
+                        pushed + 1,
+                        "{name}, seed {seed}, keys {keys:?}: kept"
+                    );
+                }
             }
         }
     }
@@ -440,11 +572,16 @@ fn what_an_accumulator_says_of_its_table_is_what_it_does() {
     let cases: Vec<(&[&str], Vec<Agg>, Option<&str>)> = vec![
         (&["k"], vec![Agg::count_star(), Agg::sum(col("n"))], None),
         (&[], vec![Agg::mean(col("n"))], None),
-        (&["k"], vec![Agg::sum(col("x"))], Some("sum of Float64")),
         (
             &["k"],
-            vec![Agg::max(col("n"))],
-            Some("max of Int64 (64-bit values)"),
+            vec![Agg::sum(col("x")), Agg::stddev_pop(col("x"))],
+            None,
+        ),
+        (&["k"], vec![Agg::max(col("n")), Agg::min(col("x"))], None),
+        (
+            &["k"],
+            vec![Agg::count_distinct(col("n"))],
+            Some("count(DISTINCT)"),
         ),
         (
             &["s"],

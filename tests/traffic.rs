@@ -210,6 +210,50 @@ fn a_streamed_group_by_keeps_its_table_on_the_device() {
     }
 }
 
+/// A streamed exact float sum and a 64-bit `max` keep their table on the device too: one
+/// host sync a batch (its overflow word and new groups) and one at the end, where each
+/// batch was grouped on its own before (a pass for the floats' bit range and its read,
+/// the groups numbered, the digits sized to the batch and read back, the extremes' rows
+/// gathered: 3 or more host syncs a batch). The same 16 batches of 64k rows and 1,000
+/// groups as above, `sum(f)` (f64) and `max(i)` (Int64).
+#[test]
+fn a_streamed_float_sum_and_64_bit_max_keep_their_table_on_the_device() {
+    let batch = batch();
+    let batches = 16;
+    let rows = batch.num_rows() / batches;
+    let aggs = [Agg::sum(col("f")), Agg::max(col("i"))];
+    let want = common::cpu().group_by(&batch, &["k"], &aggs).unwrap();
+    for (name, engine) in common::gpu_engines(None) {
+        let (out, profile) = engine
+            .profiled(|e| {
+                let options = arrow_wgpu::GroupByOptions::default();
+                let mut acc = e.group_by_accumulator(batch.schema(), &["k"], &aggs, options)?;
+                for b in 0..batches {
+                    acc.push(&batch.slice(b * rows, rows))?;
+                }
+                acc.finish()
+            })
+            .unwrap();
+        assert_eq!(out, want, "{name}");
+        let t = profile.traffic();
+        assert_eq!(t.host_syncs, batches as u64 + 1, "{name}: {t:?}");
+        // Per batch as above. Then the table: its header and 4,096 slots of 142 words
+        // (owner, first row, rows; the f64 sum's 67 positive and 67 negative digits, its
+        // flags and its count of values; the max's high and low order words and its count),
+        // 2.3 MB, read once.
+        let per_batch = 8 + 16 + (8 + 8 * 1024);
+        let table = 16 + 4096 * 142 * 4;
+        assert_eq!(
+            t.downloaded_bytes,
+            batches as u64 * per_batch + table,
+            "{name}: {t:?}"
+        );
+        // Three dispatches a batch: the one-pass kernel, the max's low words, the new
+        // slots' keys stored.
+        assert_eq!(t.dispatches, 3 * batches as u64, "{name}: {t:?}");
+    }
+}
+
 /// A batch of many chunks sorts each chunk on the device and merges the sorted chunks
 /// there too: nothing comes back but each chunk's key bounds (the one host sync), where
 /// the CPU's merge read back every chunk's order and key words (4 bytes a row and key

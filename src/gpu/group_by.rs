@@ -18,9 +18,9 @@
 //! A chunk whose aggregates are all counts, integer sums, means and variances, and
 //! `min`/`max` of values of at most 32 bits is first grouped in one pass over its rows
 //! (`super::group_fused`); the passes here take the rest, and any chunk whose groups
-//! overflow that pass's small table. A stream of batches of such a plan (a
-//! `GroupByAccumulator`) keeps that table on the GPU across batches instead
-//! (`super::group_resident`).
+//! overflow that pass's small table. A stream of batches of such a plan, or with float
+//! sums and 64-bit `min`/`max` too (a `GroupByAccumulator`), keeps that table on the GPU
+//! across batches instead (`super::group_resident`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,7 +59,7 @@ pub(crate) enum Input<'a> {
     Resident(&'a GpuBatch),
 }
 
-fn is_float(dt: &DataType) -> bool {
+pub(super) fn is_float(dt: &DataType) -> bool {
     matches!(dt, DataType::Float32 | DataType::Float64)
 }
 

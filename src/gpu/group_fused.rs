@@ -3,35 +3,49 @@
 //!
 //! Each row finds its group's slot in a small hash table and adds to every aggregate of the
 //! slot in the same invocation (on hardware adapters first into its workgroup's own table
-//! in workgroup memory); nothing per row is written. The whole table (each slot's first row, row count and aggregate
-//! words) comes back in one read with the keys gathered at the slots' first rows, and the
-//! host numbers the groups by first row: one host sync for the chunk. The multi-pass path
-//! (`super::groups`, `super::group_by`) stays for what this one doesn't take: float sums
-//! (their digits are sized from a pass over the values first), min/max of 64-bit values
-//! (their order is two words, which no 32-bit atomic maxes at once), count(DISTINCT), more
-//! bindings than the adapter has, and chunks whose groups overflow the table. `min`/`max`
-//! of values of at most 32 bits are one atomic max a row on the value's order word
-//! (inverted for `min`), decoded on the host.
+//! in workgroup memory); nothing per row is written. The whole table (each slot's first
+//! row, row count and aggregate words) comes back in one read with the keys gathered at
+//! the slots' first rows, and the host numbers the groups by first row: one host sync for
+//! the chunk. `min`/`max` of values of at most 32 bits are one atomic max a row on the
+//! value's order word (inverted for `min`), decoded on the host.
+//!
+//! The multi-pass path (`super::groups`, `super::group_by`) stays for what a chunk's table
+//! doesn't take: float sums (their digits are sized from a pass over the values first),
+//! min/max of 64-bit values (their order is two words, which no 32-bit atomic maxes at
+//! once), count(DISTINCT), more bindings than the adapter has, and chunks whose groups
+//! overflow the table.
+//!
+//! A table kept across batches (`super::group_resident`) takes two of those as well,
+//! since no pass can size it to one batch's values:
+//! - float sums (and squares) in digit arrays that hold any value of the type, 67 digits
+//!   for an f64 sum and 133 for its squares (`float_digits`; the digits' adds are
+//!   `shaders/common/float_digits.wgsl`, the multi-pass path's);
+//! - `min`/`max` of 64-bit values in two passes: the fused kernel maxes the high order
+//!   word (a row that raises it zeroes the low word) and writes each row's slot, then
+//!   `low_source`'s kernel maxes the low word over the rows whose high word is their
+//!   group's. The chunk's dispatches run in order, so no host sync comes between them.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, UInt32Array};
 use arrow::buffer::NullBuffer;
 use arrow::compute::{cast, take};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Decimal128Type, Int64Type};
 
 use super::column::{column_from_bytes, column_parts, GpuBatch, Layout};
 use super::filter::{check_flags, read_u32s};
 use super::group_by::{
-    aggregate_inputs, group_keys, input_type, int_state, same_states, sum_width, walking_threads,
-    workgroup_words, KeysAt,
+    aggregate_inputs, group_keys, input_type, int_state, is_float, same_states, sum_width,
+    walking_threads, workgroup_words, KeysAt,
 };
 use super::groups::{table_keys, TableKeys};
 use super::shader::{self, assemble};
 use super::sort::key_kind;
 use crate::aggregate::{AggFunc, Grouped, Plan, PlannedAgg, State};
 use crate::error::Result;
+use crate::exact::ExactSum;
 use crate::profile::{self, Phase};
 
 /// Slots of a fused table at most. Its records come back whole, so the table is for few
@@ -40,6 +54,10 @@ use crate::profile::{self, Phase};
 const MAX_SLOTS: u32 = 16384;
 /// Table words at most (records of many aggregates get fewer slots).
 const MAX_TABLE_WORDS: u32 = 1 << 18;
+/// Table words at most of a table kept across batches (`super::group_resident`), read
+/// back once at the end of the stream: room for the digit arrays of its exact float sums
+/// (136 words for an f64 `sum`, 4,096 slots of them).
+pub(super) const MAX_KEPT_TABLE_WORDS: u32 = 1 << 20;
 /// The table's header words: slots claimed, overflow, two unused.
 pub(super) const HEADER: usize = 4;
 /// Words of a record before the aggregates': owner row + 1, first row (as rows - row), rows.
@@ -60,18 +78,50 @@ enum Part {
         width: u32,
         signed: bool,
     },
-    /// `min`/`max` of a value of at most 32 bits: the largest order word (of the value's
-    /// key `kind`, `super::sort::key_kind`; inverted for `min`) by one atomic max, and its
-    /// count of values (none: null). Decoded on the host to the `input` type, then cast to
-    /// the `output` type where an expression's value was widened.
+    /// An exact float `sum`/`avg` (and for variances the sum of squares) in a kept table:
+    /// digit arrays wide enough for any value of the type (`float_digits`), so no pass over
+    /// the values sizes them first. `at`: the positive digits, then the negative ones, then
+    /// the flags; `squares`: the squares' digits, then their flags. `wide`: f64 (else f32).
+    FloatSum {
+        at: u32,
+        count: u32,
+        squares: Option<u32>,
+        wide: bool,
+    },
+    /// `min`/`max`: the largest order word (of the value's key `kind`,
+    /// `super::sort::key_kind`; inverted for `min`) by atomic max, and its count of values
+    /// (none: null). A value of at most 32 bits is one word, one atomic max a row. A 64-bit
+    /// value (`wide`, in a kept table) is two words, high then low: the one-pass kernel
+    /// maxes the high word (a row that raises it zeroes the low word, whose value was for
+    /// a smaller high word), and a second pass (`low_source`) maxes the low word over the
+    /// rows whose high word is the group's. Decoded on the host to the `input` type, then
+    /// cast to the `output` type where an expression's value was widened.
     Extreme {
         at: u32,
         count: u32,
         kind: u32,
         min: bool,
+        wide: bool,
         input: DataType,
         output: DataType,
     },
+}
+
+/// (digits per array, lowest digit) of an exact float sum in a kept table (`squares`: of
+/// its squares) of f64 (`wide`) or f32 values: from the lowest bit any value (square) of
+/// the type can have to the highest, with 32 bits more for the carries of the 2^32 - 1
+/// rows a table takes at most. f64 sums take 67 digits, their squares 133; f32 11 and 20.
+fn float_digits(wide: bool, squares: bool) -> (u32, u32) {
+    // Bit positions at scale 2^-1074 (`float_parts` in shaders/common/float_digits.wgsl)
+    // and mantissa bits.
+    let (low, high, bits) = if wide { (0, 2045, 53) } else { (925, 1178, 24) };
+    let (low, high, bits) = if squares {
+        (2 * low, 2 * high, 2 * bits)
+    } else {
+        (low, high, bits)
+    };
+    let lowest = low / 32;
+    ((high + bits + 32) / 32 + 1 - lowest, lowest)
 }
 
 /// The order word of row `row` of values `v` of key `kind` (as `shaders/sort_encode.wgsl`
@@ -90,18 +140,57 @@ fn order_word(v: &str, kind: u32) -> String {
     }
 }
 
+/// The high and low order words of row `row` of 64-bit values `v` of key `kind` (as
+/// `shaders/sort_encode.wgsl` makes them), as WGSL.
+fn order_words(v: &str, kind: u32) -> (String, String) {
+    let (hi, lo) = (format!("{v}[row * 2u + 1u]"), format!("{v}[row * 2u]"));
+    match kind {
+        8 => (format!("({hi} ^ 0x80000000u)"), lo),
+        9 => (hi, lo),
+        10 => (
+            format!("select({hi} ^ 0x80000000u, ~{hi}, ({hi} & 0x80000000u) != 0u)"),
+            format!("select({lo}, ~{lo}, ({hi} & 0x80000000u) != 0u)"),
+        ),
+        _ => unreachable!("a key kind of two words"),
+    }
+}
+
 /// Each group's value from the largest order word of an [`Part::Extreme`] (`words`, the
 /// groups' counts of values `counts`: none is null), as an array of `input`: the words are
-/// the CPU's order words of one word ([`crate::cpu::keys::from_order_words`]), inverted for
-/// `min`.
-fn decode_extremes(words: &[u32], counts: &[u64], min: bool, input: &DataType) -> ArrayRef {
+/// the CPU's order words ([`crate::cpu::keys::from_order_words`]), inverted for `min` (one
+/// word's 32 bits, or a `wide` value's 64). A decimal held as i64 decodes as one.
+fn decode_extremes(
+    words: &[u64],
+    counts: &[u64],
+    min: bool,
+    wide: bool,
+    input: &DataType,
+) -> Result<ArrayRef> {
     let words: Vec<u64> = words
         .iter()
-        .map(|&w| if min { !w } else { w } as u64)
+        .map(|&w| match (min, wide) {
+            (false, _) => w,
+            (true, true) => !w,
+            (true, false) => !w & u32::MAX as u64,
+        })
         .collect();
     let nulls = NullBuffer::from_iter(counts.iter().map(|&c| c > 0));
-    crate::cpu::keys::from_order_words(&words, Some(nulls), input)
-        .unwrap_or_else(|| unreachable!("no one-word extreme of {input}"))
+    let held = match input {
+        DataType::Decimal128(..) => &DataType::Int64,
+        dt => dt,
+    };
+    let values = crate::cpu::keys::from_order_words(&words, Some(nulls), held)
+        .unwrap_or_else(|| unreachable!("no order words of {input}"));
+    Ok(match input {
+        // The decimal's unscaled value, as the GPU holds it.
+        DataType::Decimal128(p, s) => Arc::new(
+            values
+                .as_primitive::<Int64Type>()
+                .unary::<_, Decimal128Type>(|v| v as i128)
+                .with_precision_and_scale(*p, *s)?,
+        ),
+        _ => values,
+    })
 }
 
 /// The fused kernel's shape for a plan: each aggregate's part (`None`: it copies an
@@ -115,9 +204,21 @@ pub(super) struct Shape {
     pub(super) record: u32,
 }
 
+impl Shape {
+    /// Whether a part is `min`/`max` of 64-bit values (a second pass over the rows, by the
+    /// slot each row found: no workgroup records).
+    fn wide_extremes(&self) -> bool {
+        self.parts
+            .iter()
+            .flatten()
+            .any(|(p, _)| matches!(p, Part::Extreme { wide: true, .. }))
+    }
+}
+
 /// Why the fused kernel doesn't take `agg` (its function and input type; `None`: it does):
-/// what [`shape`] refuses before it looks at a batch.
-pub(super) fn declines(agg: &PlannedAgg) -> Option<String> {
+/// what [`shape`] refuses before it looks at a batch. A `kept` table (across batches) also
+/// takes float sums and `min`/`max` of 64-bit values.
+pub(super) fn declines(agg: &PlannedAgg, kept: bool) -> Option<String> {
     let dt = || input_type(agg).ok_or_else(|| format!("{} of an expression", agg.func));
     let why = match agg.func {
         AggFunc::CountStar | AggFunc::Count => return None,
@@ -125,7 +226,7 @@ pub(super) fn declines(agg: &PlannedAgg) -> Option<String> {
         AggFunc::Min | AggFunc::Max => match dt() {
             Err(why) => why,
             Ok(dt) => match key_kind(&dt) {
-                Some((_, false)) => return None,
+                Some((_, wide)) if kept || !wide => return None,
                 Some(_) => format!("{} of {dt} (64-bit values)", agg.func),
                 None => format!("{} of {dt}", agg.func),
             },
@@ -138,6 +239,7 @@ pub(super) fn declines(agg: &PlannedAgg) -> Option<String> {
         | AggFunc::StddevPop => match dt() {
             Err(why) => why,
             Ok(dt) => match sum_width(&dt) {
+                None if kept && is_float(&dt) => return None,
                 None => format!("{} of {dt}", agg.func),
                 Some((_, width))
                     if width > 64 && !matches!(agg.func, AggFunc::Sum | AggFunc::Mean) =>
@@ -151,17 +253,18 @@ pub(super) fn declines(agg: &PlannedAgg) -> Option<String> {
     Some(why)
 }
 
-/// The shape of `plan` over chunk `c` of `batch`, if the fused kernel takes it. With
-/// `counts_always`, every aggregate with an input counts its values in a word of its own,
-/// whether or not this chunk has nulls, so that the records' layout is the same for every
-/// chunk of every batch (a table kept across batches, `super::group_resident`); otherwise
-/// an input without nulls counts in the slot's row count.
+/// The shape of `plan` over chunk `c` of `batch`, if the fused kernel takes it. For a
+/// table `kept` across batches (`super::group_resident`), every aggregate with an input
+/// counts its values in a word of its own, whether or not this chunk has nulls, so that
+/// the records' layout is the same for every chunk of every batch (otherwise an input
+/// without nulls counts in the slot's row count), and float sums and `min`/`max` of 64-bit
+/// values are taken ([`declines`]).
 pub(super) fn shape(
     batch: &GpuBatch,
     c: usize,
     plan: &Plan,
     same_as: &[Option<usize>],
-    counts_always: bool,
+    kept: bool,
 ) -> Option<Shape> {
     let mut shape = Shape {
         parts: Vec::with_capacity(plan.aggs.len()),
@@ -173,7 +276,7 @@ pub(super) fn shape(
             shape.parts.push(None);
             continue;
         }
-        if declines(agg).is_some() {
+        if declines(agg, kept).is_some() {
             return None;
         }
         let reads_values = !matches!(agg.func, AggFunc::CountStar | AggFunc::Count);
@@ -206,7 +309,7 @@ pub(super) fn shape(
                 Some(at)
             }
         };
-        let counted = input.is_some_and(|j| counts_always || shape.inputs[j].2);
+        let counted = input.is_some_and(|j| kept || shape.inputs[j].2);
         let mut take_words = |n: u32| {
             let at = shape.record;
             shape.record += n;
@@ -221,8 +324,26 @@ pub(super) fn shape(
             | AggFunc::VarPop
             | AggFunc::StddevSamp
             | AggFunc::StddevPop => {
-                let (signed, width) = sum_width(&input_type(agg)?)?;
+                let dt = input_type(agg)?;
                 let squares = !matches!(agg.func, AggFunc::Sum | AggFunc::Mean);
+                if is_float(&dt) {
+                    let wide = dt == DataType::Float64;
+                    let (digits, _) = float_digits(wide, false);
+                    let at = take_words(2 * digits + 1);
+                    let count = if counted { take_words(1) } else { ROWS_AT };
+                    let squares = squares.then(|| take_words(float_digits(wide, true).0 + 1));
+                    shape.parts.push(Some((
+                        Part::FloatSum {
+                            at,
+                            count,
+                            squares,
+                            wide,
+                        },
+                        input,
+                    )));
+                    continue;
+                }
+                let (signed, width) = sum_width(&dt)?;
                 if squares && width > 64 {
                     return None;
                 }
@@ -239,14 +360,12 @@ pub(super) fn shape(
             AggFunc::Min | AggFunc::Max => {
                 let dt = input_type(agg)?;
                 let (kind, wide) = key_kind(&dt)?;
-                if wide {
-                    return None;
-                }
                 Part::Extreme {
-                    at: take_words(1),
+                    at: take_words(1 + wide as u32),
                     count: if counted { take_words(1) } else { ROWS_AT },
                     kind,
                     min: agg.func == AggFunc::Min,
+                    wide,
                     input: dt,
                     output: agg.output.clone(),
                 }
@@ -339,18 +458,65 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
                     flush_words(&mut flush, *count, 1);
                 }
             }
+            Part::FloatSum {
+                at,
+                count,
+                squares,
+                wide,
+            } => {
+                let v = values.expect("a sum reads its values");
+                let (digits, lowest) = float_digits(*wide, false);
+                body += &if *wide {
+                    format!("let p = float_parts({v}[row * 2u], {v}[row * 2u + 1u], true);")
+                } else {
+                    format!("let p = float_parts({v}[row], 0u, false);")
+                };
+                body += &format!(" add_float(base + {at}u, {digits}u, {lowest}u, p);");
+                flush += &format!(
+                    "    flush_digits(l, base, {at}u, {digits}u);\n    \
+                     flush_digits(l, base, {}u, {digits}u);\n    \
+                     flush_or(l, base, {}u);\n",
+                    at + digits,
+                    at + 2 * digits
+                );
+                if let Some(q) = squares {
+                    let (digits, lowest) = float_digits(*wide, true);
+                    body += &format!(" add_float_square(base + {q}u, {digits}u, {lowest}u, p);");
+                    flush += &format!(
+                        "    flush_digits(l, base, {q}u, {digits}u);\n    \
+                         flush_or(l, base, {}u);\n",
+                        q + digits
+                    );
+                }
+                if *count != ROWS_AT {
+                    body += &format!(" state_add(base + {count}u, 1u);");
+                    flush_words(&mut flush, *count, 1);
+                }
+            }
             Part::Extreme {
                 at,
                 count,
                 kind,
                 min,
+                wide,
                 ..
             } => {
                 let v = values.expect("min and max read their values");
-                let word = order_word(&v, *kind);
-                let word = if *min { format!("~{word}") } else { word };
-                body += &format!("state_max(base + {at}u, {word});");
-                flush_max(&mut flush, *at);
+                if *wide {
+                    // The high word (the low one in `low_source`); no workgroup records.
+                    let (hi, _) = order_words(&v, *kind);
+                    let hi = if *min { format!("~{hi}") } else { hi };
+                    body += &format!(
+                        "let hi = {hi}; if (atomicMax(&table[HEADER + base + {at}u], hi) < hi) \
+                         {{ atomicStore(&table[HEADER + base + {}u], 0u); }}",
+                        at + 1
+                    );
+                } else {
+                    let word = order_word(&v, *kind);
+                    let word = if *min { format!("~{word}") } else { word };
+                    body += &format!("state_max(base + {at}u, {word});");
+                    flush_max(&mut flush, *at);
+                }
                 if *count != ROWS_AT {
                     body += &format!(" state_add(base + {count}u, 1u);");
                     flush_words(&mut flush, *count, 1);
@@ -366,6 +532,15 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
         };
     }
     let local_words = (local_slots * shape.record).max(1).to_string();
+    let row_slots = if shape.wide_extremes() {
+        format!(
+            "@group(0) @binding({binding}) var<storage, read_write> row_slot: array<u32>;\n\
+             fn keep_slot(row: u32, base: u32) {{\n    \
+             row_slot[row] = select(base / REC, NONE, base == NONE);\n}}\n"
+        )
+    } else {
+        "fn keep_slot(row: u32, base: u32) {}\n".to_string()
+    };
     let same_slot = match stored {
         None => "fn same_slot(holder: u32, at: u32, row: u32) -> bool {\n    \
                  return same_keys(holder - 1u, row);\n}\n"
@@ -393,7 +568,83 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
             ("LOCAL_WORDS", &local_words),
             ("ACCUMULATE", &accumulate),
             ("FLUSH", &flush),
+            ("ROW_SLOTS", &row_slots),
         ],
+    )
+}
+
+/// The pass after the fused kernel where `shape` has 64-bit extremes: each row whose
+/// high order word is its group's (`row_slot`, from the fused kernel) maxes the low word
+/// into the group's record. Binds the params, the table, the rows' slots, then the inputs
+/// as the fused kernel does.
+fn low_source(shape: &Shape) -> String {
+    let mut bindings = String::new();
+    let mut binding = 3;
+    let mut names = Vec::with_capacity(shape.inputs.len());
+    for (j, &(_, values, validity)) in shape.inputs.iter().enumerate() {
+        let mut declare = |name: String| {
+            bindings +=
+                &format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n");
+            binding += 1;
+            name
+        };
+        let v = values.then(|| declare(format!("in_{j}")));
+        let m = validity.then(|| declare(format!("valid_{j}")));
+        names.push((v, m));
+    }
+    let mut lows = String::new();
+    for (part, input) in shape.parts.iter().flatten() {
+        let Part::Extreme {
+            at,
+            kind,
+            min,
+            wide: true,
+            ..
+        } = part
+        else {
+            continue;
+        };
+        let (values, validity) = input.map(|j| names[j].clone()).unwrap_or_default();
+        let v = values.expect("min and max read their values");
+        let (hi, lo) = order_words(&v, *kind);
+        let (hi, lo) = if *min {
+            (format!("~{hi}"), format!("~{lo}"))
+        } else {
+            (hi, lo)
+        };
+        let body = format!(
+            "if ({hi} == atomicLoad(&table[HEADER + base + {at}u])) \
+             {{ atomicMax(&table[HEADER + base + {}u], {lo}); }}",
+            at + 1
+        );
+        lows += &match validity {
+            Some(m) => format!(
+                "        if (((({m}[row >> 5u]) >> (row & 31u)) & 1u) != 0u) {{ {body} }}\n"
+            ),
+            None => format!("        {body}\n"),
+        };
+    }
+    format!(
+        "#import dispatch\n\
+         struct LowParams {{\n    rows: u32,\n    unused_1: u32,\n    unused_2: u32,\n    unused_3: u32,\n}}\n\
+         @group(0) @binding(0) var<uniform> params: LowParams;\n\
+         @group(0) @binding(1) var<storage, read_write> table: array<atomic<u32>>;\n\
+         @group(0) @binding(2) var<storage, read> row_slot: array<u32>;\n\
+         {bindings}\
+         const HEADER: u32 = {HEADER}u;\n\
+         const REC: u32 = {}u;\n\
+         @compute @workgroup_size(WG)\n\
+         fn main(\n    \
+         @builtin(workgroup_id) wg: vec3<u32>,\n    \
+         @builtin(num_workgroups) nwg: vec3<u32>,\n    \
+         @builtin(local_invocation_index) lid: u32,\n) {{\n    \
+         let stride = nwg.x * nwg.y * WG;\n    \
+         for (var row = flat_workgroup(wg, nwg) * WG + lid; row < params.rows; row += stride) {{\n        \
+         let s = row_slot[row];\n        \
+         if (s == 0xffffffffu) {{\n            continue;\n        }}\n        \
+         let base = s * REC;\n\
+         {lows}    }}\n}}\n",
+        shape.record
     )
 }
 
@@ -407,19 +658,21 @@ pub(super) fn fits(batch: &GpuBatch, shape: &Shape, key_bindings: u32, stored: b
         .iter()
         .map(|&(_, v, m)| v as u32 + m as u32)
         .sum();
-    let storage = key_bindings + 1 + stored as u32 + ctx.params_storage_bindings() + inputs;
+    let row_slots = shape.wide_extremes() as u32;
+    let storage =
+        key_bindings + 1 + stored as u32 + ctx.params_storage_bindings() + inputs + row_slots;
     storage <= ctx.summary.limits.max_storage_buffers_per_shader_stage
 }
 
 /// The slots of a table for `rows` rows of records of `record` words: a power of two with
 /// room for the rows at three quarters full, from 64 to [`MAX_SLOTS`] and within
-/// [`MAX_TABLE_WORDS`]; `None` where fewer than 64 records fit.
-pub(super) fn table_slots(rows: u64, record: u32) -> Option<u32> {
+/// `max_words` ([`MAX_TABLE_WORDS`], or [`MAX_KEPT_TABLE_WORDS`]); `None` where fewer
+/// than 64 records fit.
+pub(super) fn table_slots(rows: u64, record: u32, max_words: u32) -> Option<u32> {
     let slots = (rows * 4 / 3 + 1)
         .next_power_of_two()
         .clamp(64, MAX_SLOTS as u64)
-        .min(((MAX_TABLE_WORDS / record) as u64 + 1).next_power_of_two() / 2)
-        as u32;
+        .min(((max_words / record) as u64 + 1).next_power_of_two() / 2) as u32;
     (slots >= 64).then_some(slots)
 }
 
@@ -455,7 +708,7 @@ pub(super) fn record_pass(
     // fewer than 16 do. None on a software driver: llvmpipe's compiler took 40-180 s over some plans' kernels with
     // the workgroup table (and milliseconds without it), and it has no contention to save.
     let fit = workgroup_words(ctx) / shape.record;
-    let local_slots = if fit >= 16 && !ctx.summary.is_software() {
+    let local_slots = if fit >= 16 && !ctx.summary.is_software() && !shape.wide_extremes() {
         1 << (31 - fit.leading_zeros())
     } else {
         0
@@ -476,21 +729,43 @@ pub(super) fn record_pass(
     text.hash(&mut hasher);
     let pipeline = ctx.pipeline(&format!("group_fused:{:016x}", hasher.finish()), || text)?;
     let params = ctx.params([rows, per_row, slots, limit(slots)])?;
-    let mut buffers: Vec<&wgpu::Buffer> = vec![&params, key_buffers[0], table];
-    buffers.extend(&key_buffers[1..]);
-    buffers.extend(stored);
+    let mut input_buffers: Vec<&wgpu::Buffer> = Vec::new();
     for &(agg, values, validity) in &shape.inputs {
         let chunk = &inputs.columns[input_slots[agg].expect("an input")].chunks[0];
         if values {
-            buffers.push(&chunk.data);
+            input_buffers.push(&chunk.data);
         }
         if validity {
-            buffers.push(chunk.validity.as_ref().expect("a validity bitmap"));
+            input_buffers.push(chunk.validity.as_ref().expect("a validity bitmap"));
         }
     }
+    let row_slots = if shape.wide_extremes() {
+        Some(ctx.storage_zeroed("slot of row", rows.max(1) as u64 * 4)?)
+    } else {
+        None
+    };
+    let mut buffers: Vec<&wgpu::Buffer> = vec![&params, key_buffers[0], table];
+    buffers.extend(&key_buffers[1..]);
+    buffers.extend(stored);
+    buffers.extend(&input_buffers);
+    buffers.extend(&row_slots);
     let bound = ctx.bind(&pipeline, &buffers);
     if rows > 0 {
         ctx.dispatch(encoder, &pipeline, &bound, walking_threads(rows));
+    }
+    if let (Some(row_slots), true) = (&row_slots, rows > 0) {
+        // The low words of 64-bit extremes, once every high word is in.
+        let text = assemble(&low_source(shape), &[]);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut hasher);
+        let low = ctx.pipeline(&format!("group_fused_low:{:016x}", hasher.finish()), || {
+            text
+        })?;
+        let params = ctx.params([rows, 0, 0, 0])?;
+        let mut buffers: Vec<&wgpu::Buffer> = vec![&params, table, row_slots];
+        buffers.extend(&input_buffers);
+        let bound = ctx.bind(&low, &buffers);
+        ctx.dispatch(encoder, &low, &bound, walking_threads(rows));
     }
     Ok(flags)
 }
@@ -551,10 +826,55 @@ pub(super) fn states_of(
             }
             (
                 Some((
+                    Part::FloatSum {
+                        at,
+                        count,
+                        squares,
+                        wide,
+                    },
+                    _,
+                )),
+                _,
+            ) => {
+                let (d, lowest) = float_digits(*wide, false);
+                let (at, d) = (*at as usize, d as usize);
+                let sum = (0..groups)
+                    .map(|g| {
+                        let r = at_record(g);
+                        ExactSum::from_digits(
+                            &r[at..at + d],
+                            &r[at + d..at + 2 * d],
+                            lowest,
+                            r[at + 2 * d],
+                        )
+                    })
+                    .collect();
+                let squares = match squares {
+                    Some(q) => {
+                        let (d, lowest) = float_digits(*wide, true);
+                        let (q, d) = (*q as usize, d as usize);
+                        (0..groups)
+                            .map(|g| {
+                                let r = at_record(g);
+                                ExactSum::from_digits(&r[q..q + d], &[], lowest, r[q + d])
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                State::Moments {
+                    sum,
+                    squares,
+                    n: counts(*count),
+                }
+            }
+            (
+                Some((
                     Part::Extreme {
                         at,
                         count,
                         min,
+                        wide,
                         input,
                         output,
                         ..
@@ -563,8 +883,14 @@ pub(super) fn states_of(
                 )),
                 _,
             ) => {
-                let best: Vec<u32> = (0..groups).map(|g| at_record(g)[*at as usize]).collect();
-                let values = decode_extremes(&best, &counts(*count), *min, input);
+                let at = *at as usize;
+                let best: Vec<u64> = (0..groups)
+                    .map(|g| match wide {
+                        true => (at_record(g)[at] as u64) << 32 | at_record(g)[at + 1] as u64,
+                        false => at_record(g)[at] as u64,
+                    })
+                    .collect();
+                let values = decode_extremes(&best, &counts(*count), *min, *wide, input)?;
                 // A widened expression value: every value fits the output type.
                 State::Extreme(if values.data_type() == output {
                     values
@@ -601,7 +927,7 @@ pub(crate) fn chunk_partial(
     if !fits(batch, &shape, 1 + strings as u32, false) {
         return Ok(None);
     }
-    let Some(slots) = table_slots(rows as u64, shape.record) else {
+    let Some(slots) = table_slots(rows as u64, shape.record, MAX_TABLE_WORDS) else {
         return Ok(None);
     };
 
@@ -707,7 +1033,8 @@ mod tests {
 
     /// Every part of a generated kernel parses and validates: key words and a string key,
     /// with and without workgroup records; counts, 96- and 160-bit sums, squares, counts
-    /// of their own and filtered inputs.
+    /// of their own and filtered inputs; with and without the kept table's float sums (f64
+    /// and f32, with squares or not) and 64-bit extremes (and their second pass).
     #[test]
     fn generated_kernels_validate() {
         let sum = |at, width: u32, count, squares| Part::Sum {
@@ -737,16 +1064,75 @@ mod tests {
                 },
                 kind,
                 min: kind % 3 == 0,
+                wide: false,
                 input: DataType::Int32,
                 output: DataType::Int32,
             };
             parts.push(Some((extreme, Some(kind as usize % 3))));
         }
-        let shape = Shape {
-            parts,
+        let one_word = Shape {
+            parts: parts.clone(),
             inputs: vec![(1, true, true), (3, true, false), (4, true, true)],
             record: 43,
         };
+        // The kept table's parts, after those.
+        let mut record = 43;
+        let take = |record: &mut u32, n: u32| {
+            *record += n;
+            *record - n
+        };
+        for (wide, squares, input) in [(true, true, 0), (false, false, 1), (true, false, 2)] {
+            let at = take(&mut record, 2 * float_digits(wide, false).0 + 1);
+            let count = if input == 1 {
+                ROWS_AT
+            } else {
+                take(&mut record, 1)
+            };
+            let squares = squares.then(|| take(&mut record, float_digits(wide, true).0 + 1));
+            let float = Part::FloatSum {
+                at,
+                count,
+                squares,
+                wide,
+            };
+            parts.push(Some((float, Some(input))));
+        }
+        let floats = Shape {
+            parts: parts.clone(),
+            inputs: one_word.inputs.clone(),
+            record,
+        };
+        for kind in 8..11u32 {
+            for min in [false, true] {
+                let extreme = Part::Extreme {
+                    at: take(&mut record, 2),
+                    count: if min { take(&mut record, 1) } else { ROWS_AT },
+                    kind,
+                    min,
+                    wide: true,
+                    input: DataType::Int64,
+                    output: DataType::Int64,
+                };
+                parts.push(Some((extreme, Some(kind as usize % 3))));
+            }
+        }
+        let kept = Shape {
+            parts,
+            inputs: one_word.inputs.clone(),
+            record,
+        };
+        assert!(kept.wide_extremes() && !one_word.wide_extremes());
+        let validate = |text: String| {
+            let module = naga::front::wgsl::parse_str(&text)
+                .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+        };
+        validate(assemble(&low_source(&kept), &[]));
         let keys = [
             (shader::GROUP_KEYS_WORDS, 3),
             (shader::GROUP_KEYS_STRINGS, 4),
@@ -757,15 +1143,12 @@ mod tests {
             for (local, stored) in [(0, false), (128, false), (0, words), (128, words)] {
                 let stored = stored.then_some(first);
                 let first = first + stored.is_some() as u32;
-                let text = source(&shape, keys, first, local, stored);
-                let module = naga::front::wgsl::parse_str(&text)
-                    .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
-                naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::empty(),
-                )
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{}\n{text}", e.emit_to_string(&text)));
+                validate(source(&one_word, keys, first, local, stored));
+                // Kept: stored keys; 64-bit extremes take no workgroup records.
+                if stored.is_some() {
+                    validate(source(&floats, keys, first, local, stored));
+                    validate(source(&kept, keys, first, 0, stored));
+                }
             }
         }
     }

@@ -15,9 +15,9 @@
 //! numbers the groups in order of first appearance and takes their keys from the batch
 //! (the host batch, or a gather from the GPU for a filtered one) as they come.
 //!
-//! What it takes: the plans the one-pass kernel takes (counts; integer and decimal sums,
-//! means and variances; `min`/`max` of values of at most 32 bits; over columns or
-//! expressions, filtered or not) grouped by
+//! What it takes: the plans the one-pass kernel takes for a kept table (counts; integer,
+//! decimal and float sums, means and variances; `min`/`max` of every fixed-width type;
+//! over columns or expressions, filtered or not) grouped by
 //! fixed-width keys (no strings, no dictionaries) or by none. Per batch it costs one host
 //! sync, reading the overflow word and the new slots (16 bytes and 8 a new group) where the
 //! table path read the whole table and the merge ran on the host.
@@ -120,7 +120,9 @@ pub(crate) fn declines(plan: &Plan, schema: &Schema) -> Option<String> {
     if let Some(why) = unsupported(plan, schema, true) {
         return Some(why);
     }
-    plan.aggs.iter().find_map(group_fused::declines)
+    plan.aggs
+        .iter()
+        .find_map(|agg| group_fused::declines(agg, true))
 }
 
 /// What the table compares chunk `c`'s rows by: one integer key of a field that can't be
@@ -274,7 +276,8 @@ impl Table {
         same_as: Vec<Option<usize>>,
         words: u32,
     ) -> Result<Option<Table>> {
-        let Some(slots) = group_fused::table_slots(u32::MAX as u64, shape.record) else {
+        let max_words = group_fused::MAX_KEPT_TABLE_WORDS;
+        let Some(slots) = group_fused::table_slots(u32::MAX as u64, shape.record, max_words) else {
             return Ok(None);
         };
         let bytes = group_fused::table_words(slots, &shape) * 4;

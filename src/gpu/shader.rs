@@ -13,6 +13,7 @@ fn common(name: &str) -> Option<&'static str> {
         "radix" => include_str!("../../shaders/common/radix.wgsl"),
         "carry" => include_str!("../../shaders/common/carry.wgsl"),
         "int_sums" => include_str!("../../shaders/common/int_sums.wgsl"),
+        "float_digits" => include_str!("../../shaders/common/float_digits.wgsl"),
         "hash" => include_str!("../../shaders/common/hash.wgsl"),
         "group_rows" => include_str!("../../shaders/common/group_rows.wgsl"),
         "softfloat" => include_str!("../../shaders/common/softfloat.wgsl"),
@@ -235,18 +236,25 @@ mod tests {
             "group_rows",
             "carry",
             "int_sums",
+            "float_digits",
             "hash",
             "softfloat",
             "strings",
             "take",
         ] {
             // group_rows walks rows with the stage's `process`: a stage supplies one.
-            // carry adds through the stage's `state_add`.
+            // carry adds through the stage's `state_add`, float_digits through its
+            // `state_add` and `state_or`.
             let (defs, stage) = match name {
                 "group_rows" => (LOCAL_DEFS, "fn process(row: u32) {}\n"),
                 "carry" => (
                     &[][..],
                     "fn state_add(i: u32, v: u32) -> u32 { return v; }\n",
+                ),
+                "float_digits" => (
+                    &[][..],
+                    "fn state_add(i: u32, v: u32) -> u32 { return v; }\n\
+                 fn state_or(i: u32, v: u32) {}\n",
                 ),
                 _ => (&[][..], ""),
             };

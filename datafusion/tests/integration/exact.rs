@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, RecordBatch,
-    UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+    StringArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_wgpu::{col, Agg, Backend, Engine, GroupByOptions};
@@ -554,26 +554,43 @@ async fn integer_means_are_exact_whatever_the_plan() {
 }
 
 /// `EXPLAIN` of a GPU aggregate says whether its hash table stays on the GPU across the
-/// batches (integer sums and counts by an integer key) or why each batch is grouped on its
-/// own (a float sum, a 64-bit `max`); and the answer is the CPU's either way.
+/// batches (integer sums and counts, exact float sums and variances, 64-bit `min`/`max`,
+/// by an integer key) or why each batch is grouped on its own (a string key); and the
+/// answer is the CPU's either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_says_whether_the_gpu_keeps_its_table() {
     let rows = 3_000usize;
     let keys: Vec<i64> = (0..rows as i64).map(|i| i % 13).collect();
-    let values = Float64Array::from_iter_values((0..rows).map(|i| i as f64 * 0.125));
-    let batch = keyed(keys, values);
+    let values = Float64Array::from_iter_values((0..rows).map(|i| i as f64 * 0.125 - 99.0));
+    let keyed = keyed(keys, values);
+    let names = StringArray::from_iter_values((0..rows).map(|i| format!("s{}", i % 7)));
+    let mut columns = keyed.columns().to_vec();
+    columns.push(Arc::new(names));
+    let mut fields: Vec<Field> = keyed
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("s", DataType::Utf8, false));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let kept = "hash table kept on the GPU across batches";
     let cases = [
         (
             "SELECT k, count(*), sum(k) FROM t GROUP BY k ORDER BY k",
-            "hash table kept on the GPU across batches",
+            kept,
         ),
         (
-            "SELECT k, sum(x) FROM t GROUP BY k ORDER BY k",
-            "grouped batch by batch (sum of Float64)",
+            "SELECT k, sum(x), stddev(x) FROM t GROUP BY k ORDER BY k",
+            kept,
         ),
         (
-            "SELECT k, max(k) FROM t GROUP BY k ORDER BY k",
-            "grouped batch by batch (max of Int64 (64-bit values))",
+            "SELECT k, max(k), min(x) FROM t GROUP BY k ORDER BY k",
+            kept,
+        ),
+        (
+            "SELECT s, count(*) FROM t GROUP BY s ORDER BY s",
+            "grouped batch by batch (a group key of type Utf8)",
         ),
     ];
     let cpu = Arc::new(Engine::new(Backend::Cpu).unwrap());
