@@ -281,7 +281,7 @@ fn kept_batch(rng: &mut Rng, b: usize, rows: usize, poison: bool) -> RecordBatch
     // Mostly ordinary values, sometimes any binade, rarely a special (not in every batch,
     // so that a group's NaN or infinity comes in a later batch).
     let float = |rng: &mut Rng| match rng.below(40) {
-        0 if b % 3 == 0 => None,
+        0 if b.is_multiple_of(3) => None,
         1 if b % 5 == 2 => Some(float_specials[rng.below(float_specials.len() as u64) as usize]),
         2..=5 => {
             let bits = rng.below(u64::MAX) & !(0x7ff << 52) | (rng.below(2046) + 1) << 52;
