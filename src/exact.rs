@@ -43,6 +43,8 @@
 //! Integer inputs to `mean`/`var` go into the same accumulators, exactly (an i64 or u64 is an
 //! integer multiple of 2^-1074 too), so their results are correctly rounded as well.
 
+use smallvec::{smallvec, SmallVec};
+
 /// The scale of a sum of values: units of 2^-1074.
 pub(crate) const BIAS_SUM: u32 = 1074;
 /// The scale of a sum of squares: units of 2^-2148.
@@ -2186,7 +2188,7 @@ impl ExactSum {
         s.flush();
         s.normalize();
         let neg = s.limbs.last().is_some_and(|l| *l < 0);
-        let mut digits: Vec<u32> = s.limbs.iter().map(|l| *l as u32).collect();
+        let mut digits: Digits = s.limbs.iter().map(|l| *l as u32).collect();
         if neg {
             // Two's complement over the limbs (the top limb is all ones).
             let mut carry = 1u64;
@@ -2207,7 +2209,7 @@ impl ExactSum {
     fn window_exact(&self) -> (bool, Big, i64) {
         let (neg, lo, hi) = self.window_parts();
         if lo == 0 && hi == 0 {
-            return (false, Big(Vec::new()), 32 * self.base as i64);
+            return (false, Big(Digits::new()), 32 * self.base as i64);
         }
         // The 256-bit magnitude shifted to a digit boundary: 288 bits as nine digits.
         let (first, r) = (self.win_base / 32, self.win_base % 32);
@@ -2218,7 +2220,7 @@ impl ExactSum {
             (hi >> 64) as u64,
             0,
         ];
-        let mut digits = Vec::with_capacity(10);
+        let mut digits = Digits::new();
         for i in 0..5 {
             let below = if i > 0 && r > 0 {
                 words[i - 1] >> (64 - r)
@@ -2414,9 +2416,14 @@ fn variance_parts(
     Some(Ok((numerator, low - BIAS_SQUARES as i64, d)))
 }
 
+/// A big integer's digits: held inline up to 512 bits (every variance's and mean's numbers
+/// of values within ~2^150 of each other), so that rounding millions of groups' variances
+/// allocates nothing; on the heap beyond.
+type Digits = SmallVec<[u32; 16]>;
+
 /// An unsigned big integer, 32-bit digits, least significant first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Big(pub(crate) Vec<u32>);
+pub(crate) struct Big(pub(crate) Digits);
 
 impl Big {
     fn trim(&mut self) {
@@ -2463,7 +2470,7 @@ impl Big {
 
     fn shl(&self, n: u32) -> Big {
         let (words, bits) = ((n / 32) as usize, n % 32);
-        let mut out = vec![0u32; words];
+        let mut out: Digits = smallvec![0u32; words];
         let mut carry = 0u32;
         for d in &self.0 {
             if bits == 0 {
@@ -2482,7 +2489,7 @@ impl Big {
     fn mul_small(&self, m: u64) -> Big {
         let (lo, hi) = (m as u32 as u64, m >> 32);
         let part = |f: u64| {
-            let mut out = Vec::with_capacity(self.0.len() + 1);
+            let mut out = Digits::with_capacity(self.0.len() + 1);
             let mut carry = 0u64;
             for d in &self.0 {
                 let v = *d as u64 * f + carry;
@@ -2497,7 +2504,7 @@ impl Big {
 
     fn add(&self, other: &Big) -> Big {
         let n = self.0.len().max(other.0.len());
-        let mut out = Vec::with_capacity(n + 1);
+        let mut out = Digits::with_capacity(n + 1);
         let mut carry = 0u64;
         for i in 0..n {
             let v =
@@ -2511,7 +2518,7 @@ impl Big {
 
     /// `self - other`; `other` must not be larger.
     fn sub(&self, other: &Big) -> Big {
-        let mut out = Vec::with_capacity(self.0.len());
+        let mut out = Digits::with_capacity(self.0.len());
         let mut borrow = 0i64;
         for i in 0..self.0.len() {
             let v = self.0[i] as i64 - *other.0.get(i).unwrap_or(&0) as i64 - borrow;
@@ -2523,7 +2530,7 @@ impl Big {
     }
 
     fn mul(&self, other: &Big) -> Big {
-        let mut out = vec![0u32; self.0.len() + other.0.len() + 1];
+        let mut out: Digits = smallvec![0u32; self.0.len() + other.0.len() + 1];
         for (i, a) in self.0.iter().enumerate() {
             let mut carry = 0u64;
             for (j, b) in other.0.iter().enumerate() {
@@ -2544,7 +2551,7 @@ impl Big {
 
     /// (quotient, remainder) of a division by `d` > 0.
     fn div_small(&self, d: u64) -> (Big, u64) {
-        let mut out = vec![0u32; self.0.len()];
+        let mut out: Digits = smallvec![0u32; self.0.len()];
         let mut rem = 0u128;
         for i in (0..self.0.len()).rev() {
             let cur = (rem << 32) | self.0[i] as u128;
@@ -2658,7 +2665,7 @@ mod tests {
         if big.0.is_empty() {
             return (false, Vec::new(), 0);
         }
-        (neg, big.0, exp)
+        (neg, big.0.to_vec(), exp)
     }
 
     /// The window gives the limbs' exact value and the same rounded sum, mean, variance.
