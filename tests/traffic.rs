@@ -160,6 +160,30 @@ fn a_full_range_key_sorts_in_four_passes_a_word() {
     }
 }
 
+/// `batch()` pushed through a GPU `GroupByAccumulator` by `k` as `batches` batches, on
+/// each GPU engine: its traffic, the answer checked against the CPU's.
+fn streamed(batches: usize, aggs: &[Agg]) -> Vec<(String, Traffic)> {
+    let batch = batch();
+    let rows = batch.num_rows() / batches;
+    let want = common::cpu().group_by(&batch, &["k"], aggs).unwrap();
+    let mut out = Vec::new();
+    for (name, engine) in common::gpu_engines(None) {
+        let (got, profile) = engine
+            .profiled(|e| {
+                let options = arrow_wgpu::GroupByOptions::default();
+                let mut acc = e.group_by_accumulator(batch.schema(), &["k"], aggs, options)?;
+                for b in 0..batches {
+                    acc.push(&batch.slice(b * rows, rows))?;
+                }
+                acc.finish()
+            })
+            .unwrap();
+        assert_eq!(got, want, "{name}");
+        out.push((name, profile.traffic()));
+    }
+    out
+}
+
 /// A group-by streamed batch by batch keeps its hash table on the device: each batch
 /// reads back its overflow word and its new groups (one host sync, 8 KiB), and the
 /// table comes back once, at the end. Before, each batch read back its whole table (one
@@ -168,24 +192,8 @@ fn a_full_range_key_sorts_in_four_passes_a_word() {
 /// and `sum(i)`.
 #[test]
 fn a_streamed_group_by_keeps_its_table_on_the_device() {
-    let batch = batch();
     let batches = 16;
-    let rows = batch.num_rows() / batches;
-    let aggs = [Agg::count_star(), Agg::sum(col("i"))];
-    let want = common::cpu().group_by(&batch, &["k"], &aggs).unwrap();
-    for (name, engine) in common::gpu_engines(None) {
-        let (out, profile) = engine
-            .profiled(|e| {
-                let options = arrow_wgpu::GroupByOptions::default();
-                let mut acc = e.group_by_accumulator(batch.schema(), &["k"], &aggs, options)?;
-                for b in 0..batches {
-                    acc.push(&batch.slice(b * rows, rows))?;
-                }
-                acc.finish()
-            })
-            .unwrap();
-        assert_eq!(out, want, "{name}");
-        let t = profile.traffic();
+    for (name, t) in streamed(batches, &[Agg::count_star(), Agg::sum(col("i"))]) {
         // One sync a batch (its overflow word and new groups), one for the table at the end.
         assert_eq!(t.host_syncs, batches as u64 + 1, "{name}: {t:?}");
         // Per batch: the flags word, the table's 16-byte header and the first 1,024 new
@@ -218,24 +226,8 @@ fn a_streamed_group_by_keeps_its_table_on_the_device() {
 /// groups as above, `sum(f)` (f64) and `max(i)` (Int64).
 #[test]
 fn a_streamed_float_sum_and_64_bit_max_keep_their_table_on_the_device() {
-    let batch = batch();
     let batches = 16;
-    let rows = batch.num_rows() / batches;
-    let aggs = [Agg::sum(col("f")), Agg::max(col("i"))];
-    let want = common::cpu().group_by(&batch, &["k"], &aggs).unwrap();
-    for (name, engine) in common::gpu_engines(None) {
-        let (out, profile) = engine
-            .profiled(|e| {
-                let options = arrow_wgpu::GroupByOptions::default();
-                let mut acc = e.group_by_accumulator(batch.schema(), &["k"], &aggs, options)?;
-                for b in 0..batches {
-                    acc.push(&batch.slice(b * rows, rows))?;
-                }
-                acc.finish()
-            })
-            .unwrap();
-        assert_eq!(out, want, "{name}");
-        let t = profile.traffic();
+    for (name, t) in streamed(batches, &[Agg::sum(col("f")), Agg::max(col("i"))]) {
         assert_eq!(t.host_syncs, batches as u64 + 1, "{name}: {t:?}");
         // Per batch as above. Then the table: its header and 4,096 slots of 142 words
         // (owner, first row, rows; the f64 sum's 67 positive and 67 negative digits, its

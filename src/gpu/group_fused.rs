@@ -377,12 +377,13 @@ pub(super) fn shape(
     Some(shape)
 }
 
-/// The fused kernel's source for `shape`, comparing rows by `keys` (the `${KEYS}` source),
-/// its aggregate inputs bound from binding `first`, with `local_slots` workgroup records.
-/// With `stored` (a binding), slots kept from earlier chunks (their owner word
-/// `PERSISTED`) compare a row with the key words stored for the slot there
-/// (`super::group_resident`; key words only).
-fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Option<u32>) -> String {
+/// The declarations of `shape`'s inputs bound from binding `first` (each input's values,
+/// then its validity bitmap, where it has them), each input's names, and the next binding.
+#[allow(clippy::type_complexity)]
+fn input_bindings(
+    shape: &Shape,
+    first: u32,
+) -> (String, Vec<(Option<String>, Option<String>)>, u32) {
     let mut bindings = String::new();
     let mut binding = first;
     let mut names = Vec::with_capacity(shape.inputs.len());
@@ -397,6 +398,16 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
         let m = validity.then(|| declare(format!("valid_{j}")));
         names.push((v, m));
     }
+    (bindings, names, binding)
+}
+
+/// The fused kernel's source for `shape`, comparing rows by `keys` (the `${KEYS}` source),
+/// its aggregate inputs bound from binding `first`, with `local_slots` workgroup records.
+/// With `stored` (a binding), slots kept from earlier chunks (their owner word
+/// `PERSISTED`) compare a row with the key words stored for the slot there
+/// (`super::group_resident`; key words only).
+fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Option<u32>) -> String {
+    let (mut bindings, names, binding) = input_bindings(shape, first);
     let mut accumulate = String::new();
     let mut flush =
         format!("    add_words_n(base + {ROWS_AT}u, local_number(l, {ROWS_AT}u, 1u), 1u);\n");
@@ -578,20 +589,7 @@ fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Optio
 /// into the group's record. Binds the params, the table, the rows' slots, then the inputs
 /// as the fused kernel does.
 fn low_source(shape: &Shape) -> String {
-    let mut bindings = String::new();
-    let mut binding = 3;
-    let mut names = Vec::with_capacity(shape.inputs.len());
-    for (j, &(_, values, validity)) in shape.inputs.iter().enumerate() {
-        let mut declare = |name: String| {
-            bindings +=
-                &format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n");
-            binding += 1;
-            name
-        };
-        let v = values.then(|| declare(format!("in_{j}")));
-        let m = validity.then(|| declare(format!("valid_{j}")));
-        names.push((v, m));
-    }
+    let (bindings, names, _) = input_bindings(shape, 3);
     let mut lows = String::new();
     for (part, input) in shape.parts.iter().flatten() {
         let Part::Extreme {
