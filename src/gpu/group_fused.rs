@@ -407,7 +407,7 @@ fn input_bindings(
 /// `PERSISTED`) compare a row with the key words stored for the slot there
 /// (`super::group_resident`; key words only).
 fn source(shape: &Shape, keys: &str, first: u32, local_slots: u32, stored: Option<u32>) -> String {
-    let (mut bindings, names, binding) = input_bindings(shape, first);
+    let (bindings, names, binding) = input_bindings(shape, first);
     let mut accumulate = String::new();
     let mut flush =
         format!("    add_words_n(base + {ROWS_AT}u, local_number(l, {ROWS_AT}u, 1u), 1u);\n");
